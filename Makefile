@@ -1,0 +1,75 @@
+# Comptoir: `make up` runs the platform locally, `make test` runs every check.
+# Both install what is missing first (system packages, Python deps, Kafka jars).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+SERVICES := $(sort $(patsubst services/%/pyproject.toml,%,$(wildcard services/*/pyproject.toml)))
+# Suites run one by one: each is its own Django project with its own settings.
+SUITES := libs/comptoir $(addprefix services/,$(SERVICES))
+
+.PHONY: help install up down status logs test lint typecheck pytest lock demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/dev.txt libs/comptoir/pyproject.toml
+	@echo "== python environment ($(VENV))"
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check "uv==0.13.9"
+	@$(UV) pip install -q --python $(PY) --require-hashes -r requirements/dev.txt
+	@$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e libs/comptoir
+	@touch $@
+
+install: ## install system packages, Python deps and the Kafka jars when missing
+	@bash devstack/install-system-packages.sh
+	@$(MAKE) --no-print-directory $(VENV)/.installed
+
+up: install ## start infrastructure + every service, migrated and seeded
+	@$(PY) -m devstack up
+
+down: ## stop everything `make up` started
+	@test -x $(PY) && $(PY) -m devstack down || true
+
+status: ## what runs, with pids and ports
+	@$(PY) -m devstack status
+
+logs: ## log files of every process (`python -m devstack logs NAME` for one)
+	@$(PY) -m devstack logs
+
+lint: ## ruff lint + format check
+	@echo "== ruff"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
+	@echo "== mypy devstack"
+	@$(VENV)/bin/mypy --config-file devstack/mypy.ini devstack
+	@echo "== mypy libs/comptoir"
+	@cd libs/comptoir && DJANGO_SETTINGS_MODULE=testproject.settings MYPYPATH=tests ../../$(VENV)/bin/mypy --strict src tests
+	@for s in $(SERVICES); do \
+	  echo "== mypy services/$$s"; \
+	  (cd services/$$s && DJANGO_SETTINGS_MODULE=config.settings ../../$(VENV)/bin/mypy .) || exit 1; \
+	done
+
+pytest: ## every pytest suite (needs the infrastructure: use `make test`)
+	@$(PY) tests/run_suites.py $(SUITES)
+
+test: install ## lint, type-check, start infrastructure, run every suite, stop it
+	@$(MAKE) --no-print-directory lint typecheck
+	@$(PY) -m devstack run -- $(MAKE) --no-print-directory pytest
+
+lock: ## re-pin requirements (hash-locked, no download host) after editing a .in file
+	@$(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header requirements/dev.in -o requirements/dev.txt
+	@for s in $(SERVICES); do \
+	  $(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header \
+	    services/$$s/requirements.in -c requirements/dev.txt -o services/$$s/requirements.txt; \
+	done
+
+clean: down ## stop everything and delete local state (databases, Kafka data, venv)
+	rm -rf .devstack $(VENV)

@@ -1,0 +1,166 @@
+"""`python -m devstack COMMAND`: the local platform on 127.0.0.1.
+
+up [--infra]        start PostgreSQL, Redis, Kafka, then (unless --infra)
+                    migrate, seed and start every service process
+down                stop everything the devstack started
+status              what runs, with pids and ports
+start|stop|restart NAME   one process (e.g. kafka, order_service.web)
+logs [NAME]         list the log files, or print the end of one
+env                 the environment variables pointing at the infrastructure
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from . import _infra, _platform
+from ._config import HOST, PORTS, SERVICE_PORTS, service_env
+from ._process import ManagedProcess, StartError, log_tail
+
+
+def _infra_processes() -> list[ManagedProcess]:
+    return [_infra.postgres_process(), _infra.redis_process(), _infra.kafka_process()]
+
+
+def _find(name: str) -> ManagedProcess:
+    for proc in _infra_processes() + _platform.all_processes():
+        if proc.name == name:
+            return proc
+    known = ", ".join(p.name for p in _infra_processes() + _platform.all_processes())
+    raise SystemExit(f"devstack: no process named {name!r}; known: {known}")
+
+
+def _start(proc: ManagedProcess) -> None:
+    began = time.monotonic()
+    was_running = proc.running()
+    print(f"devstack: {proc.name:<28} ", end="", flush=True)
+    try:
+        proc.start()
+    except StartError as error:
+        print("FAILED", flush=True)
+        raise SystemExit(f"devstack: {error}") from None
+    verb = "already running" if was_running else f"ready in {time.monotonic() - began:.1f} s"
+    print(f"{verb} (pid {proc.pid()})", flush=True)
+
+
+def up_infra() -> None:
+    _infra.postgres_prepare()
+    _start(_infra.postgres_process())
+    _infra.postgres_create_databases()
+    _start(_infra.redis_process())
+    _infra.kafka_prepare()
+    _start(_infra.kafka_process())
+
+
+def up_services() -> None:
+    for service in _platform.services():
+        print(f"devstack: {service}: migrate", flush=True)
+        _platform.manage(service, "migrate", "--noinput")
+        if _platform.has_command(service, "seed_demo"):
+            print(f"devstack: {service}: seed_demo", flush=True)
+            _platform.manage(service, "seed_demo")
+    for proc in _platform.all_processes():
+        _start(proc)
+
+
+def down() -> None:
+    # Services first (they hold connections), infrastructure last.
+    for proc in reversed(_infra_processes() + _platform.all_processes()):
+        if proc.stop():
+            print(f"devstack: stopped {proc.name}", flush=True)
+
+
+def run_with_infra(command: list[str]) -> int:
+    """Runs `command` with the infrastructure up; stops only what it started itself."""
+    if not command:
+        raise SystemExit("devstack: run needs a command, e.g. `run -- pytest`")
+    started_before = {proc.name for proc in _infra_processes() if proc.running()}
+    try:
+        up_infra()
+        return subprocess.run(command, check=False).returncode
+    finally:
+        for proc in reversed(_infra_processes()):
+            if proc.name not in started_before and proc.stop():
+                print(f"devstack: stopped {proc.name}", flush=True)
+
+
+def status() -> int:
+    ports = {"postgres": PORTS.postgres, "redis": PORTS.redis, "kafka": PORTS.kafka}
+    ports.update({f"{name}.web": port for name, port in SERVICE_PORTS.items()})
+    down_count = 0
+    for proc in _infra_processes() + _platform.all_processes():
+        pid = proc.pid()
+        port = ports.get(proc.name)
+        where = f"{HOST}:{port}" if port else ""
+        state = f"running (pid {pid})" if pid else "stopped"
+        down_count += pid is None
+        print(f"{proc.name:<28} {state:<22} {where}")
+    return 1 if down_count else 0
+
+
+def print_endpoints() -> None:
+    print("\nComptoir is up:")
+    print(f"  PostgreSQL  {HOST}:{PORTS.postgres}  (one database and role per service)")
+    print(f"  Redis       {HOST}:{PORTS.redis}")
+    print(f"  Kafka       {HOST}:{PORTS.kafka}")
+    for service in _platform.services():
+        port = SERVICE_PORTS[service]
+        print(f"  {service:<16} http://{HOST}:{port}/  (health: /health/ready)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="verb", required=True)
+    up = sub.add_parser("up")
+    up.add_argument("--infra", action="store_true", help="only PostgreSQL, Redis and Kafka")
+    sub.add_parser("down")
+    sub.add_parser("status")
+    sub.add_parser("env")
+    for verb in ("start", "stop", "restart"):
+        sub.add_parser(verb).add_argument("name")
+    run = sub.add_parser("run")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    logs = sub.add_parser("logs")
+    logs.add_argument("name", nargs="?")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    args = parser.parse_args(argv)
+
+    if args.verb == "up":
+        up_infra()
+        if not args.infra:
+            up_services()
+            print_endpoints()
+    elif args.verb == "down":
+        down()
+    elif args.verb == "status":
+        return status()
+    elif args.verb == "run":
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        return run_with_infra(command)
+    elif args.verb == "env":
+        for key, value in service_env().items():
+            print(f"export {key}={value}")
+    elif args.verb in ("start", "restart"):
+        proc = _find(args.name)
+        if args.verb == "restart" and proc.stop():
+            print(f"devstack: stopped {proc.name}", flush=True)
+        _start(proc)
+    elif args.verb == "stop":
+        proc = _find(args.name)
+        print(f"devstack: {'stopped' if proc.stop() else 'was not running:'} {proc.name}")
+    elif args.verb == "logs":
+        if args.name is None:
+            for proc in _infra_processes() + _platform.all_processes():
+                print(proc.log_file)
+        else:
+            print(log_tail(_find(args.name).log_file, args.lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

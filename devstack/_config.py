@@ -1,0 +1,85 @@
+"""Where the devstack keeps its state and which loopback ports it uses.
+
+Every port can be moved with an environment variable (see the README's table);
+the defaults keep clear of a machine's own PostgreSQL (5432) and Redis (6379).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"devstack: {name}={raw!r} is not a port number") from None
+
+
+@dataclass(frozen=True)
+class Ports:
+    postgres: int
+    redis: int
+    kafka: int
+    kafka_controller: int
+
+
+PORTS = Ports(
+    postgres=_port("COMPTOIR_PG_PORT", 5433),
+    redis=_port("COMPTOIR_REDIS_PORT", 6380),
+    kafka=_port("COMPTOIR_KAFKA_PORT", 9092),
+    kafka_controller=_port("COMPTOIR_KAFKA_CONTROLLER_PORT", 9093),
+)
+
+# The domain services and the gateway, with the port their web process listens on.
+SERVICE_PORTS: dict[str, int] = {
+    "api_gateway": _port("COMPTOIR_API_GATEWAY_PORT", 8000),
+    "user_service": _port("COMPTOIR_USER_SERVICE_PORT", 8001),
+    "product_service": _port("COMPTOIR_PRODUCT_SERVICE_PORT", 8002),
+    "order_service": _port("COMPTOIR_ORDER_SERVICE_PORT", 8003),
+    "payment_service": _port("COMPTOIR_PAYMENT_SERVICE_PORT", 8004),
+    "email_service": _port("COMPTOIR_EMAIL_SERVICE_PORT", 8005),
+}
+
+# One database (and one role of the same name) per service, plus one for the
+# chassis library's own tests.
+DATABASES = [name for name in SERVICE_PORTS if name != "api_gateway"] + ["comptoir_chassis"]
+
+STATE_DIR = Path(os.environ.get("COMPTOIR_DEVSTACK_DIR", str(ROOT / ".devstack")))
+LOG_DIR = STATE_DIR / "logs"
+RUN_DIR = STATE_DIR / "run"
+CACHE_DIR = STATE_DIR / "cache"
+
+
+def postgres_home() -> Path:
+    """The PostgreSQL cluster's folder, which the `postgres` user must be able to reach.
+
+    Inside `.devstack/` when every parent folder lets others through; otherwise (a
+    checkout under a private folder) a folder in /var/tmp named after the checkout.
+    """
+    inside = STATE_DIR / "postgres"
+    if all(os.stat(p).st_mode & 0o001 for p in [*STATE_DIR.parents, STATE_DIR] if p.exists()):
+        return inside
+    digest = hashlib.sha256(str(STATE_DIR).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"comptoir-postgres-{digest}"
+
+
+def service_env() -> dict[str, str]:
+    """The environment every platform process gets: where the infrastructure is."""
+    env = {
+        "COMPTOIR_PG_PORT": str(PORTS.postgres),
+        "COMPTOIR_REDIS_PORT": str(PORTS.redis),
+        "COMPTOIR_KAFKA_PORT": str(PORTS.kafka),
+        "REDIS_URL": f"redis://{HOST}:{PORTS.redis}/0",
+        "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{PORTS.kafka}",
+    }
+    for name, port in SERVICE_PORTS.items():
+        env[f"{name.upper()}_URL"] = f"http://{HOST}:{port}"
+    return env

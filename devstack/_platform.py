@@ -1,0 +1,103 @@
+"""The platform's own processes, read from each service's `Procfile`.
+
+A service declares its processes in `services/<name>/Procfile`, one
+`<kind>: <command>` line each (web, worker, beat, relay, consumer...). `$PORT`
+is the service's port from the devstack's table. The devstack names each one
+`<service>.<kind>`, so any of them can be stopped and restarted on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from ._config import HOST, LOG_DIR, ROOT, SERVICE_PORTS, service_env
+from ._process import ManagedProcess, log_tail
+
+SERVICES_DIR = ROOT / "services"
+VENV_BIN = Path(sys.executable).parent
+
+
+def services() -> list[str]:
+    """The services that exist in this checkout, in start order."""
+    return [name for name in SERVICE_PORTS if (SERVICES_DIR / name / "Procfile").exists()]
+
+
+def _env(service: str) -> dict[str, str]:
+    return {
+        **service_env(),
+        "PORT": str(SERVICE_PORTS[service]),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            return bool(response.status == 200)
+
+    return check
+
+
+def processes(service: str) -> list[ManagedProcess]:
+    folder = SERVICES_DIR / service
+    env = _env(service)
+    found = []
+    for line in (folder / "Procfile").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        kind, _, command = line.partition(":")
+        argv = [_expand(part, env) for part in shlex.split(command)]
+        port = SERVICE_PORTS[service]
+        ready = _http_ok(f"http://{HOST}:{port}/health/live") if kind.strip() == "web" else (lambda: True)
+        found.append(
+            ManagedProcess(
+                name=f"{service}.{kind.strip()}",
+                argv=argv,
+                ready=ready,
+                cwd=folder,
+                env=env,
+                ready_deadline_s=60,
+            )
+        )
+    return found
+
+
+def all_processes() -> list[ManagedProcess]:
+    return [proc for service in services() for proc in processes(service)]
+
+
+def _expand(word: str, env: dict[str, str]) -> str:
+    for key, value in sorted(env.items(), key=lambda kv: -len(kv[0])):
+        word = word.replace(f"${{{key}}}", value).replace(f"${key}", value)
+    return word
+
+
+def manage(service: str, *args: str) -> None:
+    """Runs `manage.py <args>` for a service, failing loudly with its output."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=SERVICES_DIR / service,
+        env={**os.environ, **_env(service)},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    log = LOG_DIR / f"{service}.manage.log"
+    with log.open("a") as handle:
+        handle.write(f"--- manage.py {' '.join(args)}\n{result.stdout}{result.stderr}")
+    if result.returncode != 0:
+        raise SystemExit(f"devstack: {service}: manage.py {' '.join(args)} failed:\n{log_tail(log, 40)}")
+
+
+def has_command(service: str, command: str) -> bool:
+    folder = SERVICES_DIR / service
+    return any(folder.glob(f"*/management/commands/{command}.py"))

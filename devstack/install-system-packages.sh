@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the local platform runs on, when they are missing:
+# PostgreSQL server, Redis, a JDK and Maven for the Kafka broker. Quick when all
+# are present (no apt-get call at all).
+set -euo pipefail
+
+missing=()
+have_postgres_server() { compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; }
+have_postgres_server || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "devstack: installing system packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "devstack: need root (or sudo) to install ${missing[*]}" >&2
+  exec sudo "$0"
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts its own clusters/daemons on install; the devstack runs private
+# ones on other ports, so the machine-wide ones are left as they are.
+echo "devstack: installed ${missing[*]}"

@@ -1,0 +1,26 @@
+import comptoir
+
+
+def test_public_api_is_exactly_the_documented_names() -> None:
+    # Adding to or removing from the chassis API must be a deliberate change here.
+    assert sorted(comptoir.__all__) == [
+        "ApplicationError",
+        "ConflictError",
+        "ErrorCode",
+        "NotFoundError",
+        "RequestContextFilter",
+        "RequestIdMiddleware",
+        "TopicSpec",
+        "create_celery_app",
+        "ensure_topics",
+        "error_body",
+        "exception_handler",
+        "health_urlpatterns",
+        "infrastructure_urls",
+        "logging_config",
+        "request_id_var",
+        "run_checks",
+        "service_settings",
+    ]
+    for name in comptoir.__all__:
+        assert getattr(comptoir, name) is not None
