@@ -66,7 +66,7 @@ test: install ## lint, type-check, start infrastructure, run every suite, stop i
 
 lock: ## re-pin requirements (hash-locked, no download host) after editing a .in file
 	@$(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header requirements/dev.in -o requirements/dev.txt
-	@for s in $(SERVICES); do \
+	@for s in $(patsubst services/%/requirements.in,%,$(wildcard services/*/requirements.in)); do \
 	  $(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header \
 	    services/$$s/requirements.in -c requirements/dev.txt -o services/$$s/requirements.txt; \
 	done
