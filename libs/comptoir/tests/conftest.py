@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["comptoir.testing"]
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 

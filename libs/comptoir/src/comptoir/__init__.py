@@ -6,30 +6,89 @@ its callers must hear about; the rest (JSON logs, request ids, error bodies,
 Kafka topics, the Celery app) follows from those.
 """
 
-from ._celery import create_celery_app
-from ._errors import (
-    ApplicationError,
-    ConflictError,
-    ErrorCode,
-    NotFoundError,
-    error_body,
-    exception_handler,
-)
-from ._health import health_urlpatterns, run_checks
-from ._kafka_admin import TopicSpec, ensure_topics
-from ._logging import RequestContextFilter, logging_config, request_id_var
-from ._middleware import RequestIdMiddleware
-from ._settings import infrastructure_urls, service_settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._auth import (
+        InvalidToken,
+        IsEndUser,
+        IsServiceClient,
+        IsStaff,
+        JWTAuthentication,
+        Principal,
+        decode_token,
+    )
+    from ._celery import create_celery_app
+    from ._errors import (
+        ApplicationError,
+        ConflictError,
+        ErrorCode,
+        NotFoundError,
+        error_body,
+        exception_handler,
+    )
+    from ._health import health_urlpatterns, run_checks
+    from ._http import ServiceClient, ServiceTokenProvider, UpstreamError
+    from ._kafka_admin import TopicSpec, ensure_topics
+    from ._logging import RequestContextFilter, logging_config, request_id_var
+    from ._middleware import RequestIdMiddleware
+    from ._settings import infrastructure_urls, service_settings, service_urls
+
+# Loaded on first use (PEP 562): a settings module can import `service_settings`
+# before Django is configured, without pulling in DRF.
+_SOURCES = {
+    "ApplicationError": "._errors",
+    "ConflictError": "._errors",
+    "ErrorCode": "._errors",
+    "InvalidToken": "._auth",
+    "IsEndUser": "._auth",
+    "IsServiceClient": "._auth",
+    "IsStaff": "._auth",
+    "JWTAuthentication": "._auth",
+    "NotFoundError": "._errors",
+    "Principal": "._auth",
+    "RequestContextFilter": "._logging",
+    "RequestIdMiddleware": "._middleware",
+    "ServiceClient": "._http",
+    "ServiceTokenProvider": "._http",
+    "TopicSpec": "._kafka_admin",
+    "UpstreamError": "._http",
+    "create_celery_app": "._celery",
+    "decode_token": "._auth",
+    "ensure_topics": "._kafka_admin",
+    "error_body": "._errors",
+    "exception_handler": "._errors",
+    "health_urlpatterns": "._health",
+    "infrastructure_urls": "._settings",
+    "logging_config": "._logging",
+    "request_id_var": "._logging",
+    "run_checks": "._health",
+    "service_settings": "._settings",
+    "service_urls": "._settings",
+}
 
 __all__ = [
     "ApplicationError",
     "ConflictError",
     "ErrorCode",
+    "InvalidToken",
+    "IsEndUser",
+    "IsServiceClient",
+    "IsStaff",
+    "JWTAuthentication",
     "NotFoundError",
+    "Principal",
     "RequestContextFilter",
     "RequestIdMiddleware",
+    "ServiceClient",
+    "ServiceTokenProvider",
     "TopicSpec",
+    "UpstreamError",
     "create_celery_app",
+    "decode_token",
     "ensure_topics",
     "error_body",
     "exception_handler",
@@ -39,4 +98,13 @@ __all__ = [
     "request_id_var",
     "run_checks",
     "service_settings",
+    "service_urls",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(_SOURCES[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,6 +44,24 @@ def infrastructure_urls(service: str) -> dict[str, str]:
     }
 
 
+SERVICES = ("user_service", "product_service", "order_service", "payment_service", "email_service")
+SERVICE_PORTS = {
+    "user_service": 8001,
+    "product_service": 8002,
+    "order_service": 8003,
+    "payment_service": 8004,
+    "email_service": 8005,
+}
+
+
+def service_urls() -> dict[str, str]:
+    """`<SERVICE>_URL` for every service: env vars, else the devstack's ports."""
+    return {
+        f"{name.upper()}_URL": env.str(f"{name.upper()}_URL", default=f"http://127.0.0.1:{port}")
+        for name, port in SERVICE_PORTS.items()
+    }
+
+
 def service_settings(
     service: str,
     base_dir: Path,
@@ -58,7 +76,21 @@ def service_settings(
         {"CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60), "CONN_HEALTH_CHECKS": True}
     )
     debug = env.bool("DJANGO_DEBUG", default=False)
+    urls_of_services = service_urls()
+    user_service_url = urls_of_services["USER_SERVICE_URL"]
     return {
+        **urls_of_services,
+        # Identity: tokens issued by user_service, verified with its JWKS.
+        "JWT_ISSUER": env.str("JWT_ISSUER", default="comptoir-user-service"),
+        "JWT_AUDIENCE": env.str("JWT_AUDIENCE", default="comptoir"),
+        "JWT_SERVICE_AUDIENCE": env.str("JWT_SERVICE_AUDIENCE", default="comptoir-internal"),
+        "JWKS_URL": env.str("JWKS_URL", default=f"{user_service_url}/api/users/auth/jwks/"),
+        # This service's own credentials, to call other services' internal endpoints.
+        "SERVICE_CLIENT_ID": env.str("SERVICE_CLIENT_ID", default=service),
+        "SERVICE_CLIENT_SECRET": env.str("SERVICE_CLIENT_SECRET", default=f"{service}-local-secret"),
+        "SERVICE_TOKEN_URL": env.str(
+            "SERVICE_TOKEN_URL", default=f"{user_service_url}/api/users/auth/service-token/"
+        ),
         "BASE_DIR": base_dir,
         "SECRET_KEY": env.str("DJANGO_SECRET_KEY", default=f"local-only-insecure-{service}-key"),
         "DEBUG": debug,
@@ -116,7 +148,9 @@ def service_settings(
         "STATIC_URL": "static/",
         "STATIC_ROOT": env.str("DJANGO_STATIC_ROOT", default=str(base_dir / "staticfiles")),
         "REST_FRAMEWORK": {
+            "DEFAULT_AUTHENTICATION_CLASSES": ["comptoir.JWTAuthentication"],
             "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+            "UNAUTHENTICATED_USER": None,
             "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
             "PAGE_SIZE": env.int("API_PAGE_SIZE", default=20),
             "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import ApplicationError, NotFoundError
+from comptoir import ApplicationError, IsEndUser, IsServiceClient, IsStaff, NotFoundError, Principal
 
 from .models import Note
 
@@ -40,3 +40,32 @@ class BoomView(APIView):
 
     def get(self, request: Request) -> Response:
         raise RuntimeError("secret internals must not leak")
+
+
+def _whoami(request: Request) -> Response:
+    principal = request.user
+    assert isinstance(principal, Principal)
+    return Response(
+        {"user_id": principal.user_id, "is_staff": principal.is_staff, "service": principal.service}
+    )
+
+
+class MeView(APIView):
+    permission_classes = [IsEndUser]
+
+    def get(self, request: Request) -> Response:
+        return _whoami(request)
+
+
+class StaffView(APIView):
+    permission_classes = [IsStaff]
+
+    def get(self, request: Request) -> Response:
+        return _whoami(request)
+
+
+class InternalView(APIView):
+    permission_classes = [IsServiceClient]
+
+    def get(self, request: Request) -> Response:
+        return _whoami(request)

@@ -1,5 +1,5 @@
 from django.urls import path
-from testapp.views import BoomView, NoteView
+from testapp.views import BoomView, InternalView, MeView, NoteView, StaffView
 
 from comptoir import health_urlpatterns
 
@@ -8,6 +8,9 @@ urlpatterns = [
     path("notes/<int:pk>/", NoteView.as_view()),
     path("notes/", NoteView.as_view()),
     path("boom/", BoomView.as_view()),
+    path("me/", MeView.as_view()),
+    path("staff/", StaffView.as_view()),
+    path("internal/ping/", InternalView.as_view()),
 ]
 
 handler404 = "comptoir._errors.json_404"

@@ -1,0 +1,188 @@
+"""Calling another service over HTTP: pooled, timed out, retried, authenticated.
+
+`ServiceClient(base_url)` wraps one pooled `httpx.Client`. Every call carries
+the current request id and a service token (client credentials, fetched from
+user_service and cached until shortly before it expires). Connection failures
+and 502/503/504 answers are retried with jittered exponential backoff for
+idempotent calls only: GET/HEAD/PUT/DELETE, or a POST that carries an
+`Idempotency-Key`. What still fails becomes an `UpstreamError` (503/504 with
+the standard error body) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from ._errors import ApplicationError, ErrorCode
+from ._logging import request_id_var
+
+RETRYABLE_STATUS = {502, 503, 504}
+IDEMPOTENT_METHODS = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+
+
+class UpstreamError(ApplicationError):
+    """Another service could not be reached or did not answer in time."""
+
+    status_code = 503
+
+
+class ServiceTokenProvider:
+    """Fetches and caches this service's token from user_service (client credentials)."""
+
+    REFRESH_MARGIN_S = 30.0
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or time.monotonic() >= self._expires_at - self.REFRESH_MARGIN_S:
+                self._token, lifetime = self._fetch()
+                self._expires_at = time.monotonic() + lifetime
+            return self._token
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def _fetch(self) -> tuple[str, float]:
+        try:
+            response = httpx.post(
+                self.token_url,
+                json={"client_id": self.client_id, "client_secret": self.client_secret},
+                timeout=5.0,
+            )
+        except httpx.HTTPError as error:
+            raise UpstreamError(
+                ErrorCode.UNAVAILABLE, f"cannot obtain a service token: {type(error).__name__}"
+            ) from None
+        if response.status_code != 200:
+            raise UpstreamError(ErrorCode.UNAVAILABLE, f"service token refused ({response.status_code})")
+        body = response.json()
+        return str(body["access_token"]), float(body.get("expires_in", 300))
+
+
+_providers_lock = threading.Lock()
+_default_provider: ServiceTokenProvider | None = None
+
+
+def default_token_provider() -> ServiceTokenProvider:
+    """This process's token provider, from settings (one per process)."""
+    global _default_provider
+    with _providers_lock:
+        if _default_provider is None:
+            _default_provider = ServiceTokenProvider(
+                settings.SERVICE_TOKEN_URL,
+                settings.SERVICE_CLIENT_ID,
+                settings.SERVICE_CLIENT_SECRET,
+            )
+        return _default_provider
+
+
+class ServiceClient:
+    """A client for one upstream service (create once, reuse: it pools connections)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 5.0,
+        retries: int = 2,
+        backoff_s: float = 0.1,
+        token_provider: ServiceTokenProvider | None = None,
+        authenticate: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._token_provider = token_provider
+        self._authenticate = authenticate
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        )
+
+    def _headers(self, idempotency_key: str | None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        request_id = request_id_var.get()
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        if self._authenticate:
+            provider = self._token_provider or default_token_provider()
+            headers["Authorization"] = f"Bearer {provider.token()}"
+        return headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
+        method = method.upper()
+        retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
+        attempts = 1 + (self.retries if retryable else 0)
+        refreshed_token = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._client.request(
+                    method, path, json=json, params=params, headers=self._headers(idempotency_key)
+                )
+            except httpx.TimeoutException:
+                if attempt < attempts:
+                    self._sleep(attempt)
+                    continue
+                raise UpstreamError(
+                    ErrorCode.UNAVAILABLE,
+                    f"{self.base_url} did not answer {method} {path} in time",
+                    status_code=504,
+                ) from None
+            except httpx.TransportError as error:
+                if attempt < attempts:
+                    self._sleep(attempt)
+                    continue
+                raise UpstreamError(
+                    ErrorCode.UNAVAILABLE,
+                    f"{self.base_url} unreachable for {method} {path}: {type(error).__name__}",
+                ) from None
+            if response.status_code == 401 and self._authenticate and not refreshed_token:
+                # A token from before a key rotation: fetch a fresh one once.
+                (self._token_provider or default_token_provider()).invalidate()
+                refreshed_token = True
+                attempt -= 1
+                continue
+            if response.status_code in RETRYABLE_STATUS and attempt < attempts:
+                self._sleep(attempt)
+                continue
+            return response
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _sleep(self, attempt: int) -> None:
+        # Full jitter: spreads retries of many callers instead of synchronising them.
+        time.sleep(random.uniform(0, self.backoff_s * (2 ** (attempt - 1))))  # noqa: S311

@@ -1,0 +1,132 @@
+"""ServiceClient against a real HTTP server on loopback: retries only when safe,
+clear errors instead of hangs, identity and request id forwarded."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from comptoir import ServiceClient, ServiceTokenProvider, UpstreamError, request_id_var
+
+
+class Upstream:
+    """Answers with the scripted statuses in order (then 200), recording each request."""
+
+    def __init__(self) -> None:
+        self.script: list[int] = []
+        self.delay_s = 0.0
+        self.requests: list[dict[str, Any]] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                upstream.requests.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                )
+                time.sleep(upstream.delay_s)
+                if self.path == "/token":
+                    status, payload = (
+                        200,
+                        {"access_token": f"tok-{len(upstream.requests)}", "expires_in": 300},
+                    )
+                else:
+                    status = upstream.script.pop(0) if upstream.script else 200
+                    payload = {"ok": status == 200}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def calls(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == path]
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    server = Upstream()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def _client(upstream: Upstream, **kwargs: Any) -> ServiceClient:
+    provider = ServiceTokenProvider(f"{upstream.url}/token", "order_service", "s3cret")
+    return ServiceClient(upstream.url, token_provider=provider, backoff_s=0.01, **kwargs)
+
+
+def test_get_is_retried_on_503_and_carries_token_and_request_id(upstream: Upstream) -> None:
+    upstream.script = [503, 503]
+    token = request_id_var.set("req-77")
+    try:
+        response = _client(upstream, retries=2).get("/internal/thing")
+    finally:
+        request_id_var.reset(token)
+    assert response.status_code == 200
+    calls = upstream.calls("/internal/thing")
+    assert len(calls) == 3
+    assert calls[0]["headers"]["Authorization"] == "Bearer tok-1"
+    assert calls[0]["headers"]["X-Request-ID"] == "req-77"
+    # The token was fetched once, with the client credentials.
+    [token_call] = upstream.calls("/token")
+    assert json.loads(token_call["body"]) == {"client_id": "order_service", "client_secret": "s3cret"}
+
+
+def test_post_without_idempotency_key_is_not_retried(upstream: Upstream) -> None:
+    upstream.script = [503]
+    response = _client(upstream).post("/internal/charge", json={"amount": "1.00"})
+    assert response.status_code == 503
+    assert len(upstream.calls("/internal/charge")) == 1
+
+
+def test_post_with_idempotency_key_is_retried_with_the_same_key(upstream: Upstream) -> None:
+    upstream.script = [502]
+    response = _client(upstream).post("/internal/charge", json={"amount": "1.00"}, idempotency_key="order-5")
+    assert response.status_code == 200
+    calls = upstream.calls("/internal/charge")
+    assert [c["headers"]["Idempotency-Key"] for c in calls] == ["order-5", "order-5"]
+
+
+def test_slow_upstream_becomes_a_504_upstream_error(upstream: Upstream) -> None:
+    upstream.delay_s = 1.0
+    began = time.monotonic()
+    with pytest.raises(UpstreamError) as caught:
+        _client(upstream, timeout_s=0.2, retries=0, authenticate=False).get("/slow")
+    assert caught.value.status_code == 504
+    assert time.monotonic() - began < 0.9
+
+
+def test_refused_connection_becomes_a_503_upstream_error() -> None:
+    client = ServiceClient("http://127.0.0.1:9", retries=1, backoff_s=0.01, authenticate=False)
+    with pytest.raises(UpstreamError) as caught:
+        client.get("/anything")
+    assert caught.value.status_code == 503
+    assert caught.value.code == "unavailable"
+
+
+def test_401_refreshes_the_service_token_once(upstream: Upstream) -> None:
+    upstream.script = [401]
+    response = _client(upstream).get("/internal/thing")
+    assert response.status_code == 200
+    assert len(upstream.calls("/token")) == 2
+    first, second = upstream.calls("/internal/thing")
+    assert first["headers"]["Authorization"] != second["headers"]["Authorization"]
