@@ -62,6 +62,7 @@ pytest: ## every pytest suite (needs the infrastructure: use `make test`)
 
 test: install ## lint, type-check, start infrastructure, run every suite, stop it
 	@$(MAKE) --no-print-directory lint typecheck
+	@$(MAKE) --no-print-directory contracts-check
 	@$(PY) -m devstack run -- $(MAKE) --no-print-directory pytest
 
 lock: ## re-pin requirements (hash-locked, no download host) after editing a .in file
@@ -73,3 +74,11 @@ lock: ## re-pin requirements (hash-locked, no download host) after editing a .in
 
 clean: down ## stop everything and delete local state (databases, Kafka data, venv)
 	rm -rf .devstack $(VENV)
+
+.PHONY: contracts-check
+contracts-check: ## event contracts: AsyncAPI parser, schema compatibility with git history
+	@echo "== contracts"
+	@$(PY) contracts/check_compatibility.py
+	@test -d contracts/node_modules/@asyncapi/parser || \
+	  (cd contracts && npm install --no-package-lock --no-fund --no-audit --ignore-scripts --loglevel=error)
+	@node contracts/validate-asyncapi.mjs
