@@ -54,7 +54,11 @@ typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
 	@cd libs/comptoir && DJANGO_SETTINGS_MODULE=testproject.settings MYPYPATH=tests ../../$(VENV)/bin/mypy --strict src tests
 	@for s in $(SERVICES); do \
 	  echo "== mypy services/$$s"; \
-	  (cd services/$$s && DJANGO_SETTINGS_MODULE=config.settings ../../$(VENV)/bin/mypy .) || exit 1; \
+	  if [ -f services/$$s/mypy.ini ]; then \
+	    (cd services/$$s && ../../$(VENV)/bin/mypy --config-file mypy.ini .) || exit 1; \
+	  else \
+	    (cd services/$$s && DJANGO_SETTINGS_MODULE=config.settings ../../$(VENV)/bin/mypy .) || exit 1; \
+	  fi; \
 	done
 
 pytest: ## every pytest suite (needs the infrastructure: use `make test`)

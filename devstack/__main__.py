@@ -22,7 +22,12 @@ from ._process import ManagedProcess, StartError, log_tail
 
 
 def _infra_processes() -> list[ManagedProcess]:
-    return [_infra.postgres_process(), _infra.redis_process(), _infra.kafka_process()]
+    return [
+        _infra.postgres_process(),
+        _infra.redis_process(),
+        _infra.kafka_process(),
+        _infra.smtp_process(),
+    ]
 
 
 def _find(name: str) -> ManagedProcess:
@@ -53,12 +58,16 @@ def up_infra() -> None:
     _start(_infra.redis_process())
     _infra.kafka_prepare()
     _start(_infra.kafka_process())
+    _start(_infra.smtp_process())
 
 
 def up_services() -> None:
     for service in _platform.services():
-        print(f"devstack: {service}: migrate", flush=True)
+        if not _platform.is_django(service):
+            continue
+        print(f"devstack: {service}: migrate, create_topics", flush=True)
         _platform.manage(service, "migrate", "--noinput")
+        _platform.manage(service, "create_topics")
         if _platform.has_command(service, "seed_demo"):
             print(f"devstack: {service}: seed_demo", flush=True)
             _platform.manage(service, "seed_demo")
@@ -88,7 +97,7 @@ def run_with_infra(command: list[str]) -> int:
 
 
 def status() -> int:
-    ports = {"postgres": PORTS.postgres, "redis": PORTS.redis, "kafka": PORTS.kafka}
+    ports = {"postgres": PORTS.postgres, "redis": PORTS.redis, "kafka": PORTS.kafka, "smtp": PORTS.smtp}
     ports.update({f"{name}.web": port for name, port in SERVICE_PORTS.items()})
     down_count = 0
     for proc in _infra_processes() + _platform.all_processes():
@@ -106,6 +115,7 @@ def print_endpoints() -> None:
     print(f"  PostgreSQL  {HOST}:{PORTS.postgres}  (one database and role per service)")
     print(f"  Redis       {HOST}:{PORTS.redis}")
     print(f"  Kafka       {HOST}:{PORTS.kafka}")
+    print(f"  SMTP sink   {HOST}:{PORTS.smtp}  (mail kept in .devstack/mail/)")
     for service in _platform.services():
         port = SERVICE_PORTS[service]
         print(f"  {service:<16} http://{HOST}:{port}/  (health: /health/ready)")

@@ -29,6 +29,7 @@ class Ports:
     redis: int
     kafka: int
     kafka_controller: int
+    smtp: int
 
 
 PORTS = Ports(
@@ -36,6 +37,7 @@ PORTS = Ports(
     redis=_port("COMPTOIR_REDIS_PORT", 6380),
     kafka=_port("COMPTOIR_KAFKA_PORT", 9092),
     kafka_controller=_port("COMPTOIR_KAFKA_CONTROLLER_PORT", 9093),
+    smtp=_port("COMPTOIR_SMTP_PORT", 1025),
 )
 
 # The domain services and the gateway, with the port their web process listens on.
@@ -79,6 +81,8 @@ def service_env() -> dict[str, str]:
         "COMPTOIR_KAFKA_PORT": str(PORTS.kafka),
         "REDIS_URL": f"redis://{HOST}:{PORTS.redis}/0",
         "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{PORTS.kafka}",
+        "EMAIL_HOST": HOST,
+        "EMAIL_PORT": str(PORTS.smtp),
     }
     for name, port in SERVICE_PORTS.items():
         env[f"{name.upper()}_URL"] = f"http://{HOST}:{port}"

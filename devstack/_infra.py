@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -191,6 +192,31 @@ def redis_process() -> ManagedProcess:
             "yes",
         ],
         ready=_redis_ready,
+        ready_deadline_s=20,
+    )
+
+
+# ----------------------------------------------------------------- SMTP sink
+
+
+def smtp_process() -> ManagedProcess:
+    """An SMTP sink (aiosmtpd) that keeps every mail in a Maildir to read later."""
+    maildir = STATE_DIR / "mail"
+    maildir.mkdir(parents=True, exist_ok=True)
+    return ManagedProcess(
+        name="smtp",
+        argv=[
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"{HOST}:{PORTS.smtp}",
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            str(maildir),
+        ],
+        ready=lambda: _port_open(PORTS.smtp),
         ready_deadline_s=20,
     )
 

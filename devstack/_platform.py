@@ -98,6 +98,10 @@ def manage(service: str, *args: str) -> None:
         raise SystemExit(f"devstack: {service}: manage.py {' '.join(args)} failed:\n{log_tail(log, 40)}")
 
 
+def is_django(service: str) -> bool:
+    return (SERVICES_DIR / service / "manage.py").exists()
+
+
 def has_command(service: str, command: str) -> bool:
     folder = SERVICES_DIR / service
     return any(folder.glob(f"*/management/commands/{command}.py"))
