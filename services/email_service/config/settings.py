@@ -1,0 +1,34 @@
+"""email_service settings: the chassis defaults plus mail delivery."""
+
+from pathlib import Path
+
+import environ
+
+from comptoir import service_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+globals().update(service_settings("email_service", BASE_DIR))
+
+INSTALLED_APPS += ["mailer"]  # type: ignore[name-defined]  # noqa: F821
+
+env = environ.Env()
+
+# Outgoing mail: Django's SMTP backend, pointed at the devstack's SMTP sink by
+# default (Mailpit or a real relay in deployment).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
+EMAIL_PORT = env.int("EMAIL_PORT", default=1025)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+# Seconds before a stuck SMTP server counts as a failed attempt (then retried).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Comptoir <no-reply@comptoir.dev>")
+
+# Delivery retries of the `send_email` task: exponential backoff (factor, cap in
+# seconds, full jitter) on SMTP and connection errors, then the mail is FAILED.
+EMAIL_SEND_MAX_RETRIES = env.int("EMAIL_SEND_MAX_RETRIES", default=5)
+EMAIL_RETRY_BACKOFF_S = env.int("EMAIL_RETRY_BACKOFF_S", default=5)
+EMAIL_RETRY_BACKOFF_MAX_S = env.int("EMAIL_RETRY_BACKOFF_MAX_S", default=300)

@@ -1,0 +1,58 @@
+from rest_framework import serializers
+
+from .mail_templates import MailTemplate
+from .models import SentEmail
+
+
+class EmailRequestInputSerializer(serializers.Serializer[None]):
+    # A plain string, not a choice: an unknown name is answered with the
+    # `unknown_template` code rather than a generic validation error.
+    template = serializers.CharField(
+        max_length=64, help_text=f"One of: {', '.join(t.value for t in MailTemplate)}."
+    )
+    object_id = serializers.CharField(
+        max_length=64,
+        help_text="What the mail is about (user id, order id); the idempotency key with template.",
+    )
+    to = serializers.EmailField(max_length=254)
+    # The metaclass moves declared fields off the class, so this does not shadow
+    # Serializer.context at run time; the stubs cannot know that.
+    context = serializers.DictField(  # type: ignore[assignment]
+        required=False, default=dict, help_text="Values the template needs (order_id, total, reason...)."
+    )
+
+
+class EmailRequestOutputSerializer(serializers.Serializer[SentEmail]):
+    id = serializers.IntegerField(read_only=True)
+    status = serializers.ChoiceField(choices=SentEmail.Status.choices, read_only=True)
+
+
+class EmailFilterSerializer(serializers.Serializer[None]):
+    template = serializers.CharField(required=False, max_length=64)
+    to = serializers.EmailField(required=False, max_length=254)
+    status = serializers.ChoiceField(required=False, choices=SentEmail.Status.choices)
+
+
+class EmailListSerializer(serializers.ModelSerializer[SentEmail]):
+    class Meta:
+        model = SentEmail
+        fields = [
+            "id",
+            "template",
+            "object_id",
+            "to",
+            "subject",
+            "status",
+            "attempts",
+            "last_error",
+            "created_at",
+            "sent_at",
+        ]
+        read_only_fields = fields
+
+
+class EmailDetailSerializer(serializers.ModelSerializer[SentEmail]):
+    class Meta:
+        model = SentEmail
+        fields = [*EmailListSerializer.Meta.fields, "body", "html_body", "context"]
+        read_only_fields = fields

@@ -1,0 +1,139 @@
+"""Writes of email_service: queue a mail once per (template, object id), deliver it."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.utils import timezone
+
+from .mail_templates import mail_render, mail_template_get
+from .models import SentEmail
+
+logger = logging.getLogger(__name__)
+
+# Errors worth another try later: the SMTP server is down, slow or says "try again".
+DELIVERY_ERRORS: tuple[type[Exception], ...] = (smtplib.SMTPException, OSError)
+
+ERROR_TEXT_LIMIT = 2000
+
+
+def _enqueue_delivery(email_id: int) -> None:
+    from .tasks import send_email  # the task module imports this one
+
+    send_email.delay(email_id)
+
+
+@transaction.atomic
+def email_request(
+    *, template: str, object_id: str, to: str, context: Mapping[str, Any]
+) -> tuple[SentEmail, bool]:
+    """Renders and queues a mail; the same (template, object_id) again returns the first row.
+
+    Returns the row and whether this call created it. The insert relies on the
+    unique constraint (get_or_create retries the read after an IntegrityError),
+    so two concurrent requests still make one row and one delivery. The task is
+    enqueued after commit: a worker must find the row. If the broker is down at
+    that moment the row stays QUEUED; `email_requeue` sends it later.
+    """
+    mail_template = mail_template_get(name=template)
+    rendered = mail_render(template=mail_template, context=context)
+    email, created = SentEmail.objects.get_or_create(
+        template=mail_template.value,
+        object_id=object_id,
+        defaults={
+            "to": to,
+            "subject": rendered.subject,
+            "body": rendered.body,
+            "html_body": rendered.html_body,
+            "context": dict(context),
+        },
+    )
+    if created:
+        transaction.on_commit(partial(_enqueue_delivery, email.pk))
+    return email, created
+
+
+def _is_permanent(error: Exception) -> bool:
+    """A 5xx answer (unknown mailbox, rejected sender): retrying cannot help."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
+
+
+def _send_over_smtp(email: SentEmail) -> None:
+    message = EmailMultiAlternatives(
+        subject=email.subject,
+        body=email.body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[email.to],
+        headers={"X-Comptoir-Email-Id": str(email.pk), "X-Comptoir-Template": email.template},
+        connection=get_connection(fail_silently=False),
+    )
+    if email.html_body:
+        message.attach_alternative(email.html_body, "text/html")
+    message.send(fail_silently=False)
+
+
+def email_deliver(*, email_id: int, final_attempt: bool) -> SentEmail:
+    """Sends a QUEUED mail once and records the outcome of the attempt.
+
+    The row stays locked while the SMTP conversation runs, so two deliveries of
+    the same task (acks late, redelivery) cannot both send: the second waits,
+    then finds SENT and does nothing. A failed attempt is recorded (attempts,
+    last_error) and its error re-raised for the caller to retry, unless it was
+    the final attempt or a permanent refusal: then the mail is FAILED and
+    nothing is raised.
+    """
+    failure: Exception | None = None
+    with transaction.atomic():
+        email = SentEmail.objects.select_for_update().get(pk=email_id)
+        if email.status != SentEmail.Status.QUEUED:
+            return email
+        email.attempts += 1
+        try:
+            _send_over_smtp(email)
+        except DELIVERY_ERRORS as error:
+            email.last_error = f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
+            if final_attempt or _is_permanent(error):
+                email.status = SentEmail.Status.FAILED
+                logger.error(
+                    "mail delivery failed for good",
+                    extra={"email_id": email.pk, "attempts": email.attempts, "error": email.last_error},
+                )
+            else:
+                failure = error
+                logger.warning(
+                    "mail delivery failed, will retry",
+                    extra={"email_id": email.pk, "attempts": email.attempts, "error": email.last_error},
+                )
+        else:
+            email.status = SentEmail.Status.SENT
+            email.sent_at = timezone.now()
+            email.last_error = ""
+        email.save(update_fields=["status", "attempts", "last_error", "sent_at"])
+    if failure is not None:
+        raise failure
+    return email
+
+
+def email_requeue(*, email_ids: list[int]) -> list[int]:
+    """Sends FAILED (or never-enqueued QUEUED) mails again; SENT ones are left alone."""
+    with transaction.atomic():
+        emails = list(
+            SentEmail.objects.select_for_update()
+            .filter(pk__in=email_ids)
+            .exclude(status=SentEmail.Status.SENT)
+            .order_by("pk")
+        )
+        for email in emails:
+            email.status = SentEmail.Status.QUEUED
+            email.save(update_fields=["status"])
+            transaction.on_commit(partial(_enqueue_delivery, email.pk))
+    return [email.pk for email in emails]

@@ -1,0 +1,35 @@
+"""Celery entry point: deliver one queued mail, retrying while SMTP is unavailable."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from .models import SentEmail
+from .services import DELIVERY_ERRORS, email_deliver
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    name="mailer.send_email",
+    acks_late=True,
+    autoretry_for=DELIVERY_ERRORS,
+    max_retries=settings.EMAIL_SEND_MAX_RETRIES,
+    retry_backoff=settings.EMAIL_RETRY_BACKOFF_S,
+    retry_backoff_max=settings.EMAIL_RETRY_BACKOFF_MAX_S,
+    retry_jitter=True,
+)
+def send_email(self: Task[[int], str], email_id: int) -> str:
+    """Returns the mail's status after this attempt (SENT, FAILED, or QUEUED)."""
+    final_attempt = self.request.retries >= (self.max_retries or 0)
+    try:
+        email = email_deliver(email_id=email_id, final_attempt=final_attempt)
+    except SentEmail.DoesNotExist:
+        # The row was never committed or has been deleted: nothing to send.
+        logger.warning("no such mail to deliver", extra={"email_id": email_id})
+        return "MISSING"
+    return email.status
