@@ -1,0 +1,61 @@
+"""Orders in the admin: to look at, not to edit. Orders are placed through the
+API and their status moves only through `order_transition` (which keeps the
+history), so the admin offers neither add nor change of those fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import Order, OrderLine, OrderStatusChange
+
+
+class _ReadOnlyInline(admin.TabularInline[Any, Order]):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderLineInline(_ReadOnlyInline):
+    model = OrderLine
+    fields = ("product_id", "product_name", "quantity", "unit_price", "line_total")
+
+
+class OrderStatusChangeInline(_ReadOnlyInline):
+    model = OrderStatusChange
+    fields = ("from_status", "to_status", "reason", "at")
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin[Order]):
+    list_display = ("id", "user_id", "status", "cancel_reason", "total", "currency", "created_at")
+    list_filter = ("status", "cancel_reason", "saga_mode")
+    search_fields = ("=id", "=user_id", "=idempotency_key")
+    date_hierarchy = "created_at"
+    inlines = (OrderLineInline, OrderStatusChangeInline)
+    readonly_fields = (
+        "user_id",
+        "status",
+        "cancel_reason",
+        "total",
+        "currency",
+        "idempotency_key",
+        "idempotency_fingerprint",
+        "saga_mode",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        # The change page stays viewable (view permission); nothing on it is editable.
+        return False

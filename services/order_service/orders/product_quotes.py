@@ -1,0 +1,178 @@
+"""Prices for an order, from product_service's internal quote endpoint.
+
+`POST /internal/products/quote/ {lines: [{product_id, quantity}]}` answers
+`{lines: [{product_id, name, quantity, unit_price, currency, line_total}], total,
+currency}`, or a 4xx with the standard error body for an unknown or inactive
+product. Those refusals reach our caller unchanged (status, code, details);
+anything else that goes wrong upstream becomes a 5xx `UpstreamError`, never a
+traceback. An answer that does not add up is refused too: the order's money
+must be exactly what the quote says.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from comptoir import ApplicationError, ErrorCode, ServiceClient, ServiceTokenProvider, UpstreamError
+
+from .errors import OrderErrorCode
+
+QUOTE_PATH = "/internal/products/quote/"
+# product_service's own verdicts on the request (unknown product, inactive
+# product...): the caller can act on them, so they pass through.
+PASSED_THROUGH_STATUSES = frozenset({400, 404, 409, 422})
+
+
+@dataclass(frozen=True)
+class RequestedLine:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class QuotedLine:
+    product_id: int
+    name: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+
+
+@dataclass(frozen=True)
+class Quote:
+    lines: tuple[QuotedLine, ...]
+    total: Decimal
+    currency: str
+
+
+class _QuotedLineSerializer(serializers.Serializer[Any]):
+    product_id = serializers.IntegerField(min_value=1)
+    name = serializers.CharField(max_length=255)
+    quantity = serializers.IntegerField(min_value=1)
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
+    currency = serializers.RegexField(r"^[A-Z]{3}$")
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
+
+
+class _QuoteSerializer(serializers.Serializer[Any]):
+    lines = _QuotedLineSerializer(many=True)
+    # Wider than an order's total on purpose: a too-large order is the
+    # caller's error (order_total_too_large), not a broken upstream.
+    total = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0"))
+    currency = serializers.RegexField(r"^[A-Z]{3}$")
+
+
+@functools.lru_cache(maxsize=8)
+def _client(
+    base_url: str, token_url: str, client_id: str, client_secret: str, timeout_s: float
+) -> ServiceClient:
+    # One pooled client (and cached service token) per configuration; keyed on
+    # the settings so that a changed setting takes effect (the chassis'
+    # process-wide token provider keeps the first SERVICE_TOKEN_URL it saw).
+    return ServiceClient(
+        base_url,
+        timeout_s=timeout_s,
+        token_provider=ServiceTokenProvider(token_url, client_id, client_secret),
+    )
+
+
+def product_service_client() -> ServiceClient:
+    return _client(
+        settings.PRODUCT_SERVICE_URL,
+        settings.SERVICE_TOKEN_URL,
+        settings.SERVICE_CLIENT_ID,
+        settings.SERVICE_CLIENT_SECRET,
+        float(settings.PRODUCT_SERVICE_TIMEOUT_S),
+    )
+
+
+def product_quote(*, lines: Sequence[RequestedLine]) -> Quote:
+    """Current prices of `lines` (one per product), in the order they were asked."""
+    response = product_service_client().post(
+        QUOTE_PATH,
+        json={"lines": [{"product_id": line.product_id, "quantity": line.quantity} for line in lines]},
+        # A quote changes nothing upstream, so retrying it is safe: the key
+        # opts this POST into the client's retries on connection errors and 502-504.
+        idempotency_key=f"quote-{uuid.uuid4().hex}",
+    )
+    if response.status_code == 200:
+        return _checked_quote(_json_or_none(response.content), lines)
+    if response.status_code in PASSED_THROUGH_STATUSES:
+        raise _refusal(response.status_code, _json_or_none(response.content))
+    raise UpstreamError(
+        ErrorCode.UNAVAILABLE,
+        f"product_service could not quote the order (HTTP {response.status_code}).",
+    )
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _refusal(status: int, body: Any) -> ApplicationError:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str) and error["code"]:
+        return ApplicationError(
+            error["code"],
+            str(error.get("message") or "product_service refused the order lines."),
+            details=error.get("details") or {},
+            status_code=status,
+        )
+    return ApplicationError(
+        OrderErrorCode.PRODUCT_QUOTE_REJECTED,
+        "product_service refused the order lines.",
+        status_code=status,
+    )
+
+
+def _invalid(reason: str) -> UpstreamError:
+    return UpstreamError(
+        OrderErrorCode.PRODUCT_QUOTE_INVALID,
+        f"product_service answered with a quote that cannot be used: {reason}.",
+        status_code=502,
+    )
+
+
+def _checked_quote(body: Any, requested: Sequence[RequestedLine]) -> Quote:
+    serializer = _QuoteSerializer(data=body)
+    if not serializer.is_valid():
+        raise _invalid("malformed body")
+    data = serializer.validated_data
+    currency: str = data["currency"]
+    by_product: dict[int, QuotedLine] = {}
+    for raw in data["lines"]:
+        line = QuotedLine(
+            product_id=raw["product_id"],
+            name=raw["name"],
+            quantity=raw["quantity"],
+            unit_price=raw["unit_price"],
+            line_total=raw["line_total"],
+        )
+        if raw["currency"] != currency:
+            raise _invalid("lines in more than one currency")
+        if line.line_total != line.unit_price * line.quantity:
+            raise _invalid(f"line total of product {line.product_id} is not price x quantity")
+        if line.product_id in by_product:
+            raise _invalid(f"product {line.product_id} quoted twice")
+        by_product[line.product_id] = line
+    if set(by_product) != {line.product_id for line in requested}:
+        raise _invalid("quoted products differ from the requested ones")
+    ordered = tuple(by_product[line.product_id] for line in requested)
+    if any(quoted.quantity != line.quantity for quoted, line in zip(ordered, requested, strict=True)):
+        raise _invalid("quoted quantities differ from the requested ones")
+    total = sum((line.line_total for line in ordered), Decimal("0.00"))
+    if total != data["total"]:
+        raise _invalid("total is not the sum of the lines")
+    return Quote(lines=ordered, total=total, currency=currency)

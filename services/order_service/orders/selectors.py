@@ -1,0 +1,34 @@
+"""Reads on orders, always scoped to their owner when a user asks."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from comptoir import NotFoundError
+
+from .errors import OrderErrorCode
+from .models import Order
+
+# Ids beyond a bigint cannot exist; asking the database would fail instead of "not found".
+MAX_ORDER_ID = 2**63 - 1
+
+
+def order_list_for_user(*, user_id: int) -> QuerySet[Order]:
+    """The user's orders, newest first, with their lines."""
+    return Order.objects.filter(user_id=user_id).prefetch_related("lines").order_by("-created_at", "-id")
+
+
+def order_get_for_user(*, user_id: int, order_id: int) -> Order:
+    """One of the user's orders with lines and history; another user's is 'not found'."""
+    if not 0 < order_id <= MAX_ORDER_ID:
+        raise NotFoundError(OrderErrorCode.ORDER_NOT_FOUND, "No such order.")
+    order = (
+        Order.objects.filter(user_id=user_id, pk=order_id).prefetch_related("lines", "status_history").first()
+    )
+    if order is None:
+        raise NotFoundError(OrderErrorCode.ORDER_NOT_FOUND, "No such order.")
+    return order
+
+
+def order_get_by_idempotency_key(*, user_id: int, idempotency_key: str) -> Order | None:
+    return Order.objects.filter(user_id=user_id, idempotency_key=idempotency_key).first()

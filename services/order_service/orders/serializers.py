@@ -1,0 +1,81 @@
+"""The API's shapes. Explicit fields only; everything but the lines' product ids
+and quantities is computed by the service, so nothing else is writable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from .models import Order, OrderLine, OrderStatusChange
+from .services import MAX_LINES, MAX_QUANTITY
+
+MAX_PRODUCT_ID = 2**63 - 1
+
+
+class OrderLineInputSerializer(serializers.Serializer[Any]):
+    product_id = serializers.IntegerField(min_value=1, max_value=MAX_PRODUCT_ID)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class OrderCreateInputSerializer(serializers.Serializer[Any]):
+    """1 to 50 lines, one per product (a repeated product id is refused:
+    `duplicate_product`). Prices, totals, status and owner are not inputs:
+    any such field in the body is ignored."""
+
+    lines = serializers.ListSerializer[Any](
+        child=OrderLineInputSerializer(), min_length=1, max_length=MAX_LINES
+    )
+
+
+class OrderLineSerializer(serializers.ModelSerializer[OrderLine]):
+    class Meta:
+        model = OrderLine
+        fields = ("product_id", "product_name", "quantity", "unit_price", "line_total")
+        read_only_fields = fields
+
+
+class OrderStatusChangeSerializer(serializers.ModelSerializer[OrderStatusChange]):
+    class Meta:
+        model = OrderStatusChange
+        fields = ("from_status", "to_status", "reason", "at")
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer[Order]):
+    lines = OrderLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields: tuple[str, ...] = (
+            "id",
+            "status",
+            "cancel_reason",
+            "total",
+            "currency",
+            "lines",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields: tuple[str, ...] = fields
+
+
+class OrderDetailSerializer(OrderSerializer):
+    status_history = OrderStatusChangeSerializer(many=True, read_only=True)
+
+    class Meta(OrderSerializer.Meta):
+        fields = (*OrderSerializer.Meta.fields, "status_history")
+        read_only_fields = fields
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()
+    trace_id = serializers.CharField(allow_null=True)
+
+
+class ErrorResponseSerializer(serializers.Serializer[Any]):
+    """The standard error body of every Comptoir service."""
+
+    error = ErrorSerializer()
