@@ -1,0 +1,101 @@
+"""Request and response shapes. Every field is listed; nothing a client sends
+can set a balance, a status, an owner or an id."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from .models import MONEY_DIGITS, MONEY_PLACES, LedgerEntry, Payment
+
+
+def _amount_field() -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, min_value=Decimal("0.01")
+    )
+
+
+class PaymentSerializer(serializers.ModelSerializer[Payment]):
+    class Meta:
+        model = Payment
+        fields = (
+            "id",
+            "order_id",
+            "amount",
+            "currency",
+            "status",
+            "failure_code",
+            "created_at",
+            "updated_at",
+            "captured_at",
+            "refunded_at",
+        )
+        read_only_fields = fields
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer[LedgerEntry]):
+    payment_id = serializers.IntegerField(read_only=True, allow_null=True)
+    order_id = serializers.CharField(source="payment.order_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = LedgerEntry
+        fields = ("id", "kind", "amount", "payment_id", "order_id", "created_at")
+        read_only_fields = fields
+
+
+class WalletSerializer(serializers.Serializer[Any]):
+    user_id = serializers.IntegerField(read_only=True)
+    balance = serializers.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, read_only=True)
+    currency = serializers.CharField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    recent_entries = LedgerEntrySerializer(many=True, read_only=True)
+
+
+class CreditRequestSerializer(serializers.Serializer[Any]):
+    amount = _amount_field()
+
+
+class ChargeRequestSerializer(serializers.Serializer[Any]):
+    order_id = serializers.CharField(max_length=64)
+    user_id = serializers.IntegerField(min_value=1)
+    amount = _amount_field()
+    currency = serializers.CharField(max_length=3)
+
+    def validate_currency(self, value: str) -> str:
+        if value not in settings.PAYMENT_CURRENCIES:
+            raise serializers.ValidationError(
+                f"Unsupported currency; use one of {', '.join(settings.PAYMENT_CURRENCIES)}.",
+                code="unsupported_currency",
+            )
+        return value
+
+
+class RefundRequestSerializer(serializers.Serializer[Any]):
+    order_id = serializers.CharField(max_length=64)
+
+
+class PaymentResultSerializer(serializers.ModelSerializer[Payment]):
+    """What charge and refund answer, the same on a repeat."""
+
+    payment_id = serializers.IntegerField(source="id", read_only=True)
+
+    class Meta:
+        model = Payment
+        fields = ("payment_id", "order_id", "user_id", "status", "amount", "currency")
+        read_only_fields = fields
+
+
+class ErrorDetailSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()
+    trace_id = serializers.CharField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """The platform's error body."""
+
+    error = ErrorDetailSerializer()

@@ -1,0 +1,197 @@
+"""Writes: open and credit wallets, charge and refund orders.
+
+Every write runs in one transaction that moves the balance with an `F()`
+expression and records the ledger entry explaining it. Rows are locked in one
+order everywhere — the wallet, then the payment — so a charge and a refund of
+the same order never wait on each other crosswise.
+
+Idempotency: `order_id` is unique on `Payment`; a repeated charge finds the
+row and answers with it, a repeated refund finds it REFUNDED and answers the
+same. The ledger's unique constraints (one CHARGE and one REFUND entry per
+payment) back this up in the database.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from comptoir import ApplicationError, ConflictError, ErrorCode
+
+from .errors import (
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    PaymentDeclined,
+    PaymentNotFound,
+)
+from .models import LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
+
+CENT = Decimal("0.01")
+
+
+def default_currency() -> str:
+    return str(settings.PAYMENT_CURRENCIES[0])
+
+
+def _money(amount: Decimal) -> Decimal:
+    """`amount` with two places; zero, negative or sub-cent amounts are refused."""
+    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(CENT):
+        raise ApplicationError(
+            ErrorCode.VALIDATION_ERROR,
+            "An amount must be positive with at most two decimal places.",
+            details={"amount": str(amount)},
+        )
+    return amount.quantize(CENT)
+
+
+def _move(*, wallet: Wallet, amount: Decimal, kind: LedgerEntryKind, payment: Payment | None) -> LedgerEntry:
+    """Adds `amount` (signed) to the locked `wallet` and records why, in the caller's transaction."""
+    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount, updated_at=timezone.now())
+    return LedgerEntry.objects.create(wallet=wallet, amount=amount, kind=kind, payment=payment)
+
+
+def wallet_get_or_create(*, user_id: int) -> Wallet:
+    """The user's wallet; a user who never had one gets an empty one in the default currency."""
+    wallet, _created = Wallet.objects.get_or_create(
+        user_id=user_id, defaults={"currency": default_currency()}
+    )
+    return wallet
+
+
+@transaction.atomic
+def wallet_credit(*, user_id: int, amount: Decimal) -> Wallet:
+    """Tops the wallet up by `amount` (a CREDIT entry), opening it if needed."""
+    amount = _money(amount)
+    wallet_get_or_create(user_id=user_id)
+    wallet = Wallet.objects.select_for_update().get(user_id=user_id)
+    _move(wallet=wallet, amount=amount, kind=LedgerEntryKind.CREDIT, payment=None)
+    wallet.refresh_from_db()
+    return wallet
+
+
+@transaction.atomic
+def wallet_open(*, user_id: int, initial_balance: Decimal) -> tuple[Wallet, bool]:
+    """Opens the wallet with `initial_balance` (as a CREDIT) unless it exists: safe to rerun."""
+    wallet, created = Wallet.objects.get_or_create(user_id=user_id, defaults={"currency": default_currency()})
+    if created and initial_balance > 0:
+        wallet = wallet_credit(user_id=user_id, amount=initial_balance)
+    return wallet, created
+
+
+class _PaymentCreatedMeanwhile(Exception):
+    """Another transaction inserted this order's payment first: start over to see it."""
+
+
+def payment_charge(*, order_id: str, user_id: int, amount: Decimal, currency: str) -> Payment:
+    """Charges `amount` to the user's wallet for `order_id`, once.
+
+    A repeat with the same parameters returns the existing payment (CAPTURED,
+    or REFUNDED if it was paid back since); a repeat with other parameters is
+    an `IdempotencyConflict`. A refused charge (no wallet, not enough funds,
+    other currency) leaves the balance untouched, is recorded as a FAILED
+    payment (committed) and raises `PaymentDeclined`; a later attempt for the
+    same order with enough funds captures it.
+    """
+    amount = _money(amount)
+    for _attempt in range(2):
+        try:
+            payment, declined = _charge(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
+        except _PaymentCreatedMeanwhile:
+            continue
+        if declined is not None:
+            raise declined
+        return payment
+    raise ConflictError(ErrorCode.CONFLICT, "This order's payment is being processed; retry.")
+
+
+@transaction.atomic
+def _charge(
+    *, order_id: str, user_id: int, amount: Decimal, currency: str
+) -> tuple[Payment, PaymentDeclined | None]:
+    # The wallet lock serialises every charge of one user: funds are checked and
+    # debited by one transaction at a time, so concurrent charges cannot overdraw.
+    wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
+    payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
+    if payment is not None:
+        _ensure_same_charge(payment=payment, user_id=user_id, amount=amount, currency=currency)
+        if payment.status != PaymentStatus.FAILED:
+            return payment, None
+    else:
+        payment = Payment(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
+
+    declined = _decline_reason(wallet=wallet, order_id=order_id, amount=amount, currency=currency)
+    if declined is None:
+        payment.status = PaymentStatus.CAPTURED
+        payment.failure_code = ""
+        payment.captured_at = timezone.now()
+    else:
+        payment.status = PaymentStatus.FAILED
+        payment.failure_code = declined.code
+    if payment._state.adding:
+        try:
+            with transaction.atomic():
+                payment.save()
+        except IntegrityError:
+            raise _PaymentCreatedMeanwhile() from None
+    else:
+        payment.save(update_fields=["status", "failure_code", "captured_at", "updated_at"])
+
+    if declined is None and wallet is not None:
+        _move(wallet=wallet, amount=-amount, kind=LedgerEntryKind.CHARGE, payment=payment)
+    return payment, declined
+
+
+def _ensure_same_charge(*, payment: Payment, user_id: int, amount: Decimal, currency: str) -> None:
+    stored = {"user_id": payment.user_id, "amount": str(payment.amount), "currency": payment.currency}
+    requested = {"user_id": user_id, "amount": str(amount), "currency": currency}
+    if stored != requested:
+        raise IdempotencyConflict(
+            details={"order_id": payment.order_id, "existing": stored, "requested": requested}
+        )
+
+
+def _decline_reason(
+    *, wallet: Wallet | None, order_id: str, amount: Decimal, currency: str
+) -> PaymentDeclined | None:
+    details: dict[str, Any] = {"order_id": order_id, "amount": str(amount), "currency": currency}
+    if wallet is None:
+        # No wallet is an empty wallet: the caller hears the same as for a low balance.
+        return InsufficientFunds(details={**details, "balance": "0.00"})
+    if wallet.currency != currency:
+        return CurrencyMismatch(details={**details, "wallet_currency": wallet.currency})
+    if wallet.balance < amount:
+        return InsufficientFunds(details={**details, "balance": str(wallet.balance)})
+    return None
+
+
+def payment_refund(*, order_id: str) -> Payment:
+    """Pays a CAPTURED payment back into its wallet, once; a repeat returns the REFUNDED payment.
+
+    An order with no payment, or only a FAILED one, has nothing to refund:
+    `PaymentNotFound`, which the saga reads as "nothing to compensate".
+    """
+    owner = Payment.objects.filter(order_id=order_id).values_list("user_id", flat=True).first()
+    if owner is None:
+        raise PaymentNotFound("No payment for this order.")
+    return _refund(order_id=order_id, user_id=owner)
+
+
+@transaction.atomic
+def _refund(*, order_id: str, user_id: int) -> Payment:
+    wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
+    payment = Payment.objects.select_for_update().get(order_id=order_id)
+    if payment.status == PaymentStatus.REFUNDED:
+        return payment
+    if payment.status == PaymentStatus.FAILED or wallet is None:
+        raise PaymentNotFound("Nothing was captured for this order.")
+    _move(wallet=wallet, amount=payment.amount, kind=LedgerEntryKind.REFUND, payment=payment)
+    payment.status = PaymentStatus.REFUNDED
+    payment.refunded_at = timezone.now()
+    payment.save(update_fields=["status", "refunded_at", "updated_at"])
+    return payment

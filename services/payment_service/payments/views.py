@@ -1,0 +1,159 @@
+"""HTTP entry points: decode and check the request, call a service or selector, answer.
+
+`/api/payments/...` serves end users (each sees only their own payments and
+wallet) and staff; `/internal/payments/...` serves the other services of the
+platform and needs a service token.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from comptoir import IsEndUser, IsServiceClient, IsStaff, Principal
+
+from . import selectors, services
+from .models import Payment
+from .serializers import (
+    ChargeRequestSerializer,
+    CreditRequestSerializer,
+    ErrorSerializer,
+    PaymentResultSerializer,
+    PaymentSerializer,
+    RefundRequestSerializer,
+    WalletSerializer,
+)
+
+
+def _caller_id(request: Request) -> int:
+    principal = request.user
+    if not isinstance(principal, Principal) or principal.user_id is None:
+        raise NotAuthenticated()
+    return principal.user_id
+
+
+def _errors(**responses: str) -> dict[int, OpenApiResponse]:
+    return {int(code): OpenApiResponse(ErrorSerializer, description=text) for code, text in responses.items()}
+
+
+_AUTH_ERRORS = {"401": "No or invalid token.", "403": "Not allowed for this caller."}
+
+
+@extend_schema(tags=["payments"], responses={200: PaymentSerializer(many=True)})
+class PaymentListView(generics.ListAPIView[Payment]):
+    """My payments, newest first."""
+
+    permission_classes = (IsEndUser,)
+    serializer_class = PaymentSerializer
+
+    def get_queryset(self) -> QuerySet[Payment]:
+        return selectors.payment_list(user_id=_caller_id(self.request))
+
+
+class PaymentDetailView(APIView):
+    permission_classes = (IsEndUser,)
+
+    @extend_schema(
+        tags=["payments"],
+        summary="One of my payments",
+        responses={200: PaymentSerializer, **_errors(**_AUTH_ERRORS, **{"404": "Not one of my payments."})},
+    )
+    def get(self, request: Request, payment_id: int) -> Response:
+        payment = selectors.payment_get(user_id=_caller_id(request), payment_id=payment_id)
+        return Response(PaymentSerializer(payment).data)
+
+
+class WalletView(APIView):
+    permission_classes = (IsEndUser,)
+
+    @extend_schema(
+        tags=["payments"],
+        summary="My wallet: balance and latest ledger entries",
+        description="A user who never had a wallet gets an empty one (balance 0.00), opened on first read.",
+        responses={200: WalletSerializer, **_errors(**_AUTH_ERRORS)},
+    )
+    def get(self, request: Request) -> Response:
+        wallet = services.wallet_get_or_create(user_id=_caller_id(request))
+        statement = selectors.wallet_statement(wallet=wallet, limit=settings.PAYMENT_WALLET_RECENT_ENTRIES)
+        return Response(WalletSerializer(statement).data)
+
+
+class WalletCreditView(APIView):
+    permission_classes = (IsStaff,)
+
+    @extend_schema(
+        tags=["payments"],
+        summary="Top a user's wallet up (staff)",
+        request=CreditRequestSerializer,
+        responses={
+            200: WalletSerializer,
+            **_errors(**_AUTH_ERRORS, **{"400": "Invalid amount."}),
+        },
+    )
+    def post(self, request: Request, user_id: int) -> Response:
+        body = CreditRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        wallet = services.wallet_credit(user_id=user_id, amount=body.validated_data["amount"])
+        statement = selectors.wallet_statement(wallet=wallet, limit=settings.PAYMENT_WALLET_RECENT_ENTRIES)
+        return Response(WalletSerializer(statement).data)
+
+
+class ChargeView(APIView):
+    permission_classes = (IsServiceClient,)
+
+    @extend_schema(
+        tags=["internal"],
+        summary="Charge an order to the user's wallet (idempotent per order_id)",
+        description=(
+            "A repeat with the same body answers the same payment (201) without a second debit. "
+            "A refused charge leaves the balance untouched and is recorded as a FAILED payment; "
+            "a later attempt for the same order with enough funds captures it."
+        ),
+        request=ChargeRequestSerializer,
+        responses={
+            201: PaymentResultSerializer,
+            **_errors(
+                **_AUTH_ERRORS,
+                **{
+                    "400": "Invalid body (validation_error).",
+                    "409": "insufficient_funds, currency_mismatch, or idempotency_conflict.",
+                },
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = ChargeRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        payment = services.payment_charge(**body.validated_data)
+        return Response(PaymentResultSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+
+class RefundView(APIView):
+    permission_classes = (IsServiceClient,)
+
+    @extend_schema(
+        tags=["internal"],
+        summary="Refund an order's payment (idempotent per order_id)",
+        request=RefundRequestSerializer,
+        responses={
+            200: PaymentResultSerializer,
+            **_errors(
+                **_AUTH_ERRORS,
+                **{
+                    "400": "Invalid body (validation_error).",
+                    "404": "payment_not_found: nothing was captured for this order.",
+                },
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = RefundRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        payment = services.payment_refund(order_id=body.validated_data["order_id"])
+        return Response(PaymentResultSerializer(payment).data)
