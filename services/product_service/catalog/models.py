@@ -1,0 +1,111 @@
+"""The catalogue (categories, products), stock levels and per-order stock reservations.
+
+`StockLevel.quantity` is the quantity still available to sell: a reservation
+takes units out of it at once, a release puts them back, a commit makes the
+reservation final. The database refuses a negative quantity, so even a bug
+in the locking could not oversell.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="EUR")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name", "id")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price__gt=Decimal("0")), name="catalog_product_price_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["is_active", "price"], name="catalog_product_active_price"),
+            models.Index(fields=["is_active", "created_at"], name="catalog_product_active_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"
+
+
+class StockLevel(models.Model):
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, primary_key=True, related_name="stock")
+    quantity = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="catalog_stock_quantity_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.quantity}"
+
+
+class ReservationStatus(models.TextChoices):
+    RESERVED = "RESERVED", "Reserved"
+    RELEASED = "RELEASED", "Released"
+    COMMITTED = "COMMITTED", "Committed"
+
+
+class StockReservation(models.Model):
+    """The stock held for one order; at most one per order id."""
+
+    order_id = models.CharField(max_length=64, unique=True)
+    status = models.CharField(
+        max_length=16, choices=ReservationStatus.choices, default=ReservationStatus.RESERVED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.status}"
+
+
+class StockReservationLine(models.Model):
+    reservation = models.ForeignKey(StockReservation, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="reservation_lines")
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ("product_id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reservation", "product"], name="catalog_reservation_line_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="catalog_reservation_line_quantity_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} x {self.quantity}"

@@ -1,0 +1,169 @@
+"""Reads: the catalogue as the public and staff see it, quotes, reservations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
+
+from comptoir import ApplicationError, NotFoundError
+
+from .errors import CatalogErrorCode
+from .models import Category, Product, StockReservation
+
+# Every ordering ends on the primary key so that pages never overlap or skip a row.
+PRODUCT_ORDERINGS: dict[str, tuple[str, ...]] = {
+    "name": ("name", "id"),
+    "-name": ("-name", "-id"),
+    "price": ("price", "id"),
+    "-price": ("-price", "-id"),
+    "created_at": ("created_at", "id"),
+    "-created_at": ("-created_at", "-id"),
+}
+DEFAULT_PRODUCT_ORDERING = "name"
+
+
+@dataclass(frozen=True)
+class ProductFilters:
+    category: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    search: str | None = None
+    ordering: str = DEFAULT_PRODUCT_ORDERING
+
+
+@dataclass(frozen=True)
+class RequestedLine:
+    """One line of an order as another service sends it: a product and a quantity."""
+
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    product_id: int
+    name: str
+    quantity: int
+    unit_price: Decimal
+    currency: str
+    line_total: Decimal
+
+
+@dataclass(frozen=True)
+class Quote:
+    lines: list[QuoteLine]
+    total: Decimal
+    currency: str
+
+
+def _products_with_stock() -> QuerySet[Product]:
+    # `available` is the stock level; a product without a stock row has none.
+    return Product.objects.select_related("category").annotate(
+        available=Coalesce(F("stock__quantity"), Value(0))
+    )
+
+
+def product_list(*, filters: ProductFilters, include_inactive: bool = False) -> QuerySet[Product]:
+    products = _products_with_stock()
+    if not include_inactive:
+        products = products.filter(is_active=True)
+    if filters.category:
+        products = products.filter(category__slug=filters.category)
+    if filters.min_price is not None:
+        products = products.filter(price__gte=filters.min_price)
+    if filters.max_price is not None:
+        products = products.filter(price__lte=filters.max_price)
+    if filters.search:
+        term = filters.search
+        products = products.filter(
+            Q(name__icontains=term) | Q(description__icontains=term) | Q(sku__icontains=term)
+        )
+    return products.order_by(*PRODUCT_ORDERINGS[filters.ordering])
+
+
+def product_get(*, product_id: int, include_inactive: bool = False) -> Product:
+    products = _products_with_stock()
+    if not include_inactive:
+        products = products.filter(is_active=True)
+    try:
+        return products.get(pk=product_id)
+    except Product.DoesNotExist:
+        raise NotFoundError(
+            CatalogErrorCode.PRODUCT_NOT_FOUND,
+            "No such product.",
+            details={"product_ids": [product_id]},
+        ) from None
+
+
+def category_list() -> QuerySet[Category]:
+    return Category.objects.order_by("name", "id")
+
+
+def category_get(*, category_id: int) -> Category:
+    try:
+        return Category.objects.get(pk=category_id)
+    except Category.DoesNotExist:
+        raise NotFoundError(CatalogErrorCode.CATEGORY_NOT_FOUND, "No such category.") from None
+
+
+def products_for_lines(*, lines: Sequence[RequestedLine]) -> dict[int, Product]:
+    """The products the lines name, by id; unknown or inactive ones are refused."""
+    wanted = sorted({line.product_id for line in lines})
+    products = {product.pk: product for product in Product.objects.filter(pk__in=wanted)}
+    unknown = [product_id for product_id in wanted if product_id not in products]
+    if unknown:
+        raise NotFoundError(
+            CatalogErrorCode.PRODUCT_NOT_FOUND,
+            "Some products do not exist.",
+            details={"product_ids": unknown},
+        )
+    inactive = [product_id for product_id in wanted if not products[product_id].is_active]
+    if inactive:
+        raise ApplicationError(
+            CatalogErrorCode.PRODUCT_INACTIVE,
+            "Some products are no longer sold.",
+            details={"product_ids": inactive},
+        )
+    return products
+
+
+def quote_lines(*, lines: Sequence[RequestedLine]) -> Quote:
+    """Prices an order from the catalogue; the caller's own prices never count."""
+    products = products_for_lines(lines=lines)
+    currencies = sorted({products[line.product_id].currency for line in lines})
+    if len(currencies) != 1:
+        raise ApplicationError(
+            CatalogErrorCode.CURRENCY_MISMATCH,
+            "The products are priced in different currencies.",
+            details={"currencies": currencies},
+        )
+    quoted = []
+    for line in lines:
+        product = products[line.product_id]
+        quoted.append(
+            QuoteLine(
+                product_id=product.pk,
+                name=product.name,
+                quantity=line.quantity,
+                unit_price=product.price,
+                currency=product.currency,
+                line_total=product.price * line.quantity,
+            )
+        )
+    total = sum((line.line_total for line in quoted), Decimal("0.00"))
+    return Quote(lines=quoted, total=total, currency=currencies[0])
+
+
+def reservation_get(*, order_id: str) -> StockReservation:
+    try:
+        return StockReservation.objects.prefetch_related("lines").get(order_id=order_id)
+    except StockReservation.DoesNotExist:
+        raise NotFoundError(
+            CatalogErrorCode.RESERVATION_NOT_FOUND,
+            "No stock reservation for this order.",
+            details={"order_id": order_id},
+        ) from None

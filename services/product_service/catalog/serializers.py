@@ -1,0 +1,166 @@
+"""Request and response shapes. Input serializers name every writable field;
+anything else a client sends (id, stock, timestamps...) is ignored."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+
+from .models import Category, Product, StockLevel, StockReservation, StockReservationLine
+from .selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, RequestedLine
+
+MAX_LINE_QUANTITY = 10_000
+MAX_LINES = 100
+MAX_STOCK = 2_147_483_647  # the column is a PostgreSQL integer
+ORDER_ID_MAX_LENGTH = 64
+
+
+def _money(*, max_digits: int | None = 10, **kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=max_digits, decimal_places=2, **kwargs)
+
+
+# --- catalogue ---------------------------------------------------------------
+
+
+class CategorySerializer(serializers.ModelSerializer[Category]):
+    class Meta:
+        model = Category
+        fields = ("id", "name", "slug")
+        read_only_fields = fields
+
+
+class CategoryInputSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100)
+    slug = serializers.SlugField(max_length=100)
+
+
+class ProductSerializer(serializers.ModelSerializer[Product]):
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    stock = serializers.IntegerField(source="available", read_only=True, help_text="Quantity available.")
+
+    class Meta:
+        model = Product
+        fields = (
+            "id",
+            "sku",
+            "name",
+            "description",
+            "price",
+            "currency",
+            "category",
+            "is_active",
+            "stock",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class ProductInputSerializer(serializers.Serializer[Any]):
+    sku = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(allow_blank=True, required=False, default="")
+    price = _money(min_value=Decimal("0.01"))
+    currency = serializers.RegexField(
+        r"^[A-Z]{3}$", max_length=3, required=False, default="EUR", help_text="ISO 4217 code."
+    )
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    is_active = serializers.BooleanField(required=False, default=True)
+
+
+class StockInputSerializer(serializers.Serializer[Any]):
+    quantity = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
+
+
+class StockSerializer(serializers.ModelSerializer[StockLevel]):
+    product_id = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = StockLevel
+        fields = ("product_id", "quantity")
+        read_only_fields = fields
+
+
+class ProductListQuerySerializer(serializers.Serializer[Any]):
+    """The catalogue's query parameters; a bad value is a 400, never a 500."""
+
+    category = serializers.SlugField(required=False, help_text="Category slug.")
+    min_price = _money(required=False, min_value=Decimal("0"))
+    max_price = _money(required=False, min_value=Decimal("0"))
+    search = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="In name, description or SKU."
+    )
+    ordering = serializers.ChoiceField(
+        choices=sorted(PRODUCT_ORDERINGS), required=False, default=DEFAULT_PRODUCT_ORDERING
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        low, high = attrs.get("min_price"), attrs.get("max_price")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"max_price": ["Must not be below min_price."]})
+        return attrs
+
+
+# --- internal: quotes and reservations ----------------------------------------
+
+
+class RequestedLineSerializer(serializers.Serializer[Any]):
+    product_id = serializers.IntegerField(min_value=1)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_LINE_QUANTITY)
+
+
+class LinesInputSerializer(serializers.Serializer[Any]):
+    lines = RequestedLineSerializer(many=True, allow_empty=False)
+
+    def validate_lines(self, lines: list[dict[str, int]]) -> list[dict[str, int]]:
+        if len(lines) > MAX_LINES:
+            raise serializers.ValidationError(f"At most {MAX_LINES} lines.")
+        ids = [line["product_id"] for line in lines]
+        duplicates = sorted({product_id for product_id in ids if ids.count(product_id) > 1})
+        if duplicates:
+            raise serializers.ValidationError(f"Each product may appear once; repeated: {duplicates}.")
+        return lines
+
+    def requested_lines(self) -> list[RequestedLine]:
+        return [RequestedLine(**line) for line in self.validated_data["lines"]]
+
+
+class ReservationInputSerializer(LinesInputSerializer):
+    order_id = serializers.CharField(max_length=ORDER_ID_MAX_LENGTH)
+
+
+class QuoteLineSerializer(serializers.Serializer[Any]):
+    product_id = serializers.IntegerField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = _money()
+    currency = serializers.CharField()
+    line_total = _money(max_digits=None)
+
+
+class QuoteSerializer(serializers.Serializer[Any]):
+    lines = QuoteLineSerializer(many=True)
+    total = _money(max_digits=None)
+    currency = serializers.CharField()
+
+
+class ReservationLineSerializer(serializers.ModelSerializer[StockReservationLine]):
+    product_id = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = StockReservationLine
+        fields = ("product_id", "quantity")
+        read_only_fields = fields
+
+
+class ReservationSerializer(serializers.ModelSerializer[StockReservation]):
+    lines = ReservationLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = StockReservation
+        fields = ("order_id", "status", "lines")
+        read_only_fields = fields

@@ -1,0 +1,294 @@
+"""Writes: catalogue management by staff, and stock reservations per order.
+
+Reservations never check then act. `reservation_create` first claims the
+order id (a unique row: a concurrent call for the same order waits on it, then
+replays), then locks the stock rows of every line in product-id order (so two
+orders naming the same products in a different order cannot deadlock), checks
+them all, and only then decrements each with `F()`. Anything refused rolls the
+whole transaction back: all lines or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, ProtectedError
+
+from comptoir import ConflictError, NotFoundError
+
+from .errors import CatalogErrorCode
+from .models import (
+    Category,
+    Product,
+    ReservationStatus,
+    StockLevel,
+    StockReservation,
+    StockReservationLine,
+)
+from .selectors import RequestedLine, products_for_lines
+
+PRODUCT_EDITABLE_FIELDS = frozenset(
+    {"sku", "name", "description", "price", "currency", "category", "is_active"}
+)
+CATEGORY_EDITABLE_FIELDS = frozenset({"name", "slug"})
+
+_Locked = TypeVar("_Locked", Category, Product)
+
+
+def _locked(model: type[_Locked], pk: int, code: CatalogErrorCode, message: str) -> _Locked:
+    try:
+        return model.objects.select_for_update().get(pk=pk)
+    except model.DoesNotExist:
+        raise NotFoundError(code, message) from None
+
+
+# --- categories -----------------------------------------------------------
+
+
+def _category_taken() -> ConflictError:
+    return ConflictError(CatalogErrorCode.CATEGORY_TAKEN, "A category with this name or slug already exists.")
+
+
+@transaction.atomic
+def category_create(*, name: str, slug: str) -> Category:
+    try:
+        with transaction.atomic():
+            return Category.objects.create(name=name, slug=slug)
+    except IntegrityError:
+        raise _category_taken() from None
+
+
+@transaction.atomic
+def category_update(*, category_id: int, changes: dict[str, Any]) -> Category:
+    category = _locked(Category, category_id, CatalogErrorCode.CATEGORY_NOT_FOUND, "No such category.")
+    for field, value in changes.items():
+        if field not in CATEGORY_EDITABLE_FIELDS:
+            raise ValueError(f"category field {field!r} is not editable")
+        setattr(category, field, value)
+    try:
+        with transaction.atomic():
+            category.save()
+    except IntegrityError:
+        raise _category_taken() from None
+    return category
+
+
+@transaction.atomic
+def category_delete(*, category_id: int) -> None:
+    category = _locked(Category, category_id, CatalogErrorCode.CATEGORY_NOT_FOUND, "No such category.")
+    try:
+        with transaction.atomic():
+            category.delete()
+    except ProtectedError:
+        raise ConflictError(
+            CatalogErrorCode.CATEGORY_IN_USE, "The category still has products; move or delete them first."
+        ) from None
+
+
+# --- products ----------------------------------------------------------------
+
+
+def _sku_taken() -> ConflictError:
+    return ConflictError(CatalogErrorCode.SKU_TAKEN, "A product with this SKU already exists.")
+
+
+@transaction.atomic
+def product_create(
+    *,
+    sku: str,
+    name: str,
+    price: Decimal,
+    category: Category,
+    description: str = "",
+    currency: str = "EUR",
+    is_active: bool = True,
+) -> Product:
+    """A new product, with an empty stock level (staff set it with `stock_set`)."""
+    try:
+        with transaction.atomic():
+            product = Product.objects.create(
+                sku=sku,
+                name=name,
+                description=description,
+                price=price,
+                currency=currency,
+                category=category,
+                is_active=is_active,
+            )
+    except IntegrityError:
+        raise _sku_taken() from None
+    StockLevel.objects.create(product=product, quantity=0)
+    return product
+
+
+@transaction.atomic
+def product_update(*, product_id: int, changes: dict[str, Any]) -> Product:
+    product = _locked(Product, product_id, CatalogErrorCode.PRODUCT_NOT_FOUND, "No such product.")
+    for field, value in changes.items():
+        if field not in PRODUCT_EDITABLE_FIELDS:
+            raise ValueError(f"product field {field!r} is not editable")
+        setattr(product, field, value)
+    try:
+        with transaction.atomic():
+            product.save()
+    except IntegrityError:
+        raise _sku_taken() from None
+    return product
+
+
+@transaction.atomic
+def product_delete(*, product_id: int) -> None:
+    product = _locked(Product, product_id, CatalogErrorCode.PRODUCT_NOT_FOUND, "No such product.")
+    try:
+        with transaction.atomic():
+            product.delete()
+    except ProtectedError:
+        raise ConflictError(
+            CatalogErrorCode.PRODUCT_IN_USE,
+            "The product appears in stock reservations; deactivate it instead.",
+        ) from None
+
+
+@transaction.atomic
+def stock_set(*, product_id: int, quantity: int) -> StockLevel:
+    """Sets the available quantity (a stock count by staff), whatever it was."""
+    if quantity < 0:
+        raise ValueError("stock quantity cannot be negative")
+    _locked(Product, product_id, CatalogErrorCode.PRODUCT_NOT_FOUND, "No such product.")
+    stock, _ = StockLevel.objects.select_for_update().get_or_create(product_id=product_id)
+    stock.quantity = quantity
+    stock.save(update_fields=["quantity", "updated_at"])
+    return stock
+
+
+# --- reservations ----------------------------------------------------------------
+
+
+def _quantities(lines: Sequence[RequestedLine]) -> dict[int, int]:
+    quantities: dict[int, int] = {}
+    for line in lines:
+        if line.product_id in quantities:
+            raise ValueError(f"product {line.product_id} appears twice")
+        if line.quantity <= 0:
+            raise ValueError("a line's quantity must be positive")
+        quantities[line.product_id] = line.quantity
+    return quantities
+
+
+def _replay(reservation: StockReservation, quantities: dict[int, int]) -> StockReservation:
+    """A repeated reserve for the same order: the first answer again, if it still holds."""
+    held = {line.product_id: line.quantity for line in reservation.lines.all()}
+    if held != quantities:
+        raise ConflictError(
+            CatalogErrorCode.RESERVATION_MISMATCH,
+            "This order already has a reservation with different lines.",
+            details={"order_id": reservation.order_id},
+        )
+    if reservation.status == ReservationStatus.RELEASED:
+        raise ConflictError(
+            CatalogErrorCode.RESERVATION_RELEASED,
+            "This order's reservation was released; the stock is no longer held.",
+            details={"order_id": reservation.order_id},
+        )
+    return reservation
+
+
+@transaction.atomic
+def reservation_create(*, order_id: str, lines: Sequence[RequestedLine]) -> StockReservation:
+    """Holds stock for every line of an order, or for none; idempotent per order id."""
+    quantities = _quantities(lines)
+    if not quantities:
+        raise ValueError("a reservation needs at least one line")
+    try:
+        # Claims the order id first: a concurrent call for the same order blocks
+        # here until this transaction ends, then replays what it committed.
+        with transaction.atomic():
+            reservation = StockReservation.objects.create(
+                order_id=order_id, status=ReservationStatus.RESERVED
+            )
+    except IntegrityError:
+        existing = StockReservation.objects.select_for_update().get(order_id=order_id)
+        return _replay(existing, quantities)
+
+    products_for_lines(lines=lines)
+    product_ids = sorted(quantities)
+    stocks = {
+        stock.product_id: stock
+        for stock in StockLevel.objects.select_for_update()
+        .filter(product_id__in=product_ids)
+        .order_by("product_id")
+    }
+    unavailable = [
+        {
+            "product_id": product_id,
+            "requested": quantities[product_id],
+            "available": stocks[product_id].quantity if product_id in stocks else 0,
+        }
+        for product_id in product_ids
+        if product_id not in stocks or stocks[product_id].quantity < quantities[product_id]
+    ]
+    if unavailable:
+        raise ConflictError(
+            CatalogErrorCode.INSUFFICIENT_STOCK,
+            "Not enough stock for some products; nothing was reserved.",
+            details={"unavailable": unavailable},
+        )
+    for product_id in product_ids:
+        StockLevel.objects.filter(product_id=product_id).update(
+            quantity=F("quantity") - quantities[product_id]
+        )
+    StockReservationLine.objects.bulk_create(
+        StockReservationLine(reservation=reservation, product_id=product_id, quantity=quantities[product_id])
+        for product_id in product_ids
+    )
+    return reservation
+
+
+def _locked_reservation(order_id: str) -> StockReservation:
+    try:
+        return StockReservation.objects.select_for_update().get(order_id=order_id)
+    except StockReservation.DoesNotExist:
+        raise NotFoundError(
+            CatalogErrorCode.RESERVATION_NOT_FOUND,
+            "No stock reservation for this order.",
+            details={"order_id": order_id},
+        ) from None
+
+
+@transaction.atomic
+def reservation_release(*, order_id: str) -> StockReservation:
+    """Gives the held stock back (a cancelled order); idempotent, refused once committed."""
+    reservation = _locked_reservation(order_id)
+    if reservation.status == ReservationStatus.RELEASED:
+        return reservation
+    if reservation.status == ReservationStatus.COMMITTED:
+        raise ConflictError(
+            CatalogErrorCode.RESERVATION_COMMITTED,
+            "This order's reservation is committed; its stock can no longer be released.",
+            details={"order_id": order_id},
+        )
+    for line in reservation.lines.order_by("product_id"):
+        StockLevel.objects.filter(product_id=line.product_id).update(quantity=F("quantity") + line.quantity)
+    reservation.status = ReservationStatus.RELEASED
+    reservation.save(update_fields=["status", "updated_at"])
+    return reservation
+
+
+@transaction.atomic
+def reservation_commit(*, order_id: str) -> StockReservation:
+    """Makes the reservation final (a confirmed order); idempotent, refused once released."""
+    reservation = _locked_reservation(order_id)
+    if reservation.status == ReservationStatus.COMMITTED:
+        return reservation
+    if reservation.status == ReservationStatus.RELEASED:
+        raise ConflictError(
+            CatalogErrorCode.RESERVATION_RELEASED,
+            "This order's reservation was released; it cannot be committed.",
+            details={"order_id": order_id},
+        )
+    reservation.status = ReservationStatus.COMMITTED
+    reservation.save(update_fields=["status", "updated_at"])
+    return reservation

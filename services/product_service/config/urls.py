@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from catalog.urls import internal_urlpatterns, public_urlpatterns
+from comptoir import health_urlpatterns
+
+urlpatterns = [
+    *health_urlpatterns(),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/products/", include(public_urlpatterns)),
+    path("internal/", include(internal_urlpatterns)),
+]
+
+handler400 = "comptoir._errors.json_400"
+handler403 = "comptoir._errors.json_403"
+handler404 = "comptoir._errors.json_404"
+handler500 = "comptoir._errors.json_500"
