@@ -1,13 +1,16 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from comptoir import health_urlpatterns
+from users.urls import api_urlpatterns, internal_urlpatterns
 
 urlpatterns = [
     *health_urlpatterns(),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/users/", include(api_urlpatterns)),
+    path("internal/users/", include(internal_urlpatterns)),
 ]
 
 handler400 = "comptoir._errors.json_400"

@@ -1,0 +1,93 @@
+"""Request and response shapes. Input serializers only validate; services.py decides."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .models import User
+
+
+class RegisterInputSerializer(serializers.Serializer[None]):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class RegisteredUserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ("id", "email", "full_name")
+        read_only_fields = fields
+
+
+class LoginInputSerializer(serializers.Serializer[None]):
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+
+
+class RefreshInputSerializer(serializers.Serializer[None]):
+    refresh = serializers.CharField(max_length=200)
+
+
+class TokenPairSerializer(serializers.Serializer[None]):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+    token_type = serializers.CharField(default="Bearer")
+    expires_in = serializers.IntegerField(help_text="Lifetime of the access token, in seconds.")
+
+
+class ProfileSerializer(serializers.ModelSerializer[User]):
+    """The caller's own profile: only `full_name` is writable; anything else sent is ignored."""
+
+    class Meta:
+        model = User
+        fields = ("id", "email", "full_name", "is_staff", "date_joined")
+        read_only_fields = ("id", "email", "is_staff", "date_joined")
+
+
+class ProfileUpdateSerializer(serializers.Serializer[None]):
+    full_name = serializers.CharField(max_length=200, allow_blank=True, required=False)
+
+
+class ServiceTokenInputSerializer(serializers.Serializer[None]):
+    client_id = serializers.CharField(max_length=100)
+    client_secret = serializers.CharField(max_length=256, write_only=True, trim_whitespace=False)
+
+
+class ServiceTokenSerializer(serializers.Serializer[None]):
+    access_token = serializers.CharField()
+    token_type = serializers.CharField(default="Bearer")
+    expires_in = serializers.IntegerField(help_text="Lifetime of the token, in seconds.")
+
+
+class InternalUserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ("id", "email", "full_name", "is_active")
+        read_only_fields = fields
+
+
+class JWKSerializer(serializers.Serializer[None]):
+    kty = serializers.CharField()
+    n = serializers.CharField()
+    e = serializers.CharField()
+    kid = serializers.CharField()
+    alg = serializers.CharField()
+    use = serializers.CharField()
+
+
+class JWKSSerializer(serializers.Serializer[None]):
+    keys = JWKSerializer(many=True)
+
+
+class ErrorDetailSerializer(serializers.Serializer[None]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+    trace_id = serializers.CharField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer[None]):
+    """The platform's error body."""
+
+    error = ErrorDetailSerializer()
