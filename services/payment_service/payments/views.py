@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotAuthenticated
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -45,12 +46,18 @@ def _errors(**responses: str) -> dict[int, OpenApiResponse]:
 _AUTH_ERRORS = {"401": "No or invalid token.", "403": "Not allowed for this caller."}
 
 
-@extend_schema(tags=["payments"], responses={200: PaymentSerializer(many=True)})
-class PaymentListView(generics.ListAPIView[Payment]):
-    """My payments, newest first."""
+class PaymentPagination(PageNumberPagination):
+    """The platform's page size, which a client may lower or raise up to 100 with `page_size`."""
 
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+@extend_schema(tags=["payments"], summary="My payments, newest first")
+class PaymentListView(generics.ListAPIView[Payment]):
     permission_classes = (IsEndUser,)
     serializer_class = PaymentSerializer
+    pagination_class = PaymentPagination
 
     def get_queryset(self) -> QuerySet[Payment]:
         return selectors.payment_list(user_id=_caller_id(self.request))
