@@ -67,6 +67,10 @@ def wallet_get_or_create(*, user_id: int) -> Wallet:
 @transaction.atomic
 def wallet_credit(*, user_id: int, amount: Decimal) -> Wallet:
     """Tops the wallet up by `amount` (a CREDIT entry), opening it if needed."""
+    if user_id < 1:
+        raise ApplicationError(
+            ErrorCode.VALIDATION_ERROR, "User ids start at 1.", details={"user_id": user_id}
+        )
     amount = _money(amount)
     wallet_get_or_create(user_id=user_id)
     wallet = Wallet.objects.select_for_update().get(user_id=user_id)

@@ -332,3 +332,15 @@ def test_staff_credit_authorization(
     assert response.json()["error"]["code"] == code
     assert balance_of(BOB) == Decimal("20.00")
     assert LedgerEntry.objects.count() == 1
+
+
+def test_staff_credit_of_user_zero_is_refused(client: Client, user_headers: Headers) -> None:
+    response = client.post(
+        credit_url(0),
+        {"amount": "5.00"},
+        content_type="application/json",
+        headers=user_headers(STAFF, is_staff=True),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert not Wallet.objects.exists()
