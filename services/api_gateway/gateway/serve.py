@@ -1,0 +1,50 @@
+"""`python -m gateway.serve --port 8000`: uvicorn with one worker per core.
+
+uvloop + httptools; no uvicorn access log (the gateway writes its own JSON
+line) and no proxy-header trust (a client must not choose its own address).
+With several workers, Prometheus metrics are aggregated across them through
+`PROMETHEUS_MULTIPROC_DIR` (a fresh temporary folder unless one is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+
+import uvicorn
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway.serve", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", str(os.cpu_count() or 1)))
+    )
+    args = parser.parse_args(argv)
+    created = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        created = tempfile.mkdtemp(prefix="comptoir-gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    try:
+        uvicorn.run(
+            "gateway.app:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+        )
+    finally:
+        if created:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The gateway's own routes: health, metrics, merged API docs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from tests.conftest import Platform
+
+
+def test_live(gateway: httpx.Client) -> None:
+    response = gateway.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "service": "api_gateway"}
+
+
+def test_ready_aggregates_every_upstream_and_redis(gateway: httpx.Client) -> None:
+    response = gateway.get("/health/ready")
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": "ok",
+        "service": "api_gateway",
+        "checks": {
+            "email_service": "ok",
+            "order_service": "ok",
+            "payment_service": "ok",
+            "product_service": "ok",
+            "user_service": "ok",
+            "redis": "ok",
+        },
+        "failed": [],
+    }
+
+
+def test_merged_openapi_has_every_public_path_and_no_internal_one(gateway: httpx.Client) -> None:
+    response = gateway.get("/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert sorted(document["paths"]) == [
+        "/api/emails/",
+        "/api/emails/{id}/",
+        "/api/orders/",
+        "/api/orders/{id}/",
+        "/api/payments/",
+        "/api/payments/{id}/",
+        "/api/products/",
+        "/api/products/{id}/",
+        "/api/users/",
+        "/api/users/{id}/",
+    ]
+    schemas = document["components"]["schemas"]
+    # Same name, different shape in two services: the later one is renamed, its refs follow.
+    assert schemas["Item"] == {"type": "object", "properties": {"accounts_field": {"type": "string"}}}
+    assert schemas["ProductServiceItem"] == {
+        "type": "object",
+        "properties": {"catalog_field": {"type": "string"}},
+    }
+    product_list = document["paths"]["/api/products/"]["get"]["responses"]["200"]
+    assert product_list["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ProductServiceItem"
+    }
+    assert schemas["Shared"] == {"type": "object", "properties": {"id": {"type": "integer"}}}
+    assert "ProductServiceShared" not in schemas
+    assert "x-unavailable-services" not in document["info"]
+
+
+def test_docs_page_points_at_the_merged_document(gateway: httpx.Client) -> None:
+    response = gateway.get("/docs")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert '"/openapi.json"' in response.text
+    assert "script-src https://cdn.jsdelivr.net 'sha256-" in response.headers["content-security-policy"]
+
+
+def test_metrics_count_requests_latency_and_breaker_state(gateway: httpx.Client) -> None:
+    gateway.get("/api/products/")
+
+    text = gateway.get("/metrics").text
+
+    assert 'gateway_requests_total{method="GET",route="/api/products/",status="200"}' in text
+    assert 'gateway_request_duration_seconds_bucket{le="0.1",route="/api/products/"}' in text
+    assert 'gateway_circuit_breaker_state{upstream="product_service"}' in text
+    assert "gateway_upstream_errors_total" in text
+
+
+def test_access_log_is_one_json_line_per_request(gateway: httpx.Client, platform: Platform) -> None:
+    gateway.get("/api/products/", headers={"X-Request-ID": "logged-once"})
+
+    lines: list[dict[str, object]] = []
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not lines:
+        for raw in platform.log.read_text().splitlines():
+            if raw.startswith("{") and '"logged-once"' in raw:
+                lines.append(json.loads(raw))
+        time.sleep(0.05)
+    [line] = [entry for entry in lines if entry.get("logger") == "gateway.access"]
+    assert line["method"] == "GET"
+    assert line["path"] == "/api/products/"
+    assert line["route"] == "/api/products/"
+    assert line["upstream"] == "product_service"
+    assert line["status"] == 200
+    assert isinstance(line["duration_ms"], float)
