@@ -68,6 +68,8 @@ class ProductServiceStub:
     quote_override: tuple[int, Any] | None = None
     # Every quote waits here until this many quotes are in flight.
     quote_barrier: threading.Barrier | None = None
+    # The next this-many quotes are answered 503 (a restarting product_service).
+    quote_failures_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -75,6 +77,7 @@ class ProductServiceStub:
             self.requests = []
         self.quote_override = None
         self.quote_barrier = None
+        self.quote_failures_left = 0
 
     def quotes(self) -> list[RecordedRequest]:
         with self.lock:
@@ -87,6 +90,10 @@ class ProductServiceStub:
     def answer_quote(self, body: Any) -> tuple[int, Any]:
         if self.quote_barrier is not None:
             self.quote_barrier.wait(timeout=10)
+        with self.lock:
+            if self.quote_failures_left > 0:
+                self.quote_failures_left -= 1
+                return 503, _error("unavailable", "Restarting.", {})
         if self.quote_override is not None:
             return self.quote_override
         requested = body["lines"]

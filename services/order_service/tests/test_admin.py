@@ -35,6 +35,15 @@ def test_orders_are_listed_and_shown_read_only(
     assert admin_client_.get("/admin/orders/order/add/").status_code == 403
 
 
+@pytest.mark.parametrize("term", ["key-1", "42"])
+def test_orders_can_be_searched_by_id_owner_or_key(
+    admin_client_: Client, make_order: Callable[..., Order], term: str
+) -> None:
+    make_order()
+
+    assert admin_client_.get("/admin/orders/order/", {"q": term}).status_code == 200
+
+
 def test_the_admin_cannot_change_an_order(admin_client_: Client, make_order: Callable[..., Order]) -> None:
     order = make_order()
 

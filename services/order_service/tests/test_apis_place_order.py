@@ -329,6 +329,19 @@ def test_product_service_failing_is_503_and_no_order(
     assert Order.objects.count() == 0
 
 
+def test_a_quote_is_retried_after_a_passing_failure(
+    place_order: PlaceOrder, product_service: ProductServiceStub
+) -> None:
+    # A quote has no effect upstream, so the client may safely ask again.
+    product_service.quote_failures_left = 1
+
+    response = place_order([(1, 1)])
+
+    assert response.status_code == 201
+    assert len(product_service.quotes()) == 2
+    assert Order.objects.count() == 1
+
+
 def _quote(**changes: Any) -> dict[str, Any]:
     quote: dict[str, Any] = {
         "lines": [
