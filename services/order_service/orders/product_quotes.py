@@ -60,13 +60,13 @@ class _QuotedLineSerializer(serializers.Serializer[Any]):
     quantity = serializers.IntegerField(min_value=1)
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
     currency = serializers.RegexField(r"^[A-Z]{3}$")
-    line_total = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
+    # Totals are wider than an order's columns on purpose: a too-large order
+    # is the caller's error (order_total_too_large), not a broken upstream.
+    line_total = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0"))
 
 
 class _QuoteSerializer(serializers.Serializer[Any]):
     lines = _QuotedLineSerializer(many=True)
-    # Wider than an order's total on purpose: a too-large order is the
-    # caller's error (order_total_too_large), not a broken upstream.
     total = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0"))
     currency = serializers.RegexField(r"^[A-Z]{3}$")
 
