@@ -6,3 +6,6 @@ class ComptoirConfig(AppConfig):
     label = "comptoir"
     verbose_name = "Comptoir chassis"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import _schema  # noqa: F401 - registers the OpenAPI auth extension
