@@ -105,6 +105,7 @@ def service_settings(
             "rest_framework",
             "drf_spectacular",
             "comptoir",
+            "comptoir.events",
         ],
         "MIDDLEWARE": [
             "comptoir.RequestIdMiddleware",

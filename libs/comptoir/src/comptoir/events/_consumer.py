@@ -1,0 +1,377 @@
+"""The consumer: reads a service's topics and runs the registered handlers.
+
+For each batch the consumer polls, it opens one database transaction and, per
+message, a savepoint holding the inbox row `(group, event_id)` and the
+handler's effect. A message whose inbox row already exists is a redelivery and
+is skipped. Only after the transaction commits, and after the failed messages
+are safely on their retry or dead-letter topic, are the offsets committed: a
+crash anywhere redelivers, and the inbox makes the redelivery harmless.
+
+Failures: a handler exception sends the message to `<topic>.retry.<n>` (n = the
+attempt that failed), read by the same process once RETRY_DELAYS[n-1] seconds
+have passed since it was written. Waiting pauses only that retry partition, so
+other keys and the main topic go on. After the last retry, or at once for a
+message that is not a valid envelope or breaks its contract, the message goes
+to `<topic>.dlq` with `x-original-topic/-partition/-offset`, `x-error-type`,
+`x-error-message`, `x-attempts`, `x-first-failure-at` and `x-consumer-group`
+headers. Per-key order holds for messages handled on their first attempt; a
+message being retried is handled after later messages of its key.
+
+SIGTERM (`stop()`): the message in progress finishes, the batch commits, the
+offsets are committed and the consumer leaves its group.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, transaction
+
+from comptoir import request_id_var
+
+from ._config import EventSettings, event_settings
+from ._context import Delivery, _current
+from ._contracts import ContractError, topic_for, validate_payload
+from ._envelope import Envelope, EnvelopeError
+from ._registry import DEFAULT_PURPOSE, Handler, handlers_for
+from ._relay import DELIVERY_TIMEOUT_S, producer_config
+from ._topics import declare_topics, dlq_topic, parse_retry_topic, retry_topic
+from .models import InboxMessage
+
+logger = logging.getLogger("comptoir.events.consumer")
+
+_INBOX = InboxMessage._meta.db_table
+INSERT_INBOX = (
+    f'INSERT INTO {_INBOX} (consumer, event_id, event_type, topic, partition, "offset") '  # noqa: S608
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+DELETE_OLD_INBOX = (
+    f"DELETE FROM {_INBOX} WHERE consumer = %s "  # noqa: S608 - table name is ours
+    "AND handled_at < now() - make_interval(secs => %s)"
+)
+ERROR_MESSAGE_MAX = 1000
+CLEANUP_EVERY_S = 300.0
+
+H_ORIGINAL_TOPIC = "x-original-topic"
+H_ORIGINAL_PARTITION = "x-original-partition"
+H_ORIGINAL_OFFSET = "x-original-offset"
+H_ATTEMPTS = "x-attempts"
+H_FIRST_FAILURE = "x-first-failure-at"
+H_ERROR_TYPE = "x-error-type"
+H_ERROR_MESSAGE = "x-error-message"
+H_GROUP = "x-consumer-group"
+H_DEAD_LETTERED = "x-dead-lettered-at"
+H_REPLAYED_FROM = "x-replayed-from"
+
+
+class _Outcome(enum.Enum):
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, str | bytes | None]]
+
+
+def header_pairs(message: Message) -> list[tuple[str, bytes]]:
+    """The message's headers as (name, bytes) pairs, whatever form the client gave."""
+    raw = message.headers() or []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(name, value.encode() if isinstance(value, str) else value or b"") for name, value in items]
+
+
+def _headers(message: Message) -> dict[str, str]:
+    return {name: value.decode(errors="replace") for name, value in header_pairs(message)}
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class EventConsumer:
+    """One consumer group: `<service>.<purpose>` handling the purpose's event types."""
+
+    def __init__(
+        self,
+        *,
+        purpose: str = DEFAULT_PURPOSE,
+        group_id: str | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+        config: EventSettings | None = None,
+        using: str = "default",
+    ) -> None:
+        self.config = config or event_settings()
+        self.group = group_id or f"{self.config.service}.{purpose}"
+        self.handlers = dict(handlers if handlers is not None else handlers_for(purpose))
+        if not self.handlers:
+            raise ImproperlyConfigured(f"no event handler is registered for purpose {purpose!r}")
+        self.using = using
+        self.topics = sorted({topic_for(event_type) for event_type in self.handlers})
+        self.retry_topics = [
+            retry_topic(topic, n)
+            for topic in self.topics
+            for n in range(1, len(self.config.retry_delays) + 1)
+        ]
+        self.stats = ConsumerStats()
+        self._stop = threading.Event()
+        self._paused: dict[tuple[str, int], float] = {}
+        self._producer = Producer(producer_config(self.config.bootstrap_servers))
+        self._consumer: Consumer | None = None
+
+    def stop(self) -> None:
+        """Asks `run()` to finish the message in progress, commit and leave the group."""
+        self._stop.set()
+
+    def _new_consumer(self) -> Consumer:
+        return Consumer(
+            {
+                "bootstrap.servers": self.config.bootstrap_servers,
+                "group.id": self.group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 2000,
+                "fetch.wait.max.ms": 100,
+                "log_level": 3,
+            }
+        )
+
+    def run(
+        self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None
+    ) -> ConsumerStats:
+        """Consumes until `stop()`, `max_seconds`, or `until()` turns true after a batch."""
+        declare_topics(self.topics, self.config, with_failure_topics=True)
+        consumer = self._consumer = self._new_consumer()
+        consumer.subscribe(self.topics + self.retry_topics, on_revoke=self._on_revoke)
+        deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+        next_cleanup = time.monotonic()
+        logger.info("consumer %s: subscribed to %s", self.group, ", ".join(self.topics))
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                self._resume_due(consumer)
+                messages = consumer.consume(num_messages=self.config.consumer_batch_size, timeout=0.2)
+                if messages:
+                    self._process_batch(consumer, messages)
+                if until is not None and until():
+                    break
+                if time.monotonic() >= next_cleanup:
+                    self._delete_old_inbox_rows()
+                    next_cleanup = time.monotonic() + CLEANUP_EVERY_S
+        finally:
+            consumer.close()
+            self._consumer = None
+            self._producer.flush(DELIVERY_TIMEOUT_S)
+            logger.info("consumer %s: left the group (%s)", self.group, self.stats)
+        return self.stats
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for partition in partitions:
+            self._paused.pop((partition.topic, partition.partition), None)
+
+    def _resume_due(self, consumer: Consumer) -> None:
+        now = time.time()
+        due = [key for key, at in self._paused.items() if at <= now]
+        if due:
+            consumer.resume([TopicPartition(topic, partition) for topic, partition in due])
+            for key in due:
+                del self._paused[key]
+
+    def _process_batch(self, consumer: Consumer, messages: list[Message]) -> None:
+        commits: dict[tuple[str, int], int] = {}
+        outgoing: list[_Outgoing] = []
+        deferred: set[tuple[str, int]] = set()
+        with transaction.atomic(using=self.using):
+            for message in messages:
+                if self._stop.is_set():
+                    break
+                error = message.error()
+                if error is not None:
+                    logger.warning("consumer %s: %s", self.group, error)
+                    continue
+                partition = (str(message.topic()), int(message.partition() or 0))
+                if partition in deferred:
+                    continue
+                outcome = self._process(consumer, message, outgoing)
+                if outcome is _Outcome.DEFERRED:
+                    deferred.add(partition)
+                    continue
+                commits[partition] = int(message.offset() or 0) + 1
+        self._send(outgoing)
+        if commits:
+            consumer.commit(
+                offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in commits.items()],
+                asynchronous=False,
+            )
+
+    def _send(self, outgoing: list[_Outgoing]) -> None:
+        """Puts failed messages on their retry or dead-letter topic; raises unless all are acknowledged."""
+        if not outgoing:
+            return
+        failures: list[str] = []
+
+        def report(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                failures.append(f"{message.topic()}: {error}")
+
+        for item in outgoing:
+            self._producer.produce(
+                item.topic, key=item.key, value=item.value, headers=item.headers, on_delivery=report
+            )
+        remaining = self._producer.flush(DELIVERY_TIMEOUT_S + 5)
+        if remaining or failures:
+            raise RuntimeError(f"could not hand failed messages to retry/DLQ topics: {remaining} {failures}")
+
+    def _process(self, consumer: Consumer, message: Message, outgoing: list[_Outgoing]) -> _Outcome:
+        topic = str(message.topic())
+        headers = _headers(message)
+        retry = parse_retry_topic(topic)
+        if retry is not None:
+            origin, n = retry
+            if headers.get(H_GROUP) != self.group:
+                self.stats.skipped += 1
+                return _Outcome.SKIPPED  # another group's retry
+            delay = self.config.retry_delays[n - 1] if n <= len(self.config.retry_delays) else 0.0
+            due = message.timestamp()[1] / 1000 + delay
+            if due > time.time():
+                partition = TopicPartition(topic, int(message.partition() or 0), int(message.offset() or 0))
+                consumer.pause([partition])
+                consumer.seek(partition)
+                self._paused[(topic, partition.partition)] = due
+                return _Outcome.DEFERRED
+            attempt = int(headers.get(H_ATTEMPTS, n)) + 1
+        else:
+            origin, attempt = topic, 1
+        try:
+            event = Envelope.from_json(message.value())
+        except EnvelopeError as error:
+            self._route_failure(message, origin, headers, attempt, error, outgoing, final=True)
+            return _Outcome.FAILED
+        handler = self.handlers.get(event.event_type)
+        if handler is None:
+            self.stats.skipped += 1
+            return _Outcome.SKIPPED  # an event type this group does not handle, on a shared topic
+        try:
+            validate_payload(event.event_type, event.schema_version, event.payload)
+        except ContractError as error:
+            self._route_failure(message, origin, headers, attempt, error, outgoing, final=True)
+            return _Outcome.FAILED
+        delivery = Delivery(
+            group=self.group,
+            topic=topic,
+            partition=int(message.partition() or 0),
+            offset=int(message.offset() or 0),
+            attempt=attempt,
+            event=event,
+        )
+        delivery_token = _current.set(delivery)
+        request_token = request_id_var.set(event.correlation_id)
+        try:
+            with transaction.atomic(using=self.using):
+                if not self._record_in_inbox(event, delivery):
+                    self.stats.duplicates += 1
+                    return _Outcome.DUPLICATE
+                handler(event)
+        except Exception as error:  # any handler failure is retried
+            if connections[self.using].needs_rollback:
+                raise  # the batch transaction itself is broken: let the process restart
+            logger.warning(
+                "consumer %s: %s %s failed (attempt %d): %s: %s",
+                self.group,
+                event.event_type,
+                event.event_id,
+                attempt,
+                type(error).__name__,
+                error,
+            )
+            self._route_failure(message, origin, headers, attempt, error, outgoing, final=False)
+            return _Outcome.FAILED
+        finally:
+            request_id_var.reset(request_token)
+            _current.reset(delivery_token)
+        self.stats.handled += 1
+        return _Outcome.HANDLED
+
+    def _record_in_inbox(self, event: Envelope, delivery: Delivery) -> bool:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                INSERT_INBOX,
+                [
+                    self.group,
+                    event.event_id,
+                    event.event_type,
+                    delivery.topic,
+                    delivery.partition,
+                    delivery.offset,
+                ],
+            )
+            return bool(cursor.rowcount == 1)
+
+    def _route_failure(
+        self,
+        message: Message,
+        origin: str,
+        headers: dict[str, str],
+        attempt: int,
+        error: Exception,
+        outgoing: list[_Outgoing],
+        *,
+        final: bool,
+    ) -> None:
+        failure = {
+            H_ORIGINAL_TOPIC: headers.get(H_ORIGINAL_TOPIC, str(message.topic())),
+            H_ORIGINAL_PARTITION: headers.get(H_ORIGINAL_PARTITION, str(message.partition())),
+            H_ORIGINAL_OFFSET: headers.get(H_ORIGINAL_OFFSET, str(message.offset())),
+            H_ATTEMPTS: str(attempt),
+            H_FIRST_FAILURE: headers.get(H_FIRST_FAILURE, _now_iso()),
+            H_ERROR_TYPE: f"{type(error).__module__}.{type(error).__qualname__}",
+            H_ERROR_MESSAGE: str(error)[:ERROR_MESSAGE_MAX],
+            H_GROUP: self.group,
+        }
+        if final or attempt > len(self.config.retry_delays):
+            target = dlq_topic(origin)
+            failure[H_DEAD_LETTERED] = _now_iso()
+            self.stats.dead_lettered += 1
+        else:
+            target = retry_topic(origin, attempt)
+            self.stats.retried += 1
+        kept: list[tuple[str, str | bytes | None]] = [
+            (name, value) for name, value in header_pairs(message) if not name.startswith("x-")
+        ]
+        outgoing.append(
+            _Outgoing(
+                topic=target,
+                key=message.key(),
+                value=message.value(),
+                headers=kept + [(name, value.encode()) for name, value in failure.items()],
+            )
+        )
+
+    def _delete_old_inbox_rows(self) -> None:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(DELETE_OLD_INBOX, [self.group, self.config.inbox_retention])

@@ -1,0 +1,106 @@
+"""Event contracts: the catalogue (event type -> topic, current version) and one
+JSON Schema per event type and version, read from the repository's
+`contracts/events/`.
+
+The folder is `settings.COMPTOIR_EVENT_CONTRACTS_DIR` (or the environment
+variable of that name) when set; otherwise the first `contracts/events` found
+walking up from the service's BASE_DIR, which is the repository checkout in
+development and CI and a copied folder in an image.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from jsonschema import Draft202012Validator
+
+from ._config import event_settings
+
+
+class ContractError(ValueError):
+    """A payload, an event type or a version the contracts do not allow."""
+
+    def __init__(self, event_type: str, message: str, errors: list[str] | None = None) -> None:
+        self.event_type = event_type
+        self.errors = errors or []
+        detail = f": {'; '.join(self.errors)}" if self.errors else ""
+        super().__init__(f"{event_type}: {message}{detail}")
+
+
+def contracts_dir() -> Path:
+    configured = getattr(settings, "COMPTOIR_EVENT_CONTRACTS_DIR", None) or os.environ.get(
+        "COMPTOIR_EVENT_CONTRACTS_DIR"
+    )
+    if configured:
+        return Path(configured)
+    return _discover(Path(settings.BASE_DIR).resolve())
+
+
+@functools.cache
+def _discover(base_dir: Path) -> Path:
+    for folder in [base_dir, *base_dir.parents]:
+        candidate = folder / "contracts" / "events"
+        if (candidate / "catalog.json").is_file():
+            return candidate
+    raise ImproperlyConfigured(
+        f"no contracts/events/catalog.json above {base_dir}; set COMPTOIR_EVENT_CONTRACTS_DIR"
+    )
+
+
+@functools.cache
+def _catalog(folder: Path) -> dict[str, dict[str, Any]]:
+    entries: dict[str, dict[str, Any]] = json.loads((folder / "catalog.json").read_text())["event_types"]
+    return entries
+
+
+@functools.cache
+def _validator(folder: Path, event_type: str, version: int) -> Draft202012Validator:
+    path = folder / event_type / f"{version}.json"
+    if not path.is_file():
+        raise ContractError(event_type, f"no schema for version {version} ({path})")
+    schema = json.loads(path.read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _entry(event_type: str) -> dict[str, Any]:
+    try:
+        return _catalog(contracts_dir())[event_type]
+    except KeyError:
+        raise ContractError(event_type, "unknown event type (not in contracts/events/catalog.json)") from None
+
+
+def event_types() -> list[str]:
+    return sorted(_catalog(contracts_dir()))
+
+
+def topic_for(event_type: str) -> str:
+    """The topic carrying `event_type`: a `COMPTOIR_EVENTS["TOPICS"]` override, else the catalogue's."""
+    override = event_settings().topics.get(event_type)
+    if override:
+        return override
+    return str(_entry(event_type)["topic"])
+
+
+def current_version(event_type: str) -> int:
+    """The version producers write by default."""
+    return int(_entry(event_type)["version"])
+
+
+def validate_payload(event_type: str, version: int, payload: Any) -> None:
+    """Raises ContractError listing every violation (path: message) of the schema."""
+    _entry(event_type)
+    validator = _validator(contracts_dir(), event_type, version)
+    errors = sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        raise ContractError(
+            event_type,
+            f"payload does not match schema version {version}",
+            [f"{'.'.join(str(p) for p in e.absolute_path) or '$'}: {e.message}" for e in errors],
+        )

@@ -1,0 +1,170 @@
+"""Dead-letter tooling: list, show, replay and purge messages of `<topic>.dlq`.
+
+Replay writes the message back to its original topic with its original key,
+value and envelope headers (failure headers dropped, `x-replayed-from` added).
+Every group reading that topic sees it again; groups that handled it before
+find it in their inbox and skip it, so it is handled once by the group that
+failed. Kafka cannot delete one message: purge drops everything before an
+offset (by default, the whole topic) with the admin API's delete-records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from ._consumer import H_ORIGINAL_TOPIC, H_REPLAYED_FROM, header_pairs
+from ._relay import DELIVERY_TIMEOUT_S, producer_config
+
+READ_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+
+    @property
+    def id(self) -> str:
+        """`<dlq topic>:<partition>:<offset>`, what `dlq show` and `dlq replay` take."""
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+    def header(self, name: str) -> str | None:
+        for header_name, value in self.headers:
+            if header_name == name:
+                return value.decode(errors="replace")
+        return None
+
+
+def parse_id(letter_id: str) -> tuple[str, int, int]:
+    topic, partition, offset = letter_id.rsplit(":", 2)
+    return topic, int(partition), int(offset)
+
+
+def _reader(bootstrap_servers: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"comptoir.dlq-reader.{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 3,
+        }
+    )
+
+
+def _letter(message: Message) -> DeadLetter:
+    return DeadLetter(
+        topic=str(message.topic()),
+        partition=int(message.partition() or 0),
+        offset=int(message.offset() or 0),
+        key=message.key(),
+        value=message.value(),
+        headers=header_pairs(message),
+        timestamp_ms=message.timestamp()[1],
+    )
+
+
+def list_dead_letters(topic: str, *, bootstrap_servers: str, limit: int = 1000) -> list[DeadLetter]:
+    """The messages now in `topic` (a `.dlq` topic), oldest first per partition."""
+    reader = _reader(bootstrap_servers)
+    try:
+        metadata = reader.list_topics(topic, timeout=READ_TIMEOUT_S).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return []
+        assignment = []
+        for partition in metadata.partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
+            if high > low:
+                assignment.append(TopicPartition(topic, partition, low))
+        if not assignment:
+            return []
+        reader.assign(assignment)
+        open_partitions = {tp.partition for tp in assignment}
+        letters: list[DeadLetter] = []
+        deadline_polls = int(READ_TIMEOUT_S / 0.5) + limit
+        for _ in range(deadline_polls):
+            if not open_partitions or len(letters) >= limit:
+                break
+            message = reader.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    open_partitions.discard(int(message.partition() or 0))
+                continue
+            letters.append(_letter(message))
+        return letters
+    finally:
+        reader.close()
+
+
+def get_dead_letter(letter_id: str, *, bootstrap_servers: str) -> DeadLetter | None:
+    topic, partition, offset = parse_id(letter_id)
+    reader = _reader(bootstrap_servers)
+    try:
+        reader.assign([TopicPartition(topic, partition, offset)])
+        for _ in range(int(READ_TIMEOUT_S / 0.5)):
+            message = reader.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                return None  # end of partition: no such offset
+            return _letter(message) if message.offset() == offset else None
+        return None
+    finally:
+        reader.close()
+
+
+def replay_dead_letter(letter: DeadLetter, *, bootstrap_servers: str) -> str:
+    """Writes the letter back to its original topic; returns that topic."""
+    origin = letter.header(H_ORIGINAL_TOPIC) or letter.topic.removesuffix(".dlq")
+    headers: list[tuple[str, str | bytes | None]] = [
+        (name, value) for name, value in letter.headers if not name.startswith("x-")
+    ]
+    headers.append((H_REPLAYED_FROM, letter.id.encode()))
+    producer = Producer(producer_config(bootstrap_servers))
+    failures: list[str] = []
+    producer.produce(
+        origin,
+        key=letter.key,
+        value=letter.value,
+        headers=headers,
+        on_delivery=lambda error, _message: failures.append(str(error)) if error else None,
+    )
+    if producer.flush(DELIVERY_TIMEOUT_S) or failures:
+        raise RuntimeError(f"replay of {letter.id} to {origin} failed: {failures}")
+    return origin
+
+
+def purge_dead_letters(topic: str, *, bootstrap_servers: str, before_offset: int | None = None) -> int:
+    """Deletes the messages of every partition of `topic` below `before_offset`
+    (default: all of them); returns how many were deleted."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    reader = _reader(bootstrap_servers)
+    try:
+        metadata = reader.list_topics(topic, timeout=READ_TIMEOUT_S).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return 0
+        targets, deleted = [], 0
+        for partition in metadata.partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
+            upto = high if before_offset is None else min(high, before_offset)
+            if upto > low:
+                targets.append(TopicPartition(topic, partition, upto))
+                deleted += upto - low
+    finally:
+        reader.close()
+    if targets:
+        for future in admin.delete_records(targets, request_timeout=READ_TIMEOUT_S).values():
+            future.result(timeout=READ_TIMEOUT_S)
+    return deleted

@@ -1,0 +1,87 @@
+"""`publish_event`: the only way a service emits an event.
+
+It validates the payload against its contract and writes an outbox row in the
+caller's transaction, so the event exists if and only if the business change
+commits. A statement trigger on the outbox table NOTIFYs the relay, which
+PostgreSQL delivers at commit (and never for a rolled-back transaction).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from comptoir import request_id_var
+
+from ._config import event_settings
+from ._context import current_delivery
+from ._contracts import current_version, topic_for, validate_payload
+from ._envelope import Envelope
+from .models import OutboxMessage
+
+NOTIFY_CHANNEL = "comptoir_outbox"
+
+
+class NotInTransactionError(RuntimeError):
+    """publish_event was called outside transaction.atomic()."""
+
+
+def publish_event(
+    event_type: str,
+    *,
+    aggregate_id: str | int | uuid.UUID,
+    payload: Mapping[str, Any],
+    schema_version: int | None = None,
+    correlation_id: str | None = None,
+    saga_id: str | None = None,
+    traceparent: str | None = None,
+    topic: str | None = None,
+    using: str = "default",
+) -> Envelope:
+    """Writes `event_type` for `aggregate_id` to the outbox inside the current transaction.
+
+    Decimals, UUIDs and datetimes in `payload` are written as strings. The payload
+    is validated against `contracts/events/<event_type>/<version>.json` (version:
+    `schema_version`, else the catalogue's current one); a violation raises
+    ContractError and writes nothing. Correlation id, saga id and traceparent
+    default to those of the event being handled (in a handler), and the
+    correlation id to the request id (in a request), else to the new event's id.
+    """
+    if not transaction.get_connection(using).in_atomic_block:
+        raise NotInTransactionError("publish_event must be called inside transaction.atomic()")
+    version = schema_version or current_version(event_type)
+    wire_payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    validate_payload(event_type, version, wire_payload)
+    delivery = current_delivery()
+    parent = delivery.event if delivery is not None else None
+    event_id = uuid.uuid4()
+    envelope = Envelope(
+        event_id=event_id,
+        event_type=event_type,
+        schema_version=version,
+        occurred_at=timezone.now(),
+        producer=event_settings().service,
+        aggregate_id=str(aggregate_id),
+        payload=wire_payload,
+        correlation_id=correlation_id
+        or (parent.correlation_id if parent else None)
+        or request_id_var.get()
+        or str(event_id),
+        saga_id=saga_id or (parent.saga_id if parent else None),
+        traceparent=traceparent or (parent.traceparent if parent else None),
+    )
+    OutboxMessage.objects.using(using).create(
+        event_id=event_id,
+        event_type=event_type,
+        topic=topic or topic_for(event_type),
+        key=envelope.aggregate_id,
+        envelope=envelope.to_json().decode(),
+        headers={name: value.decode() for name, value in envelope.kafka_headers()},
+    )
+    return envelope

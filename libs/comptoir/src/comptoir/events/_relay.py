@@ -1,0 +1,232 @@
+"""The outbox relay: publishes pending outbox rows to Kafka, then marks them sent.
+
+One batch is one transaction: lock up to RELAY_BATCH_SIZE pending rows with
+`FOR UPDATE SKIP LOCKED` (so several relays share the work without waiting on
+each other), produce them with an idempotent producer (`acks=all`), wait for
+the broker's acknowledgement of each, and mark exactly the acknowledged rows
+sent. A crash after the acknowledgement and before the commit publishes those
+rows again on restart: delivery is at least once, and consumers deduplicate on
+the event id through their inbox.
+
+The relay sleeps on PostgreSQL LISTEN (the outbox trigger NOTIFYs at commit)
+with a short poll as a safety net, drains while full batches come back, and
+deletes sent rows older than OUTBOX_RETENTION now and then.
+
+With several relays running, two events of one aggregate written close together
+may be published by different relays in either order; run one relay per service
+(several only for availability) where that matters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from confluent_kafka import KafkaError, Message, Producer
+from django.db import connections, transaction
+
+from ._config import EventSettings, event_settings
+from ._outbox import NOTIFY_CHANNEL
+from ._topics import declare_topics, declared_topic_names
+from .models import OutboxMessage
+
+logger = logging.getLogger("comptoir.events.relay")
+
+_TABLE = OutboxMessage._meta.db_table
+SELECT_PENDING = (
+    f"SELECT id, topic, key, envelope, headers FROM {_TABLE} "  # noqa: S608 - table name is ours
+    "WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+MARK_SENT = f"UPDATE {_TABLE} SET sent_at = now() WHERE id = ANY(%s)"  # noqa: S608
+DELETE_SENT = (
+    f"DELETE FROM {_TABLE} WHERE id IN (SELECT id FROM {_TABLE} "  # noqa: S608
+    "WHERE sent_at < now() - make_interval(secs => %s) LIMIT 10000)"
+)
+DELIVERY_TIMEOUT_S = 30.0
+CLEANUP_EVERY_S = 60.0
+WAIT_SLICE_S = 0.25
+
+
+def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
+    """An idempotent producer: `acks=all`, no reordering or duplicates on retry."""
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
+        "log_level": 3,
+        **overrides,
+    }
+
+
+@dataclass
+class RelayStats:
+    sent: int = 0
+    failed: int = 0
+    batches: int = 0
+    deleted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class OutboxRelay:
+    """Moves outbox rows to Kafka. `run()` loops until `stop()`; `relay_once()` does one batch."""
+
+    def __init__(self, *, config: EventSettings | None = None, using: str = "default") -> None:
+        self.config = config or event_settings()
+        self.using = using
+        self.stats = RelayStats()
+        self._stop = threading.Event()
+        self._producer = Producer(producer_config(self.config.bootstrap_servers))
+        self._known_topics: set[str] = set()
+        self._listener: psycopg.Connection[Any] | None = None
+        self._last_batch_failed = False
+
+    def stop(self) -> None:
+        """Asks `run()` to return after the batch in progress."""
+        self._stop.set()
+
+    def relay_once(self) -> int:
+        """Publishes one batch of pending rows; returns how many were marked sent."""
+        connection = connections[self.using]
+        with transaction.atomic(using=self.using), connection.cursor() as cursor:
+            cursor.execute(SELECT_PENDING, [self.config.relay_batch_size])
+            rows = cursor.fetchall()
+            if not rows:
+                return 0
+            self._ensure_topics({row[1] for row in rows})
+            acknowledged: list[int] = []
+            failures: list[str] = []
+
+            def on_delivery(row_id: int) -> Callable[[KafkaError | None, Message], None]:
+                def report(error: KafkaError | None, message: Message) -> None:
+                    if error is None:
+                        acknowledged.append(row_id)
+                    else:
+                        failures.append(f"{message.topic()}: {error}")
+
+                return report
+
+            for row_id, topic, key, envelope, headers in rows:
+                self._produce(topic, key, envelope, headers, on_delivery(row_id))
+            remaining = self._producer.flush(DELIVERY_TIMEOUT_S + 5)
+            if remaining:
+                failures.append(f"{remaining} message(s) not acknowledged in time")
+            if acknowledged:
+                self._mark_sent(cursor, acknowledged)
+        self._last_batch_failed = bool(failures)
+        self.stats.batches += 1
+        self.stats.sent += len(acknowledged)
+        if failures:
+            self.stats.failed += len(rows) - len(acknowledged)
+            self.stats.errors = (self.stats.errors + failures)[-20:]
+            logger.warning(
+                "relay: %d of %d not delivered: %s", len(rows) - len(acknowledged), len(rows), failures[0]
+            )
+        return len(acknowledged)
+
+    def _produce(
+        self,
+        topic: str,
+        key: str,
+        envelope: str,
+        headers: str,
+        callback: Callable[[KafkaError | None, Message], None],
+    ) -> None:
+        for _ in range(1000):
+            try:
+                self._producer.produce(
+                    topic,
+                    key=key.encode(),
+                    value=envelope.encode(),
+                    headers=[(name, value.encode()) for name, value in json.loads(headers).items()],
+                    on_delivery=callback,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain
+        raise BufferError("producer queue stayed full")
+
+    def _mark_sent(self, cursor: Any, ids: list[int]) -> None:
+        cursor.execute(MARK_SENT, [ids])
+
+    def _ensure_topics(self, topics: set[str]) -> None:
+        missing = topics - self._known_topics
+        if missing:
+            declare_topics(missing, self.config, with_failure_topics=False)
+            self._known_topics |= missing
+
+    def delete_old_sent(self) -> int:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(DELETE_SENT, [self.config.outbox_retention])
+            deleted = int(cursor.rowcount)
+        self.stats.deleted += deleted
+        return deleted
+
+    def _listen(self) -> psycopg.Connection[Any]:
+        if self._listener is None or self._listener.closed:
+            params = connections[self.using].settings_dict
+            self._listener = psycopg.connect(
+                dbname=params["NAME"],
+                user=params["USER"],
+                password=params["PASSWORD"],
+                host=params["HOST"] or None,
+                port=params["PORT"] or None,
+                autocommit=True,
+            )
+            self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return self._listener
+
+    def _wait_for_work(self, timeout_s: float) -> None:
+        """Returns on a NOTIFY, after `timeout_s`, or at once if one came meanwhile."""
+        try:
+            listener = self._listen()
+            deadline = time.monotonic() + timeout_s
+            # Short slices, so that stop() (SIGTERM) is seen within WAIT_SLICE_S.
+            while not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                if any(True for _ in listener.notifies(timeout=min(remaining, WAIT_SLICE_S), stop_after=1)):
+                    return
+        except psycopg.Error as error:
+            logger.warning("relay: LISTEN connection lost (%s); polling", error)
+            if self._listener is not None:
+                self._listener.close()
+            self._stop.wait(timeout_s)
+
+    def run(self, *, max_seconds: float | None = None) -> RelayStats:
+        """Relays until `stop()` (or `max_seconds`); returns what it did."""
+        self._listen()
+        declare_topics(declared_topic_names(), self.config, with_failure_topics=False)
+        deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+        next_cleanup = time.monotonic()
+        logger.info("relay: started")
+        while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            sent = self.relay_once()
+            if sent >= self.config.relay_batch_size:
+                continue
+            if time.monotonic() >= next_cleanup:
+                self.delete_old_sent()
+                next_cleanup = time.monotonic() + CLEANUP_EVERY_S
+            if self._last_batch_failed:
+                self._stop.wait(1.0)  # the broker refuses: do not spin
+            wait = self.config.relay_poll_interval
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            self._wait_for_work(wait)
+        self.close()
+        logger.info("relay: stopped after %d sent in %d batches", self.stats.sent, self.stats.batches)
+        return self.stats
+
+    def close(self) -> None:
+        self._producer.flush(DELIVERY_TIMEOUT_S)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None

@@ -1,0 +1,81 @@
+"""Topic names and their creation.
+
+`<topic>` carries an event type, `<topic>.retry.<n>` holds messages waiting for
+their n-th retry, `<topic>.dlq` the dead letters. A service's relay creates the
+topics it produces to, its consumer the topics it reads with their retry and
+dead-letter topics, at start-up. Partitions and retention come from a TopicSpec
+in `COMPTOIR["KAFKA_TOPICS"]` when the service declares one, else from
+`COMPTOIR_EVENTS` (TOPIC_PARTITIONS, TOPIC_RETENTION_MS, DLQ_RETENTION_MS).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from django.conf import settings
+
+from comptoir import TopicSpec, ensure_topics
+
+from ._config import EventSettings
+
+_RETRY = re.compile(r"^(?P<origin>.+)\.retry\.(?P<n>[0-9]+)$")
+
+
+def retry_topic(topic: str, attempt: int) -> str:
+    return f"{topic}.retry.{attempt}"
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def parse_retry_topic(topic: str) -> tuple[str, int] | None:
+    """(origin topic, n) for `<origin>.retry.<n>`, else None."""
+    match = _RETRY.match(topic)
+    return (match["origin"], int(match["n"])) if match else None
+
+
+def _declared() -> dict[str, TopicSpec]:
+    return {spec.name: spec for spec in settings.COMPTOIR.get("KAFKA_TOPICS", [])}
+
+
+def declared_topic_names() -> list[str]:
+    """The topics the service lists in `COMPTOIR["KAFKA_TOPICS"]`."""
+    return sorted(_declared())
+
+
+def topic_specs(
+    topics: Iterable[str], config: EventSettings, *, with_failure_topics: bool
+) -> list[TopicSpec]:
+    """The specs for `topics` (and their retry and DLQ topics when asked)."""
+    declared = _declared()
+    specs: list[TopicSpec] = []
+    for topic in sorted(set(topics)):
+        main = declared.get(topic) or TopicSpec(
+            topic,
+            partitions=config.topic_partitions,
+            config={"retention.ms": str(config.topic_retention_ms)},
+        )
+        specs.append(main)
+        if not with_failure_topics:
+            continue
+        for attempt in range(1, len(config.retry_delays) + 1):
+            name = retry_topic(topic, attempt)
+            specs.append(
+                declared.get(name) or TopicSpec(name, partitions=main.partitions, config=main.config)
+            )
+        name = dlq_topic(topic)
+        specs.append(
+            declared.get(name)
+            or TopicSpec(name, partitions=1, config={"retention.ms": str(config.dlq_retention_ms)})
+        )
+    return specs
+
+
+def declare_topics(topics: Iterable[str], config: EventSettings, *, with_failure_topics: bool) -> list[str]:
+    """Creates whichever of the topics (and failure topics) are missing; returns those created."""
+    return ensure_topics(
+        topic_specs(topics, config, with_failure_topics=with_failure_topics),
+        bootstrap_servers=config.bootstrap_servers,
+    )

@@ -1,0 +1,30 @@
+"""`manage.py consume_events`: runs the service's event handlers (one process per purpose)."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils.module_loading import autodiscover_modules
+
+from comptoir.events import DEFAULT_PURPOSE, EventConsumer
+
+
+class Command(BaseCommand):
+    help = "Consume the events this service handles (handlers from <app>/handlers.py) until SIGTERM."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--purpose", default=DEFAULT_PURPOSE, help="which handlers (consumer group suffix)"
+        )
+        parser.add_argument("--group-id", default=None, help="override the group id <service>.<purpose>")
+        parser.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        autodiscover_modules("handlers")
+        consumer = EventConsumer(purpose=options["purpose"], group_id=options["group_id"])
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: consumer.stop())
+        stats = consumer.run(max_seconds=options["max_seconds"])
+        self.stdout.write(f"{consumer.group}: {stats}")

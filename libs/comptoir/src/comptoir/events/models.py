@@ -1,0 +1,55 @@
+"""The outbox (events written with the business change, waiting for the relay)
+and the inbox (events a consumer group has handled, so a redelivery has no
+second effect)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Now
+
+
+class OutboxMessage(models.Model):
+    """One event to publish; `sent_at` is set once the broker acknowledged it."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=200)
+    topic = models.CharField(max_length=249)
+    key = models.CharField(max_length=255)
+    envelope = models.TextField(help_text="The exact Kafka value (envelope JSON).")
+    headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_default=Now())
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"], condition=models.Q(sent_at__isnull=True), name="comptoir_outbox_pending"
+            ),
+            models.Index(
+                fields=["sent_at"], condition=models.Q(sent_at__isnull=False), name="comptoir_outbox_sent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} ({'sent' if self.sent_at else 'pending'})"
+
+
+class InboxMessage(models.Model):
+    """Proof that `consumer` (a consumer group) handled `event_id`: written in the
+    handler's own transaction."""
+
+    pk = models.CompositePrimaryKey("consumer", "event_id")
+    consumer = models.CharField(max_length=200)
+    event_id = models.UUIDField()
+    event_type = models.CharField(max_length=200)
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    handled_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [models.Index(fields=["handled_at"], name="comptoir_inbox_handled_at")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} handled {self.event_type} {self.event_id}"

@@ -1,0 +1,172 @@
+"""Consumers: one effect per event whatever the deliveries, retries, dead letters, order."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import eventsapp.handlers  # noqa: F401 - registers the handler
+import pytest
+from confluent_kafka import Producer
+from conftest import headers_of, publish_notes, read_topic
+from django.conf import settings
+from django.core.management import call_command
+from eventsapp.models import Breakage, HandledNote
+from pytest_django import Settings
+
+from comptoir.events import (
+    EventConsumer,
+    InboxMessage,
+    OutboxRelay,
+    declare_topics,
+    dlq_topic,
+    event_settings,
+    list_dead_letters,
+    retry_topic,
+)
+
+
+def relay_all() -> int:
+    relay, sent = OutboxRelay(), 0
+    for _ in range(100):
+        batch = relay.relay_once()
+        sent += batch
+        if batch == 0:
+            return sent
+    raise AssertionError("outbox not drained in 100 batches")
+
+
+def produce_raw(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "enable.idempotence": True})
+    producer.produce(topic, key=key, value=value, headers=headers or [])
+    assert producer.flush(30) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_same_event_delivered_twice_has_one_effect(notes_topic: str, group_id: str) -> None:
+    (envelope,) = publish_notes(1, keys=["note-1"])
+    assert relay_all() == 1
+    (message,) = read_topic(notes_topic)
+    produce_raw(notes_topic, b"note-1", message.value() or b"", [("event_id", str(envelope.event_id).encode())])
+    assert len(read_topic(notes_topic)) == 2
+
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: consumer_done(consumer, 2))
+    assert (consumer.stats.handled, consumer.stats.duplicates) == (1, 1)
+    assert list(HandledNote.objects.values_list("event_id", "attempt")) == [(envelope.event_id, 1)]
+    assert list(InboxMessage.objects.values_list("consumer", "event_id")) == [(group_id, envelope.event_id)]
+
+
+def consumer_done(consumer: EventConsumer, seen: int) -> bool:
+    stats = consumer.stats
+    return stats.handled + stats.duplicates + stats.skipped + stats.retried + stats.dead_lettered >= seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_handler_failing_twice_succeeds_through_the_retry_topics(notes_topic: str, group_id: str) -> None:
+    (envelope,) = publish_notes(1, keys=["k"], fail_times=2)
+    relay_all()
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: consumer.stats.handled == 1)
+    assert (consumer.stats.retried, consumer.stats.handled, consumer.stats.dead_lettered) == (2, 1, 0)
+    assert list(HandledNote.objects.values_list("event_id", "attempt")) == [(envelope.event_id, 3)]
+    first, second = read_topic(retry_topic(notes_topic, 1)), read_topic(retry_topic(notes_topic, 2))
+    assert [headers_of(m)["x-attempts"] for m in first + second] == ["1", "2"]
+    assert headers_of(second[0])["x-original-topic"] == notes_topic
+    assert headers_of(second[0])["x-error-message"] == "planned failure on attempt 2"
+    assert read_topic(dlq_topic(notes_topic)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_always_failing_goes_to_dlq_with_headers_and_replay_after_fix_is_handled_once(
+    notes_topic: str, group_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Breakage.objects.create(aggregate_id="order-9")
+    (envelope,) = publish_notes(1, keys=["order-9"], breakable=True)
+    relay_all()
+    (original,) = read_topic(notes_topic)
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: consumer.stats.dead_lettered == 1)
+    assert (consumer.stats.retried, consumer.stats.handled) == (2, 0)
+    assert HandledNote.objects.count() == 0
+    assert InboxMessage.objects.count() == 0
+
+    (letter,) = list_dead_letters(dlq_topic(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+    headers = dict((name, value.decode()) for name, value in letter.headers)
+    assert letter.key == b"order-9"
+    assert letter.value == original.value()
+    assert headers["x-original-topic"] == notes_topic
+    assert headers["x-original-partition"] == str(original.partition())
+    assert headers["x-original-offset"] == str(original.offset())
+    assert headers["x-attempts"] == "3"
+    assert headers["x-error-type"] == "eventsapp.handlers.PlannedFailure"
+    assert headers["x-error-message"] == "order-9 is broken"
+    assert headers["x-consumer-group"] == group_id
+    assert headers["event_id"] == str(envelope.event_id)
+    assert headers["x-first-failure-at"] <= headers["x-dead-lettered-at"]
+
+    call_command("dlq", "list", "--topic", notes_topic)
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 1
+    assert listed[0].startswith(f"{letter.id}\t")
+    assert listed[0].endswith("\tattempts=3\teventsapp.handlers.PlannedFailure: order-9 is broken")
+
+    Breakage.objects.all().delete()  # the fix
+    call_command("dlq", "replay", letter.id)
+    call_command("dlq", "replay", letter.id)  # twice by mistake: still one effect
+    assert capsys.readouterr().out.count(f"replayed {letter.id} -> {notes_topic}") == 2
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: consumer_done(consumer, 2))
+    assert (consumer.stats.handled, consumer.stats.duplicates) == (1, 1)
+    assert list(HandledNote.objects.values_list("event_id", "attempt")) == [(envelope.event_id, 1)]
+
+    call_command("dlq", "purge", "--topic", notes_topic)
+    assert capsys.readouterr().out == f"purged 1 dead letter(s) from {dlq_topic(notes_topic)}\n"
+    assert list_dead_letters(dlq_topic(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_invalid_payload_and_undecodable_value_go_straight_to_dlq(notes_topic: str, group_id: str) -> None:
+    declare_topics([notes_topic], event_settings(), with_failure_topics=True)
+    (valid,) = publish_notes(1, keys=["k"])
+    relay_all()
+    (message,) = read_topic(notes_topic)
+    broken = json.loads(message.value() or b"")
+    broken["event_id"] = str(uuid.uuid4())
+    broken["payload"] = {"seq": "not a number", "text": "x"}
+    produce_raw(notes_topic, b"k", json.dumps(broken).encode())
+    produce_raw(notes_topic, b"k", b"\xff not json")
+
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: consumer_done(consumer, 3))
+    assert (consumer.stats.handled, consumer.stats.retried, consumer.stats.dead_lettered) == (1, 0, 2)
+    assert list(HandledNote.objects.values_list("event_id", flat=True)) == [valid.event_id]
+    letters = read_topic(dlq_topic(notes_topic))
+    assert [headers_of(m)["x-error-type"] for m in letters] == [
+        "comptoir.events._contracts.ContractError",
+        "comptoir.events._envelope.EnvelopeError",
+    ]
+    assert [headers_of(m)["x-attempts"] for m in letters] == ["1", "1"]
+    assert headers_of(letters[0])["x-error-message"] == (
+        "test.note-recorded: payload does not match schema version 1: seq: 'not a number' is not of type 'integer'"
+    )
+    for n in (1, 2):
+        assert read_topic(retry_topic(notes_topic, n)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_waiting_for_retry_does_not_block_other_keys(
+    notes_topic: str, group_id: str, settings: Settings
+) -> None:
+    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "RETRY_DELAYS": [3.0]}
+    publish_notes(1, keys=["slow"], fail_times=1)
+    relay_all()
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=30, until=lambda: consumer.stats.retried == 1)
+    publish_notes(20, keys=["a", "b", "c"], start=1)
+    relay_all()
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: HandledNote.objects.count() == 21)
+    handled = list(HandledNote.objects.order_by("id").values_list("aggregate_id", "attempt"))
+    assert handled[-1] == ("slow", 2)
+    assert sorted(handled[:-1]) == sorted((["a", "b", "c"][seq % 3], 1) for seq in range(1, 21))

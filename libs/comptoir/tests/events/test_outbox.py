@@ -1,0 +1,175 @@
+"""publish_event writes the outbox in the caller's transaction; the relay publishes it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+from conftest import Spawner, headers_of, publish_notes, read_topic, wait_for
+from django.db import transaction
+from pytest_django import Settings
+
+from comptoir import request_id_var
+from comptoir.events import (
+    ContractError,
+    NotInTransactionError,
+    OutboxMessage,
+    OutboxRelay,
+    declare_topics,
+    event_settings,
+    publish_event,
+)
+
+
+class Rollback(Exception):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_transaction_publishes_nothing_and_committed_one_publishes_exactly_once(
+    notes_topic: str,
+) -> None:
+    declare_topics([notes_topic], event_settings(), with_failure_topics=False)
+    with pytest.raises(Rollback), transaction.atomic():
+        publish_event("test.note-recorded", aggregate_id="note-1", payload={"seq": 1, "text": "lost"})
+        raise Rollback
+    assert OutboxMessage.objects.count() == 0
+    relay = OutboxRelay()
+    assert relay.relay_once() == 0
+    assert read_topic(notes_topic) == []
+
+    with transaction.atomic():
+        envelope = publish_event("test.note-recorded", aggregate_id="note-2", payload={"seq": 2, "text": "kept"})
+    assert relay.relay_once() == 1
+    assert relay.relay_once() == 0
+
+    (message,) = read_topic(notes_topic)
+    assert message.key() == b"note-2"
+    value = json.loads(message.value() or b"")
+    assert value["event_id"] == str(envelope.event_id)
+    assert value["event_type"] == "test.note-recorded"
+    assert value["schema_version"] == 1
+    assert value["producer"] == "comptoir_chassis"
+    assert value["aggregate_id"] == "note-2"
+    assert value["payload"] == {"seq": 2, "text": "kept"}
+    headers = headers_of(message)
+    assert headers["event_id"] == str(envelope.event_id)
+    assert headers["event_type"] == "test.note-recorded"
+    assert headers["correlation_id"] == str(envelope.event_id)
+    row = OutboxMessage.objects.get()
+    assert row.sent_at is not None
+
+
+@pytest.mark.django_db
+def test_invalid_payload_raises_and_writes_nothing() -> None:
+    with pytest.raises(ContractError) as caught, transaction.atomic():
+        publish_event("test.note-recorded", aggregate_id="n", payload={"seq": -1})
+    assert caught.value.errors == ["$: 'text' is a required property", "seq: -1 is less than the minimum of 0"]
+    assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_unknown_event_type_is_refused() -> None:
+    with pytest.raises(ContractError, match=r"unknown event type"), transaction.atomic():
+        publish_event("test.never-declared", aggregate_id="n", payload={})
+    assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_outside_a_transaction_is_refused() -> None:
+    with pytest.raises(NotInTransactionError):
+        publish_event("test.note-recorded", aggregate_id="n", payload={"seq": 1, "text": "x"})
+    assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_context_travels_in_envelope_and_headers(notes_topic: str) -> None:
+    token = request_id_var.set("req-77")
+    try:
+        with transaction.atomic():
+            from_request = publish_event(
+                "test.note-recorded", aggregate_id=uuid.UUID(int=5), payload={"seq": 1, "text": "a"}
+            )
+            explicit = publish_event(
+                "test.note-recorded",
+                aggregate_id=17,
+                payload={"seq": 2, "text": Decimal("2.50")},
+                saga_id="saga-1",
+                correlation_id="corr-1",
+                traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+    finally:
+        request_id_var.reset(token)
+    assert from_request.correlation_id == "req-77"
+    assert from_request.aggregate_id == "00000000-0000-0000-0000-000000000005"
+    row = OutboxMessage.objects.get(event_id=explicit.event_id)
+    assert row.topic == notes_topic
+    assert row.key == "17"
+    assert row.headers == {
+        "event_id": str(explicit.event_id),
+        "event_type": "test.note-recorded",
+        "schema_version": "1",
+        "producer": "comptoir_chassis",
+        "content-type": "application/json",
+        "correlation_id": "corr-1",
+        "saga_id": "saga-1",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    }
+    assert json.loads(row.envelope)["payload"] == {"seq": 2, "text": "2.50"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_old_sent_rows_are_deleted_and_pending_rows_kept(notes_topic: str, settings: Settings) -> None:
+    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "OUTBOX_RETENTION": 0}
+    publish_notes(3, keys=["a"])
+    relay = OutboxRelay()
+    assert relay.relay_once() == 3
+    publish_notes(2, keys=["a"], start=3)
+    assert relay.delete_old_sent() == 3
+    assert list(OutboxMessage.objects.order_by("id").values_list("sent_at", flat=True)) == [None, None]
+
+
+def test_relay_wakes_on_notify_well_before_its_poll(spawner: Spawner, notes_topic: str) -> None:
+    spawner.start("outbox_relay", EVENTSAPP_RELAY_POLL_INTERVAL="60")
+    declare_topics([notes_topic], event_settings(), with_failure_topics=False)
+    # Let the relay reach its LISTEN wait (it sends nothing: the outbox is empty).
+    wait_for(lambda: _relay_listening(), timeout_s=30, what="the relay to LISTEN")
+    (envelope,) = publish_notes(1, keys=["k"])
+    wait_for(lambda: len(read_topic(notes_topic)) == 1, timeout_s=10, what="the event on Kafka")
+    assert OutboxMessage.objects.get().event_id == envelope.event_id
+    wait_for(
+        lambda: OutboxMessage.objects.filter(sent_at__isnull=False).count() == 1,
+        timeout_s=10,
+        what="the sent mark",
+    )
+
+
+def _relay_listening() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query = 'LISTEN comptoir_outbox'"
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0] >= 1)
+
+
+def test_two_relays_share_the_outbox_without_publishing_a_row_twice(
+    spawner: Spawner, notes_topic: str
+) -> None:
+    declare_topics([notes_topic], event_settings(), with_failure_topics=False)
+    spawner.start("outbox_relay")
+    spawner.start("outbox_relay")
+    envelopes = publish_notes(300, keys=["a", "b", "c", "d"])
+    wait_for(
+        lambda: OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0,
+        timeout_s=60,
+        what="every row sent",
+    )
+    event_ids = [json.loads(m.value() or b"")["event_id"] for m in read_topic(notes_topic)]
+    assert len(event_ids) == 300
+    assert sorted(event_ids) == sorted(str(e.event_id) for e in envelopes)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EventsappConfig(AppConfig):
+    name = "eventsapp"
+    default_auto_field = "django.db.models.BigAutoField"
