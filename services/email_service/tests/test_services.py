@@ -1,8 +1,9 @@
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 
 from comptoir import ApplicationError
 from mailer.models import SentEmail
@@ -188,3 +189,33 @@ def test_requeue_sends_failed_mails_again_and_leaves_sent_ones(
     assert (failed.status, failed.attempts, failed.last_error) == ("SENT", 7, "")
     assert (sent.status, sent.attempts) == ("SENT", 1)
     assert [mail.rcpt_tos for mail in smtp_sink.mails()] == [[failed.to]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_requests_make_one_row(smtp_sink: SmtpSink) -> None:
+    """Four callers at once: the unique constraint, not a prior read, decides who creates."""
+    barrier = threading.Barrier(4, timeout=10)
+    outcomes: list[tuple[int, bool]] = []
+    errors: list[BaseException] = []
+
+    def request() -> None:
+        try:
+            barrier.wait()
+            email, created = email_request(**_request(object_id="77"))
+            outcomes.append((email.pk, created))
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert len({pk for pk, _ in outcomes}) == 1
+    assert sorted(created for _, created in outcomes) == [False, False, False, True]
+    assert SentEmail.objects.filter(object_id="77").count() == 1
+    # Delivery ran eagerly in the creating thread, before it was joined.
+    assert len(smtp_sink.mails()) == 1
