@@ -98,7 +98,9 @@ def test_a_weak_password_is_400_weak_password_on_the_password_field(
     ],
     ids=["bad-email", "no-email", "no-password"],
 )
-def test_invalid_input_is_400_validation_error(api: Api, body: dict[str, Any], details: dict[str, Any]) -> None:
+def test_invalid_input_is_400_validation_error(
+    api: Api, body: dict[str, Any], details: dict[str, Any]
+) -> None:
     response = api.post(REGISTER, body)
 
     assert response.status_code == 400
@@ -109,7 +111,9 @@ def test_invalid_input_is_400_validation_error(api: Api, body: dict[str, Any], d
 
 def test_register_is_public_even_with_a_stale_token(api: Api) -> None:
     response = api.post(
-        REGISTER, {"email": "grace@example.com", "password": PASSWORD}, Authorization="Bearer expired.jwt.here"
+        REGISTER,
+        {"email": "grace@example.com", "password": PASSWORD},
+        Authorization="Bearer expired.jwt.here",
     )
 
     assert response.status_code == 201

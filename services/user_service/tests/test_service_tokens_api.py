@@ -1,0 +1,85 @@
+from typing import Any
+
+import pytest
+
+from tests.conftest import SERVICE_SECRET, Api
+from tests.support import decode_with_jwks
+
+pytestmark = pytest.mark.django_db
+
+SERVICE_TOKEN = "/api/users/auth/service-token/"
+
+
+def obtain(api: Api, client_id: str = "order_service", client_secret: str = SERVICE_SECRET) -> Any:
+    return api.post(SERVICE_TOKEN, {"client_id": client_id, "client_secret": client_secret})
+
+
+def test_client_credentials_yield_a_short_service_token(api: Api, make_service_client: Any) -> None:
+    make_service_client("order_service")
+
+    response = obtain(api)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert (body["token_type"], body["expires_in"]) == ("Bearer", 300)
+    claims = decode_with_jwks(
+        body["access_token"], api.get("/api/users/auth/jwks/").json(), audience="comptoir-internal"
+    )
+    assert {k: v for k, v in claims.items() if k not in {"iat", "exp", "jti"}} == {
+        "iss": "comptoir-user-service",
+        "aud": "comptoir-internal",
+        "sub": "service:order_service",
+        "token_use": "service",
+    }
+    assert claims["exp"] - claims["iat"] == 300
+
+
+def test_the_service_token_opens_internal_endpoints_and_not_user_ones(
+    api: Api, make_service_client: Any, user: Any
+) -> None:
+    make_service_client("order_service")
+    header = api.bearer(obtain(api).json()["access_token"])
+
+    assert api.get(f"/internal/users/{user.pk}/", **header).status_code == 200
+    assert api.get("/api/users/me/", **header).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("client_id", "client_secret"),
+    [("order_service", "wrong-secret"), ("no_such_service", SERVICE_SECRET)],
+    ids=["wrong-secret", "unknown-client"],
+)
+def test_bad_client_credentials_are_401_invalid_client(
+    api: Api, make_service_client: Any, client_id: str, client_secret: str
+) -> None:
+    make_service_client("order_service")
+
+    response = obtain(api, client_id, client_secret)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_client"
+    assert "access_token" not in response.json()
+
+
+def test_a_disabled_client_is_401(api: Api, make_service_client: Any) -> None:
+    make_service_client("order_service", active=False)
+
+    response = obtain(api)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_client"
+
+
+def test_missing_credentials_are_a_validation_error(api: Api) -> None:
+    response = api.post(SERVICE_TOKEN, {"client_id": "order_service"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"client_secret": ["This field is required."]}
+
+
+def test_the_secret_is_stored_hashed(make_service_client: Any) -> None:
+    client = make_service_client("order_service")
+
+    assert SERVICE_SECRET not in client.secret_hash
+    assert client.secret_hash.startswith("md5$")  # the tests' fast hasher; PBKDF2 otherwise
