@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             trust_env=False,
         )
+        # aiohttp silently resends idempotent methods (PUT, DELETE too) once on a dropped
+        # connection; the proxy owns that policy (GET/HEAD only, with backoff), so turn it off.
+        session._retry_connection = False
         runtime.session = session
         runtime.limiter = Limiter(config.rate_limit) if config.rate_limit.enabled else None
         runtime.proxy = Proxy(config, session, Authenticator(config.auth, session), runtime.limiter)

@@ -132,6 +132,42 @@ class Platform:
     log: Path
 
 
+def start_gateway(overrides: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The gateway as a real uvicorn process (one worker) on a free port, configured by env."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_TIMEOUT_S": str(UPSTREAM_TIMEOUT_S),
+        "GATEWAY_REDIS_URL": REDIS_URL,
+        "GATEWAY_RATE_LIMIT_AUTHENTICATED": f"{USER_LIMIT}/minute",
+        "GATEWAY_RATE_LIMIT_ANONYMOUS": "1000/minute",
+        "GATEWAY_RATE_LIMIT_LOGIN": f"{LOGIN_LIMIT}/minute",
+        "GATEWAY_BREAKER_FAILURE_THRESHOLD": "3",
+        "GATEWAY_BREAKER_RESET_TIMEOUT_S": str(BREAKER_RESET_S),
+        "GATEWAY_RETRIES": "1",
+        "GATEWAY_RETRY_BACKOFF_S": "0.02",
+        "GATEWAY_MAX_BODY_BYTES": str(MAX_BODY),
+        "GATEWAY_CORS_ORIGINS": "https://shop.example",
+        **overrides,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.serve", "--port", str(port), "--workers", "1"],
+            cwd=SERVICE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_live(url, process, log)
+    except RuntimeError:
+        stop(process)
+        raise
+    return process, url
+
+
 @pytest.fixture(scope="session")
 def token_factory() -> TokenFactory:
     return TokenFactory()
@@ -149,56 +185,37 @@ def platform(tmp_path_factory: pytest.TempPathFactory, token_factory: TokenFacto
     ]
     accounts, catalog, payments = stubs
     prefix = f"gateway-test-{uuid.uuid4().hex[:8]}"
-    gateway_port = free_port()
     log = folder / "gateway.log"
     env = {
-        **os.environ,
         "USER_SERVICE_URL": accounts.url,
         "ORDER_SERVICE_URL": accounts.url,
         "EMAIL_SERVICE_URL": accounts.url,
         "PRODUCT_SERVICE_URL": catalog.url,
         "PAYMENT_SERVICE_URL": payments.url,
-        "GATEWAY_TIMEOUT_S": str(UPSTREAM_TIMEOUT_S),
-        "GATEWAY_REDIS_URL": REDIS_URL,
         "GATEWAY_RATE_LIMIT_PREFIX": prefix,
-        "GATEWAY_RATE_LIMIT_AUTHENTICATED": f"{USER_LIMIT}/minute",
-        "GATEWAY_RATE_LIMIT_ANONYMOUS": "1000/minute",
-        "GATEWAY_RATE_LIMIT_LOGIN": f"{LOGIN_LIMIT}/minute",
-        "GATEWAY_BREAKER_FAILURE_THRESHOLD": "3",
-        "GATEWAY_BREAKER_RESET_TIMEOUT_S": str(BREAKER_RESET_S),
-        "GATEWAY_RETRIES": "1",
-        "GATEWAY_RETRY_BACKOFF_S": "0.02",
-        "GATEWAY_MAX_BODY_BYTES": str(MAX_BODY),
-        "GATEWAY_CORS_ORIGINS": "https://shop.example",
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     gateway: subprocess.Popen[bytes] | None = None
     try:
         for stub in stubs:
             stub.start()
-        with log.open("ab") as out:
-            gateway = subprocess.Popen(
-                [sys.executable, "-m", "gateway.serve", "--port", str(gateway_port), "--workers", "1"],
-                cwd=SERVICE_DIR,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        url = f"http://127.0.0.1:{gateway_port}"
-        wait_until_live(url, gateway, log)
+        gateway, url = start_gateway(env, log)
         yield Platform(url, accounts, catalog, payments, prefix, log)
     finally:
         if gateway is not None:
             stop(gateway)
         for stub in stubs:
             stub.stop()
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        forget_rate_limits(prefix)
+
+
+def forget_rate_limits(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @pytest.fixture
