@@ -315,3 +315,19 @@ def test_mail_log_is_read_only(
     assert response.json()["error"]["code"] == "method_not_allowed"
     stored = SentEmail.objects.get(pk=email.pk)
     assert (stored.status, stored.to) == ("QUEUED", email.to)
+
+
+def test_numeric_object_id_is_the_same_key_as_its_string(
+    client: Client,
+    tokens: TokenFactory,
+    order_confirmed_request: RequestBody,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    token = tokens.service("order_service")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = _post(client, order_confirmed_request(object_id=42), token)
+        again = _post(client, order_confirmed_request(object_id="42"), token)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert len(callbacks) == 1
+    assert SentEmail.objects.get().object_id == "42"
