@@ -202,7 +202,8 @@ def redis_process() -> ManagedProcess:
 def smtp_process() -> ManagedProcess:
     """An SMTP sink (aiosmtpd) that keeps every mail in a Maildir to read later."""
     maildir = STATE_DIR / "mail"
-    maildir.mkdir(parents=True, exist_ok=True)
+    for sub in ("tmp", "new", "cur"):  # the Maildir layout the sink's handler writes into
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
     return ManagedProcess(
         name="smtp",
         argv=[
