@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from ._errors import ApplicationError, ErrorCode
 from ._logging import request_id_var
@@ -88,6 +90,14 @@ def default_token_provider() -> ServiceTokenProvider:
                 settings.SERVICE_CLIENT_SECRET,
             )
         return _default_provider
+
+
+@receiver(setting_changed)
+def _reset_default_provider(*, setting: str, **kwargs: Any) -> None:
+    global _default_provider
+    if setting in {"SERVICE_TOKEN_URL", "SERVICE_CLIENT_ID", "SERVICE_CLIENT_SECRET"}:
+        with _providers_lock:
+            _default_provider = None
 
 
 class ServiceClient:
