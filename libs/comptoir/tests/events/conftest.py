@@ -1,27 +1,18 @@
 """Fixtures for the event backbone's tests: unique topics and groups per test,
-real relay and consumer subprocesses on the test database, Kafka readers."""
+real relay and consumer subprocesses on the test database."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from django.conf import settings
-from django.db import connections, transaction
+from django.db import connections
 from pytest_django import Settings
 
-from comptoir.events import Envelope, publish_event
-
-TESTS_DIR = Path(__file__).resolve().parents[1]
-SRC_DIR = TESTS_DIR.parent / "src"
+from .support import Spawner
 
 
 @pytest.fixture(scope="session")
@@ -30,15 +21,6 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     name = os.environ.get("DJANGO_TEST_DATABASE_NAME")
     if name:
         connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = name
-
-
-def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str, interval_s: float = 0.1) -> None:
-    """Polls `check` until it holds; fails naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 @pytest.fixture
@@ -51,120 +33,6 @@ def notes_topic(settings: Settings) -> str:
 @pytest.fixture
 def group_id() -> str:
     return f"comptoir_chassis.test-{uuid.uuid4().hex[:12]}"
-
-
-def publish_notes(count: int, *, keys: list[str], start: int = 0, **extra: Any) -> list[Envelope]:
-    """`count` test.note-recorded events, seq start.., round-robin over `keys`, one transaction each."""
-    envelopes = []
-    for seq in range(start, start + count):
-        with transaction.atomic():
-            envelopes.append(
-                publish_event(
-                    "test.note-recorded",
-                    aggregate_id=keys[seq % len(keys)],
-                    payload={"seq": seq, "text": f"note {seq}", **extra},
-                )
-            )
-    return envelopes
-
-
-def read_topic(topic: str, *, timeout_s: float = 20.0) -> list[Message]:
-    """Every message now in `topic` (all partitions), read without a consumer group commit."""
-    reader = Consumer(
-        {
-            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-            "group.id": f"test.reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "log_level": 3,
-        }
-    )
-    try:
-        metadata = reader.list_topics(topic, timeout=timeout_s).topics[topic]
-        if metadata.error is not None:
-            return []
-        assignment = []
-        for partition in metadata.partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-            if high > low:
-                assignment.append(TopicPartition(topic, partition, low))
-        if not assignment:
-            return []
-        reader.assign(assignment)
-        pending = {tp.partition for tp in assignment}
-        messages: list[Message] = []
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            message = reader.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(int(message.partition() or 0))
-                continue
-            messages.append(message)
-        assert not pending, f"could not read {topic} to its end"
-        return messages
-    finally:
-        reader.close()
-
-
-def headers_of(message: Message) -> dict[str, str]:
-    raw = message.headers() or []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in items}
-
-
-class Spawner:
-    """Starts `python -m django <command>` subprocesses against the test database."""
-
-    def __init__(self, topic: str, tmp_path: Path) -> None:
-        self.topic = topic
-        self.tmp_path = tmp_path
-        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def env(self, **extra: str) -> dict[str, str]:
-        db = connections["default"].settings_dict
-        return {
-            **os.environ,
-            "PYTHONPATH": f"{TESTS_DIR}{os.pathsep}{SRC_DIR}",
-            "DJANGO_SETTINGS_MODULE": "testproject.settings",
-            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            "EVENTSAPP_NOTES_TOPIC": self.topic,
-            "LOG_LEVEL": "WARNING",
-            **extra,
-        }
-
-    def start(self, *args: str, **extra_env: str) -> subprocess.Popen[bytes]:
-        log = self.tmp_path / f"{args[0]}-{len(self.processes)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "django", *args],
-                cwd=TESTS_DIR,
-                env=self.env(**extra_env),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append((process, log))
-        return process
-
-    def output(self, process: subprocess.Popen[bytes]) -> str:
-        for candidate, log in self.processes:
-            if candidate is process:
-                return log.read_text()
-        raise KeyError(process.pid)
-
-    def stop_all(self) -> None:
-        for process, _ in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process, _ in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 @pytest.fixture

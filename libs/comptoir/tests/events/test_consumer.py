@@ -8,7 +8,6 @@ import uuid
 import eventsapp.handlers  # noqa: F401 - registers the handler
 import pytest
 from confluent_kafka import Producer
-from conftest import headers_of, publish_notes, read_topic
 from django.conf import settings
 from django.core.management import call_command
 from eventsapp.models import Breakage, HandledNote
@@ -24,6 +23,7 @@ from comptoir.events import (
     list_dead_letters,
     retry_topic,
 )
+from events.support import headers_of, publish_notes, read_topic
 
 
 def relay_all() -> int:
@@ -36,7 +36,9 @@ def relay_all() -> int:
     raise AssertionError("outbox not drained in 100 batches")
 
 
-def produce_raw(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+def produce_raw(
+    topic: str, key: bytes, value: bytes, headers: list[tuple[str, str | bytes | None]] | None = None
+) -> None:
     producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "enable.idempotence": True})
     producer.produce(topic, key=key, value=value, headers=headers or [])
     assert producer.flush(30) == 0
@@ -47,7 +49,9 @@ def test_same_event_delivered_twice_has_one_effect(notes_topic: str, group_id: s
     (envelope,) = publish_notes(1, keys=["note-1"])
     assert relay_all() == 1
     (message,) = read_topic(notes_topic)
-    produce_raw(notes_topic, b"note-1", message.value() or b"", [("event_id", str(envelope.event_id).encode())])
+    produce_raw(
+        notes_topic, b"note-1", message.value() or b"", [("event_id", str(envelope.event_id).encode())]
+    )
     assert len(read_topic(notes_topic)) == 2
 
     consumer = EventConsumer(group_id=group_id)
@@ -92,7 +96,7 @@ def test_always_failing_goes_to_dlq_with_headers_and_replay_after_fix_is_handled
     assert InboxMessage.objects.count() == 0
 
     (letter,) = list_dead_letters(dlq_topic(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
-    headers = dict((name, value.decode()) for name, value in letter.headers)
+    headers = {name: value.decode() for name, value in letter.headers}
     assert letter.key == b"order-9"
     assert letter.value == original.value()
     assert headers["x-original-topic"] == notes_topic
@@ -148,7 +152,8 @@ def test_invalid_payload_and_undecodable_value_go_straight_to_dlq(notes_topic: s
     ]
     assert [headers_of(m)["x-attempts"] for m in letters] == ["1", "1"]
     assert headers_of(letters[0])["x-error-message"] == (
-        "test.note-recorded: payload does not match schema version 1: seq: 'not a number' is not of type 'integer'"
+        "test.note-recorded: payload does not match schema version 1: "
+        "seq: 'not a number' is not of type 'integer'"
     )
     for n in (1, 2):
         assert read_topic(retry_topic(notes_topic, n)) == []

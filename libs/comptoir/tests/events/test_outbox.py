@@ -7,7 +7,6 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from conftest import Spawner, headers_of, publish_notes, read_topic, wait_for
 from django.db import transaction
 from pytest_django import Settings
 
@@ -21,6 +20,7 @@ from comptoir.events import (
     event_settings,
     publish_event,
 )
+from events.support import Spawner, headers_of, publish_notes, read_topic, wait_for
 
 
 class Rollback(Exception):
@@ -32,16 +32,23 @@ def test_rolled_back_transaction_publishes_nothing_and_committed_one_publishes_e
     notes_topic: str,
 ) -> None:
     declare_topics([notes_topic], event_settings(), with_failure_topics=False)
-    with pytest.raises(Rollback), transaction.atomic():
-        publish_event("test.note-recorded", aggregate_id="note-1", payload={"seq": 1, "text": "lost"})
-        raise Rollback
+
+    def publish_then_fail() -> None:
+        with transaction.atomic():
+            publish_event("test.note-recorded", aggregate_id="note-1", payload={"seq": 1, "text": "lost"})
+            raise Rollback
+
+    with pytest.raises(Rollback):
+        publish_then_fail()
     assert OutboxMessage.objects.count() == 0
     relay = OutboxRelay()
     assert relay.relay_once() == 0
     assert read_topic(notes_topic) == []
 
     with transaction.atomic():
-        envelope = publish_event("test.note-recorded", aggregate_id="note-2", payload={"seq": 2, "text": "kept"})
+        envelope = publish_event(
+            "test.note-recorded", aggregate_id="note-2", payload={"seq": 2, "text": "kept"}
+        )
     assert relay.relay_once() == 1
     assert relay.relay_once() == 0
 
@@ -66,7 +73,10 @@ def test_rolled_back_transaction_publishes_nothing_and_committed_one_publishes_e
 def test_invalid_payload_raises_and_writes_nothing() -> None:
     with pytest.raises(ContractError) as caught, transaction.atomic():
         publish_event("test.note-recorded", aggregate_id="n", payload={"seq": -1})
-    assert caught.value.errors == ["$: 'text' is a required property", "seq: -1 is less than the minimum of 0"]
+    assert caught.value.errors == [
+        "$: 'text' is a required property",
+        "seq: -1 is less than the minimum of 0",
+    ]
     assert OutboxMessage.objects.count() == 0
 
 

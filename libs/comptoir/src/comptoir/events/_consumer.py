@@ -59,6 +59,8 @@ DELETE_OLD_INBOX = (
 )
 ERROR_MESSAGE_MAX = 1000
 CLEANUP_EVERY_S = 300.0
+# A batch commits at least this often, so effects show and SIGTERM ends soon.
+TRANSACTION_MAX_S = 0.1
 
 H_ORIGINAL_TOPIC = "x-original-topic"
 H_ORIGINAL_PARTITION = "x-original-partition"
@@ -203,19 +205,29 @@ class EventConsumer:
                 del self._paused[key]
 
     def _process_batch(self, consumer: Consumer, messages: list[Message]) -> None:
+        """Handles the polled messages in transactions of at most TRANSACTION_MAX_S each."""
+        start = 0
+        while start < len(messages) and not self._stop.is_set():
+            start = self._process_chunk(consumer, messages, start)
+
+    def _process_chunk(self, consumer: Consumer, messages: list[Message], start: int) -> int:
         commits: dict[tuple[str, int], int] = {}
         outgoing: list[_Outgoing] = []
         deferred: set[tuple[str, int]] = set()
+        began = time.monotonic()
+        index = start
         with transaction.atomic(using=self.using):
-            for message in messages:
-                if self._stop.is_set():
+            while index < len(messages):
+                if self._stop.is_set() or time.monotonic() - began > TRANSACTION_MAX_S:
                     break
+                message = messages[index]
+                index += 1
                 error = message.error()
                 if error is not None:
                     logger.warning("consumer %s: %s", self.group, error)
                     continue
                 partition = (str(message.topic()), int(message.partition() or 0))
-                if partition in deferred:
+                if partition in deferred or partition in self._paused:
                     continue
                 outcome = self._process(consumer, message, outgoing)
                 if outcome is _Outcome.DEFERRED:
@@ -228,6 +240,7 @@ class EventConsumer:
                 offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in commits.items()],
                 asynchronous=False,
             )
+        return index
 
     def _send(self, outgoing: list[_Outgoing]) -> None:
         """Puts failed messages on their retry or dead-letter topic; raises unless all are acknowledged."""
