@@ -82,16 +82,20 @@ def down() -> None:
             print(f"devstack: stopped {proc.name}", flush=True)
 
 
-def run_with_infra(command: list[str]) -> int:
-    """Runs `command` with the infrastructure up; stops only what it started itself."""
+def run_with(command: list[str], *, platform: bool) -> int:
+    """Runs `command` with the infrastructure (and with `platform`, every service)
+    up; afterwards stops only what it started itself."""
     if not command:
         raise SystemExit("devstack: run needs a command, e.g. `run -- pytest`")
-    started_before = {proc.name for proc in _infra_processes() if proc.running()}
+    every = _infra_processes() + (_platform.all_processes() if platform else [])
+    started_before = {proc.name for proc in every if proc.running()}
     try:
         up_infra()
+        if platform:
+            up_services()
         return subprocess.run(command, check=False).returncode
     finally:
-        for proc in reversed(_infra_processes()):
+        for proc in reversed(every):
             if proc.name not in started_before and proc.stop():
                 print(f"devstack: stopped {proc.name}", flush=True)
 
@@ -134,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for verb in ("start", "stop", "restart"):
         sub.add_parser(verb).add_argument("name")
     run = sub.add_parser("run")
+    run.add_argument("--platform", action="store_true", help="also start every service")
     run.add_argument("command", nargs=argparse.REMAINDER)
     logs = sub.add_parser("logs")
     logs.add_argument("name", nargs="?")
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return status()
     elif args.verb == "run":
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
-        return run_with_infra(command)
+        return run_with(command, platform=args.platform)
     elif args.verb == "env":
         for key, value in service_env().items():
             print(f"export {key}={value}")
