@@ -13,7 +13,7 @@ SERVICES := $(sort $(patsubst services/%/pyproject.toml,%,$(wildcard services/*/
 # Suites run one by one: each is its own Django project with its own settings.
 SUITES := libs/comptoir $(addprefix services/,$(SERVICES))
 
-.PHONY: help install up down status logs test lint typecheck pytest lock demo clean
+.PHONY: help install up down status logs test lint typecheck pytest e2e lock demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,8 @@ typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
 	@$(VENV)/bin/mypy --config-file devstack/mypy.ini devstack
 	@echo "== mypy libs/comptoir"
 	@cd libs/comptoir && DJANGO_SETTINGS_MODULE=testproject.settings MYPYPATH=tests ../../$(VENV)/bin/mypy --strict src tests
+	@echo "== mypy tests/e2e"
+	@cd tests/e2e && ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@for s in $(SERVICES); do \
 	  echo "== mypy services/$$s"; \
 	  if [ -f services/$$s/mypy.ini ]; then \
@@ -61,13 +63,29 @@ typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
 	  fi; \
 	done
 
-pytest: ## every pytest suite (needs the infrastructure: use `make test`)
-	@$(PY) tests/run_suites.py $(SUITES)
+REPORTS := .devstack/test-reports
+
+# The whole-platform scenarios run many orders quickly through one gateway and
+# one set of demo accounts: raise the per-client limits for them.
+E2E_ENV := GATEWAY_RATE_LIMIT_AUTHENTICATED=100000/minute GATEWAY_RATE_LIMIT_ANONYMOUS=100000/minute \
+  GATEWAY_RATE_LIMIT_LOGIN=10000/minute THROTTLE_LOGIN=10000/minute THROTTLE_REGISTER=10000/minute \
+  THROTTLE_SERVICE_TOKEN=10000/minute
+
+pytest: ## every unit/integration suite (needs the infrastructure: use `make test`)
+	@$(PY) tests/run_suites.py --reports $(REPORTS) $(SUITES)
+
+e2e: install ## the whole platform started, the scenario suite through the gateway (both saga modes)
+	@$(E2E_ENV) $(PY) -m devstack run --platform -- $(PY) tests/run_suites.py --reports $(REPORTS) tests/e2e
 
 test: install ## lint, type-check, start infrastructure, run every suite, stop it
+	@rm -rf $(REPORTS)
 	@$(MAKE) --no-print-directory lint typecheck
 	@$(MAKE) --no-print-directory contracts-check
-	@$(PY) -m devstack run -- $(MAKE) --no-print-directory pytest
+	@unit=0; e2e=0; \
+	  $(PY) -m devstack run -- $(MAKE) --no-print-directory pytest || unit=$$?; \
+	  $(MAKE) --no-print-directory e2e || e2e=$$?; \
+	  $(PY) tests/run_suites.py --summarize $(REPORTS); \
+	  test $$unit -eq 0 -a $$e2e -eq 0
 
 lock: ## re-pin requirements (hash-locked, no download host) after editing a .in file
 	@$(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header requirements/dev.in -o requirements/dev.txt

@@ -1,0 +1,33 @@
+"""The scenario suite runs against the whole platform started by the devstack
+(`make e2e`, or `make up` then `pytest tests/e2e`), once per saga mode."""
+
+from __future__ import annotations
+
+import pytest
+from platform_client import Platform, devstack, processes_of, wait_for
+
+SAGA_MODES = ["orchestration", "choreography"]
+
+
+@pytest.fixture(scope="session")
+def platform() -> Platform:
+    import httpx
+    from platform_client import GATEWAY_URL
+
+    def gateway_ready() -> bool:
+        try:
+            return httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(gateway_ready, timeout_s=120, what="the gateway and its upstreams to be ready")
+    return Platform()
+
+
+@pytest.fixture(scope="session", params=SAGA_MODES)
+def saga_mode(request: pytest.FixtureRequest, platform: Platform) -> str:
+    """Restarts order_service's processes with SAGA_MODE set: the setting under test."""
+    mode: str = request.param
+    for name in processes_of("order_service"):
+        devstack("restart", name, env={"SAGA_MODE": mode})
+    return mode
