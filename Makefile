@@ -42,6 +42,9 @@ status: ## what runs, with pids and ports
 logs: ## log files of every process (`python -m devstack logs NAME` for one)
 	@$(PY) -m devstack logs
 
+demo: ## with `make up` running: place orders in both saga modes and print their timelines
+	@$(PY) -m devstack.demo
+
 lint: ## ruff lint + format check
 	@echo "== ruff"
 	@$(VENV)/bin/ruff check .
