@@ -84,6 +84,7 @@ test: install ## lint, type-check, start infrastructure, run every suite, stop i
 	@rm -rf $(REPORTS)
 	@$(MAKE) --no-print-directory lint typecheck
 	@$(MAKE) --no-print-directory contracts-check
+	@$(PY) -m devstack run -- $(MAKE) --no-print-directory delivery-check
 	@unit=0; e2e=0; \
 	  $(PY) -m devstack run -- $(MAKE) --no-print-directory pytest || unit=$$?; \
 	  $(MAKE) --no-print-directory e2e || e2e=$$?; \
@@ -107,3 +108,9 @@ contracts-check: ## event contracts: AsyncAPI parser, schema compatibility with 
 	@test -d contracts/node_modules/@asyncapi/parser || \
 	  (cd contracts && npm install --no-package-lock --no-fund --no-audit --ignore-scripts --loglevel=error)
 	@node contracts/validate-asyncapi.mjs
+
+.PHONY: delivery-check
+delivery-check: $(VENV)/.installed ## Dockerfiles, compose, workflows, Helm chart, image commands (no Docker engine)
+	@echo "== delivery (tools: devstack/tools.sh)"
+	@bash devstack/tools.sh
+	@$(PY) tests/run_suites.py --reports $(REPORTS) tests/delivery

@@ -5,7 +5,8 @@
 
 {{- define "comptoir.image" -}}
 {{- $root := index . 0 -}}{{- $service := index . 1 -}}
-{{- printf "%s/%s:%s" $root.Values.image.registry $service (default $root.Chart.AppVersion $root.Values.image.tag) -}}
+{{- $tag := default (default $root.Chart.AppVersion $root.Values.image.tag) (index (default dict $root.Values.image.tags) $service) -}}
+{{- printf "%s/%s:%s" $root.Values.image.registry $service $tag -}}
 {{- end -}}
 
 {{/* Labels of one process: (list $root $service $process) */}}
