@@ -8,6 +8,8 @@ and anything unknown, `/internal/…` included, to a 404 in the standard body.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from .docs import DOCS_CSP, DOCS_HTML, DocsMerger
 from .errors import ErrorCode, error_body
 from .health import readiness
 from .metrics import render
-from .observability import ObservabilityMiddleware, configure_logging
+from .observability import ObservabilityMiddleware, configure_logging, flush_periodically
 from .proxy import Proxy
 from .ratelimit import Limiter
 
@@ -117,9 +119,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         runtime.limiter = Limiter(config.rate_limit) if config.rate_limit.enabled else None
         runtime.proxy = Proxy(config, session, Authenticator(config.auth, session), runtime.limiter)
         runtime.docs = DocsMerger(config, session)
+        flusher = asyncio.create_task(flush_periodically())
         try:
             yield
         finally:
+            flusher.cancel()
+            for handler in logging.getLogger("gateway.access").handlers:
+                handler.flush()
             await session.close()
 
     async def live(request: Request) -> Response:
@@ -180,7 +186,15 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         allow_credentials=cors.allow_credentials,
         max_age=cors.max_age,
     )
-    return ObservabilityMiddleware(with_cors, access_log=runtime.settings.access_log)
+
+    async def entry(scope: Scope, receive: Receive, send: Send) -> None:
+        # CORS only concerns requests that carry an Origin; the rest skip its layer.
+        if scope["type"] == "http" and not context_of(scope).has_origin:
+            await dispatch(scope, receive, send)
+        else:
+            await with_cors(scope, receive, send)
+
+    return ObservabilityMiddleware(entry, access_log=runtime.settings.access_log)
 
 
 app = create_app()

@@ -88,7 +88,10 @@ class JWKSCache:
         """The key named `kid`; None when the (fresh) key set does not have it."""
         now = time.monotonic()
         stale = now - self.fetched_at > self.lifetime_s
-        if (stale or kid not in self.keys) and now - self.attempted_at > self.cooldown_s:
+        if (stale or kid not in self.keys) and (
+            now - self.attempted_at > self.cooldown_s or self._lock.locked()
+        ):
+            # Past the cooldown, or a fetch is in flight: wait for (or make) a fresh key set.
             await self._refresh()
         if self.fetched_at == float("-inf"):
             raise KeysUnavailable("user_service's JWKS could not be fetched")

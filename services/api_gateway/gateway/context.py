@@ -17,6 +17,7 @@ class RequestContext:
     request_id: str
     traceparent: str
     client_ip: str
+    has_origin: bool = False
     route: str = "other"
     upstream: str | None = None
     user_id: str | None = None

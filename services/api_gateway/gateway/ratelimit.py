@@ -9,6 +9,7 @@ take the whole platform down.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -27,6 +28,7 @@ from .config import RateLimitConfig
 from .metrics import RATE_LIMIT_ERRORS
 
 logger = logging.getLogger("gateway.ratelimit")
+CHECK_TIMEOUT_S = 0.5
 
 _STRATEGIES: dict[str, type[RateLimiter]] = {
     "fixed-window": FixedWindowRateLimiter,
@@ -43,8 +45,7 @@ class Limiter:
             wrap_exceptions=True,
             implementation="redispy",
             key_prefix=config.key_prefix,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
+            socket_connect_timeout=CHECK_TIMEOUT_S,
         )
         self.strategy = _STRATEGIES[config.strategy](self.storage)
         self.budgets: dict[str, list[RateLimitItem]] = {
@@ -57,14 +58,17 @@ class Limiter:
         """Counts one hit; None when allowed, else the seconds to wait before retrying."""
         for item in self.budgets[budget]:
             try:
-                if await self.strategy.hit(item, budget, identity):
-                    continue
-                stats = await self.strategy.get_window_stats(item, budget, identity)
-            except StorageError as error:
+                # One deadline for the call (cheaper than redis-py's per-read socket timeout).
+                async with asyncio.timeout(CHECK_TIMEOUT_S):
+                    if await self.strategy.hit(item, budget, identity):
+                        continue
+                    stats = await self.strategy.get_window_stats(item, budget, identity)
+            except (StorageError, TimeoutError) as error:
                 RATE_LIMIT_ERRORS.inc()
+                cause = error.storage_error if isinstance(error, StorageError) else error
                 logger.warning(
                     "rate limit storage unavailable; letting the request through",
-                    extra={"error": repr(error.storage_error)},
+                    extra={"error": repr(cause)},
                 )
                 return None
             return max(1, math.ceil(stats.reset_time - time.time()))
