@@ -15,6 +15,7 @@ import argparse
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from . import _infra, _platform
 from ._config import HOST, PORTS, SERVICE_PORTS, service_env
@@ -61,16 +62,24 @@ def up_infra() -> None:
     _start(_infra.smtp_process())
 
 
+def _prepare_service(service: str) -> str:
+    """Migrates the service's database, creates its topics and seeds demo data."""
+    steps = ["migrate", "create_topics"]
+    _platform.manage(service, "migrate", "--noinput")
+    _platform.manage(service, "create_topics")
+    if _platform.has_command(service, "seed_demo"):
+        _platform.manage(service, "seed_demo")
+        steps.append("seed_demo")
+    return f"devstack: {service}: {', '.join(steps)}"
+
+
 def up_services() -> None:
-    for service in _platform.services():
-        if not _platform.is_django(service):
-            continue
-        print(f"devstack: {service}: migrate, create_topics", flush=True)
-        _platform.manage(service, "migrate", "--noinput")
-        _platform.manage(service, "create_topics")
-        if _platform.has_command(service, "seed_demo"):
-            print(f"devstack: {service}: seed_demo", flush=True)
-            _platform.manage(service, "seed_demo")
+    django_services = [s for s in _platform.services() if _platform.is_django(s)]
+    print(f"devstack: preparing {', '.join(django_services)} (migrate, topics, demo data)", flush=True)
+    # Each service has its own database: their preparation runs side by side.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for line in pool.map(_prepare_service, django_services):
+            print(line, flush=True)
     for proc in _platform.all_processes():
         _start(proc)
 
