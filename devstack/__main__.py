@@ -84,9 +84,10 @@ def up_services() -> None:
         _start(proc)
 
 
-def down() -> None:
+def down(*, services_only: bool = False) -> None:
     # Services first (they hold connections), infrastructure last.
-    for proc in reversed(_infra_processes() + _platform.all_processes()):
+    infra = [] if services_only else _infra_processes()
+    for proc in reversed(infra + _platform.all_processes()):
         if proc.stop():
             print(f"devstack: stopped {proc.name}", flush=True)
 
@@ -141,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="verb", required=True)
     up = sub.add_parser("up")
     up.add_argument("--infra", action="store_true", help="only PostgreSQL, Redis and Kafka")
-    sub.add_parser("down")
+    down_parser = sub.add_parser("down")
+    down_parser.add_argument(
+        "--services", action="store_true", help="stop the services, keep the infrastructure"
+    )
     sub.add_parser("status")
     sub.add_parser("env")
     for verb in ("start", "stop", "restart"):
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             up_services()
             print_endpoints()
     elif args.verb == "down":
-        down()
+        down(services_only=args.services)
     elif args.verb == "status":
         return status()
     elif args.verb == "run":
