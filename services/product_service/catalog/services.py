@@ -1,6 +1,6 @@
 """Writes: catalogue management by staff, and stock reservations per order.
 
-Reservations never check then act. `reservation_create` first claims the
+Reservations never check then act. `reservation_hold` first claims the
 order id (a unique row: a concurrent call for the same order waits on it, then
 replays), then locks the stock rows of every line in product-id order (so two
 orders naming the same products in a different order cannot deadlock), checks
@@ -199,6 +199,18 @@ def _replay(reservation: StockReservation, quantities: dict[int, int]) -> StockR
 @transaction.atomic
 def reservation_create(*, order_id: str, lines: Sequence[RequestedLine]) -> StockReservation:
     """Holds stock for every line of an order, or for none; idempotent per order id."""
+    reservation, _created = reservation_hold(order_id=order_id, lines=lines)
+    return reservation
+
+
+@transaction.atomic
+def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[StockReservation, bool]:
+    """`reservation_create`, also telling whether this call made the reservation.
+
+    False: an earlier call for the order did, and this one changed nothing (the
+    saga's consumer publishes `stock.reserved` only for True). A refusal raises
+    and, this function being atomic, rolls back only its own work.
+    """
     quantities = _quantities(lines)
     if not quantities:
         raise ValueError("a reservation needs at least one line")
@@ -211,7 +223,7 @@ def reservation_create(*, order_id: str, lines: Sequence[RequestedLine]) -> Stoc
             )
     except IntegrityError:
         existing = StockReservation.objects.select_for_update().get(order_id=order_id)
-        return _replay(existing, quantities)
+        return _replay(existing, quantities), False
 
     products_for_lines(lines=lines)
     product_ids = sorted(quantities)
@@ -244,7 +256,7 @@ def reservation_create(*, order_id: str, lines: Sequence[RequestedLine]) -> Stoc
         StockReservationLine(reservation=reservation, product_id=product_id, quantity=quantities[product_id])
         for product_id in product_ids
     )
-    return reservation
+    return reservation, True
 
 
 def _locked_reservation(order_id: str) -> StockReservation:
@@ -270,10 +282,30 @@ def reservation_release(*, order_id: str) -> StockReservation:
             "This order's reservation is committed; its stock can no longer be released.",
             details={"order_id": order_id},
         )
+    _release(reservation)
+    return reservation
+
+
+def _release(reservation: StockReservation) -> None:
+    """Puts a locked RESERVED reservation's units back on sale."""
     for line in reservation.lines.order_by("product_id"):
         StockLevel.objects.filter(product_id=line.product_id).update(quantity=F("quantity") + line.quantity)
     reservation.status = ReservationStatus.RELEASED
     reservation.save(update_fields=["status", "updated_at"])
+
+
+@transaction.atomic
+def reservation_release_if_held(*, order_id: str) -> StockReservation | None:
+    """Releases the order's reservation if it still holds stock; returns it only then.
+
+    None when there is nothing to give back: no reservation (stock was
+    refused, or never asked for), already released (e.g. by the orchestrator
+    over HTTP), or committed (a confirmed order's stock is sold).
+    """
+    reservation = StockReservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None or reservation.status != ReservationStatus.RESERVED:
+        return None
+    _release(reservation)
     return reservation
 
 
@@ -289,6 +321,24 @@ def reservation_commit(*, order_id: str) -> StockReservation:
             "This order's reservation was released; it cannot be committed.",
             details={"order_id": order_id},
         )
+    _commit(reservation)
+    return reservation
+
+
+def _commit(reservation: StockReservation) -> None:
     reservation.status = ReservationStatus.COMMITTED
     reservation.save(update_fields=["status", "updated_at"])
+
+
+@transaction.atomic
+def reservation_commit_if_held(*, order_id: str) -> StockReservation | None:
+    """Commits the order's reservation if it is still only held; returns it only then.
+
+    None when there is nothing to commit: no reservation, already committed
+    (e.g. by the orchestrator over HTTP), or released.
+    """
+    reservation = StockReservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None or reservation.status != ReservationStatus.RESERVED:
+        return None
+    _commit(reservation)
     return reservation

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.test import Client
 
 from catalog.models import Category, Product, StockLevel
+
+from .event_support import ServiceProcesses, service_processes, unique_topics
 
 if TYPE_CHECKING:
     from comptoir.testing import TokenFactory
@@ -113,3 +116,32 @@ def stock_of(db: None) -> Callable[[Product], int]:
         return StockLevel.objects.get(product=product).quantity
 
     return read
+
+
+# ------------------------------------------------------------------ events
+
+# What product_service consumes and produces.
+EVENT_TYPES = [
+    "order.created",
+    "order.cancelled",
+    "order.confirmed",
+    "stock.reserved",
+    "stock.rejected",
+    "stock.released",
+]
+
+
+@pytest.fixture
+def event_topics(settings: Any) -> dict[str, str]:
+    """Topics of the test's own for every event type the service touches (here and in subprocesses)."""
+    topics = unique_topics(EVENT_TYPES)
+    settings.COMPTOIR_EVENTS = {**getattr(settings, "COMPTOIR_EVENTS", {}), "TOPICS": topics}
+    return topics
+
+
+@pytest.fixture
+def processes(
+    transactional_db: None, event_topics: dict[str, str], tmp_path: Path
+) -> Iterator[ServiceProcesses]:
+    """The service's own relay and consumer processes, started by the test, stopped and cleaned after."""
+    yield from service_processes(tmp_path, event_topics)

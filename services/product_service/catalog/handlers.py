@@ -1,0 +1,164 @@
+"""Event entry points of the order saga (choreography), run by `manage.py consume_events`.
+
+Each handler reads its event, calls a service function and publishes the
+answer through the outbox, all in the consumer's transaction (with the inbox
+row), so a redelivered event changes nothing and publishes nothing twice. The
+service functions also say whether the call changed anything, so a repeat
+under another event id is a no-op too; so are `order.cancelled` and
+`order.confirmed` for an order whose stock the orchestrator already released
+or committed over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+from django.db import transaction
+
+from comptoir import ApplicationError
+from comptoir.events import Envelope, event_handler, publish_event
+
+from .errors import CatalogErrorCode
+from .models import StockReservation
+from .selectors import RequestedLine
+from .services import reservation_commit_if_held, reservation_hold, reservation_release_if_held
+
+logger = logging.getLogger(__name__)
+
+
+class StockRejectionReason(StrEnum):
+    """The `reason` of `stock.rejected`: the order's cancel reason code."""
+
+    INSUFFICIENT_STOCK = "insufficient_stock"
+
+
+# Refusals that mean "this order cannot have its stock": answered with stock.rejected.
+REJECTING_CODES = frozenset(
+    {
+        CatalogErrorCode.INSUFFICIENT_STOCK,
+        CatalogErrorCode.PRODUCT_NOT_FOUND,
+        CatalogErrorCode.PRODUCT_INACTIVE,
+    }
+)
+# The order already has a reservation that this event cannot be applied to: logged, nothing else.
+STALE_CODES = frozenset({CatalogErrorCode.RESERVATION_RELEASED, CatalogErrorCode.RESERVATION_MISMATCH})
+
+
+def _requested(lines: Sequence[Mapping[str, Any]]) -> list[RequestedLine] | None:
+    """The event's lines, one per product (repeated products summed); None if an id is not ours."""
+    quantities: dict[int, int] = {}
+    for line in lines:
+        product_id = str(line["product_id"])
+        if not product_id.isdecimal():
+            return None
+        quantities[int(product_id)] = quantities.get(int(product_id), 0) + int(line["quantity"])
+    return [
+        RequestedLine(product_id=product_id, quantity=quantity) for product_id, quantity in quantities.items()
+    ]
+
+
+def _all_unavailable(lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"product_id": str(line["product_id"]), "requested": int(line["quantity"]), "available": 0}
+        for line in lines
+    ]
+
+
+def _publish_rejected(*, order_id: str, unavailable: list[dict[str, Any]]) -> None:
+    publish_event(
+        "stock.rejected",
+        aggregate_id=order_id,
+        payload={
+            "order_id": order_id,
+            "reason": StockRejectionReason.INSUFFICIENT_STOCK.value,
+            "unavailable": unavailable,
+        },
+    )
+
+
+def _unavailable_from(error: ApplicationError, lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if error.code == CatalogErrorCode.INSUFFICIENT_STOCK:
+        return [
+            {
+                "product_id": str(item["product_id"]),
+                "requested": int(item["requested"]),
+                "available": int(item["available"]),
+            }
+            for item in error.details["unavailable"]
+        ]
+    missing = {str(product_id) for product_id in error.details.get("product_ids", [])}
+    return [item for item in _all_unavailable(lines) if item["product_id"] in missing]
+
+
+def _reserved_payload(reservation: StockReservation, order: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "order_id": reservation.order_id,
+        "reservation_id": str(reservation.pk),
+        "lines": [
+            {"product_id": str(line.product_id), "quantity": line.quantity}
+            for line in reservation.lines.order_by("product_id")
+        ],
+        "user_id": str(order["user_id"]),
+        "amount": str(order["amount"]),
+        "currency": str(order["currency"]),
+    }
+
+
+@event_handler("order.created")
+def reserve_stock_for_order(event: Envelope) -> None:
+    """order.created → hold every line's stock → stock.reserved, or nothing held → stock.rejected."""
+    order = event.payload
+    order_id = str(order["order_id"])
+    lines = _requested(order["lines"])
+    if lines is None:
+        _publish_rejected(order_id=order_id, unavailable=_all_unavailable(order["lines"]))
+        return
+    try:
+        # Its own savepoint: a refusal undoes the claim on the order id and any
+        # lock it took, while the handler's transaction (inbox row, the
+        # rejection below) goes on.
+        with transaction.atomic():
+            reservation, created = reservation_hold(order_id=order_id, lines=lines)
+    except ApplicationError as error:
+        if error.code in REJECTING_CODES:
+            logger.info("stock refused for order %s: %s", order_id, error.code)
+            _publish_rejected(order_id=order_id, unavailable=_unavailable_from(error, order["lines"]))
+            return
+        if error.code in STALE_CODES:
+            logger.warning("order.created for order %s ignored: %s", order_id, error.code)
+            return
+        raise
+    if not created:
+        logger.info("order.created for order %s: reservation %s already made", order_id, reservation.pk)
+        return
+    publish_event("stock.reserved", aggregate_id=order_id, payload=_reserved_payload(reservation, order))
+
+
+@event_handler("order.cancelled")
+def release_stock_of_cancelled_order(event: Envelope) -> None:
+    """order.cancelled → give held stock back → stock.released; nothing held → nothing."""
+    order_id = str(event.payload["order_id"])
+    reservation = reservation_release_if_held(order_id=order_id)
+    if reservation is None:
+        logger.info("order.cancelled for order %s: no stock held", order_id)
+        return
+    publish_event(
+        "stock.released",
+        aggregate_id=order_id,
+        payload={
+            "order_id": order_id,
+            "reservation_id": str(reservation.pk),
+            "reason": str(event.payload["reason"]),
+        },
+    )
+
+
+@event_handler("order.confirmed")
+def commit_stock_of_confirmed_order(event: Envelope) -> None:
+    """order.confirmed → the held stock is sold; nothing held or already committed → nothing."""
+    order_id = str(event.payload["order_id"])
+    if reservation_commit_if_held(order_id=order_id) is None:
+        logger.info("order.confirmed for order %s: no held reservation to commit", order_id)
