@@ -177,9 +177,12 @@ class EventConsumer:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 self._resume_due(consumer)
-                messages = consumer.consume(num_messages=self.config.consumer_batch_size, timeout=0.2)
-                if messages:
-                    self._process_batch(consumer, messages)
+                # poll() returns on the first message; consume(timeout=0) then takes what
+                # is already fetched (consume() alone would wait for a full batch).
+                first = consumer.poll(0.2)
+                if first is not None:
+                    more = consumer.consume(num_messages=self.config.consumer_batch_size - 1, timeout=0)
+                    self._process_batch(consumer, [first, *more])
                 if until is not None and until():
                     break
                 if time.monotonic() >= next_cleanup:

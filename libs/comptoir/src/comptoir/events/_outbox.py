@@ -2,8 +2,11 @@
 
 It validates the payload against its contract and writes an outbox row in the
 caller's transaction, so the event exists if and only if the business change
-commits. A statement trigger on the outbox table NOTIFYs the relay, which
-PostgreSQL delivers at commit (and never for a rolled-back transaction).
+commits. After the commit, a NOTIFY wakes the relay. It is sent in a
+transaction of its own with `synchronous_commit` off: a NOTIFY inside the
+business transaction would hold PostgreSQL's global notify lock through that
+transaction's WAL flush and serialise every committing writer; a lost wake-up
+only costs the relay's short poll.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from ._envelope import Envelope
 from .models import OutboxMessage
 
 NOTIFY_CHANNEL = "comptoir_outbox"
+_NOTIFY = f"BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('{NOTIFY_CHANNEL}', ''); COMMIT"
+_NOTIFY_MARK = "comptoir_outbox_notify"
 
 
 class NotInTransactionError(RuntimeError):
@@ -76,6 +81,7 @@ def publish_event(
         saga_id=saga_id or (parent.saga_id if parent else None),
         traceparent=traceparent or (parent.traceparent if parent else None),
     )
+    _wake_relay_after_commit(using)
     OutboxMessage.objects.using(using).create(
         event_id=event_id,
         event_type=event_type,
@@ -85,3 +91,17 @@ def publish_event(
         headers={name: value.decode() for name, value in envelope.kafka_headers()},
     )
     return envelope
+
+
+def _wake_relay_after_commit(using: str) -> None:
+    """Registers one NOTIFY per transaction, sent after it commits (dropped on rollback)."""
+    connection = transaction.get_connection(using)
+    if any(getattr(callback, _NOTIFY_MARK, False) for _, callback, _ in connection.run_on_commit):
+        return
+
+    def notify() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(_NOTIFY)
+
+    setattr(notify, _NOTIFY_MARK, True)
+    transaction.on_commit(notify, using=using, robust=True)

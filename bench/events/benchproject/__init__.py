@@ -1,0 +1,1 @@
+"""A minimal service for the event backbone benchmark (its own database, bench_events)."""
