@@ -3,8 +3,9 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
-from comptoir import service_settings
+from comptoir import TopicSpec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,7 +19,64 @@ INSTALLED_APPS += ["orders"]  # type: ignore[name-defined]  # noqa: F821
 # hold the caller (and a gunicorn worker) when the catalogue is slow.
 PRODUCT_SERVICE_TIMEOUT_S = env.float("PRODUCT_SERVICE_TIMEOUT_S", default=3.0)
 
+USER_SERVICE_TIMEOUT_S = env.float("USER_SERVICE_TIMEOUT_S", default=3.0)
+PAYMENT_SERVICE_TIMEOUT_S = env.float("PAYMENT_SERVICE_TIMEOUT_S", default=5.0)
+
+# --- The order saga -------------------------------------------------------
+# "orchestration": order_service drives the steps as Celery tasks over HTTP;
+# "choreography": it publishes order.created and follows the other services'
+# events. Read when an order is placed and stored on it (Order.saga_mode).
+SAGA_MODE = env.str("SAGA_MODE", default="orchestration")
+if SAGA_MODE not in ("orchestration", "choreography"):
+    raise ImproperlyConfigured(f"SAGA_MODE must be orchestration or choreography, not {SAGA_MODE!r}")
+# A step failing for a transient reason (timeout, unreachable, 5xx) is retried
+# after min(MAX, BACKOFF * 2^(attempt-1)) seconds, half of it jittered; a
+# forward step gives up (and the saga compensates, reason system_error) after
+# SAGA_STEP_MAX_ATTEMPTS runs: with the defaults, never before 4 minutes.
+# Compensations never give up.
+SAGA_STEP_MAX_ATTEMPTS = env.int("SAGA_STEP_MAX_ATTEMPTS", default=20)
+SAGA_RETRY_BACKOFF_S = env.float("SAGA_RETRY_BACKOFF_S", default=1.0)
+SAGA_RETRY_BACKOFF_MAX_S = env.float("SAGA_RETRY_BACKOFF_MAX_S", default=30.0)
+# An active saga that has not moved for this long (beyond a scheduled retry)
+# has lost its task (worker killed, broker restarted): the sweeper re-enqueues it.
+SAGA_STALL_SECONDS = env.float("SAGA_STALL_SECONDS", default=30.0)
+SAGA_SWEEP_INTERVAL_S = env.float("SAGA_SWEEP_INTERVAL_S", default=10.0)
+
+# acks_late and reject_on_worker_lost come from the chassis. A task whose
+# worker died with it stays unacknowledged in Redis until the visibility
+# timeout, then is delivered again: keep it short (the sweeper is the other
+# safety net) but above the longest retry countdown, which is held unacked too.
+# The unacked keys are this service's own: every service shares one Redis
+# database, and another service's worker must not restore our tasks (or we theirs)
+# with its own timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=60),
+    "unacked_key": "order_service.unacked",
+    "unacked_index_key": "order_service.unacked_index",
+    "unacked_mutex_key": "order_service.unacked_mutex",
+}
+if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= SAGA_RETRY_BACKOFF_MAX_S:
+    raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT_S must exceed SAGA_RETRY_BACKOFF_MAX_S")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stalled-sagas": {
+        "task": "orders.sweep_stalled_sagas",
+        "schedule": SAGA_SWEEP_INTERVAL_S,
+        # A sweep nobody ran in time is superseded by the next one.
+        "options": {"expires": SAGA_SWEEP_INTERVAL_S},
+    }
+}
+
+# The topics order_service produces (the relay creates them at start-up; the
+# consumer creates those it reads, with their retry and dead-letter topics).
+COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
+    TopicSpec(name, partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+    for name in ("orders.order-created", "orders.order-confirmed", "orders.order-cancelled")
+]
+
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {  # type: ignore[name-defined]  # noqa: F821
     "OrderStatusEnum": "orders.models.OrderStatus",
     "CancelReasonEnum": "orders.models.CancelReason",
+    "SagaModeEnum": "orders.models.SagaMode",
+    "SagaStepEnum": "orders.models.SagaStep",
+    "TimelineStatusEnum": "orders.models.TimelineStatus",
 }

@@ -74,10 +74,14 @@ class OrderListCreateApi(ListModelMixin, GenericAPIView[Order]):
         operation_id="orders_create",
         summary="Place an order",
         description=(
+            "Accepted (202) PENDING: the order saga then verifies the user, reserves the stock and "
+            "charges the wallet, and the order ends CONFIRMED or CANCELLED with a reason; follow it "
+            "on `GET /api/orders/{id}/` (status, cancel_reason, timeline). In choreography mode an "
+            "unknown or inactive user's order is answered already CANCELLED (`user_inactive`). "
             "Prices come from product_service; any price, total, status or owner in the body is "
             "ignored. Each product on one line only (a repeated product id is refused with "
             "`duplicate_product`). With an `Idempotency-Key`, a retry returns the order the first "
-            "request placed (200; 201 for the first), and the same key with other lines is refused "
+            "request placed (200; 202 for the first), and the same key with other lines is refused "
             "(409 `idempotency_key_reused`)."
         ),
         parameters=[
@@ -91,7 +95,7 @@ class OrderListCreateApi(ListModelMixin, GenericAPIView[Order]):
         ],
         request=OrderCreateInputSerializer,
         responses={
-            201: OrderDetailSerializer,
+            202: OpenApiResponse(OrderDetailSerializer, description="Placed; its saga is under way."),
             200: OpenApiResponse(OrderDetailSerializer, description="Replay of an earlier request."),
             400: _ERROR,
             401: _ERROR,
@@ -122,7 +126,7 @@ class OrderListCreateApi(ListModelMixin, GenericAPIView[Order]):
             headers["Idempotent-Replayed"] = "true"
         return Response(
             OrderDetailSerializer(order).data,
-            status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK,
+            status=status.HTTP_202_ACCEPTED if placed.created else status.HTTP_200_OK,
             headers=headers,
         )
 
@@ -132,7 +136,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(
         operation_id="orders_retrieve",
-        summary="One of my orders, with its lines and status history",
+        summary="One of my orders, with its lines, status history and saga timeline",
         responses={200: OrderDetailSerializer, 401: _ERROR, 403: _ERROR, 404: _ERROR},
     )
     def get(self, request: Request, order_id: int) -> Response:

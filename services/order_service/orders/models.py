@@ -6,6 +6,11 @@ product_service's quote when the order is placed, so an order keeps what the
 customer was charged even if the catalogue changes later. The status only
 moves through `orders.services.order_transition`, which writes one
 `OrderStatusChange` per move.
+
+The saga that settles an order keeps its state in `OrderSaga` (one row per
+order: where it is, how often the current step was tried, what upstream gave
+back) and its story in `SagaTimelineEntry` (one row per step outcome), which
+`GET /api/orders/{id}/` shows as the order's timeline in both saga modes.
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ class Order(models.Model):
     # sha256 of the normalised lines of the request that carried the key: a
     # replay with another body is refused instead of answered with this order.
     idempotency_fingerprint = models.CharField(max_length=64, null=True, blank=True)
-    # Saga state (orchestrator step, saga id...) is added by the saga issue;
-    # the mode is recorded here so both styles can share the table.
+    # The mode in force when the order was placed: an order in flight finishes
+    # in that mode even if SAGA_MODE changes meanwhile.
     saga_mode = models.CharField(max_length=16, choices=SagaMode.choices, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -123,3 +128,94 @@ class OrderStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status}"
+
+
+class SagaStep(models.TextChoices):
+    """The saga's steps: four forward, two compensations, and the failed ending."""
+
+    VERIFY_USER = "verify_user", "Verify the user"
+    RESERVE_STOCK = "reserve_stock", "Reserve the stock"
+    CHARGE_PAYMENT = "charge_payment", "Charge the payment"
+    CONFIRM_ORDER = "confirm_order", "Confirm the order"
+    REFUND_PAYMENT = "refund_payment", "Refund the payment"
+    RELEASE_STOCK = "release_stock", "Release the stock"
+    CANCEL_ORDER = "cancel_order", "Cancel the order"
+
+
+class SagaStatus(models.TextChoices):
+    RUNNING = "RUNNING", "Running forward"
+    COMPENSATING = "COMPENSATING", "Undoing what succeeded"
+    COMPLETED = "COMPLETED", "Order confirmed"
+    COMPENSATED = "COMPENSATED", "Order cancelled"
+
+
+ACTIVE_SAGA_STATUSES = (SagaStatus.RUNNING, SagaStatus.COMPENSATING)
+
+
+class OrderSaga(models.Model):
+    """Where an order's saga stands. The orchestrator drives it from here, so a
+    crashed or lost step resumes from the stored `current_step`; in choreography
+    it only records what the events said (reservation and payment ids)."""
+
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, primary_key=True, related_name="saga")
+    status = models.CharField(max_length=16, choices=SagaStatus.choices, default=SagaStatus.RUNNING)
+    current_step = models.CharField(max_length=32, choices=SagaStep.choices, null=True, blank=True)
+    # Runs of the current step so far (reset when the saga moves on).
+    attempts = models.PositiveIntegerField(default=0)
+    failure_reason = models.CharField(max_length=64, choices=CancelReason.choices, null=True, blank=True)
+    # After a failure: the compensations to run, in order (then cancel_order).
+    compensation_plan = models.JSONField(default=list, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    reservation_id = models.CharField(max_length=64, null=True, blank=True)
+    payment_id = models.CharField(max_length=64, null=True, blank=True)
+    # When an active saga counts as stalled if it has not moved: the sweeper
+    # re-enqueues its current step after this (pushed back by each attempt).
+    stall_deadline = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = (
+            models.Index(
+                fields=("stall_deadline",),
+                condition=Q(status__in=ACTIVE_SAGA_STATUSES),
+                name="orders_saga_active_deadline",
+            ),
+        )
+        constraints = (
+            models.CheckConstraint(
+                condition=Q(status__in=SagaStatus.values), name="orders_ordersaga_status_valid"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"saga of order {self.order_id} ({self.status} at {self.current_step})"
+
+
+class TimelineStatus(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    COMPENSATED = "compensated", "Compensated"
+
+
+class SagaTimelineEntry(models.Model):
+    """One outcome of one saga step; (order, step, status) is written at most
+    once, so a re-run step or a redelivered event adds nothing."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="timeline")
+    step = models.CharField(max_length=32, choices=SagaStep.choices)
+    status = models.CharField(max_length=16, choices=TimelineStatus.choices)
+    error = models.CharField(max_length=500, null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("at", "id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("order", "step", "status"), name="orders_timeline_unique_step_outcome"
+            ),
+        )
+        verbose_name_plural = "saga timeline entries"
+
+    def __str__(self) -> str:
+        return f"{self.step} {self.status}"

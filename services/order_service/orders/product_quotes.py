@@ -11,7 +11,6 @@ must be exactly what the quote says.
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -19,11 +18,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from rest_framework import serializers
 
-from comptoir import ApplicationError, ErrorCode, ServiceClient, ServiceTokenProvider, UpstreamError
+from comptoir import ApplicationError, ErrorCode, UpstreamError
 
+from .clients import product_service_client
 from .errors import OrderErrorCode
 
 QUOTE_PATH = "/internal/products/quote/"
@@ -69,30 +68,6 @@ class _QuoteSerializer(serializers.Serializer[Any]):
     lines = _QuotedLineSerializer(many=True)
     total = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0"))
     currency = serializers.RegexField(r"^[A-Z]{3}$")
-
-
-@functools.lru_cache(maxsize=8)
-def _client(
-    base_url: str, token_url: str, client_id: str, client_secret: str, timeout_s: float
-) -> ServiceClient:
-    # One pooled client (and cached service token) per configuration; keyed on
-    # the settings so that a changed setting takes effect (the chassis'
-    # process-wide token provider keeps the first SERVICE_TOKEN_URL it saw).
-    return ServiceClient(
-        base_url,
-        timeout_s=timeout_s,
-        token_provider=ServiceTokenProvider(token_url, client_id, client_secret),
-    )
-
-
-def product_service_client() -> ServiceClient:
-    return _client(
-        settings.PRODUCT_SERVICE_URL,
-        settings.SERVICE_TOKEN_URL,
-        settings.SERVICE_CLIENT_ID,
-        settings.SERVICE_CLIENT_SECRET,
-        float(settings.PRODUCT_SERVICE_TIMEOUT_S),
-    )
 
 
 def product_quote(*, lines: Sequence[RequestedLine]) -> Quote:

@@ -19,11 +19,13 @@ def order_list_for_user(*, user_id: int) -> QuerySet[Order]:
 
 
 def order_get_for_user(*, user_id: int, order_id: int) -> Order:
-    """One of the user's orders with lines and history; another user's is 'not found'."""
+    """One of the user's orders with lines, history and saga timeline; another user's is 'not found'."""
     if not 0 < order_id <= MAX_ORDER_ID:
         raise NotFoundError(OrderErrorCode.ORDER_NOT_FOUND, "No such order.")
     order = (
-        Order.objects.filter(user_id=user_id, pk=order_id).prefetch_related("lines", "status_history").first()
+        Order.objects.filter(user_id=user_id, pk=order_id)
+        .prefetch_related("lines", "status_history", "timeline")
+        .first()
     )
     if order is None:
         raise NotFoundError(OrderErrorCode.ORDER_NOT_FOUND, "No such order.")

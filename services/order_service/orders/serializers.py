@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .models import Order, OrderLine, OrderStatusChange
+from .models import Order, OrderLine, OrderStatusChange, SagaTimelineEntry
 from .services import MAX_LINES, MAX_QUANTITY
 
 MAX_PRODUCT_ID = 2**63 - 1
@@ -42,6 +42,15 @@ class OrderStatusChangeSerializer(serializers.ModelSerializer[OrderStatusChange]
         read_only_fields = fields
 
 
+class SagaTimelineEntrySerializer(serializers.ModelSerializer[SagaTimelineEntry]):
+    """One step outcome of the order's saga; `error` is a reason code when it failed."""
+
+    class Meta:
+        model = SagaTimelineEntry
+        fields = ("step", "status", "at", "error")
+        read_only_fields = fields
+
+
 class OrderSerializer(serializers.ModelSerializer[Order]):
     lines = OrderLineSerializer(many=True, read_only=True)
 
@@ -62,9 +71,10 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
 
 class OrderDetailSerializer(OrderSerializer):
     status_history = OrderStatusChangeSerializer(many=True, read_only=True)
+    timeline = SagaTimelineEntrySerializer(many=True, read_only=True)
 
     class Meta(OrderSerializer.Meta):
-        fields = (*OrderSerializer.Meta.fields, "status_history")
+        fields = (*OrderSerializer.Meta.fields, "saga_mode", "status_history", "timeline")
         read_only_fields = fields
 
 

@@ -1,8 +1,9 @@
-"""Writes on orders: placing one, and moving its status.
+"""Placing an order: priced by product_service, idempotent per key, and
+handed to the saga of the mode in force (`SAGA_MODE`) in the same transaction.
 
-The status machine is small on purpose: an order is placed PENDING and ends
-CONFIRMED or CANCELLED (with a reason code). The saga that decides which is
-built later and calls `order_transition`.
+The status machine (`order_transition`) lives in `orders.transitions`; the
+sagas that move an order to CONFIRMED or CANCELLED in `orders.orchestration`
+and `orders.choreography`.
 """
 
 from __future__ import annotations
@@ -13,27 +14,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from comptoir import ApplicationError, ConflictError, ErrorCode, NotFoundError
+from comptoir import ApplicationError, ConflictError
 
+from . import choreography, orchestration
 from .errors import OrderErrorCode
-from .models import CancelReason, Order, OrderLine, OrderStatus, OrderStatusChange
+from .models import Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode
 from .product_quotes import Quote, RequestedLine, product_quote
-from .selectors import MAX_ORDER_ID, order_get_by_idempotency_key
+from .selectors import order_get_by_idempotency_key
+from .transitions import order_transition as order_transition
 
 MAX_LINES = 50
 MAX_QUANTITY = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-MAX_REASON_LENGTH = 64
 # What Order.total (12 digits, 2 decimals) can hold.
 MAX_ORDER_TOTAL = Decimal("9999999999.99")
-
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.CANCELLED}),
-    OrderStatus.CONFIRMED: frozenset(),
-    OrderStatus.CANCELLED: frozenset(),
-}
 
 
 @dataclass(frozen=True)
@@ -46,8 +43,10 @@ class PlacedOrder:
 def order_create(
     *, user_id: int, lines: Sequence[RequestedLine], idempotency_key: str | None = None
 ) -> PlacedOrder:
-    """Places a PENDING order priced by product_service.
+    """Places a PENDING order priced by product_service and starts its saga.
 
+    In choreography the user is verified first (user_service): an unknown or
+    inactive user's order is placed already CANCELLED (`user_inactive`).
     Not one transaction from end to end on purpose: the quote is an HTTP call,
     and no row lock or transaction is held while it runs. A retried request
     (same user, same idempotency key) gets the order the first one placed; two
@@ -68,9 +67,16 @@ def order_create(
             f"An order's total cannot exceed {MAX_ORDER_TOTAL} {quote.currency}.",
             details={"total": str(quote.total), "currency": quote.currency},
         )
+    saga_mode = SagaMode(settings.SAGA_MODE)
+    user_active = saga_mode != SagaMode.CHOREOGRAPHY or choreography.user_can_order(user_id=user_id)
     try:
         order = _order_insert(
-            user_id=user_id, quote=quote, idempotency_key=idempotency_key, fingerprint=fingerprint
+            user_id=user_id,
+            quote=quote,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            saga_mode=saga_mode,
+            user_active=user_active,
         )
     except IntegrityError:
         if idempotency_key is None:
@@ -83,48 +89,14 @@ def order_create(
 
 
 @transaction.atomic
-def order_transition(*, order_id: int, to_status: str, reason: str | None = None) -> Order:
-    """Moves an order PENDING → CONFIRMED | CANCELLED and records the move.
-
-    A cancellation needs a `CancelReason` code. Any other move, including a
-    repeat of one already made, is refused with `invalid_status_transition`
-    and its details name the current status, so a retrying caller can tell
-    "already done" from "wrong".
-    """
-    if reason is not None and len(reason) > MAX_REASON_LENGTH:
-        raise ApplicationError(
-            ErrorCode.VALIDATION_ERROR, f"A reason is at most {MAX_REASON_LENGTH} characters."
-        )
-    try:
-        if not 0 < order_id <= MAX_ORDER_ID:
-            raise Order.DoesNotExist
-        order = Order.objects.select_for_update().get(pk=order_id)
-    except Order.DoesNotExist:
-        raise NotFoundError(OrderErrorCode.ORDER_NOT_FOUND, "No such order.") from None
-    from_status = order.status
-    if to_status not in ALLOWED_TRANSITIONS.get(from_status, frozenset()):
-        raise ConflictError(
-            OrderErrorCode.INVALID_STATUS_TRANSITION,
-            f"An order in status {from_status} cannot move to {to_status}.",
-            details={"order_id": order.pk, "from_status": from_status, "to_status": to_status},
-        )
-    if to_status == OrderStatus.CANCELLED:
-        if reason not in CancelReason.values:
-            raise ApplicationError(
-                OrderErrorCode.INVALID_CANCEL_REASON,
-                "A cancellation needs a known reason code.",
-                details={"reason": reason, "allowed": list(CancelReason.values)},
-            )
-        order.cancel_reason = reason
-    order.status = to_status
-    order.save(update_fields=["status", "cancel_reason", "updated_at"])
-    OrderStatusChange.objects.create(order=order, from_status=from_status, to_status=to_status, reason=reason)
-    return order
-
-
-@transaction.atomic
 def _order_insert(
-    *, user_id: int, quote: Quote, idempotency_key: str | None, fingerprint: str | None
+    *,
+    user_id: int,
+    quote: Quote,
+    idempotency_key: str | None,
+    fingerprint: str | None,
+    saga_mode: SagaMode,
+    user_active: bool,
 ) -> Order:
     order = Order.objects.create(
         user_id=user_id,
@@ -133,6 +105,7 @@ def _order_insert(
         currency=quote.currency,
         idempotency_key=idempotency_key,
         idempotency_fingerprint=fingerprint,
+        saga_mode=saga_mode,
     )
     OrderLine.objects.bulk_create(
         OrderLine(
@@ -146,6 +119,10 @@ def _order_insert(
         for line in quote.lines
     )
     OrderStatusChange.objects.create(order=order, from_status=None, to_status=OrderStatus.PENDING)
+    if saga_mode == SagaMode.CHOREOGRAPHY:
+        choreography.saga_start(order=order, user_active=user_active)
+    else:
+        orchestration.saga_start(order=order)
     return order
 
 

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 
 from comptoir.testing import TokenFactory
-from orders.models import Order, OrderLine, OrderStatus, OrderStatusChange
+from orders.models import Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode
 
 from .conftest import ALICE, BOB, STUB_SERVICE_TOKEN, ProductServiceStub
 
@@ -31,7 +31,7 @@ def test_places_a_pending_order_priced_by_product_service(
 ) -> None:
     response = place_order([(1, 2), (2, 1), (3, 3)])
 
-    assert response.status_code == 201, response.json()
+    assert response.status_code == 202, response.json()
     body = response.json()
     order = Order.objects.get()
     assert response["Location"] == f"/api/orders/{order.pk}/"
@@ -75,7 +75,7 @@ def test_places_a_pending_order_priced_by_product_service(
         "EUR",
     )
     assert order.cancel_reason is None
-    assert order.saga_mode is None
+    assert order.saga_mode == SagaMode.ORCHESTRATION
     assert list(order.lines.values_list("product_id", "quantity", "unit_price", "line_total")) == [
         (1, 2, Decimal("12.50"), Decimal("25.00")),
         (2, 1, Decimal("89.99"), Decimal("89.99")),
@@ -98,7 +98,7 @@ def test_the_request_id_travels_to_product_service(
 ) -> None:
     response = place_order(headers={**alice_headers, "X-Request-ID": "req-order-42"})
 
-    assert response.status_code == 201
+    assert response.status_code == 202
     assert product_service.quotes()[0].headers["X-Request-ID"] == "req-order-42"
 
 
@@ -128,7 +128,7 @@ def test_client_prices_status_owner_and_total_are_ignored(
         }
     )
 
-    assert response.status_code == 201, response.json()
+    assert response.status_code == 202, response.json()
     order = Order.objects.get()
     assert order.pk != 999
     assert (order.user_id, order.status, order.cancel_reason, order.total, order.currency) == (
@@ -138,7 +138,7 @@ def test_client_prices_status_owner_and_total_are_ignored(
         Decimal("179.98"),
         "EUR",
     )
-    assert order.saga_mode is None
+    assert order.saga_mode == SagaMode.ORCHESTRATION
     assert list(order.lines.values_list("product_name", "unit_price", "line_total")) == [
         ("Coffee grinder", Decimal("89.99"), Decimal("179.98"))
     ]
@@ -250,7 +250,7 @@ def test_a_body_that_is_not_json_is_a_parse_error(client: Client, alice_headers:
 def test_fifty_lines_of_a_hundred_are_accepted(place_order: PlaceOrder) -> None:
     response = place_order([(product_id, 100) for product_id in range(100, 150)])
 
-    assert response.status_code == 201
+    assert response.status_code == 202
     assert response.json()["total"] == "5000.00"
     assert OrderLine.objects.count() == 50
 
@@ -337,7 +337,7 @@ def test_a_quote_is_retried_after_a_passing_failure(
 
     response = place_order([(1, 1)])
 
-    assert response.status_code == 201
+    assert response.status_code == 202
     assert len(product_service.quotes()) == 2
     assert Order.objects.count() == 1
 
@@ -405,7 +405,7 @@ def test_the_same_key_returns_the_same_order(
     first = place_order([(1, 2), (3, 1)], idempotency_key="key-7f3a")
     again = place_order([(1, 2), (3, 1)], idempotency_key="key-7f3a")
 
-    assert (first.status_code, again.status_code) == (201, 200)
+    assert (first.status_code, again.status_code) == (202, 200)
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first
@@ -421,7 +421,7 @@ def test_the_same_key_with_the_lines_in_another_order_is_the_same_request(
     first = place_order([(1, 2), (3, 1)], idempotency_key="key-reordered")
     again = place_order([(3, 1), (1, 2)], idempotency_key="key-reordered")
 
-    assert (first.status_code, again.status_code) == (201, 200)
+    assert (first.status_code, again.status_code) == (202, 200)
     assert again.json()["id"] == first.json()["id"]
     assert Order.objects.count() == 1
 
@@ -444,7 +444,7 @@ def test_keys_are_scoped_to_their_user(place_order: PlaceOrder, bob_headers: dic
     alices = place_order([(1, 1)], idempotency_key="shared-key")
     bobs = place_order([(1, 1)], idempotency_key="shared-key", headers=bob_headers)
 
-    assert (alices.status_code, bobs.status_code) == (201, 201)
+    assert (alices.status_code, bobs.status_code) == (202, 202)
     assert alices.json()["id"] != bobs.json()["id"]
     assert sorted(Order.objects.values_list("user_id", flat=True)) == [ALICE, BOB]
 
@@ -452,7 +452,7 @@ def test_keys_are_scoped_to_their_user(place_order: PlaceOrder, bob_headers: dic
 def test_without_a_key_each_request_places_an_order(place_order: PlaceOrder) -> None:
     first, second = place_order([(1, 1)]), place_order([(1, 1)])
 
-    assert (first.status_code, second.status_code) == (201, 201)
+    assert (first.status_code, second.status_code) == (202, 202)
     assert Order.objects.count() == 2
 
 
@@ -483,7 +483,7 @@ def test_a_malformed_key_is_refused(
 def test_a_key_of_255_characters_is_accepted(place_order: PlaceOrder) -> None:
     response = place_order([(1, 1)], idempotency_key="k" * 255)
 
-    assert response.status_code == 201
+    assert response.status_code == 202
 
 
 @pytest.mark.django_db(transaction=True)
@@ -519,7 +519,7 @@ def test_concurrent_requests_with_one_key_place_one_order(
 
     assert not any(thread.is_alive() for thread in threads)
     assert len(product_service.quotes()) == racers
-    assert sorted(status for status, _ in results) == [200, 200, 200, 201]
+    assert sorted(status for status, _ in results) == [200, 200, 200, 202]
     assert len({body["id"] for _, body in results}) == 1
     assert Order.objects.count() == 1
     assert OrderLine.objects.count() == 1

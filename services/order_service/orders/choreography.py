@@ -1,0 +1,172 @@
+"""The choreographed order saga: no coordinator, order_service reacts to events.
+
+Placing an order verifies the user synchronously, then in the order's own
+transaction either publishes `order.created` (product_service reserves on it,
+payment_service charges on `stock.reserved`) or, for an unknown or inactive
+user, cancels at once and publishes `order.cancelled`. From then on:
+
+- `stock.reserved` → timeline only (the payment decides);
+- `stock.rejected` → CANCELLED insufficient_stock + `order.cancelled`;
+- `payment.failed` → CANCELLED insufficient_funds (or payment_failed) + `order.cancelled`;
+- `payment.succeeded` → CONFIRMED + `order.confirmed`;
+- `stock.released`, `payment.refunded` → timeline only (the compensations the
+  other services made on `order.cancelled`).
+
+Each function runs in the consumer's transaction, with the inbox row: a
+redelivered event is skipped there. An event about an order that is already
+CONFIRMED or CANCELLED, or that another mode settles, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from .models import (
+    CancelReason,
+    Order,
+    OrderSaga,
+    OrderStatus,
+    SagaMode,
+    SagaStatus,
+    SagaStep,
+    TimelineStatus,
+)
+from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
+from .transitions import order_transition, timeline_record
+from .upstream import StepRefused, user_verify
+
+logger = logging.getLogger(__name__)
+
+PAYMENT_REFUSALS = {CancelReason.INSUFFICIENT_FUNDS.value: CancelReason.INSUFFICIENT_FUNDS}
+
+
+def user_can_order(*, user_id: int) -> bool:
+    """user_service says the user exists and is active (an outage raises UpstreamError)."""
+    try:
+        user_verify(user_id=user_id)
+    except StepRefused:
+        return False
+    return True
+
+
+def saga_start(*, order: Order, user_active: bool) -> OrderSaga:
+    """In the placing transaction: `order.created`, or the cancellation of an
+    order whose user cannot order."""
+    timeline_record(
+        order_id=order.pk,
+        step=SagaStep.VERIFY_USER,
+        status=TimelineStatus.SUCCEEDED if user_active else TimelineStatus.FAILED,
+        error=None if user_active else CancelReason.USER_INACTIVE,
+    )
+    if user_active:
+        publish_order_created(order=order)
+        return OrderSaga.objects.create(
+            order=order, status=SagaStatus.RUNNING, current_step=SagaStep.RESERVE_STOCK
+        )
+    saga = OrderSaga.objects.create(
+        order=order, status=SagaStatus.RUNNING, failure_reason=CancelReason.USER_INACTIVE
+    )
+    _cancel(saga, CancelReason.USER_INACTIVE)
+    return saga
+
+
+@transaction.atomic
+def stock_reserved(*, order_id: str, reservation_id: str) -> None:
+    saga = _active_saga(order_id)
+    if saga is None:
+        return
+    saga.reservation_id = reservation_id
+    _reserved(saga)
+    saga.save()
+
+
+@transaction.atomic
+def stock_rejected(*, order_id: str, reason: str) -> None:
+    saga = _active_saga(order_id)
+    if saga is None:
+        return
+    timeline_record(
+        order_id=saga.order_id,
+        step=SagaStep.RESERVE_STOCK,
+        status=TimelineStatus.FAILED,
+        error=CancelReason.INSUFFICIENT_STOCK,
+    )
+    logger.info("stock rejected", extra={"order_id": saga.order_id, "reason": reason})
+    _cancel(saga, CancelReason.INSUFFICIENT_STOCK)
+
+
+@transaction.atomic
+def payment_succeeded(*, order_id: str, payment_id: str) -> None:
+    saga = _active_saga(order_id)
+    if saga is None:
+        return
+    # A charge means the stock was reserved, even if that event is still on its way.
+    _reserved(saga)
+    saga.payment_id = payment_id
+    timeline_record(order_id=saga.order_id, step=SagaStep.CHARGE_PAYMENT, status=TimelineStatus.SUCCEEDED)
+    order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CONFIRMED)
+    publish_order_confirmed(order=order)
+    timeline_record(order_id=saga.order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)
+    saga.status, saga.current_step = SagaStatus.COMPLETED, None
+    saga.save()
+
+
+@transaction.atomic
+def payment_failed(*, order_id: str, reason: str) -> None:
+    saga = _active_saga(order_id)
+    if saga is None:
+        return
+    _reserved(saga)
+    cancel_reason = PAYMENT_REFUSALS.get(reason, CancelReason.PAYMENT_FAILED)
+    timeline_record(
+        order_id=saga.order_id,
+        step=SagaStep.CHARGE_PAYMENT,
+        status=TimelineStatus.FAILED,
+        error=cancel_reason,
+    )
+    _cancel(saga, cancel_reason)
+
+
+@transaction.atomic
+def compensation_done(*, order_id: str, step: SagaStep) -> None:
+    """stock.released / payment.refunded for a choreographed order: timeline only."""
+    order = _order(order_id)
+    if order is None or order.saga_mode != SagaMode.CHOREOGRAPHY:
+        return
+    timeline_record(order_id=order.pk, step=step, status=TimelineStatus.COMPENSATED)
+
+
+def _order(order_id: str) -> Order | None:
+    if not order_id.isdigit():
+        return None
+    return Order.objects.filter(pk=int(order_id)).first()
+
+
+def _active_saga(order_id: str) -> OrderSaga | None:
+    """The order's saga, locked, if the order is choreographed and still PENDING."""
+    if not order_id.isdigit():
+        logger.warning("event for an order id this service never issued", extra={"order_id": order_id})
+        return None
+    saga = OrderSaga.objects.select_for_update().select_related("order").filter(pk=int(order_id)).first()
+    if saga is None:
+        logger.warning("event for an unknown order", extra={"order_id": order_id})
+        return None
+    if saga.order.saga_mode != SagaMode.CHOREOGRAPHY or saga.order.status != OrderStatus.PENDING:
+        return None
+    return saga
+
+
+def _reserved(saga: OrderSaga) -> None:
+    timeline_record(order_id=saga.order_id, step=SagaStep.RESERVE_STOCK, status=TimelineStatus.SUCCEEDED)
+    if saga.current_step == SagaStep.RESERVE_STOCK:
+        saga.current_step = SagaStep.CHARGE_PAYMENT
+
+
+def _cancel(saga: OrderSaga, reason: CancelReason) -> None:
+    order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CANCELLED, reason=reason)
+    publish_order_cancelled(order=order, reservation_id=saga.reservation_id, payment_id=saga.payment_id)
+    timeline_record(order_id=saga.order_id, step=SagaStep.CANCEL_ORDER, status=TimelineStatus.SUCCEEDED)
+    saga.status, saga.current_step, saga.failure_reason = SagaStatus.COMPENSATED, None, reason
+    saga.save()

@@ -1,0 +1,365 @@
+"""The orchestrated order saga: order_service drives every step itself.
+
+Forward: verify_user → reserve_stock → charge_payment → confirm_order (commit
+the reservation, then CONFIRMED + `order.confirmed` in one transaction).
+A step that upstream refuses fails the saga with the refusal's reason; the
+compensations of what succeeded then run in reverse order (refund_payment,
+release_stock) and cancel_order ends it (CANCELLED + `order.cancelled`).
+
+The state lives in `OrderSaga`, so each step is a short Celery task
+(`orders.tasks`) that:
+
+1. claims the step (`_claim`): it must still be the saga's current step — a
+   duplicate or late task finds it is not and does nothing;
+2. calls upstream outside any transaction (idempotent per order id there);
+3. records the outcome and moves the saga on under a row lock, only if the step
+   is still current, and enqueues the next step when that commits.
+
+A crash anywhere leaves the current step in the table: the task is delivered
+again (acks late) or the sweeper re-enqueues it after SAGA_STALL_SECONDS, and
+re-running it asks upstream again, which answers the same thing. A transient
+failure is retried with exponential backoff and jitter; a forward step that
+keeps failing gives up after SAGA_STEP_MAX_ATTEMPTS runs and compensates as
+`system_error` (including the compensation of its own step, whose outcome is
+then unknown). Compensations never give up.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from .models import (
+    ACTIVE_SAGA_STATUSES,
+    CancelReason,
+    Order,
+    OrderSaga,
+    OrderStatus,
+    SagaMode,
+    SagaStatus,
+    SagaStep,
+    SagaTimelineEntry,
+    TimelineStatus,
+)
+from .publishing import publish_order_cancelled, publish_order_confirmed
+from .transitions import order_transition, timeline_record
+from .upstream import (
+    StepRefused,
+    StockLine,
+    payment_charge,
+    payment_refund,
+    stock_commit,
+    stock_release,
+    stock_reserve,
+    user_verify,
+)
+
+logger = logging.getLogger(__name__)
+
+FORWARD_STEPS = (
+    SagaStep.VERIFY_USER,
+    SagaStep.RESERVE_STOCK,
+    SagaStep.CHARGE_PAYMENT,
+    SagaStep.CONFIRM_ORDER,
+)
+# What undoes each forward step that changes something upstream, in the order
+# compensations run (the reverse of the forward order).
+COMPENSATION_OF = {
+    SagaStep.CHARGE_PAYMENT: SagaStep.REFUND_PAYMENT,
+    SagaStep.RESERVE_STOCK: SagaStep.RELEASE_STOCK,
+}
+COMPENSATIONS = tuple(COMPENSATION_OF.values())
+MAX_ERROR_LENGTH = 500
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What a step needs to know, read when it claimed the step."""
+
+    order: Order
+    attempts: int
+    compensation_plan: tuple[str, ...]
+
+
+# ------------------------------------------------------------------ entry points
+
+
+def saga_start(*, order: Order) -> OrderSaga:
+    """Creates the saga of a just-placed order (inside its transaction) and
+    enqueues the first step once that commits."""
+    saga = OrderSaga.objects.create(
+        order=order,
+        status=SagaStatus.RUNNING,
+        current_step=SagaStep.VERIFY_USER,
+        stall_deadline=_stall_deadline(),
+    )
+    _enqueue_on_commit(order.pk, SagaStep.VERIFY_USER)
+    return saga
+
+
+def saga_run_step(*, order_id: int, step: str) -> None:
+    """Runs `step` of the order's saga if it is the current one, else does nothing.
+
+    Raises a transient error (UpstreamError...) for the task to retry; see
+    `saga_retry_delay`.
+    """
+    claim = _claim(order_id, step)
+    if claim is None:
+        return
+    if step == SagaStep.CANCEL_ORDER:
+        _cancel(order_id)
+        return
+    if step in COMPENSATIONS:
+        _run_compensation(order_id, step, claim)
+        return
+    try:
+        result = _FORWARD_ACTIONS[step](claim.order)
+    except StepRefused as refusal:
+        _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False)
+        return
+    if step == SagaStep.CONFIRM_ORDER:
+        _confirm(order_id)
+    else:
+        _advance(order_id, step, result)
+
+
+def saga_retry_delay(*, order_id: int, step: str, error: str) -> float | None:
+    """After a transient failure of `step`: seconds until the next try, or None
+    when there is nothing to retry (the step is no longer current, or a forward
+    step has used its attempts: the saga then compensates as system_error)."""
+    with transaction.atomic():
+        saga = _locked_current(order_id, step)
+        if saga is None:
+            return None
+        saga.last_error = error[:MAX_ERROR_LENGTH]
+        if step in FORWARD_STEPS and saga.attempts >= settings.SAGA_STEP_MAX_ATTEMPTS:
+            saga.save(update_fields=["last_error", "updated_at"])
+            message = f"gave up after {saga.attempts} attempts: {error}"
+            _fail(order_id, step, CancelReason.SYSTEM_ERROR, message, outcome_unknown=True)
+            return None
+        delay = retry_delay(saga.attempts)
+        saga.stall_deadline = _stall_deadline(extra_s=delay)
+        saga.save(update_fields=["last_error", "stall_deadline", "updated_at"])
+        return delay
+
+
+def saga_sweep_stalled() -> list[int]:
+    """Re-enqueues the current step of every orchestrated saga that made no
+    progress before its stall deadline; returns their order ids."""
+    with transaction.atomic():
+        stalled = list(
+            OrderSaga.objects.select_for_update(skip_locked=True)
+            .filter(
+                status__in=ACTIVE_SAGA_STATUSES,
+                stall_deadline__lt=timezone.now(),
+                order__saga_mode=SagaMode.ORCHESTRATION,
+            )
+            .order_by("stall_deadline")[:SWEEP_BATCH]
+        )
+        for saga in stalled:
+            assert saga.current_step is not None
+            logger.warning(
+                "saga stalled, re-enqueuing its step",
+                extra={"order_id": saga.order_id, "step": saga.current_step, "attempts": saga.attempts},
+            )
+            saga.stall_deadline = _stall_deadline()
+            saga.save(update_fields=["stall_deadline", "updated_at"])
+            _enqueue_on_commit(saga.order_id, saga.current_step)
+    return [saga.order_id for saga in stalled]
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random, capped."""
+    ceiling = min(
+        float(settings.SAGA_RETRY_BACKOFF_MAX_S), float(settings.SAGA_RETRY_BACKOFF_S) * 2 ** (attempt - 1)
+    )
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - spreading retries, not secrets
+
+
+# ------------------------------------------------------------------ the steps' upstream calls
+
+
+def _verify_user(order: Order) -> dict[str, str | None]:
+    user_verify(user_id=order.user_id)
+    return {}
+
+
+def _reserve_stock(order: Order) -> dict[str, str | None]:
+    lines = [StockLine(line.product_id, line.quantity) for line in order.lines.all()]
+    return {"reservation_id": stock_reserve(order_id=order.pk, lines=lines)}
+
+
+def _charge_payment(order: Order) -> dict[str, str | None]:
+    payment_id = payment_charge(
+        order_id=order.pk, user_id=order.user_id, amount=order.total, currency=order.currency
+    )
+    return {"payment_id": payment_id}
+
+
+def _commit_stock(order: Order) -> dict[str, str | None]:
+    stock_commit(order_id=order.pk)
+    return {}
+
+
+_FORWARD_ACTIONS: dict[str, Callable[[Order], dict[str, str | None]]] = {
+    SagaStep.VERIFY_USER: _verify_user,
+    SagaStep.RESERVE_STOCK: _reserve_stock,
+    SagaStep.CHARGE_PAYMENT: _charge_payment,
+    SagaStep.CONFIRM_ORDER: _commit_stock,
+}
+_COMPENSATION_ACTIONS: dict[str, Callable[[int], None]] = {
+    SagaStep.REFUND_PAYMENT: lambda order_id: payment_refund(order_id=order_id),
+    SagaStep.RELEASE_STOCK: lambda order_id: stock_release(order_id=order_id),
+}
+
+
+# ------------------------------------------------------------------ state moves
+
+
+def _claim(order_id: int, step: str) -> _Claim | None:
+    """Counts an attempt of `step` if it is current; None if it is not (a
+    duplicate or stale task) or if a forward step has no attempts left."""
+    with transaction.atomic():
+        saga = _locked_current(order_id, step)
+        if saga is None:
+            return None
+        if step in FORWARD_STEPS and saga.attempts >= settings.SAGA_STEP_MAX_ATTEMPTS:
+            # Runs that never reported back (killed workers) count too.
+            message = f"gave up after {saga.attempts} attempts: {saga.last_error or 'no answer'}"
+            _fail(order_id, step, CancelReason.SYSTEM_ERROR, message, outcome_unknown=True)
+            return None
+        saga.attempts += 1
+        saga.stall_deadline = _stall_deadline()
+        saga.save(update_fields=["attempts", "stall_deadline", "updated_at"])
+        order = Order.objects.prefetch_related("lines").get(pk=order_id)
+        return _Claim(order=order, attempts=saga.attempts, compensation_plan=tuple(saga.compensation_plan))
+
+
+def _locked_current(order_id: int, step: str) -> OrderSaga | None:
+    saga = OrderSaga.objects.select_for_update().filter(pk=order_id).first()
+    if saga is None or saga.status not in ACTIVE_SAGA_STATUSES or saga.current_step != step:
+        return None
+    return saga
+
+
+def _move_to(saga: OrderSaga, step: str | None, *, status: str | None = None, last_error: str = "") -> None:
+    saga.current_step = step
+    saga.attempts = 0
+    saga.last_error = last_error[:MAX_ERROR_LENGTH]
+    saga.stall_deadline = _stall_deadline()
+    if status is not None:
+        saga.status = status
+    saga.save()
+    if step is not None:
+        _enqueue_on_commit(saga.order_id, step)
+
+
+@transaction.atomic
+def _advance(order_id: int, step: str, result: dict[str, str | None]) -> None:
+    saga = _locked_current(order_id, step)
+    if saga is None:
+        return
+    for field, value in result.items():
+        if value is not None:
+            setattr(saga, field, value)
+    timeline_record(order_id=order_id, step=step, status=TimelineStatus.SUCCEEDED)
+    _move_to(saga, FORWARD_STEPS[[str(s) for s in FORWARD_STEPS].index(step) + 1])
+
+
+@transaction.atomic
+def _confirm(order_id: int) -> None:
+    saga = _locked_current(order_id, SagaStep.CONFIRM_ORDER)
+    if saga is None:
+        return
+    order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED)
+    publish_order_confirmed(order=order)
+    timeline_record(order_id=order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)
+    _move_to(saga, None, status=SagaStatus.COMPLETED)
+
+
+@transaction.atomic
+def _fail(order_id: int, step: str, reason: str, message: str, *, outcome_unknown: bool) -> None:
+    """Fails forward `step`: plans the compensations of what succeeded (and of
+    `step` itself when its outcome is unknown), newest first, then cancel."""
+    saga = _locked_current(order_id, step)
+    if saga is None:
+        return
+    logger.info("saga step failed", extra={"order_id": order_id, "step": step, "reason": reason})
+    timeline_record(order_id=order_id, step=step, status=TimelineStatus.FAILED, error=reason)
+    done = set(
+        SagaTimelineEntry.objects.filter(order_id=order_id, status=TimelineStatus.SUCCEEDED).values_list(
+            "step", flat=True
+        )
+    )
+    if outcome_unknown:
+        done.add(step)
+    plan = [undo for forward, undo in COMPENSATION_OF.items() if forward in done]
+    saga.compensation_plan = plan
+    saga.failure_reason = reason
+    next_step = plan[0] if plan else SagaStep.CANCEL_ORDER
+    _move_to(saga, next_step, status=SagaStatus.COMPENSATING, last_error=message)
+
+
+def _run_compensation(order_id: int, step: str, claim: _Claim) -> None:
+    error: str | None = None
+    try:
+        _COMPENSATION_ACTIONS[step](order_id)
+    except StepRefused as refusal:
+        # Upstream will never do it (e.g. the stock was already sold): say so
+        # loudly and go on with the rest, which may still succeed.
+        logger.error(
+            "saga compensation refused", extra={"order_id": order_id, "step": step, "error": str(refusal)}
+        )
+        outcome, error = TimelineStatus.FAILED, str(refusal)
+    else:
+        outcome = TimelineStatus.COMPENSATED
+    with transaction.atomic():
+        saga = _locked_current(order_id, step)
+        if saga is None:
+            return
+        timeline_record(order_id=order_id, step=step, status=outcome, error=error)
+        plan = list(claim.compensation_plan)
+        later = plan[plan.index(step) + 1 :] if step in plan else []
+        _move_to(saga, later[0] if later else SagaStep.CANCEL_ORDER)
+
+
+@transaction.atomic
+def _cancel(order_id: int) -> None:
+    saga = _locked_current(order_id, SagaStep.CANCEL_ORDER)
+    if saga is None:
+        return
+    order = order_transition(
+        order_id=order_id,
+        to_status=OrderStatus.CANCELLED,
+        reason=saga.failure_reason or CancelReason.SYSTEM_ERROR,
+    )
+    publish_order_cancelled(order=order, reservation_id=saga.reservation_id, payment_id=saga.payment_id)
+    timeline_record(order_id=order_id, step=SagaStep.CANCEL_ORDER, status=TimelineStatus.SUCCEEDED)
+    _move_to(saga, None, status=SagaStatus.COMPENSATED)
+
+
+def _stall_deadline(*, extra_s: float = 0.0) -> datetime:
+    return timezone.now() + timedelta(seconds=float(settings.SAGA_STALL_SECONDS) + extra_s)
+
+
+def _enqueue_on_commit(order_id: int, step: str) -> None:
+    transaction.on_commit(lambda: _enqueue(order_id, step))
+
+
+def _enqueue(order_id: int, step: str) -> None:
+    # Imported here: the tasks are entry points that call this module.
+    from .tasks import enqueue_saga_step
+
+    try:
+        enqueue_saga_step(order_id=order_id, step=step)
+    except (BrokerError, OSError):  # the broker is down: the sweeper enqueues it later
+        logger.exception("could not enqueue saga step", extra={"order_id": order_id, "step": step})

@@ -1,0 +1,98 @@
+"""Celery entry points of the orchestrated saga: one task per step, and the sweeper.
+
+A task only claims, runs and reports its step through `orders.orchestration`;
+on a transient failure it asks the saga how long to wait and retries then.
+Tasks are acknowledged late (chassis settings), so a worker killed mid-step
+has its task delivered again; the step is idempotent, so that is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from celery import Task, shared_task
+from django.db import DatabaseError
+
+from comptoir import UpstreamError
+
+from . import orchestration
+from .models import SagaStep
+
+logger = logging.getLogger(__name__)
+
+# Worth another try later: upstream unreachable, slow or 5xx (UpstreamError),
+# an HTTP failure the client did not map, or our own database blinking.
+TRANSIENT_ERRORS = (UpstreamError, httpx.HTTPError, DatabaseError)
+
+
+def _run_step(task: Task[Any, Any], order_id: int, step: SagaStep) -> None:
+    try:
+        orchestration.saga_run_step(order_id=order_id, step=step)
+    except TRANSIENT_ERRORS as error:
+        message = f"{type(error).__name__}: {error}"
+        delay = orchestration.saga_retry_delay(order_id=order_id, step=step, error=message)
+        if delay is None:
+            return
+        logger.warning(
+            "saga step failed, retrying",
+            extra={"order_id": order_id, "step": step, "retry_in_s": round(delay, 2), "error": message},
+        )
+        raise task.retry(countdown=delay, max_retries=None, exc=error) from None
+
+
+@shared_task(bind=True, name="orders.saga.verify_user", acks_late=True)
+def verify_user(self: Task[[int], None], order_id: int) -> None:
+    _run_step(self, order_id, SagaStep.VERIFY_USER)
+
+
+@shared_task(bind=True, name="orders.saga.reserve_stock", acks_late=True)
+def reserve_stock(self: Task[[int], None], order_id: int) -> None:
+    _run_step(self, order_id, SagaStep.RESERVE_STOCK)
+
+
+@shared_task(bind=True, name="orders.saga.charge_payment", acks_late=True)
+def charge_payment(self: Task[[int], None], order_id: int) -> None:
+    _run_step(self, order_id, SagaStep.CHARGE_PAYMENT)
+
+
+@shared_task(bind=True, name="orders.saga.confirm_order", acks_late=True)
+def confirm_order(self: Task[[int], None], order_id: int) -> None:
+    _run_step(self, order_id, SagaStep.CONFIRM_ORDER)
+
+
+@shared_task(bind=True, name="orders.saga.refund_payment", acks_late=True)
+def refund_payment(self: Task[[int], None], order_id: int) -> None:
+    _run_step(self, order_id, SagaStep.REFUND_PAYMENT)
+
+
+@shared_task(bind=True, name="orders.saga.release_stock", acks_late=True)
+def release_stock(self: Task[[int], None], order_id: int) -> None:
+    _run_step(self, order_id, SagaStep.RELEASE_STOCK)
+
+
+@shared_task(bind=True, name="orders.saga.cancel_order", acks_late=True)
+def cancel_order(self: Task[[int], None], order_id: int) -> None:
+    _run_step(self, order_id, SagaStep.CANCEL_ORDER)
+
+
+STEP_TASKS: dict[str, Task[[int], None]] = {
+    SagaStep.VERIFY_USER: verify_user,
+    SagaStep.RESERVE_STOCK: reserve_stock,
+    SagaStep.CHARGE_PAYMENT: charge_payment,
+    SagaStep.CONFIRM_ORDER: confirm_order,
+    SagaStep.REFUND_PAYMENT: refund_payment,
+    SagaStep.RELEASE_STOCK: release_stock,
+    SagaStep.CANCEL_ORDER: cancel_order,
+}
+
+
+def enqueue_saga_step(*, order_id: int, step: str) -> None:
+    STEP_TASKS[step].delay(order_id)
+
+
+@shared_task(name="orders.sweep_stalled_sagas", acks_late=True)
+def sweep_stalled_sagas() -> list[int]:
+    """Run by Celery beat every SAGA_SWEEP_INTERVAL_S: resumes stalled sagas."""
+    return orchestration.saga_sweep_stalled()

@@ -1,0 +1,154 @@
+"""The saga's calls to user_service, product_service and payment_service, each
+turned into one of three outcomes the saga can act on:
+
+- it worked: the function returns (with what upstream gave back);
+- upstream said no for good (inactive user, no stock, no funds, a 4xx): the
+  function raises `StepRefused` with the cancel reason;
+- nobody could tell (timeout, unreachable, 5xx, a body that makes no sense):
+  `UpstreamError`, which the saga retries.
+
+Every call here is idempotent upstream per order id (the contracts say so), so
+repeating one after a crash or a lost answer has no second effect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from comptoir import ErrorCode, UpstreamError
+
+from .clients import payment_service_client, product_service_client, user_service_client
+from .models import CancelReason
+
+RESERVATIONS_PATH = "/internal/stock/reservations/"
+CHARGE_PATH = "/internal/payments/charge/"
+REFUND_PATH = "/internal/payments/refund/"
+MAX_ERROR_LENGTH = 500
+# 4xx answers that say "not now" rather than "no": retried like a 5xx.
+TRANSIENT_4XX = frozenset({408, 425, 429})
+
+
+class StepRefused(Exception):
+    """Upstream's final no: the saga fails with `reason` and compensates."""
+
+    def __init__(self, reason: CancelReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StockLine:
+    product_id: int
+    quantity: int
+
+
+def user_verify(*, user_id: int) -> None:
+    """The user exists and is active; else `user_inactive`."""
+    response = user_service_client().get(f"/internal/users/{user_id}/")
+    if response.status_code == 404:
+        raise StepRefused(CancelReason.USER_INACTIVE, f"user {user_id} does not exist")
+    body = _expect(response, 200, "user_service")
+    if body.get("is_active") is not True:
+        raise StepRefused(CancelReason.USER_INACTIVE, f"user {user_id} is not active")
+
+
+def stock_reserve(*, order_id: int, lines: Iterable[StockLine]) -> str | None:
+    """Holds every line or none; returns the reservation id when upstream names one."""
+    response = product_service_client().post(
+        RESERVATIONS_PATH,
+        json={
+            "order_id": str(order_id),
+            "lines": [{"product_id": line.product_id, "quantity": line.quantity} for line in lines],
+        },
+    )
+    if response.status_code == 409 and _error_code(response) == CancelReason.INSUFFICIENT_STOCK:
+        raise StepRefused(CancelReason.INSUFFICIENT_STOCK, "insufficient_stock")
+    _refuse_4xx(response, CancelReason.SYSTEM_ERROR, "product_service refused the reservation")
+    body = _expect(response, (200, 201), "product_service")
+    reservation_id = body.get("reservation_id") or body.get("id")
+    return str(reservation_id) if reservation_id is not None else None
+
+
+def stock_commit(*, order_id: int) -> None:
+    """Turns the held stock into a sale."""
+    response = product_service_client().post(f"{RESERVATIONS_PATH}{order_id}/commit/")
+    _refuse_4xx(response, CancelReason.SYSTEM_ERROR, "product_service refused to commit the reservation")
+    _expect(response, 200, "product_service")
+
+
+def stock_release(*, order_id: int) -> None:
+    """Gives the held stock back; nothing held (404) is as good as released."""
+    response = product_service_client().post(f"{RESERVATIONS_PATH}{order_id}/release/")
+    if response.status_code == 404:
+        return
+    _refuse_4xx(response, CancelReason.SYSTEM_ERROR, "product_service refused to release the reservation")
+    _expect(response, 200, "product_service")
+
+
+def payment_charge(*, order_id: int, user_id: int, amount: Decimal, currency: str) -> str:
+    """Takes the amount from the user's wallet; returns the payment id.
+
+    The order id is the idempotency key: a repeat answers the same payment.
+    """
+    response = payment_service_client().post(
+        CHARGE_PATH,
+        json={"order_id": str(order_id), "user_id": user_id, "amount": str(amount), "currency": currency},
+        idempotency_key=str(order_id),
+    )
+    if response.status_code == 409 and _error_code(response) == CancelReason.INSUFFICIENT_FUNDS:
+        raise StepRefused(CancelReason.INSUFFICIENT_FUNDS, "insufficient_funds")
+    _refuse_4xx(response, CancelReason.PAYMENT_FAILED, "payment_service refused the charge")
+    body = _expect(response, (200, 201), "payment_service")
+    payment_id = body.get("payment_id")
+    if payment_id is None:
+        raise _unusable("payment_service", "a charge without payment_id")
+    return str(payment_id)
+
+
+def payment_refund(*, order_id: int) -> None:
+    """Gives the money back; nothing captured (404) is as good as refunded."""
+    response = payment_service_client().post(REFUND_PATH, json={"order_id": str(order_id)})
+    if response.status_code == 404:
+        return
+    _refuse_4xx(response, CancelReason.SYSTEM_ERROR, "payment_service refused the refund")
+    _expect(response, 200, "payment_service")
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    body = _body(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _refuse_4xx(response: httpx.Response, reason: CancelReason, what: str) -> None:
+    if 400 <= response.status_code < 500 and response.status_code not in TRANSIENT_4XX:
+        code = _error_code(response) or "no error code"
+        raise StepRefused(reason, f"{what}: HTTP {response.status_code} {code}"[:MAX_ERROR_LENGTH])
+
+
+def _expect(response: httpx.Response, statuses: int | tuple[int, ...], service: str) -> dict[str, Any]:
+    wanted = (statuses,) if isinstance(statuses, int) else statuses
+    if response.status_code not in wanted:
+        raise UpstreamError(ErrorCode.UNAVAILABLE, f"{service} answered HTTP {response.status_code}")
+    body = _body(response)
+    if not isinstance(body, dict):
+        raise _unusable(service, "a body that is not a JSON object")
+    return body
+
+
+def _unusable(service: str, what: str) -> UpstreamError:
+    return UpstreamError(ErrorCode.UNAVAILABLE, f"{service} answered with {what}", status_code=502)
