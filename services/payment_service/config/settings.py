@@ -1,9 +1,10 @@
 """payment_service settings: the chassis defaults plus what this service owns."""
 
+import json
 import os
 from pathlib import Path
 
-from comptoir import service_settings
+from comptoir import TopicSpec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -17,3 +18,21 @@ PAYMENT_CURRENCIES = [
 ]
 # How many ledger entries GET /api/payments/wallet/ shows.
 PAYMENT_WALLET_RECENT_ENTRIES = int(os.environ.get("PAYMENT_WALLET_RECENT_ENTRIES", "20"))
+
+# Events (comptoir.events). The topics this service produces to and consumes
+# from, so `manage.py create_topics` (and the relay at start-up) make them; the
+# consumer adds their retry and dead-letter topics itself.
+COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
+    TopicSpec(name, partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+    for name in (
+        # produced (outbox relay)
+        "payments.payment-succeeded",
+        "payments.payment-failed",
+        "payments.payment-refunded",
+        # consumed (consume_events)
+        "stock.stock-reserved",
+        "orders.order-cancelled",
+    )
+]
+# Event type -> topic overrides as a JSON object (tests use topics of their own).
+COMPTOIR_EVENTS = {"TOPICS": json.loads(os.environ.get("COMPTOIR_EVENT_TOPICS") or "{}")}

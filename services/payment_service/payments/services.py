@@ -13,6 +13,7 @@ payment) back this up in the database.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -105,27 +106,57 @@ def payment_charge(*, order_id: str, user_id: int, amount: Decimal, currency: st
     amount = _money(amount)
     for _attempt in range(2):
         try:
-            payment, declined = _charge(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
+            attempt = _charge(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
         except _PaymentCreatedMeanwhile:
             continue
-        if declined is not None:
-            raise declined
-        return payment
+        if attempt.declined is not None:
+            raise attempt.declined
+        return attempt.payment
+    raise ConflictError(ErrorCode.CONFLICT, "This order's payment is being processed; retry.")
+
+
+@dataclass(frozen=True)
+class ChargeAttempt:
+    """What a charge call did: the payment, why it was declined (None: captured or
+    unchanged), and whether this call decided anything (False: an earlier call had)."""
+
+    payment: Payment
+    declined: PaymentDeclined | None
+    attempted: bool
+
+
+def payment_charge_once(*, order_id: str, user_id: int, amount: Decimal, currency: str) -> ChargeAttempt:
+    """Charges the order only if it has no payment yet, and says what happened.
+
+    The saga's consumer charges an order once: a repeat finds the payment of
+    the first call, captured or declined alike, and changes nothing
+    (`attempted` False). A decline is not raised but returned, its FAILED
+    payment written in the caller's transaction. A repeat with other
+    parameters is an `IdempotencyConflict`.
+    """
+    amount = _money(amount)
+    for _attempt in range(2):
+        try:
+            return _charge(
+                order_id=order_id, user_id=user_id, amount=amount, currency=currency, retry_declined=False
+            )
+        except _PaymentCreatedMeanwhile:
+            continue
     raise ConflictError(ErrorCode.CONFLICT, "This order's payment is being processed; retry.")
 
 
 @transaction.atomic
 def _charge(
-    *, order_id: str, user_id: int, amount: Decimal, currency: str
-) -> tuple[Payment, PaymentDeclined | None]:
+    *, order_id: str, user_id: int, amount: Decimal, currency: str, retry_declined: bool = True
+) -> ChargeAttempt:
     # The wallet lock serialises every charge of one user: funds are checked and
     # debited by one transaction at a time, so concurrent charges cannot overdraw.
     wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
     payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
     if payment is not None:
         _ensure_same_charge(payment=payment, user_id=user_id, amount=amount, currency=currency)
-        if payment.status != PaymentStatus.FAILED:
-            return payment, None
+        if payment.status != PaymentStatus.FAILED or not retry_declined:
+            return ChargeAttempt(payment=payment, declined=None, attempted=False)
     else:
         payment = Payment(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
 
@@ -148,7 +179,7 @@ def _charge(
 
     if declined is None and wallet is not None:
         _move(wallet=wallet, amount=-amount, kind=LedgerEntryKind.CHARGE, payment=payment)
-    return payment, declined
+    return ChargeAttempt(payment=payment, declined=declined, attempted=True)
 
 
 def _ensure_same_charge(*, payment: Payment, user_id: int, amount: Decimal, currency: str) -> None:
@@ -194,8 +225,41 @@ def _refund(*, order_id: str, user_id: int) -> Payment:
         return payment
     if payment.status == PaymentStatus.FAILED or wallet is None:
         raise PaymentNotFound("Nothing was captured for this order.")
-    _move(wallet=wallet, amount=payment.amount, kind=LedgerEntryKind.REFUND, payment=payment)
+    _pay_back(wallet=wallet, payment=payment)
+    return payment
+
+
+def _pay_back(*, wallet: Wallet, payment: Payment) -> LedgerEntry:
+    """Credits a locked CAPTURED payment back to its locked wallet and marks it REFUNDED."""
+    entry = _move(wallet=wallet, amount=payment.amount, kind=LedgerEntryKind.REFUND, payment=payment)
     payment.status = PaymentStatus.REFUNDED
     payment.refunded_at = timezone.now()
     payment.save(update_fields=["status", "refunded_at", "updated_at"])
-    return payment
+    return entry
+
+
+@dataclass(frozen=True)
+class Refund:
+    payment: Payment
+    entry: LedgerEntry
+
+
+def payment_refund_if_captured(*, order_id: str) -> Refund | None:
+    """Pays the order's payment back if it is CAPTURED; returns the refund only then.
+
+    None when there is nothing to pay back: no payment, a FAILED one, or one
+    already REFUNDED (e.g. by the orchestrator over HTTP).
+    """
+    owner = Payment.objects.filter(order_id=order_id).values_list("user_id", flat=True).first()
+    if owner is None:
+        return None
+    return _refund_if_captured(order_id=order_id, user_id=owner)
+
+
+@transaction.atomic
+def _refund_if_captured(*, order_id: str, user_id: int) -> Refund | None:
+    wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
+    payment = Payment.objects.select_for_update().get(order_id=order_id)
+    if payment.status != PaymentStatus.CAPTURED or wallet is None:
+        return None
+    return Refund(payment=payment, entry=_pay_back(wallet=wallet, payment=payment))

@@ -3,8 +3,9 @@ tokens for each kind of caller, and the ledger invariant as one assertion."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,6 +14,8 @@ from django.test import Client
 
 from payments.models import LedgerEntry, Payment, Wallet
 from payments.services import payment_charge, wallet_open
+
+from .event_support import ServiceProcesses, service_processes, unique_topics
 
 if TYPE_CHECKING:
     from comptoir.testing import TokenFactory
@@ -90,3 +93,31 @@ def charge_body() -> Callable[..., dict[str, Any]]:
         return {"order_id": "order-1", "user_id": ALICE, "amount": "10.00", "currency": "EUR", **overrides}
 
     return body
+
+
+# ------------------------------------------------------------------ events
+
+# What payment_service consumes and produces.
+EVENT_TYPES = [
+    "stock.reserved",
+    "order.cancelled",
+    "payment.succeeded",
+    "payment.failed",
+    "payment.refunded",
+]
+
+
+@pytest.fixture
+def event_topics(settings: Any) -> dict[str, str]:
+    """Topics of the test's own for every event type the service touches (here and in subprocesses)."""
+    topics = unique_topics(EVENT_TYPES)
+    settings.COMPTOIR_EVENTS = {**getattr(settings, "COMPTOIR_EVENTS", {}), "TOPICS": topics}
+    return topics
+
+
+@pytest.fixture
+def processes(
+    transactional_db: None, event_topics: dict[str, str], tmp_path: Path
+) -> Iterator[ServiceProcesses]:
+    """The service's own relay and consumer processes, started by the test, stopped and cleaned after."""
+    yield from service_processes(tmp_path, event_topics)

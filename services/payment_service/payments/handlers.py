@@ -1,0 +1,100 @@
+"""Event entry points of the order saga (choreography), run by `manage.py consume_events`.
+
+Each handler reads its event, calls a service function and publishes the
+answer through the outbox, all in the consumer's transaction (with the inbox
+row): a redelivered event changes nothing and publishes nothing twice. The
+service functions also say whether the call changed anything, so a repeat
+under another event id, or `order.cancelled` for an order the orchestrator
+already refunded over HTTP, is a no-op too.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from comptoir.events import Envelope, event_handler, publish_event
+
+from .errors import PaymentErrorCode
+from .models import Payment
+from .services import payment_charge_once, payment_refund_if_captured
+
+logger = logging.getLogger(__name__)
+
+
+def _charge_payload(payment: Payment) -> dict[str, Any]:
+    return {
+        "order_id": payment.order_id,
+        "user_id": str(payment.user_id),
+        "amount": str(payment.amount),
+        "currency": payment.currency,
+    }
+
+
+@event_handler("stock.reserved")
+def charge_for_reserved_stock(event: Envelope) -> None:
+    """stock.reserved → charge the order's amount → payment.succeeded, or payment.failed."""
+    reserved = event.payload
+    order_id = str(reserved["order_id"])
+    if not all(reserved.get(key) for key in ("user_id", "amount", "currency")):
+        # Version 1 makes them optional; product_service always writes them.
+        logger.error("stock.reserved for order %s carries no user, amount or currency: not charged", order_id)
+        return
+    user_id = str(reserved["user_id"])
+    if not user_id.isdecimal():
+        # No wallet can belong to such a user: the same answer as an empty wallet.
+        publish_event(
+            "payment.failed",
+            aggregate_id=order_id,
+            payload={
+                "order_id": order_id,
+                "user_id": user_id,
+                "amount": str(reserved["amount"]),
+                "currency": str(reserved["currency"]),
+                "reason": PaymentErrorCode.INSUFFICIENT_FUNDS.value,
+            },
+        )
+        return
+    attempt = payment_charge_once(
+        order_id=order_id,
+        user_id=int(user_id),
+        amount=Decimal(str(reserved["amount"])),
+        currency=str(reserved["currency"]),
+    )
+    if not attempt.attempted:
+        logger.info("stock.reserved for order %s: already charged (%s)", order_id, attempt.payment.status)
+        return
+    if attempt.declined is not None:
+        logger.info("charge declined for order %s: %s", order_id, attempt.declined.code)
+        publish_event(
+            "payment.failed",
+            aggregate_id=order_id,
+            payload={**_charge_payload(attempt.payment), "reason": attempt.declined.code},
+        )
+        return
+    publish_event(
+        "payment.succeeded",
+        aggregate_id=order_id,
+        payload={**_charge_payload(attempt.payment), "payment_id": str(attempt.payment.pk)},
+    )
+
+
+@event_handler("order.cancelled")
+def refund_cancelled_order(event: Envelope) -> None:
+    """order.cancelled → pay a captured charge back → payment.refunded; nothing captured → nothing."""
+    order_id = str(event.payload["order_id"])
+    refund = payment_refund_if_captured(order_id=order_id)
+    if refund is None:
+        logger.info("order.cancelled for order %s: nothing captured to refund", order_id)
+        return
+    publish_event(
+        "payment.refunded",
+        aggregate_id=order_id,
+        payload={
+            **_charge_payload(refund.payment),
+            "payment_id": str(refund.payment.pk),
+            "refund_id": str(refund.entry.pk),
+            "reason": str(event.payload["reason"]),
+        },
+    )
