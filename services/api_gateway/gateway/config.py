@@ -11,7 +11,8 @@ Environment variables (all optional):
 - `GATEWAY_REDIS_URL` (else `REDIS_URL`), `GATEWAY_RATE_LIMIT_ENABLED`,
   `GATEWAY_RATE_LIMIT_PREFIX`, `GATEWAY_RATE_LIMIT_STRATEGY`,
   `GATEWAY_RATE_LIMIT_AUTHENTICATED`, `GATEWAY_RATE_LIMIT_ANONYMOUS`,
-  `GATEWAY_RATE_LIMIT_LOGIN` (`limits` expressions such as `20/minute`).
+  `GATEWAY_RATE_LIMIT_LOGIN` (`limits` expressions such as `20/minute`),
+  `GATEWAY_RATE_LIMIT_BATCH_MAX` (`1`: one Redis call per request, no batching).
 - `GATEWAY_MAX_BODY_BYTES`, `GATEWAY_CONNECT_TIMEOUT_S`, `GATEWAY_RETRIES`,
   `GATEWAY_RETRY_BACKOFF_S`, `GATEWAY_POOL_SIZE`.
 - `GATEWAY_BREAKER_FAILURE_THRESHOLD`, `GATEWAY_BREAKER_RESET_TIMEOUT_S`.
@@ -83,6 +84,7 @@ class RateLimitConfig:
     anonymous: str
     login: str
     login_paths: frozenset[str]
+    batch_max: int
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         anonymous=env.text("GATEWAY_RATE_LIMIT_ANONYMOUS", rl_raw.get("anonymous", "300/minute")),
         login=env.text("GATEWAY_RATE_LIMIT_LOGIN", rl_raw.get("login", "10/minute")),
         login_paths=frozenset(str(p) for p in rl_raw.get("login_paths", ["/api/users/auth/login/"])),
+        batch_max=max(1, env.integer("GATEWAY_RATE_LIMIT_BATCH_MAX", rl_raw.get("batch_max", 64))),
     )
 
     cors_raw = _section(raw, "cors")
