@@ -11,7 +11,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
-class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
+class JWTAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "comptoir._auth.JWTAuthentication"
     name = "bearerAuth"
     priority = 1
