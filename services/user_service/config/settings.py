@@ -1,10 +1,11 @@
 """user_service settings: the chassis defaults plus what this service owns."""
 
+import json
 from pathlib import Path
 
 import environ
 
-from comptoir import service_settings
+from comptoir import TopicSpec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,3 +53,11 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(  # type: ignore[name-defined]  
 )
 # Behind the gateway the client address is the last X-Forwarded-For entry it appended.
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("TRUSTED_PROXY_COUNT", default=1)  # type: ignore[name-defined]  # noqa: F821
+
+# Events (comptoir.events): the topic this service produces to, so `manage.py
+# create_topics` and the relay at start-up make it.
+COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
+    TopicSpec("users.user-registered", partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+]
+# Event type -> topic overrides as a JSON object (tests use topics of their own).
+COMPTOIR_EVENTS = {"TOPICS": json.loads(env.str("COMPTOIR_EVENT_TOPICS", default="") or "{}")}
