@@ -67,7 +67,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if status == 404:
         return _error(request, 404, ErrorCode.NOT_FOUND, "No such resource.")
     if status == 405:
-        return _error(request, 405, ErrorCode.BAD_REQUEST, "Method not allowed.")
+        return _error(request, 405, ErrorCode.METHOD_NOT_ALLOWED, "Method not allowed.")
     return _error(request, status, ErrorCode.BAD_REQUEST, "Bad request.")
 
 

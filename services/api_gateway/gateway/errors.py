@@ -14,6 +14,7 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     CORS_REFUSED = "cors_refused"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_AUTHENTICATED = "not_authenticated"
     AUTHENTICATION_FAILED = "authentication_failed"
     THROTTLED = "throttled"

@@ -8,6 +8,7 @@ import time
 import httpx
 
 from tests.conftest import Platform
+from tests.test_security import _assert_error
 
 
 def test_live(gateway: httpx.Client) -> None:
@@ -106,3 +107,9 @@ def test_access_log_is_one_json_line_per_request(gateway: httpx.Client, platform
     assert line["upstream"] == "product_service"
     assert line["status"] == 200
     assert isinstance(line["duration_ms"], float)
+
+
+def test_wrong_method_on_an_own_route_is_405_in_the_standard_body(gateway: httpx.Client) -> None:
+    response = gateway.post("/health/live")
+
+    _assert_error(response, 405, "method_not_allowed")
