@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from tests.assertions import assert_error
 from tests.conftest import Platform, free_port, start_gateway, stop
-from tests.test_security import _assert_error
 from tests.tokens import TokenFactory
 
 
@@ -90,7 +90,7 @@ def test_get_is_retried_once_on_a_dropped_connection(
 
     response = degraded_gateway.get("/api/products/", headers={"X-Request-ID": "retried"})
 
-    _assert_error(response, 502, "bad_gateway", "retried")
+    assert_error(response, 502, "bad_gateway", "retried")
     assert response.json()["error"]["details"] == {"upstream": "product_service"}
     assert dropping_server.connections - before == 2
 
@@ -100,7 +100,7 @@ def test_post_is_never_retried(degraded_gateway: httpx.Client, dropping_server: 
 
     response = degraded_gateway.post("/api/users/register/", json={"email": "x@example.com"})
 
-    _assert_error(response, 502, "bad_gateway")
+    assert_error(response, 502, "bad_gateway")
     assert dropping_server.connections - before == 1
 
 
@@ -112,7 +112,7 @@ def test_unreachable_jwks_is_503_not_401(
         headers={**token_factory.header(token_factory.user(user_id)), "X-Request-ID": "no-jwks"},
     )
 
-    _assert_error(response, 503, "unavailable", "no-jwks")
+    assert_error(response, 503, "unavailable", "no-jwks")
     assert platform.accounts.seen("no-jwks") == []
 
 
@@ -120,7 +120,7 @@ def test_unreachable_redis_lets_traffic_through_and_fails_readiness(degraded_gat
     passed = degraded_gateway.get("/api/payments/wallet/")  # no token: 401, after the (skipped) limit
     ready = degraded_gateway.get("/health/ready")
 
-    _assert_error(passed, 401, "not_authenticated")
+    assert_error(passed, 401, "not_authenticated")
     assert ready.status_code == 503
     body = ready.json()
     assert body["status"] == "unavailable"

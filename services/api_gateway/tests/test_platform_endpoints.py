@@ -7,8 +7,8 @@ import time
 
 import httpx
 
+from tests.assertions import assert_error
 from tests.conftest import Platform
-from tests.test_security import _assert_error
 
 
 def test_live(gateway: httpx.Client) -> None:
@@ -112,4 +112,4 @@ def test_access_log_is_one_json_line_per_request(gateway: httpx.Client, platform
 def test_wrong_method_on_an_own_route_is_405_in_the_standard_body(gateway: httpx.Client) -> None:
     response = gateway.post("/health/live")
 
-    _assert_error(response, 405, "method_not_allowed")
+    assert_error(response, 405, "method_not_allowed")

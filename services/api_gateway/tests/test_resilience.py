@@ -6,8 +6,8 @@ import time
 
 import httpx
 
+from tests.assertions import assert_error
 from tests.conftest import BREAKER_RESET_S, LOGIN_LIMIT, UPSTREAM_TIMEOUT_S, USER_LIMIT, Platform
-from tests.test_security import _assert_error
 from tests.tokens import TokenFactory
 
 
@@ -22,7 +22,7 @@ def test_burst_over_the_user_limit_is_throttled_while_another_user_is_not(
     unaffected = gateway.get("/api/orders/", headers=other)
 
     assert statuses == [200] * USER_LIMIT
-    _assert_error(throttled, 429, "throttled", "throttled-1")
+    assert_error(throttled, 429, "throttled", "throttled-1")
     retry_after = int(throttled.headers["retry-after"])
     assert 1 <= retry_after <= 60
     assert throttled.json()["error"]["details"] == {"retry_after_s": retry_after}
@@ -43,7 +43,7 @@ def test_login_has_a_stricter_limit_per_client_address(gateway: httpx.Client, pl
     other_public_route = gateway.get("/api/products/")
 
     assert statuses == [200] * LOGIN_LIMIT
-    _assert_error(throttled, 429, "throttled", "login-throttled")
+    assert_error(throttled, 429, "throttled", "login-throttled")
     assert int(throttled.headers["retry-after"]) >= 1
     assert platform.accounts.seen("login-throttled") == []
     assert other_public_route.status_code == 200
@@ -54,7 +54,7 @@ def test_slow_upstream_answers_504_within_the_configured_timeout(gateway: httpx.
     response = gateway.get("/api/products/slow/", params={"sleep": "5"}, headers={"X-Request-ID": "slow-1"})
     elapsed = time.monotonic() - began
 
-    _assert_error(response, 504, "upstream_timeout", "slow-1")
+    assert_error(response, 504, "upstream_timeout", "slow-1")
     assert response.json()["error"]["details"] == {"upstream": "product_service"}
     assert UPSTREAM_TIMEOUT_S * 0.9 <= elapsed < UPSTREAM_TIMEOUT_S + 0.75
 
@@ -94,9 +94,9 @@ def test_killed_upstream_opens_the_breaker_then_recovers_without_a_gateway_resta
     statuses = [response.status_code for response, _ in failures]
     # 3 refused calls (each retried once) open the breaker; then it answers at once.
     assert statuses == [502, 502, 502, 503, 503]
-    _assert_error(failures[0][0], 502, "bad_gateway", "down-0")
+    assert_error(failures[0][0], 502, "bad_gateway", "down-0")
     open_answer, open_elapsed = failures[3]
-    _assert_error(open_answer, 503, "upstream_unavailable", "down-3")
+    assert_error(open_answer, 503, "upstream_unavailable", "down-3")
     assert open_answer.json()["error"]["details"] == {"upstream": "payment_service"}
     assert 1 <= int(open_answer.headers["retry-after"]) <= BREAKER_RESET_S + 1
     assert open_elapsed < 0.1

@@ -11,22 +11,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.assertions import assert_error
 from tests.conftest import MAX_BODY, Platform
 from tests.tokens import TokenFactory
 
 PROTECTED = "/api/orders/"
-
-
-def _assert_error(response: httpx.Response, status: int, code: str, request_id: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details", "trace_id"}
-    assert body["error"]["code"] == code
-    assert body["error"]["trace_id"] == response.headers["x-request-id"]
-    if request_id is not None:
-        assert body["error"]["trace_id"] == request_id
 
 
 BAD_TOKENS: dict[str, Callable[[TokenFactory, int], str]] = {
@@ -58,7 +47,7 @@ def test_invalid_token_is_refused_and_never_reaches_the_service(
 
     response = gateway.get(PROTECTED, headers={**token_factory.header(token), "X-Request-ID": request_id})
 
-    _assert_error(response, 401, "authentication_failed", request_id)
+    assert_error(response, 401, "authentication_failed", request_id)
     assert response.headers["www-authenticate"] == 'Bearer realm="comptoir", error="invalid_token"'
     assert platform.accounts.seen(request_id) == []
 
@@ -68,7 +57,7 @@ def test_missing_token_is_refused_and_never_reaches_the_service(
 ) -> None:
     response = gateway.get(PROTECTED, headers={"X-Request-ID": request_id})
 
-    _assert_error(response, 401, "not_authenticated", request_id)
+    assert_error(response, 401, "not_authenticated", request_id)
     assert response.headers["www-authenticate"] == 'Bearer realm="comptoir"'
     assert platform.accounts.seen(request_id) == []
 
@@ -123,7 +112,7 @@ def test_everything_else_needs_a_token(
 ) -> None:
     response = gateway.request(method, path, headers={"X-Request-ID": request_id})
 
-    _assert_error(response, 401, "not_authenticated", request_id)
+    assert_error(response, 401, "not_authenticated", request_id)
     for stub in (platform.accounts, platform.catalog, platform.payments):
         assert stub.seen(request_id) == []
 
@@ -192,7 +181,7 @@ def test_oversized_body_is_refused_before_the_service(
         headers={**token_factory.header(token_factory.user(user_id)), "X-Request-ID": request_id},
     )
 
-    _assert_error(response, 413, "payload_too_large", request_id)
+    assert_error(response, 413, "payload_too_large", request_id)
     assert response.json()["error"]["details"] == {"max_bytes": MAX_BODY}
     assert platform.accounts.seen(request_id) == []
 
@@ -210,7 +199,7 @@ def test_oversized_chunked_body_is_refused_before_the_service(
         headers={**token_factory.header(token_factory.user(user_id)), "X-Request-ID": request_id},
     )
 
-    _assert_error(response, 413, "payload_too_large", request_id)
+    assert_error(response, 413, "payload_too_large", request_id)
     assert platform.accounts.seen(request_id) == []
 
 
@@ -269,7 +258,7 @@ def test_internal_and_unknown_paths_are_never_routed(
     finally:
         connection.close()
 
-    _assert_error(response, 404, "not_found", request_id)
+    assert_error(response, 404, "not_found", request_id)
     for stub in (platform.accounts, platform.catalog, platform.payments):
         assert stub.seen(request_id) == []
 
@@ -296,7 +285,7 @@ def test_cors_preflight_from_a_configured_origin(gateway: httpx.Client) -> None:
 
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
-    _assert_error(refused, 400, "cors_refused")
+    assert_error(refused, 400, "cors_refused")
     assert refused.json()["error"]["message"] == "Disallowed CORS origin."
     assert "access-control-allow-origin" not in refused.headers
 
