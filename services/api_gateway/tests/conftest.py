@@ -31,6 +31,7 @@ BREAKER_RESET_S = 1.0
 MAX_BODY = 100_000
 USER_LIMIT = 15
 LOGIN_LIMIT = 3
+JWKS_COOLDOWN_S = 0.5
 
 
 def free_port() -> int:
@@ -130,6 +131,7 @@ class Platform:
     payments: Stub  # payments: the one the breaker test kills
     redis_prefix: str
     log: Path
+    jwks_file: Path
 
 
 def start_gateway(overrides: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -148,6 +150,7 @@ def start_gateway(overrides: dict[str, str], log: Path) -> tuple[subprocess.Pope
         "GATEWAY_RETRY_BACKOFF_S": "0.02",
         "GATEWAY_MAX_BODY_BYTES": str(MAX_BODY),
         "GATEWAY_CORS_ORIGINS": "https://shop.example",
+        "GATEWAY_JWKS_REFETCH_COOLDOWN_S": str(JWKS_COOLDOWN_S),
         **overrides,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -199,7 +202,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, token_factory: TokenFacto
         for stub in stubs:
             stub.start()
         gateway, url = start_gateway(env, log)
-        yield Platform(url, accounts, catalog, payments, prefix, log)
+        yield Platform(url, accounts, catalog, payments, prefix, log, jwks_file)
     finally:
         if gateway is not None:
             stop(gateway)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.assertions import assert_error
-from tests.conftest import MAX_BODY, Platform
+from tests.conftest import JWKS_COOLDOWN_S, MAX_BODY, Platform
 from tests.tokens import TokenFactory
 
 PROTECTED = "/api/orders/"
@@ -73,6 +74,24 @@ def test_valid_token_passes_and_is_forwarded_for_the_service_to_verify(
     assert response.json()["path"] == PROTECTED
     [seen] = platform.accounts.seen(request_id)
     assert seen["headers"]["authorization"] == f"Bearer {token}"
+
+
+def test_rotated_signing_key_is_fetched_when_a_token_names_it(
+    gateway: httpx.Client, platform: Platform, token_factory: TokenFactory, user_id: int
+) -> None:
+    rotated = TokenFactory()
+    token = rotated.user(user_id)
+    original = platform.jwks_file.read_text()
+    platform.jwks_file.write_text(json.dumps({"keys": token_factory.jwks["keys"] + rotated.jwks["keys"]}))
+    try:
+        time.sleep(JWKS_COOLDOWN_S + 0.1)  # refetches on unknown kids are spaced by the cooldown
+
+        response = gateway.get(PROTECTED, headers=rotated.header(token))
+    finally:
+        platform.jwks_file.write_text(original)
+
+    assert response.status_code == 200
+    assert response.json()["headers"]["authorization"] == f"Bearer {token}"
 
 
 @pytest.mark.parametrize(

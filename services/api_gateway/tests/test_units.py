@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from gateway.breaker import CircuitBreaker, State
 from gateway.config import ConfigError, load_settings
 from gateway.docs import merge_documents
+from gateway.observability import ObservabilityMiddleware
 
 
 class FakeClock:
@@ -180,3 +183,25 @@ def test_merge_keeps_routed_paths_and_renames_clashing_components() -> None:
     assert merged["paths"]["/api/users/me/"]["get"]["responses"]["200"] == {
         "$ref": "#/components/schemas/Item"
     }
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_failure_is_a_plain_500_in_the_standard_body() -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("secret internals")
+
+    app = ObservabilityMiddleware(broken, access_log=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+        response = await client.get("/api/anything/", headers={"X-Request-ID": "boom-1"})
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "An unexpected error occurred.",
+            "details": {},
+            "trace_id": "boom-1",
+        }
+    }
+    assert "secret" not in response.text
+    assert response.headers["x-request-id"] == "boom-1"
