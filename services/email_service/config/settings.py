@@ -1,10 +1,11 @@
 """email_service settings: the chassis defaults plus mail delivery."""
 
+import json
 from pathlib import Path
 
 import environ
 
-from comptoir import service_settings
+from comptoir import TopicSpec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,3 +33,16 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Comptoir <no-reply@c
 EMAIL_SEND_MAX_RETRIES = env.int("EMAIL_SEND_MAX_RETRIES", default=5)
 EMAIL_RETRY_BACKOFF_S = env.int("EMAIL_RETRY_BACKOFF_S", default=5)
 EMAIL_RETRY_BACKOFF_MAX_S = env.int("EMAIL_RETRY_BACKOFF_MAX_S", default=300)
+
+# The Celery queue mails are delivered through (the `worker` process reads
+# `email_service`; tests give the processes they start a queue of their own).
+CELERY_TASK_DEFAULT_QUEUE = env.str("EMAIL_TASK_QUEUE", default="email_service")
+
+# Events (comptoir.events). The topics this service consumes, so `manage.py
+# create_topics` makes them; the consumer adds their retry and dead-letter topics.
+COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
+    TopicSpec(name, partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+    for name in ("orders.order-confirmed", "orders.order-cancelled", "users.user-registered")
+]
+# Event type -> topic overrides as a JSON object (tests use topics of their own).
+COMPTOIR_EVENTS = {"TOPICS": json.loads(env.str("COMPTOIR_EVENT_TOPICS", default="") or "{}")}

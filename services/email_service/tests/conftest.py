@@ -20,7 +20,9 @@ from django.db import connection
 from config.celery import app as celery_app
 from mailer.models import SentEmail
 
+from .event_support import ServiceProcesses, service_processes, unique_topics
 from .smtp_sink import SmtpSink
+from .user_service_stub import TOKEN_PATH, UserServiceStub, start_stub
 
 pytest_plugins = ["comptoir.testing"]
 
@@ -185,3 +187,46 @@ def celery_through_broker(celery_worker_process: WorkerProcess) -> Iterator[Work
         yield celery_worker_process
     finally:
         celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
+
+
+# ------------------------------------------------------------------ events
+
+
+@pytest.fixture(scope="session")
+def user_service_stub() -> Iterator[UserServiceStub]:
+    stub, server, thread = start_stub()
+    yield stub
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def user_service(user_service_stub: UserServiceStub, settings: Any) -> UserServiceStub:
+    """user_service (its internal user lookup and the service-token endpoint) answered by the stub."""
+    user_service_stub.reset()
+    user_service_stub.add(2, "alice@comptoir.dev", "Alice Martin")
+    user_service_stub.add(3, "bob@comptoir.dev", "Bob Durand")
+    settings.USER_SERVICE_URL = user_service_stub.url
+    settings.SERVICE_TOKEN_URL = f"{user_service_stub.url}{TOKEN_PATH}"
+    return user_service_stub
+
+
+# What email_service consumes.
+EVENT_TYPES = ["order.confirmed", "order.cancelled", "user.registered"]
+
+
+@pytest.fixture
+def event_topics(settings: Any) -> dict[str, str]:
+    """Topics of the test's own for every event type the service reads (here and in subprocesses)."""
+    topics = unique_topics(EVENT_TYPES)
+    settings.COMPTOIR_EVENTS = {**getattr(settings, "COMPTOIR_EVENTS", {}), "TOPICS": topics}
+    return topics
+
+
+@pytest.fixture
+def processes(
+    transactional_db: None, event_topics: dict[str, str], tmp_path: Path
+) -> Iterator[ServiceProcesses]:
+    """The service's own consumer process(es), started by the test, stopped and cleaned after."""
+    yield from service_processes(tmp_path, event_topics)
