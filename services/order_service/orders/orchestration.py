@@ -251,10 +251,15 @@ def _locked_current(order_id: int, step: str) -> OrderSaga | None:
     return saga
 
 
-def _move_to(saga: OrderSaga, step: str | None, *, status: str | None = None, last_error: str = "") -> None:
+def _move_to(
+    saga: OrderSaga, step: str | None, *, status: str | None = None, last_error: str | None = None
+) -> None:
+    """Makes `step` current (None: the saga is over); `last_error` replaces the
+    stored one when given (a failure's message stays through the compensations)."""
     saga.current_step = step
     saga.attempts = 0
-    saga.last_error = last_error[:MAX_ERROR_LENGTH]
+    if last_error is not None:
+        saga.last_error = last_error[:MAX_ERROR_LENGTH]
     saga.stall_deadline = _stall_deadline()
     if status is not None:
         saga.status = status
@@ -272,7 +277,7 @@ def _advance(order_id: int, step: str, result: dict[str, str | None]) -> None:
         if value is not None:
             setattr(saga, field, value)
     timeline_record(order_id=order_id, step=step, status=TimelineStatus.SUCCEEDED)
-    _move_to(saga, FORWARD_STEPS[[str(s) for s in FORWARD_STEPS].index(step) + 1])
+    _move_to(saga, FORWARD_STEPS[[str(s) for s in FORWARD_STEPS].index(step) + 1], last_error="")
 
 
 @transaction.atomic
@@ -283,7 +288,7 @@ def _confirm(order_id: int) -> None:
     order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED)
     publish_order_confirmed(order=order)
     timeline_record(order_id=order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)
-    _move_to(saga, None, status=SagaStatus.COMPLETED)
+    _move_to(saga, None, status=SagaStatus.COMPLETED, last_error="")
 
 
 @transaction.atomic

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 # Worth another try later: upstream unreachable, slow or 5xx (UpstreamError),
 # an HTTP failure the client did not map, or our own database blinking.
 TRANSIENT_ERRORS = (UpstreamError, httpx.HTTPError, DatabaseError)
+# Retries are counted by the saga (OrderSaga.attempts, which survives a lost
+# task), not by Celery; nobody reads a step's return value.
+STEP_TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "max_retries": None, "ignore_result": True}
 
 
 def _run_step(task: Task[Any, Any], order_id: int, step: SagaStep) -> None:
@@ -42,37 +45,37 @@ def _run_step(task: Task[Any, Any], order_id: int, step: SagaStep) -> None:
         raise task.retry(countdown=delay, max_retries=None, exc=error) from None
 
 
-@shared_task(bind=True, name="orders.saga.verify_user", acks_late=True)
+@shared_task(bind=True, name="orders.saga.verify_user", **STEP_TASK_OPTIONS)
 def verify_user(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.VERIFY_USER)
 
 
-@shared_task(bind=True, name="orders.saga.reserve_stock", acks_late=True)
+@shared_task(bind=True, name="orders.saga.reserve_stock", **STEP_TASK_OPTIONS)
 def reserve_stock(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.RESERVE_STOCK)
 
 
-@shared_task(bind=True, name="orders.saga.charge_payment", acks_late=True)
+@shared_task(bind=True, name="orders.saga.charge_payment", **STEP_TASK_OPTIONS)
 def charge_payment(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.CHARGE_PAYMENT)
 
 
-@shared_task(bind=True, name="orders.saga.confirm_order", acks_late=True)
+@shared_task(bind=True, name="orders.saga.confirm_order", **STEP_TASK_OPTIONS)
 def confirm_order(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.CONFIRM_ORDER)
 
 
-@shared_task(bind=True, name="orders.saga.refund_payment", acks_late=True)
+@shared_task(bind=True, name="orders.saga.refund_payment", **STEP_TASK_OPTIONS)
 def refund_payment(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.REFUND_PAYMENT)
 
 
-@shared_task(bind=True, name="orders.saga.release_stock", acks_late=True)
+@shared_task(bind=True, name="orders.saga.release_stock", **STEP_TASK_OPTIONS)
 def release_stock(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.RELEASE_STOCK)
 
 
-@shared_task(bind=True, name="orders.saga.cancel_order", acks_late=True)
+@shared_task(bind=True, name="orders.saga.cancel_order", **STEP_TASK_OPTIONS)
 def cancel_order(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.CANCEL_ORDER)
 

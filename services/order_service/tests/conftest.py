@@ -1,26 +1,41 @@
-"""Fixtures: tokens, a real HTTP stand-in for product_service, order factories.
+"""Fixtures: tokens, real HTTP stand-ins for the upstream services, Celery, factories.
 
-`product_service` is a real HTTP server on 127.0.0.1 (an ephemeral port) that
-answers the platform contract for `POST /internal/products/quote/` from a small
-catalogue, and user_service's `POST /api/users/auth/service-token/`, so the
-service's own HTTP client, token handling and error mapping run for real.
+The stand-ins (tests/stubs.py) are real HTTP servers on 127.0.0.1 answering the
+platform contracts (quote, reservations, internal user lookup, charge and
+refund, and user_service's service-token endpoint), so the service's own HTTP
+clients, token handling and error mapping run for real.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import redis
+from django.conf import settings
+from django.db import connection
 from django.test import Client
 
+from config.celery import app as celery_app
 from orders.models import Order, OrderLine, OrderStatus, OrderStatusChange
+
+from .stubs import (
+    CATALOGUE,
+    STUB_SERVICE_TOKEN,
+    TOKEN_PATH,
+    PaymentServiceStub,
+    ProductServiceStub,
+    UserServiceStub,
+    running,
+)
 
 if TYPE_CHECKING:
     # Not at import time: pytest must load comptoir.testing as a plugin first.
@@ -28,148 +43,102 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["comptoir.testing"]
 
-QUOTE_PATH = "/internal/products/quote/"
-TOKEN_PATH = "/api/users/auth/service-token/"
-STUB_SERVICE_TOKEN = "stub-service-token"
+__all__ = ["CATALOGUE", "STUB_SERVICE_TOKEN", "ProductServiceStub"]
+
 ALICE, BOB = 2, 3
+INACTIVE_USER = 9
+SERVICE_DIR = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Product:
-    name: str
-    price: Decimal
-    active: bool = True
+# ------------------------------------------------------------- Celery
 
 
-CATALOGUE: dict[int, Product] = {
-    1: Product("Espresso cup", Decimal("12.50")),
-    2: Product("Coffee grinder", Decimal("89.99")),
-    3: Product("Paper filter", Decimal("0.10")),
-    4: Product("Retired mug", Decimal("9.00"), active=False),
-    5: Product("Espresso machine", Decimal("999999999.99")),
-    **{n: Product(f"Sample {n}", Decimal("1.00")) for n in range(100, 150)},
-}
+@pytest.fixture(scope="session", autouse=True)
+def celery_test_queue() -> Iterator[str]:
+    """A queue of the session's own, so nothing a test enqueues can reach the
+    devstack's order_service worker (which would look the ids up in the real
+    database). Tasks go to Redis and stay there unless a test runs them: eagerly
+    (`celery_eager`) or through a real worker process."""
+    queue = f"order_service.test.{uuid.uuid4().hex[:8]}"
+    # The app reads Django's CELERY_* settings: its keys carry that prefix.
+    celery_app.conf.CELERY_TASK_DEFAULT_QUEUE = queue
+    celery_app.conf.CELERY_TASK_ALWAYS_EAGER = False
+    celery_app.conf.CELERY_TASK_EAGER_PROPAGATES = True
+    assert celery_app.amqp.default_queue.name == queue
+    yield queue
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        broker.delete(queue, f"_kombu.binding.{queue}")
+        # Tasks a killed worker left unacknowledged would come back to the queue.
+        unacked = settings.CELERY_BROKER_TRANSPORT_OPTIONS["unacked_key"]
+        entries: dict[bytes, bytes] = broker.hgetall(unacked)  # type: ignore[assignment]
+        for tag, raw in entries.items():
+            if json.loads(raw)[2] == queue:
+                broker.hdel(unacked, tag)
+                broker.zrem(settings.CELERY_BROKER_TRANSPORT_OPTIONS["unacked_index_key"], tag)
+    finally:
+        broker.close()
 
 
-@dataclass
-class RecordedRequest:
-    path: str
-    headers: dict[str, str]
-    body: Any
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Tasks run in-process as they are enqueued; a retry runs at once (no
+    countdown). Errors are not propagated (a propagated Retry would stop the
+    eager retry): tests check the state the saga reached, and the log says why."""
+    celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
+    celery_app.conf.CELERY_TASK_EAGER_PROPAGATES = False
+    try:
+        yield
+    finally:
+        celery_app.conf.CELERY_TASK_ALWAYS_EAGER = False
+        celery_app.conf.CELERY_TASK_EAGER_PROPAGATES = True
 
 
-@dataclass
-class ProductServiceStub:
-    """What the stub answers, and what it was asked."""
+@pytest.fixture
+def run_on_commit() -> Callable[[], AbstractContextManager[None]]:
+    """Like django_capture_on_commit_callbacks(execute=True), minus the chassis'
+    relay wake-up: that callback sends its own BEGIN ... COMMIT, which inside a
+    test's transaction would commit the test's data for good."""
 
-    url: str = ""
-    requests: list[RecordedRequest] = field(default_factory=list)
-    # (status, body) answered to every quote instead of the catalogue's answer.
-    quote_override: tuple[int, Any] | None = None
-    # Every quote waits here until this many quotes are in flight.
-    quote_barrier: threading.Barrier | None = None
-    # The next this-many quotes are answered 503 (a restarting product_service).
-    quote_failures_left: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    @contextmanager
+    def running_callbacks() -> Iterator[None]:
+        run_on_commit = connection.run_on_commit
+        start = len(run_on_commit)
+        try:
+            yield
+        finally:
+            while True:
+                count = len(run_on_commit)
+                for entry in run_on_commit[start:count]:
+                    callback = entry[1]
+                    if not getattr(callback, "comptoir_outbox_notify", False):
+                        callback()
+                if count == len(run_on_commit):
+                    break
+                start = count
 
-    def reset(self) -> None:
-        with self.lock:
-            self.requests = []
-        self.quote_override = None
-        self.quote_barrier = None
-        self.quote_failures_left = 0
-
-    def quotes(self) -> list[RecordedRequest]:
-        with self.lock:
-            return [request for request in self.requests if request.path == QUOTE_PATH]
-
-    def record(self, request: RecordedRequest) -> None:
-        with self.lock:
-            self.requests.append(request)
-
-    def answer_quote(self, body: Any) -> tuple[int, Any]:
-        if self.quote_barrier is not None:
-            self.quote_barrier.wait(timeout=10)
-        with self.lock:
-            if self.quote_failures_left > 0:
-                self.quote_failures_left -= 1
-                return 503, _error("unavailable", "Restarting.", {})
-        if self.quote_override is not None:
-            return self.quote_override
-        requested = body["lines"]
-        unknown = [line["product_id"] for line in requested if line["product_id"] not in CATALOGUE]
-        if unknown:
-            return 404, _error("product_not_found", "Unknown product.", {"product_ids": unknown})
-        inactive = [line["product_id"] for line in requested if not CATALOGUE[line["product_id"]].active]
-        if inactive:
-            return 400, _error("product_inactive", "Product not for sale.", {"product_ids": inactive})
-        lines = []
-        for line in requested:
-            product = CATALOGUE[line["product_id"]]
-            lines.append(
-                {
-                    "product_id": line["product_id"],
-                    "name": product.name,
-                    "quantity": line["quantity"],
-                    "unit_price": str(product.price),
-                    "currency": "EUR",
-                    "line_total": str(product.price * line["quantity"]),
-                }
-            )
-        total = sum((Decimal(line["line_total"]) for line in lines), Decimal("0.00"))
-        return 200, {"lines": lines, "total": str(total), "currency": "EUR"}
+    return running_callbacks
 
 
-def _error(code: str, message: str, details: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details, "trace_id": None}}
-
-
-class _StubServer(ThreadingHTTPServer):
-    daemon_threads = True
-    stub: ProductServiceStub
-
-
-class _StubHandler(BaseHTTPRequestHandler):
-    server: _StubServer
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        body = json.loads(raw) if raw else None
-        stub = self.server.stub
-        stub.record(RecordedRequest(self.path, dict(self.headers.items()), body))
-        if self.path == TOKEN_PATH:
-            self._send(200, {"access_token": STUB_SERVICE_TOKEN, "token_type": "Bearer", "expires_in": 300})
-        elif self.path == QUOTE_PATH:
-            if self.headers.get("Authorization") != f"Bearer {STUB_SERVICE_TOKEN}":
-                self._send(401, _error("not_authenticated", "Service token required.", {}))
-            else:
-                self._send(*stub.answer_quote(body))
-        else:
-            self._send(404, _error("not_found", "No such resource.", {}))
-
-    def _send(self, status: int, body: Any) -> None:
-        payload = json.dumps(body).encode() if not isinstance(body, bytes) else body
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+# ------------------------------------------------------------- upstream stubs
 
 
 @pytest.fixture(scope="session")
 def product_service_stub() -> Iterator[ProductServiceStub]:
-    server = _StubServer(("127.0.0.1", 0), _StubHandler)
-    stub = ProductServiceStub(url=f"http://127.0.0.1:{server.server_address[1]}")
-    server.stub = stub
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield stub
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with running(ProductServiceStub()) as stub:
+        yield stub  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def user_service_stub() -> Iterator[UserServiceStub]:
+    with running(UserServiceStub()) as stub:
+        yield stub  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def payment_service_stub() -> Iterator[PaymentServiceStub]:
+    with running(PaymentServiceStub()) as stub:
+        yield stub  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -179,6 +148,39 @@ def product_service(product_service_stub: ProductServiceStub, settings: Any) -> 
     settings.PRODUCT_SERVICE_URL = product_service_stub.url
     settings.SERVICE_TOKEN_URL = f"{product_service_stub.url}{TOKEN_PATH}"
     return product_service_stub
+
+
+@pytest.fixture
+def user_service(user_service_stub: UserServiceStub, settings: Any) -> UserServiceStub:
+    user_service_stub.reset()
+    settings.USER_SERVICE_URL = user_service_stub.url
+    return user_service_stub
+
+
+@pytest.fixture
+def payment_service(payment_service_stub: PaymentServiceStub, settings: Any) -> PaymentServiceStub:
+    payment_service_stub.reset()
+    settings.PAYMENT_SERVICE_URL = payment_service_stub.url
+    return payment_service_stub
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    users: UserServiceStub
+    products: ProductServiceStub
+    payments: PaymentServiceStub
+
+    def operations(self) -> list[str]:
+        """Every saga call made, in order, across the three services (quotes left out)."""
+        calls = [*self.users.calls(), *self.products.calls(), *self.payments.calls()]
+        return [call.operation for call in sorted(calls, key=lambda c: c.at) if call.operation != "quote"]
+
+
+@pytest.fixture
+def upstreams(
+    user_service: UserServiceStub, product_service: ProductServiceStub, payment_service: PaymentServiceStub
+) -> Upstreams:
+    return Upstreams(users=user_service, products=product_service, payments=payment_service)
 
 
 @pytest.fixture

@@ -1,0 +1,379 @@
+"""Real HTTP stand-ins for user_service, product_service and payment_service.
+
+Each is a threaded HTTP server on 127.0.0.1 (an ephemeral port) answering the
+platform contract of the internal routes order_service calls, with just enough
+state to behave like the real thing: stock that reservations take and give
+back, wallets that charges debit and refunds credit, all idempotent per order
+id. Tests can make an operation answer 503 a few times (`fail`), hold it until
+released (`hold`), and read what was asked (`calls`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+QUOTE_PATH = "/internal/products/quote/"
+TOKEN_PATH = "/api/users/auth/service-token/"
+STUB_SERVICE_TOKEN = "stub-service-token"
+
+Answer = tuple[int, Any]
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str
+    price: Decimal
+    active: bool = True
+
+
+CATALOGUE: dict[int, Product] = {
+    1: Product("Espresso cup", Decimal("12.50")),
+    2: Product("Coffee grinder", Decimal("89.99")),
+    3: Product("Paper filter", Decimal("0.10")),
+    4: Product("Retired mug", Decimal("9.00"), active=False),
+    5: Product("Espresso machine", Decimal("999999999.99")),
+    **{n: Product(f"Sample {n}", Decimal("1.00")) for n in range(100, 150)},
+}
+
+
+def error_body(code: str, message: str, details: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details, "trace_id": None}}
+
+
+@dataclass
+class RecordedRequest:
+    operation: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class ServiceStub:
+    """Shared machinery: recording, injected 503s, holds."""
+
+    url: str = ""
+    requests: list[RecordedRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # operation -> how many of its next calls answer 503.
+    failures: dict[str, int] = field(default_factory=dict)
+    # operation -> a final answer (status, body) its next call gets instead.
+    refusals: dict[str, Answer] = field(default_factory=dict)
+    # operation -> an event its calls wait on (released by `hold`'s exit).
+    holds: dict[str, threading.Event] = field(default_factory=dict)
+    # operation -> set once a call of it is waiting on its hold.
+    arrived: dict[str, threading.Event] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests = []
+            self.failures = {}
+            self.refusals = {}
+        for event in self.holds.values():
+            event.set()
+        self.holds, self.arrived = {}, {}
+
+    def calls(self, operation: str | None = None) -> list[RecordedRequest]:
+        with self.lock:
+            return [r for r in self.requests if operation is None or r.operation == operation]
+
+    def operations(self) -> list[str]:
+        with self.lock:
+            return [r.operation for r in self.requests]
+
+    def fail(self, operation: str, times: int) -> None:
+        """The next `times` calls of `operation` answer 503."""
+        with self.lock:
+            self.failures[operation] = times
+
+    def refuse(self, operation: str, status: int, code: str) -> None:
+        """The next call of `operation` answers `status` with error `code`."""
+        with self.lock:
+            self.refusals[operation] = (status, error_body(code, "Refused.", {}))
+
+    @contextmanager
+    def hold(self, operation: str) -> Iterator[threading.Event]:
+        """Calls of `operation` wait inside the block; yields the 'one arrived' event."""
+        release, arrived = threading.Event(), threading.Event()
+        self.holds[operation], self.arrived[operation] = release, arrived
+        try:
+            yield arrived
+        finally:
+            release.set()
+
+    def serve(self, method: str, path: str, headers: dict[str, str], body: Any) -> Answer:
+        if path == TOKEN_PATH:
+            return 200, {"access_token": STUB_SERVICE_TOKEN, "token_type": "Bearer", "expires_in": 300}
+        operation = self.operation(method, path)
+        if operation is None:
+            return 404, error_body("not_found", "No such resource.", {})
+        with self.lock:
+            self.requests.append(RecordedRequest(operation, path, headers, body))
+        if headers.get("Authorization") != f"Bearer {STUB_SERVICE_TOKEN}":
+            return 401, error_body("not_authenticated", "Service token required.", {})
+        hold = self.holds.get(operation)
+        if hold is not None:
+            self.arrived[operation].set()
+            hold.wait(timeout=30)
+        with self.lock:
+            if self.failures.get(operation, 0) > 0:
+                self.failures[operation] -= 1
+                return 503, error_body("unavailable", "Restarting.", {})
+            refusal = self.refusals.pop(operation, None)
+        if refusal is not None:
+            return refusal
+        return self.answer(operation, path, body)
+
+    def operation(self, method: str, path: str) -> str | None:
+        raise NotImplementedError
+
+    def answer(self, operation: str, path: str, body: Any) -> Answer:
+        raise NotImplementedError
+
+
+@dataclass
+class UserServiceStub(ServiceStub):
+    # user id -> is_active; anyone else is unknown (404).
+    users: dict[int, bool] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        super().reset()
+        self.users = {1: True, 2: True, 3: True, 9: False}
+
+    def operation(self, method: str, path: str) -> str | None:
+        return "user" if method == "GET" and re.fullmatch(r"/internal/users/\d+/", path) else None
+
+    def answer(self, operation: str, path: str, body: Any) -> Answer:
+        user_id = int(path.split("/")[3])
+        if user_id not in self.users:
+            return 404, error_body("user_not_found", "No such user.", {})
+        return 200, {
+            "id": user_id,
+            "email": f"user{user_id}@comptoir.dev",
+            "full_name": f"User {user_id}",
+            "is_active": self.users[user_id],
+        }
+
+
+@dataclass
+class ProductServiceStub(ServiceStub):
+    # (status, body) answered to every quote instead of the catalogue's answer.
+    quote_override: Answer | None = None
+    # Every quote waits here until this many quotes are in flight.
+    quote_barrier: threading.Barrier | None = None
+    # product id -> units available (reservations take, releases give back).
+    stock: dict[int, int] = field(default_factory=dict)
+    # order id -> {"status", "lines"}.
+    reservations: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def quote_failures_left(self) -> int:
+        return self.failures.get("quote", 0)
+
+    @quote_failures_left.setter
+    def quote_failures_left(self, times: int) -> None:
+        self.fail("quote", times)
+
+    def reset(self) -> None:
+        super().reset()
+        self.quote_override = None
+        self.quote_barrier = None
+        self.stock = dict.fromkeys(CATALOGUE, 100)
+        self.reservations = {}
+
+    def quotes(self) -> list[RecordedRequest]:
+        return self.calls("quote")
+
+    def operation(self, method: str, path: str) -> str | None:
+        if method != "POST":
+            return None
+        if path == QUOTE_PATH:
+            return "quote"
+        if path == "/internal/stock/reservations/":
+            return "reserve"
+        match = re.fullmatch(r"/internal/stock/reservations/[^/]+/(commit|release)/", path)
+        return match[1] if match else None
+
+    def answer(self, operation: str, path: str, body: Any) -> Answer:
+        if operation == "quote":
+            if self.quote_barrier is not None:
+                self.quote_barrier.wait(timeout=10)
+            return self.quote_override or self._quote(body)
+        if operation == "reserve":
+            return self._reserve(str(body["order_id"]), body["lines"])
+        order_id = path.split("/")[4]
+        with self.lock:
+            reservation = self.reservations.get(order_id)
+            if reservation is None:
+                return 404, error_body("reservation_not_found", "No reservation.", {})
+            if operation == "commit":
+                if reservation["status"] == "RELEASED":
+                    return 409, error_body("reservation_released", "Released.", {})
+                reservation["status"] = "COMMITTED"
+            else:
+                if reservation["status"] == "COMMITTED":
+                    return 409, error_body("reservation_committed", "Committed.", {})
+                if reservation["status"] == "RESERVED":
+                    for line in reservation["lines"]:
+                        self.stock[line["product_id"]] += line["quantity"]
+                reservation["status"] = "RELEASED"
+            return 200, {"order_id": order_id, **reservation}
+
+    def _reserve(self, order_id: str, lines: list[dict[str, int]]) -> Answer:
+        with self.lock:
+            if order_id in self.reservations:
+                return 201, {"order_id": order_id, **self.reservations[order_id]}
+            short = [
+                {
+                    "product_id": line["product_id"],
+                    "requested": line["quantity"],
+                    "available": self.stock.get(line["product_id"], 0),
+                }
+                for line in lines
+                if self.stock.get(line["product_id"], 0) < line["quantity"]
+            ]
+            if short:
+                return 409, error_body("insufficient_stock", "Not enough stock.", {"lines": short})
+            for line in lines:
+                self.stock[line["product_id"]] -= line["quantity"]
+            self.reservations[order_id] = {"status": "RESERVED", "lines": lines}
+            return 201, {"order_id": order_id, "status": "RESERVED", "lines": lines}
+
+    def _quote(self, body: Any) -> Answer:
+        requested = body["lines"]
+        unknown = [line["product_id"] for line in requested if line["product_id"] not in CATALOGUE]
+        if unknown:
+            return 404, error_body("product_not_found", "Unknown product.", {"product_ids": unknown})
+        inactive = [line["product_id"] for line in requested if not CATALOGUE[line["product_id"]].active]
+        if inactive:
+            return 400, error_body("product_inactive", "Product not for sale.", {"product_ids": inactive})
+        lines = []
+        for line in requested:
+            product = CATALOGUE[line["product_id"]]
+            lines.append(
+                {
+                    "product_id": line["product_id"],
+                    "name": product.name,
+                    "quantity": line["quantity"],
+                    "unit_price": str(product.price),
+                    "currency": "EUR",
+                    "line_total": str(product.price * line["quantity"]),
+                }
+            )
+        total = sum((Decimal(line["line_total"]) for line in lines), Decimal("0.00"))
+        return 200, {"lines": lines, "total": str(total), "currency": "EUR"}
+
+
+@dataclass
+class PaymentServiceStub(ServiceStub):
+    # user id -> balance (EUR).
+    wallets: dict[int, Decimal] = field(default_factory=dict)
+    # order id -> {"payment_id", "status", "amount", "user_id"}.
+    payments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        super().reset()
+        self.wallets = {1: Decimal("1000.00"), 2: Decimal("500.00"), 3: Decimal("20.00")}
+        self.payments = {}
+
+    def operation(self, method: str, path: str) -> str | None:
+        if method == "POST" and path == "/internal/payments/charge/":
+            return "charge"
+        if method == "POST" and path == "/internal/payments/refund/":
+            return "refund"
+        return None
+
+    def captured(self) -> list[str]:
+        """Order ids with a payment captured (and not refunded)."""
+        with self.lock:
+            return sorted(o for o, p in self.payments.items() if p["status"] == "CAPTURED")
+
+    def answer(self, operation: str, path: str, body: Any) -> Answer:
+        order_id = str(body["order_id"])
+        with self.lock:
+            payment = self.payments.get(order_id)
+            if operation == "refund":
+                if payment is None:
+                    return 404, error_body("payment_not_found", "Nothing captured.", {})
+                if payment["status"] == "CAPTURED":
+                    self.wallets[payment["user_id"]] += payment["amount"]
+                    payment["status"] = "REFUNDED"
+                return 200, self._result(order_id, payment)
+            if payment is not None:
+                return 201, self._result(order_id, payment)
+            user_id, amount = int(body["user_id"]), Decimal(body["amount"])
+            if self.wallets.get(user_id, Decimal("0")) < amount:
+                return 409, error_body("insufficient_funds", "Not enough money.", {})
+            self.wallets[user_id] -= amount
+            payment = {"payment_id": len(self.payments) + 1, "status": "CAPTURED", "amount": amount}
+            payment["user_id"] = user_id
+            self.payments[order_id] = payment
+            return 201, self._result(order_id, payment)
+
+    @staticmethod
+    def _result(order_id: str, payment: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "payment_id": payment["payment_id"],
+            "order_id": order_id,
+            "user_id": payment["user_id"],
+            "status": payment["status"],
+            "amount": str(payment["amount"]),
+            "currency": "EUR",
+        }
+
+
+class _StubServer(ThreadingHTTPServer):
+    daemon_threads = True
+    stub: ServiceStub
+
+
+class _StubHandler(BaseHTTPRequestHandler):
+    server: _StubServer
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = json.loads(raw) if raw else None
+        status, answer = self.server.stub.serve(method, self.path, dict(self.headers.items()), body)
+        payload = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@contextmanager
+def running(stub: ServiceStub) -> Iterator[ServiceStub]:
+    """Serves `stub` on 127.0.0.1 until the block ends."""
+    server = _StubServer(("127.0.0.1", 0), _StubHandler)
+    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    stub.reset()
+    server.stub = stub
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield stub
+    finally:
+        stub.reset()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,394 @@
+"""The orchestrated saga against real HTTP stand-ins for user, product and
+payment services: each outcome, its compensations, retries, crashes, the sweeper.
+
+Tasks run eagerly here (the next step runs when the previous one's transaction
+commits); tests/test_worker.py runs them through a real Celery worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from comptoir.testing import TokenFactory
+from orders import orchestration
+from orders.models import (
+    CancelReason,
+    Order,
+    OrderSaga,
+    OrderStatus,
+    SagaMode,
+    SagaStatus,
+    SagaStep,
+)
+from orders.tasks import STEP_TASKS, sweep_stalled_sagas
+
+from .conftest import ALICE, BOB, INACTIVE_USER, Upstreams
+from .support import event_summary, timeline
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("upstreams")]
+
+Settle = Callable[..., Order]
+
+HAPPY_TIMELINE = [
+    ("verify_user", "succeeded", None),
+    ("reserve_stock", "succeeded", None),
+    ("charge_payment", "succeeded", None),
+    ("confirm_order", "succeeded", None),
+]
+
+
+@pytest.fixture
+def settle(
+    place_order: Callable[..., Any],
+    tokens: TokenFactory,
+    celery_eager: None,
+    run_on_commit: Callable[[], Any],
+) -> Settle:
+    """Places an order through the API and runs its whole saga in-process."""
+
+    def run(lines: list[tuple[int, int]] | None = None, *, user_id: int = ALICE) -> Order:
+        with run_on_commit():
+            response = place_order(lines or [(1, 2)], headers=tokens.header(tokens.user(user_id)))
+        assert response.status_code == 202, response.json()
+        assert (response.json()["status"], response.json()["saga_mode"]) == ("PENDING", "orchestration")
+        return Order.objects.get(pk=response.json()["id"])
+
+    return run
+
+
+@pytest.fixture
+def placed(place_order: Callable[..., Any]) -> Order:
+    """A placed order whose first task went to the (unconsumed) test queue."""
+    response = place_order([(1, 2)])
+    assert response.status_code == 202
+    return Order.objects.get(pk=response.json()["id"])
+
+
+def _cancelled_event(order: Order, reason: str, **ids: str) -> tuple[str, str, dict[str, object]]:
+    return (
+        "order.cancelled",
+        str(order.pk),
+        {"order_id": str(order.pk), "user_id": str(order.user_id), "reason": reason, **ids},
+    )
+
+
+def test_happy_path_confirms_and_publishes_order_confirmed(settle: Settle, upstreams: Upstreams) -> None:
+    order = settle([(1, 2), (3, 1)])
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CONFIRMED, None)
+    assert upstreams.operations() == ["user", "reserve", "charge", "commit"]
+    assert upstreams.users.calls("user")[0].path == f"/internal/users/{ALICE}/"
+    assert upstreams.products.calls("reserve")[0].body == {
+        "order_id": str(order.pk),
+        "lines": [{"product_id": 1, "quantity": 2}, {"product_id": 3, "quantity": 1}],
+    }
+    (charge,) = upstreams.payments.calls("charge")
+    assert charge.body == {"order_id": str(order.pk), "user_id": ALICE, "amount": "25.10", "currency": "EUR"}
+    assert charge.headers["Idempotency-Key"] == str(order.pk)
+    assert upstreams.products.calls("commit")[0].path == f"/internal/stock/reservations/{order.pk}/commit/"
+    assert upstreams.products.reservations[str(order.pk)]["status"] == "COMMITTED"
+    assert (upstreams.products.stock[1], upstreams.products.stock[3]) == (98, 99)
+    assert upstreams.payments.wallets[ALICE] == Decimal("474.90")
+    assert timeline(order) == HAPPY_TIMELINE
+    assert event_summary() == [
+        (
+            "order.confirmed",
+            str(order.pk),
+            {"order_id": str(order.pk), "user_id": str(ALICE), "amount": "25.10", "currency": "EUR"},
+        )
+    ]
+    saga = OrderSaga.objects.get(pk=order.pk)
+    assert (saga.status, saga.current_step, saga.attempts, saga.payment_id) == (
+        SagaStatus.COMPLETED,
+        None,
+        0,
+        "1",
+    )
+    assert [(c.from_status, c.to_status) for c in order.status_history.all()] == [
+        (None, "PENDING"),
+        ("PENDING", "CONFIRMED"),
+    ]
+
+
+@pytest.mark.parametrize("user_id", [INACTIVE_USER, 77], ids=["inactive", "unknown"])
+def test_an_inactive_or_unknown_user_cancels_without_touching_stock_or_money(
+    settle: Settle, upstreams: Upstreams, user_id: int
+) -> None:
+    order = settle(user_id=user_id)
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.USER_INACTIVE)
+    assert upstreams.operations() == ["user"]
+    assert timeline(order) == [
+        ("verify_user", "failed", "user_inactive"),
+        ("cancel_order", "succeeded", None),
+    ]
+    assert event_summary() == [_cancelled_event(order, "user_inactive")]
+    assert OrderSaga.objects.get(pk=order.pk).status == SagaStatus.COMPENSATED
+
+
+def test_insufficient_stock_cancels_with_nothing_to_compensate(settle: Settle, upstreams: Upstreams) -> None:
+    upstreams.products.stock[1] = 1
+
+    order = settle([(1, 2)])
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.INSUFFICIENT_STOCK)
+    assert upstreams.operations() == ["user", "reserve"]
+    assert upstreams.products.stock[1] == 1
+    assert upstreams.payments.wallets[ALICE] == Decimal("500.00")
+    assert timeline(order) == [
+        ("verify_user", "succeeded", None),
+        ("reserve_stock", "failed", "insufficient_stock"),
+        ("cancel_order", "succeeded", None),
+    ]
+    assert event_summary() == [_cancelled_event(order, "insufficient_stock")]
+
+
+def test_insufficient_funds_releases_the_stock_then_cancels(settle: Settle, upstreams: Upstreams) -> None:
+    order = settle([(2, 1)], user_id=BOB)  # 89.99 EUR from a 20.00 EUR wallet
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.INSUFFICIENT_FUNDS)
+    assert upstreams.operations() == ["user", "reserve", "charge", "release"]
+    assert upstreams.products.reservations[str(order.pk)]["status"] == "RELEASED"
+    assert upstreams.products.stock[2] == 100
+    assert upstreams.payments.wallets[BOB] == Decimal("20.00")
+    assert timeline(order) == [
+        ("verify_user", "succeeded", None),
+        ("reserve_stock", "succeeded", None),
+        ("charge_payment", "failed", "insufficient_funds"),
+        ("release_stock", "compensated", None),
+        ("cancel_order", "succeeded", None),
+    ]
+    assert event_summary() == [_cancelled_event(order, "insufficient_funds")]
+
+
+def test_another_payment_refusal_cancels_as_payment_failed(settle: Settle, upstreams: Upstreams) -> None:
+    upstreams.payments.refuse("charge", 409, "currency_mismatch")
+
+    order = settle()
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.PAYMENT_FAILED)
+    assert upstreams.operations() == ["user", "reserve", "charge", "release"]
+    assert timeline(order)[2:] == [
+        ("charge_payment", "failed", "payment_failed"),
+        ("release_stock", "compensated", None),
+        ("cancel_order", "succeeded", None),
+    ]
+
+
+def test_a_refused_commit_refunds_then_releases_in_reverse_order(
+    settle: Settle, upstreams: Upstreams
+) -> None:
+    upstreams.products.refuse("commit", 409, "reservation_released")
+
+    order = settle()
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.SYSTEM_ERROR)
+    assert upstreams.operations() == ["user", "reserve", "charge", "commit", "refund", "release"]
+    assert upstreams.payments.wallets[ALICE] == Decimal("500.00")
+    assert upstreams.payments.payments[str(order.pk)]["status"] == "REFUNDED"
+    assert upstreams.products.stock[1] == 100
+    assert timeline(order) == [
+        *HAPPY_TIMELINE[:3],
+        ("confirm_order", "failed", "system_error"),
+        ("refund_payment", "compensated", None),
+        ("release_stock", "compensated", None),
+        ("cancel_order", "succeeded", None),
+    ]
+    assert event_summary() == [_cancelled_event(order, "system_error", payment_id="1")]
+    assert OrderSaga.objects.get(pk=order.pk).last_error == (
+        "product_service refused to commit the reservation: HTTP 409 reservation_released"
+    )
+
+
+def test_a_transient_503_is_retried_and_charges_once(settle: Settle, upstreams: Upstreams) -> None:
+    # The client's own three tries all fail, so the task itself retries.
+    upstreams.payments.fail("charge", 4)
+
+    order = settle()
+
+    assert order.status == OrderStatus.CONFIRMED
+    charges = upstreams.payments.calls("charge")
+    assert len(charges) == 5
+    assert {c.headers["Idempotency-Key"] for c in charges} == {str(order.pk)}
+    assert upstreams.payments.captured() == [str(order.pk)]
+    assert upstreams.payments.wallets[ALICE] == Decimal("475.00")
+    assert timeline(order) == HAPPY_TIMELINE
+
+
+def test_a_forward_step_that_keeps_failing_gives_up_and_compensates_its_unknown_outcome(
+    settle: Settle, upstreams: Upstreams, settings: Any
+) -> None:
+    settings.SAGA_STEP_MAX_ATTEMPTS = 3
+    upstreams.products.fail("reserve", 100)
+
+    order = settle()
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.SYSTEM_ERROR)
+    # The reservation may have been made before an answer was lost: release it.
+    assert upstreams.operations() == ["user", "reserve", "reserve", "reserve", "release"]
+    assert timeline(order) == [
+        ("verify_user", "succeeded", None),
+        ("reserve_stock", "failed", "system_error"),
+        ("release_stock", "compensated", None),
+        ("cancel_order", "succeeded", None),
+    ]
+    saga = OrderSaga.objects.get(pk=order.pk)
+    assert saga.compensation_plan == ["release_stock"]
+    assert saga.last_error.startswith(
+        "gave up after 3 attempts: UpstreamError: product_service answered HTTP 503"
+    )
+
+
+def test_a_compensation_retries_until_it_succeeds(
+    settle: Settle, upstreams: Upstreams, settings: Any
+) -> None:
+    settings.SAGA_STEP_MAX_ATTEMPTS = 2
+    upstreams.products.fail("release", 5)  # more runs than a forward step may have
+
+    order = settle([(2, 1)], user_id=BOB)
+
+    assert order.status == OrderStatus.CANCELLED
+    assert len(upstreams.products.calls("release")) == 6
+    assert upstreams.products.stock[2] == 100
+
+
+class _WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing after it runs, nothing catches it."""
+
+
+@pytest.fixture
+def crash_once_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Makes the worker 'die' once right after `step`'s upstream call returned."""
+    real_advance = orchestration._advance
+    crashed: list[str] = []
+
+    def arm(step: str) -> None:
+        def advance(order_id: int, current: str, result: dict[str, str | None]) -> None:
+            if current == step and not crashed:
+                crashed.append(current)
+                raise _WorkerKilled
+            real_advance(order_id, current, result)
+
+        monkeypatch.setattr(orchestration, "_advance", advance)
+
+    return arm
+
+
+@pytest.mark.parametrize(
+    ("step", "operation"),
+    [(SagaStep.RESERVE_STOCK, "reserve"), (SagaStep.CHARGE_PAYMENT, "charge")],
+)
+def test_a_step_rerun_after_a_crash_has_no_second_effect(
+    placed: Order,
+    upstreams: Upstreams,
+    crash_once_after: Callable[[str], None],
+    celery_eager: None,
+    run_on_commit: Callable[[], Any],
+    step: str,
+    operation: str,
+) -> None:
+    crash_once_after(step)
+    with pytest.raises(_WorkerKilled), run_on_commit():
+        STEP_TASKS[SagaStep.VERIFY_USER].delay(placed.pk)
+    saga = OrderSaga.objects.get(pk=placed.pk)
+    assert (saga.current_step, saga.attempts) == (step, 1)  # the call was made, not recorded
+
+    # Redelivery (acks late) or the sweeper runs the step again.
+    with run_on_commit():
+        STEP_TASKS[step].delay(placed.pk)
+
+    placed.refresh_from_db()
+    assert placed.status == OrderStatus.CONFIRMED
+    assert upstreams.operations().count(operation) == 2
+    assert upstreams.products.stock[1] == 98
+    assert upstreams.payments.captured() == [str(placed.pk)]
+    assert upstreams.payments.wallets[ALICE] == Decimal("475.00")
+    assert timeline(placed) == HAPPY_TIMELINE
+    assert [e[0] for e in event_summary()] == ["order.confirmed"]
+
+
+def test_a_stale_or_duplicate_step_task_does_nothing(
+    settle: Settle, upstreams: Upstreams, run_on_commit: Callable[[], Any]
+) -> None:
+    order = settle()
+    calls_before = upstreams.operations()
+
+    with run_on_commit():
+        for step in SagaStep:
+            STEP_TASKS[step].delay(order.pk)
+        STEP_TASKS[SagaStep.VERIFY_USER].delay(987654)  # no such saga
+
+    assert upstreams.operations() == calls_before
+    assert timeline(order) == HAPPY_TIMELINE
+    assert len(event_summary()) == 1
+
+
+def test_the_sweeper_re_enqueues_a_stalled_saga_and_only_that(
+    placed: Order,
+    upstreams: Upstreams,
+    make_order: Callable[..., Order],
+    celery_eager: None,
+    run_on_commit: Callable[[], Any],
+) -> None:
+    # A placed order whose task was lost, one still within its deadline, and
+    # a choreographed one (no coordinator to resume).
+    OrderSaga.objects.filter(pk=placed.pk).update(stall_deadline=timezone.now() - timedelta(seconds=1))
+    fresh = make_order()
+    OrderSaga.objects.create(order=fresh, current_step=SagaStep.VERIFY_USER)
+    Order.objects.filter(pk=fresh.pk).update(saga_mode=SagaMode.ORCHESTRATION)
+    OrderSaga.objects.filter(pk=fresh.pk).update(stall_deadline=timezone.now() + timedelta(seconds=30))
+    choreographed = make_order()
+    Order.objects.filter(pk=choreographed.pk).update(saga_mode=SagaMode.CHOREOGRAPHY)
+    OrderSaga.objects.create(
+        order=choreographed,
+        current_step=SagaStep.RESERVE_STOCK,
+        stall_deadline=timezone.now() - timedelta(minutes=5),
+    )
+
+    with run_on_commit():
+        swept = sweep_stalled_sagas.delay().get()
+
+    assert swept == [placed.pk]
+    placed.refresh_from_db()
+    assert placed.status == OrderStatus.CONFIRMED
+    assert timeline(placed) == HAPPY_TIMELINE
+    assert OrderSaga.objects.get(pk=fresh.pk).attempts == 0
+    assert upstreams.operations() == ["user", "reserve", "charge", "commit"]
+
+
+def test_a_retry_pushes_the_stall_deadline_past_its_countdown(placed: Order, settings: Any) -> None:
+    settings.SAGA_STALL_SECONDS = 30
+    saga = OrderSaga.objects.get(pk=placed.pk)
+    OrderSaga.objects.filter(pk=placed.pk).update(attempts=4)
+
+    delay = orchestration.saga_retry_delay(order_id=placed.pk, step=SagaStep.VERIFY_USER, error="boom")
+
+    assert delay is not None
+    assert 4.0 <= delay <= 8.0
+    saga.refresh_from_db()
+    expected = timezone.now() + timedelta(seconds=30 + delay)
+    assert abs((saga.stall_deadline - expected).total_seconds()) < 2
+    assert saga.last_error == "boom"
+    assert orchestration.saga_retry_delay(order_id=placed.pk, step=SagaStep.CHARGE_PAYMENT, error="x") is None
+
+
+def test_default_retries_of_a_forward_step_outlast_three_minutes() -> None:
+    # The least time the retries can take: every jitter at its minimum (half).
+    floor = sum(
+        min(django_settings.SAGA_RETRY_BACKOFF_MAX_S, django_settings.SAGA_RETRY_BACKOFF_S * 2 ** (n - 1)) / 2
+        for n in range(1, django_settings.SAGA_STEP_MAX_ATTEMPTS)
+    )
+    assert floor >= 180
+    assert django_settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > (
+        django_settings.SAGA_RETRY_BACKOFF_MAX_S
+    )
+    for attempt in (1, 3, 10):
+        ceiling = min(30.0, 2.0 ** (attempt - 1))
+        assert all(ceiling / 2 <= orchestration.retry_delay(attempt) <= ceiling for _ in range(50))
