@@ -72,8 +72,9 @@ def celery_test_queue() -> Iterator[str]:
         # Tasks a killed worker left unacknowledged would come back to the queue.
         unacked = settings.CELERY_BROKER_TRANSPORT_OPTIONS["unacked_key"]
         entries: dict[bytes, bytes] = broker.hgetall(unacked)  # type: ignore[assignment]
-        for tag, raw in entries.items():
+        for raw_tag, raw in entries.items():
             if json.loads(raw)[2] == queue:
+                tag = raw_tag.decode()
                 broker.hdel(unacked, tag)
                 broker.zrem(settings.CELERY_BROKER_TRANSPORT_OPTIONS["unacked_index_key"], tag)
     finally:
