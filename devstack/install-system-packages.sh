@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local platform runs on, when they are missing:
-# PostgreSQL server, Redis, a JDK and Maven for the Kafka broker. Quick when all
-# are present (no apt-get call at all).
+# PostgreSQL server, Redis, a JDK and Maven for the Kafka broker, Prometheus (and
+# promtool) for metrics and alert rules. Quick when all are present (no apt-get
+# call at all).
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,7 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v promtool >/dev/null || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -26,5 +28,10 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts its own clusters/daemons on install; the devstack runs private
-# ones on other ports, so the machine-wide ones are left as they are.
+# ones on other ports, so the machine-wide ones are left as they are. Prometheus is
+# the exception: the machine-wide one would take 9090, so the one installed here
+# for the devstack is not left running.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
 echo "devstack: installed ${missing[*]}"

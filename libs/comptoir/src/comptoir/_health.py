@@ -96,4 +96,10 @@ def ready(request: HttpRequest) -> JsonResponse:
 
 
 def health_urlpatterns() -> list[URLPattern]:
-    return [path("health/live", live, name="health-live"), path("health/ready", ready, name="health-ready")]
+    from ._metrics import metrics_view
+
+    return [
+        path("health/live", live, name="health-live"),
+        path("health/ready", ready, name="health-ready"),
+        path("metrics", metrics_view, name="metrics"),
+    ]

@@ -19,6 +19,7 @@ import django_stubs_ext
 import environ
 
 from ._logging import logging_config
+from ._multiproc import ensure_multiprocess_dir
 
 # Lets `admin.ModelAdmin[User]` and other typed generics work at run time.
 django_stubs_ext.monkeypatch()
@@ -70,6 +71,8 @@ def service_settings(
     health_checks: tuple[str, ...] = ("database", "redis", "kafka"),
 ) -> dict[str, Any]:
     """The shared settings for `service`; `database` overrides the database name."""
+    # Before anything imports prometheus_client: one metrics folder per process group.
+    ensure_multiprocess_dir(service)
     urls = infrastructure_urls(database or service)
     database_config = env.db_url_config(urls["DATABASE_URL"])
     database_config.update(
@@ -108,6 +111,7 @@ def service_settings(
             "comptoir.events",
         ],
         "MIDDLEWARE": [
+            "comptoir._metrics.MetricsMiddleware",
             "comptoir.RequestIdMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",

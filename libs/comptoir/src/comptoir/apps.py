@@ -8,4 +8,6 @@ class ComptoirConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import _schema  # noqa: F401 - registers the OpenAPI auth extension
+        from . import _metrics, _schema  # noqa: F401 - _schema registers the OpenAPI auth extension
+
+        _metrics.install()

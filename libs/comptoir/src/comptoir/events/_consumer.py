@@ -37,6 +37,7 @@ from django.db import connections, transaction
 
 from comptoir import request_id_var
 
+from . import _observe
 from ._config import EventSettings, event_settings
 from ._context import Delivery, _current
 from ._contracts import ContractError, topic_for, validate_payload
@@ -170,7 +171,7 @@ class EventConsumer:
         consumer = self._consumer = self._new_consumer()
         consumer.subscribe(self.topics + self.retry_topics, on_revoke=self._on_revoke)
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
-        next_cleanup = time.monotonic()
+        next_cleanup = next_lag_report = time.monotonic()
         logger.info("consumer %s: subscribed to %s", self.group, ", ".join(self.topics))
         try:
             while not self._stop.is_set():
@@ -185,6 +186,9 @@ class EventConsumer:
                     self._process_batch(consumer, [first, *more])
                 if until is not None and until():
                     break
+                if time.monotonic() >= next_lag_report:
+                    _observe.report_lag(self, consumer)
+                    next_lag_report = time.monotonic() + _observe.LAG_REPORT_EVERY_S
                 if time.monotonic() >= next_cleanup:
                     self._delete_old_inbox_rows()
                     next_cleanup = time.monotonic() + CLEANUP_EVERY_S
@@ -233,6 +237,7 @@ class EventConsumer:
                 if partition in deferred or partition in self._paused:
                     continue
                 outcome = self._process(consumer, message, outgoing)
+                _observe.consumed(self, message, outcome.value)
                 if outcome is _Outcome.DEFERRED:
                     deferred.add(partition)
                     continue
@@ -308,7 +313,7 @@ class EventConsumer:
         delivery_token = _current.set(delivery)
         request_token = request_id_var.set(event.correlation_id)
         try:
-            with transaction.atomic(using=self.using):
+            with _observe.handling(self.group, delivery, headers), transaction.atomic(using=self.using):
                 if not self._record_in_inbox(event, delivery):
                     self.stats.duplicates += 1
                     return _Outcome.DUPLICATE
@@ -373,9 +378,11 @@ class EventConsumer:
             target = dlq_topic(origin)
             failure[H_DEAD_LETTERED] = _now_iso()
             self.stats.dead_lettered += 1
+            _observe.dead_lettered(self, origin)
         else:
             target = retry_topic(origin, attempt)
             self.stats.retried += 1
+            _observe.retried(self, origin)
         kept: list[tuple[str, str | bytes | None]] = [
             (name, value) for name, value in header_pairs(message) if not name.startswith("x-")
         ]

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from comptoir import request_id_var
 
+from . import _observe
 from ._config import event_settings
 from ._context import current_delivery
 from ._contracts import current_version, topic_for, validate_payload
@@ -56,7 +57,8 @@ def publish_event(
     `schema_version`, else the catalogue's current one); a violation raises
     ContractError and writes nothing. Correlation id, saga id and traceparent
     default to those of the event being handled (in a handler), and the
-    correlation id to the request id (in a request), else to the new event's id.
+    correlation id to the request id (in a request), else to the new event's id;
+    the traceparent is the current OpenTelemetry span's when one is recording.
     """
     if not transaction.get_connection(using).in_atomic_block:
         raise NotInTransactionError("publish_event must be called inside transaction.atomic()")
@@ -79,7 +81,7 @@ def publish_event(
         or request_id_var.get()
         or str(event_id),
         saga_id=saga_id or (parent.saga_id if parent else None),
-        traceparent=traceparent or (parent.traceparent if parent else None),
+        traceparent=traceparent or _observe.current_traceparent() or (parent.traceparent if parent else None),
     )
     _wake_relay_after_commit(using)
     OutboxMessage.objects.using(using).create(

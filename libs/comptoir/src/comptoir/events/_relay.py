@@ -31,6 +31,7 @@ import psycopg
 from confluent_kafka import KafkaError, Message, Producer
 from django.db import connections, transaction
 
+from . import _observe
 from ._config import EventSettings, event_settings
 from ._outbox import NOTIFY_CHANNEL
 from ._topics import declare_topics, declared_topic_names
@@ -105,25 +106,29 @@ class OutboxRelay:
                 return 0
             self._ensure_topics({row[1] for row in rows})
             acknowledged: list[int] = []
+            acknowledged_topics: list[str] = []
             failures: list[str] = []
 
             def on_delivery(row_id: int) -> Callable[[KafkaError | None, Message], None]:
                 def report(error: KafkaError | None, message: Message) -> None:
                     if error is None:
                         acknowledged.append(row_id)
+                        acknowledged_topics.append(str(message.topic()))
                     else:
                         failures.append(f"{message.topic()}: {error}")
 
                 return report
 
             for row_id, topic, key, envelope, headers in rows:
-                self._produce(topic, key, envelope, headers, on_delivery(row_id))
+                with _observe.producing(topic, key, envelope) as traceparent:
+                    self._produce(topic, key, envelope, headers, on_delivery(row_id), traceparent=traceparent)
             remaining = self._producer.flush(DELIVERY_TIMEOUT_S + 5)
             if remaining:
                 failures.append(f"{remaining} message(s) not acknowledged in time")
             if acknowledged:
                 self._mark_sent(cursor, acknowledged)
         self._last_batch_failed = bool(failures)
+        _observe.relayed(self.config.service, acknowledged_topics, len(rows) - len(acknowledged))
         self.stats.batches += 1
         self.stats.sent += len(acknowledged)
         if failures:
@@ -141,14 +146,20 @@ class OutboxRelay:
         envelope: str,
         headers: str,
         callback: Callable[[KafkaError | None, Message], None],
+        *,
+        traceparent: str | None = None,
     ) -> None:
+        header_values: dict[str, str] = json.loads(headers)
+        if traceparent:
+            # The relay's own span: consumers continue the trace from it.
+            header_values["traceparent"] = traceparent
         for _ in range(1000):
             try:
                 self._producer.produce(
                     topic,
                     key=key.encode(),
                     value=envelope.encode(),
-                    headers=[(name, value.encode()) for name, value in json.loads(headers).items()],
+                    headers=[(name, value.encode()) for name, value in header_values.items()],
                     on_delivery=callback,
                 )
                 return

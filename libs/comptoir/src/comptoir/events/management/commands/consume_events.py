@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
@@ -9,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils.module_loading import autodiscover_modules
 
 from comptoir.events import DEFAULT_PURPOSE, EventConsumer
+from comptoir.metrics import serve_metrics
 
 
 class Command(BaseCommand):
@@ -20,8 +22,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--group-id", default=None, help="override the group id <service>.<purpose>")
         parser.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=int(os.environ.get("COMPTOIR_METRICS_PORT") or 0) or None,
+            help="serve Prometheus metrics on this port (default: $COMPTOIR_METRICS_PORT, else none)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["metrics_port"]:
+            serve_metrics(options["metrics_port"])
         autodiscover_modules("handlers")
         consumer = EventConsumer(purpose=options["purpose"], group_id=options["group_id"])
         for signum in (signal.SIGTERM, signal.SIGINT):

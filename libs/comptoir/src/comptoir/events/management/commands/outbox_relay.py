@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from comptoir.events import OutboxRelay
+from comptoir.metrics import serve_metrics
 
 
 class Command(BaseCommand):
@@ -15,8 +17,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=int(os.environ.get("COMPTOIR_METRICS_PORT") or 0) or None,
+            help="serve Prometheus metrics on this port (default: $COMPTOIR_METRICS_PORT, else none)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["metrics_port"]:
+            serve_metrics(options["metrics_port"])
         relay = OutboxRelay()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: relay.stop())

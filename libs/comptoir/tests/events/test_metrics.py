@@ -1,0 +1,161 @@
+"""Metrics from the chassis, scraped from real endpoints after real work: a gunicorn
+server with two workers (multiprocess mode), the relay and a consumer process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connections
+from eventsapp.models import HandledNote
+from testapp.models import Note
+
+from comptoir.events import OutboxMessage, declare_topics, event_settings, retry_topic
+from events.metrics_support import free_port, scrape, value
+from events.support import TESTS_DIR, Spawner, publish_notes, wait_for
+
+SRC_DIR = TESTS_DIR.parent / "src"
+
+
+@pytest.fixture
+def gunicorn(transactional_db: None, tmp_path: Path, notes_topic: str) -> Iterator[str]:
+    """The test project under gunicorn, 2 workers sharing one multiprocess folder."""
+    port = free_port()
+    db = connections["default"].settings_dict
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{TESTS_DIR}{os.pathsep}{SRC_DIR}",
+        "DJANGO_SETTINGS_MODULE": "testproject.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "EVENTSAPP_NOTES_TOPIC": notes_topic,
+        "LOG_LEVEL": "WARNING",
+    }
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "testproject.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--timeout",
+            "60",
+        ],
+        cwd=TESTS_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def live() -> bool:
+        try:
+            return httpx.get(f"{base}/health/live", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(live, timeout_s=60, what="gunicorn")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_http_metrics_by_route_template_and_status_summed_over_workers(gunicorn: str) -> None:
+    note = Note.objects.create(title="t", body="b")
+    before = scrape(f"{gunicorn}/metrics")  # the fixture's readiness polls
+    polls = value(before, "comptoir_http_requests_total", route="health/live") or 0
+    with httpx.Client(base_url=gunicorn, timeout=10) as client:
+        statuses = [client.get(f"/notes/{pk}/").status_code for pk in (note.pk, note.pk, 999_999)]
+        statuses.append(client.get("/no/such/path/").status_code)
+        for _ in range(20):  # many requests, so both workers answer some
+            client.get("/health/live")
+    assert statuses == [200, 200, 404, 404]
+
+    samples = scrape(f"{gunicorn}/metrics")
+    name = "comptoir_http_requests_total"
+    assert value(samples, name, route="notes/<int:pk>/", method="GET", status="200") == 2
+    assert value(samples, name, route="notes/<int:pk>/", method="GET", status="404") == 1
+    assert value(samples, name, route="<unmatched>", status="404") == 1
+    assert value(samples, name, route="health/live", status="200") == polls + 20
+    assert value(samples, name, service="comptoir_chassis") == polls + 24  # /metrics is not counted
+    assert not [labels for labels, _ in samples[name] if "/notes/" in labels["route"]]  # no raw path
+    latency = "comptoir_http_request_duration_seconds_count"
+    assert value(samples, latency, route="notes/<int:pk>/", method="GET") == 3
+    assert 0 < (value(samples, "comptoir_http_request_duration_seconds_sum", route="health/live") or 0) < 20
+    # Two notes lookups and one miss: at least three SELECTs through Django.
+    assert (value(samples, "comptoir_db_queries_total", statement="select") or 0) >= 3
+
+
+def test_outbox_backlog_is_read_at_scrape_time_and_drops_to_zero_after_the_relay(
+    gunicorn: str, spawner: Spawner, notes_topic: str
+) -> None:
+    declare_topics([notes_topic], event_settings(), with_failure_topics=False)
+    samples = scrape(f"{gunicorn}/metrics")
+    assert value(samples, "comptoir_outbox_pending_messages") == 0
+    assert value(samples, "comptoir_outbox_oldest_pending_age_seconds") == 0
+
+    publish_notes(3, keys=["a"])
+    samples = scrape(f"{gunicorn}/metrics")
+    assert value(samples, "comptoir_outbox_pending_messages") == 3
+    assert (value(samples, "comptoir_outbox_oldest_pending_age_seconds") or 0) > 0
+
+    relay_port = free_port()
+    spawner.start("outbox_relay", "--metrics-port", str(relay_port))
+    wait_for(
+        lambda: not OutboxMessage.objects.filter(sent_at__isnull=True).exists(), timeout_s=30, what="relay"
+    )
+    samples = scrape(f"{gunicorn}/metrics")
+    assert value(samples, "comptoir_outbox_pending_messages") == 0
+    assert value(samples, "comptoir_outbox_oldest_pending_age_seconds") == 0
+    relay = scrape(f"http://127.0.0.1:{relay_port}/metrics")
+    assert value(relay, "comptoir_outbox_relayed_total", topic=notes_topic) == 3
+    assert value(relay, "comptoir_outbox_pending_messages") == 0
+
+
+def test_consumer_reports_outcomes_lag_retries_and_dead_letters(
+    spawner: Spawner, notes_topic: str, group_id: str
+) -> None:
+    declare_topics([notes_topic], event_settings(), with_failure_topics=True)
+    spawner.start("outbox_relay")
+    port = free_port()
+    spawner.start("consume_events", "--group-id", group_id, "--metrics-port", str(port))
+    publish_notes(4, keys=["k1", "k2"])
+    publish_notes(1, keys=["k3"], start=4, fail_times=1)  # handled on its first retry
+    publish_notes(1, keys=["k4"], start=5, fail_times=9)  # 2 retries, then the DLQ
+    wait_for(lambda: HandledNote.objects.count() == 5, timeout_s=60, what="5 notes handled")
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def settled() -> bool:
+        samples = scrape(url)
+        return (
+            value(samples, "comptoir_consumer_dead_letters_total", group=group_id) == 1
+            and value(samples, "comptoir_dlq_messages", group=group_id) == 1
+            and value(samples, "comptoir_consumer_lag", group=group_id, topic=notes_topic) == 0
+        )
+
+    wait_for(settled, timeout_s=60, what="dead letter and lag reported", interval_s=1.0)
+    samples = scrape(url)
+    consumed = "comptoir_consumer_messages_total"
+    assert value(samples, consumed, group=group_id, topic=notes_topic, outcome="handled") == 4
+    assert value(samples, consumed, group=group_id, topic=retry_topic(notes_topic, 1), outcome="handled") == 1
+    assert value(samples, consumed, group=group_id, outcome="failed") == 4  # 1 + 3 attempts of k4
+    assert value(samples, "comptoir_consumer_retries_total", group=group_id, topic=notes_topic) == 3
+    assert value(samples, "comptoir_consumer_dead_letters_total", group=group_id, topic=notes_topic) == 1
+    assert value(samples, "comptoir_dlq_messages", group=group_id, topic=notes_topic) == 1
+    lags = [v for labels, v in samples["comptoir_consumer_lag"] if labels["topic"] == notes_topic]
+    assert lags
+    assert set(lags) == {0.0}
