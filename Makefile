@@ -84,6 +84,7 @@ test: install ## lint, type-check, start infrastructure, run every suite, stop i
 	@rm -rf $(REPORTS)
 	@$(MAKE) --no-print-directory lint typecheck
 	@$(MAKE) --no-print-directory contracts-check
+	@$(MAKE) --no-print-directory observability-check
 	@$(PY) -m devstack run -- $(MAKE) --no-print-directory delivery-check
 	@unit=0; e2e=0; \
 	  $(PY) -m devstack run -- $(MAKE) --no-print-directory pytest || unit=$$?; \
@@ -114,3 +115,9 @@ delivery-check: $(VENV)/.installed ## Dockerfiles, compose, workflows, Helm char
 	@echo "== delivery (tools: devstack/tools.sh)"
 	@bash devstack/tools.sh
 	@$(PY) tests/run_suites.py --reports $(REPORTS) tests/delivery
+
+.PHONY: observability-check
+observability-check: ## alert rules: promtool check rules + promtool test rules (fire when meant to, silent otherwise)
+	@echo "== observability (promtool)"
+	@promtool check rules deploy/observability/prometheus/rules/*.yml
+	@promtool test rules deploy/observability/prometheus/tests/*.yml

@@ -1,6 +1,6 @@
 """`python -m devstack COMMAND`: the local platform on 127.0.0.1.
 
-up [--infra]        start PostgreSQL, Redis, Kafka, then (unless --infra)
+up [--infra]        start PostgreSQL, Redis, Kafka, SMTP, Prometheus, traces, then (unless --infra)
                     migrate, seed and start every service process
 down                stop everything the devstack started
 status              what runs, with pids and ports
@@ -17,7 +17,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import _infra, _platform
+from . import _infra, _observability, _platform
 from ._config import HOST, PORTS, SERVICE_PORTS, service_env
 from ._process import ManagedProcess, StartError, log_tail
 
@@ -28,6 +28,8 @@ def _infra_processes() -> list[ManagedProcess]:
         _infra.redis_process(),
         _infra.kafka_process(),
         _infra.smtp_process(),
+        _observability.prometheus_process(),
+        _observability.traces_process(),
     ]
 
 
@@ -60,6 +62,12 @@ def up_infra() -> None:
     _infra.kafka_prepare()
     _start(_infra.kafka_process())
     _start(_infra.smtp_process())
+    prometheus = _observability.prometheus_process()
+    already = prometheus.running()
+    _start(prometheus)
+    if already:
+        _observability.reload_prometheus()  # the Procfiles may have changed
+    _start(_observability.traces_process())
 
 
 def _prepare_service(service: str) -> str:
@@ -111,8 +119,19 @@ def run_with(command: list[str], *, platform: bool) -> int:
 
 
 def status() -> int:
-    ports = {"postgres": PORTS.postgres, "redis": PORTS.redis, "kafka": PORTS.kafka, "smtp": PORTS.smtp}
+    ports = {
+        "postgres": PORTS.postgres,
+        "redis": PORTS.redis,
+        "kafka": PORTS.kafka,
+        "smtp": PORTS.smtp,
+        "prometheus": PORTS.prometheus,
+        "traces": PORTS.traces_ui,
+    }
     ports.update({f"{name}.web": port for name, port in SERVICE_PORTS.items()})
+    # Workers, relays and consumers: the port their /metrics is served on.
+    ports.update(
+        {process: int(target.rsplit(":", 1)[1]) for _, process, target in _platform.scrape_targets()}
+    )
     down_count = 0
     for proc in _infra_processes() + _platform.all_processes():
         pid = proc.pid()
@@ -130,6 +149,11 @@ def print_endpoints() -> None:
     print(f"  Redis       {HOST}:{PORTS.redis}")
     print(f"  Kafka       {HOST}:{PORTS.kafka}")
     print(f"  SMTP sink   {HOST}:{PORTS.smtp}  (mail kept in .devstack/mail/)")
+    print(f"  Prometheus  http://{HOST}:{PORTS.prometheus}/  (alerts: /alerts, targets: /targets)")
+    print(
+        f"  Traces      http://{HOST}:{PORTS.traces_ui}/  ({_observability.traces_backend_name()}; "
+        f"OTLP/HTTP on {HOST}:{PORTS.otlp_http})"
+    )
     for service in _platform.services():
         port = SERVICE_PORTS[service]
         print(f"  {service:<16} http://{HOST}:{port}/  (health: /health/ready)")

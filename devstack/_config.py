@@ -30,6 +30,11 @@ class Ports:
     kafka: int
     kafka_controller: int
     smtp: int
+    prometheus: int
+    traces_ui: int
+    otlp_http: int
+    otlp_grpc: int
+    metrics_base: int
 
 
 PORTS = Ports(
@@ -38,6 +43,13 @@ PORTS = Ports(
     kafka=_port("COMPTOIR_KAFKA_PORT", 9092),
     kafka_controller=_port("COMPTOIR_KAFKA_CONTROLLER_PORT", 9093),
     smtp=_port("COMPTOIR_SMTP_PORT", 1025),
+    prometheus=_port("COMPTOIR_PROMETHEUS_PORT", 9090),
+    traces_ui=_port("COMPTOIR_TRACES_UI_PORT", 16686),
+    otlp_http=_port("COMPTOIR_OTLP_HTTP_PORT", 4318),
+    otlp_grpc=_port("COMPTOIR_OTLP_GRPC_PORT", 4317),
+    # Processes without a web server (worker, relay, consumer) serve /metrics on
+    # base + 10 x the service's rank + the kind's rank (see `metrics_port`).
+    metrics_base=_port("COMPTOIR_METRICS_PORT_BASE", 9400),
 )
 
 # The domain services and the gateway, with the port their web process listens on.
@@ -53,6 +65,17 @@ SERVICE_PORTS: dict[str, int] = {
 # One database (and one role of the same name) per service, plus one for the
 # chassis library's own tests.
 DATABASES = [name for name in SERVICE_PORTS if name != "api_gateway"] + ["comptoir_chassis"]
+
+# Process kinds that serve their metrics on a port of their own (web processes serve /metrics).
+METRICS_KINDS = ("worker", "relay", "consumer")
+
+
+def metrics_port(service: str, kind: str) -> int | None:
+    """The metrics port of `<service>.<kind>`, or None when it has none (web, beat)."""
+    if kind not in METRICS_KINDS or service not in SERVICE_PORTS:
+        return None
+    return PORTS.metrics_base + 10 * list(SERVICE_PORTS).index(service) + 1 + METRICS_KINDS.index(kind)
+
 
 STATE_DIR = Path(os.environ.get("COMPTOIR_DEVSTACK_DIR", str(ROOT / ".devstack")))
 LOG_DIR = STATE_DIR / "logs"
@@ -83,6 +106,8 @@ def service_env() -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{PORTS.kafka}",
         "EMAIL_HOST": HOST,
         "EMAIL_PORT": str(PORTS.smtp),
+        # Traces go to the local trace backend (Jaeger, or the OTLP sink).
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{PORTS.otlp_http}",
     }
     for name, port in SERVICE_PORTS.items():
         env[f"{name.upper()}_URL"] = f"http://{HOST}:{port}"

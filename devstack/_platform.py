@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ._config import HOST, LOG_DIR, ROOT, SERVICE_PORTS, service_env
+from ._config import HOST, LOG_DIR, ROOT, SERVICE_PORTS, STATE_DIR, metrics_port, service_env
 from ._process import ManagedProcess, log_tail
 
 SERVICES_DIR = ROOT / "services"
+METRICS_DIR = STATE_DIR / "metrics"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -54,20 +56,49 @@ def processes(service: str) -> list[ManagedProcess]:
         if not line or line.startswith("#"):
             continue
         kind, _, command = line.partition(":")
+        kind = kind.strip()
         argv = [_expand(part, env) for part in shlex.split(command)]
         port = SERVICE_PORTS[service]
-        ready = _http_ok(f"http://{HOST}:{port}/health/live") if kind.strip() == "web" else (lambda: True)
+        ready = _http_ok(f"http://{HOST}:{port}/health/live") if kind == "web" else (lambda: True)
+        process_env = dict(env)
+        metrics_dir = METRICS_DIR / f"{service}.{kind}"
+        # One Prometheus multiprocess folder per process group, emptied before it starts.
+        process_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        own_port = metrics_port(service, kind)
+        if own_port is not None:
+            process_env["COMPTOIR_METRICS_PORT"] = str(own_port)
         found.append(
             ManagedProcess(
-                name=f"{service}.{kind.strip()}",
+                name=f"{service}.{kind}",
                 argv=argv,
                 ready=ready,
                 cwd=folder,
-                env=env,
+                env=process_env,
                 ready_deadline_s=60,
+                prepare=_fresh_folder(metrics_dir),
             )
         )
     return found
+
+
+def _fresh_folder(folder: Path) -> Callable[[], None]:
+    def prepare() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    return prepare
+
+
+def scrape_targets() -> list[tuple[str, str, str]]:
+    """(service, process, host:port) of every process that serves /metrics."""
+    targets = []
+    for service in services():
+        for proc in processes(service):
+            kind = proc.name.split(".", 1)[1]
+            port = SERVICE_PORTS[service] if kind == "web" else metrics_port(service, kind)
+            if port is not None:
+                targets.append((service, proc.name, f"{HOST}:{port}"))
+    return targets
 
 
 def all_processes() -> list[ManagedProcess]:

@@ -55,6 +55,8 @@ class ManagedProcess:
     stop_signal: signal.Signals = signal.SIGTERM
     ready_deadline_s: float = 60.0
     stop_deadline_s: float = 20.0
+    # Runs before a fresh start (not when the process already runs).
+    prepare: Callable[[], object] | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -91,6 +93,8 @@ class ManagedProcess:
             return
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         RUN_DIR.mkdir(parents=True, exist_ok=True)
+        if self.prepare is not None:
+            self.prepare()
         with self.log_file.open("ab") as log:
             log.write(f"\n--- devstack: starting {self.name} at {time.strftime('%F %T')}\n".encode())
             log.flush()
