@@ -27,6 +27,7 @@ from django.test import Client
 from config.celery import app as celery_app
 from orders.models import Order, OrderLine, OrderStatus, OrderStatusChange
 
+from .processes import ProcessRunner
 from .stubs import (
     CATALOGUE,
     STUB_SERVICE_TOKEN,
@@ -47,7 +48,6 @@ __all__ = ["CATALOGUE", "STUB_SERVICE_TOKEN", "ProductServiceStub"]
 
 ALICE, BOB = 2, 3
 INACTIVE_USER = 9
-SERVICE_DIR = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------- Celery
@@ -119,6 +119,15 @@ def run_on_commit() -> Callable[[], AbstractContextManager[None]]:
                 start = count
 
     return running_callbacks
+
+
+@pytest.fixture
+def processes(tmp_path: Path, celery_test_queue: str) -> Iterator[ProcessRunner]:
+    """Real worker and consumer processes of this service, on the test database
+    and the session's queue."""
+    runner = ProcessRunner(tmp_path, env={"ORDER_SERVICE_TEST_QUEUE": celery_test_queue})
+    yield runner
+    runner.stop_all()
 
 
 # ------------------------------------------------------------- upstream stubs
