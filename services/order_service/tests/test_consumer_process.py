@@ -42,15 +42,13 @@ def test_topics(settings: Any) -> dict[str, str]:
     return topics
 
 
-def _produce(events: list[Envelope]) -> None:
+def _produce(topics: dict[str, str], events: list[Envelope]) -> None:
+    """Publishes the events as another service's relay would."""
     producer = Producer({"bootstrap.servers": django_settings.KAFKA_BOOTSTRAP_SERVERS, "log_level": 3})
-    topics = django_settings.COMPTOIR_EVENTS["TOPICS"]
     for event in events:
+        headers: list[tuple[str, str | bytes | None]] = list(event.kafka_headers())
         producer.produce(
-            topics[event.event_type],
-            key=event.aggregate_id,
-            value=event.to_json(),
-            headers=event.kafka_headers(),
+            topics[event.event_type], key=event.aggregate_id, value=event.to_json(), headers=headers
         )
     assert producer.flush(30) == 0
 
