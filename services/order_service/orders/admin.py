@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Order, OrderLine, OrderStatusChange
+from .models import Order, OrderLine, OrderSaga, OrderStatusChange, SagaTimelineEntry
 
 
 class _ReadOnlyInline(admin.TabularInline[Any, Order]):
@@ -33,13 +33,42 @@ class OrderStatusChangeInline(_ReadOnlyInline):
     fields = ("from_status", "to_status", "reason", "at")
 
 
+class SagaTimelineInline(_ReadOnlyInline):
+    model = SagaTimelineEntry
+    fields = ("step", "status", "error", "at")
+
+
+class OrderSagaInline(admin.StackedInline[OrderSaga, Order]):
+    model = OrderSaga
+    can_delete = False
+    fields = (
+        "status",
+        "current_step",
+        "attempts",
+        "failure_reason",
+        "last_error",
+        "compensation_plan",
+        "reservation_id",
+        "payment_id",
+        "stall_deadline",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin[Order]):
     list_display = ("id", "user_id", "status", "cancel_reason", "total", "currency", "created_at")
     list_filter = ("status", "cancel_reason", "saga_mode")
     search_fields = ("=id", "=user_id", "=idempotency_key")
     date_hierarchy = "created_at"
-    inlines = (OrderLineInline, OrderStatusChangeInline)
+    inlines = (OrderLineInline, OrderStatusChangeInline, OrderSagaInline, SagaTimelineInline)
     readonly_fields = (
         "user_id",
         "status",
