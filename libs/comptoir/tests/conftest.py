@@ -21,6 +21,16 @@ def devstack(*args: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """A test database of one's own when DJANGO_TEST_DATABASE_NAME names one."""
+    name = os.environ.get("DJANGO_TEST_DATABASE_NAME")
+    if name:
+        from django.db import connections
+
+        connections["default"].settings_dict.setdefault("TEST", {})["NAME"] = name
+
+
+@pytest.fixture(scope="session")
 def celery_worker_process() -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker, in its own process, consuming the chassis test queue."""
     tests_dir = Path(__file__).parent

@@ -4,32 +4,98 @@ import io
 import json
 import logging
 import logging.config
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from opentelemetry import trace
 
 from comptoir import logging_config, request_id_var
+from comptoir._logging import user_id_var
+from comptoir.testing import TokenFactory as Tokens
 
 
-def test_log_records_are_json_lines_with_service_and_request_id() -> None:
-    config = logging_config("order_service")
-    logging.config.dictConfig(config)
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The chassis' logging config, writing to a buffer instead of stdout."""
+    logging.config.dictConfig(logging_config("order_service"))
     stream = io.StringIO()
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(stream)
-    token = request_id_var.set("req-42")
+    yield stream
+    logging.config.dictConfig(logging_config("comptoir_chassis", "WARNING"))
+
+
+def _records(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_log_records_are_ecs_json_lines_with_service_request_trace_and_user(log_lines: io.StringIO) -> None:
+    tracer = trace.get_tracer("test")
+    request_token = request_id_var.set("req-42")
+    user_token = user_id_var.set("user:7")
     try:
-        logging.getLogger("orders.saga").warning("stock %s", "reserved")
+        with tracer.start_as_current_span("work") as span:
+            logging.getLogger("orders.saga").warning("stock %s", "reserved")
+            context = span.get_span_context()
     finally:
-        request_id_var.reset(token)
+        user_id_var.reset(user_token)
+        request_id_var.reset(request_token)
     logging.getLogger("orders.saga").info("outside a request")
 
-    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert {k: first[k] for k in ("service", "level", "logger", "message", "request_id")} == {
-        "service": "order_service",
-        "level": "WARNING",
-        "logger": "orders.saga",
-        "message": "stock reserved",
-        "request_id": "req-42",
-    }
-    assert "timestamp" in first
-    assert second["request_id"] is None
+    first, second = _records(log_lines)
+    assert first["message"] == "stock reserved"
+    assert first["log.level"] == "warning"
+    assert first["log"] == {"logger": "orders.saga"}
+    assert first["service"] == {"name": "order_service"}
+    assert first["http"] == {"request": {"id": "req-42"}}
+    assert first["user"] == {"id": "user:7"}
+    assert first["trace"] == {"id": format(context.trace_id, "032x")}
+    assert first["span"] == {"id": format(context.span_id, "016x")}
+    assert first["ecs.version"] == "1.6.0"
+    assert "@timestamp" in first
     assert second["message"] == "outside a request"
+    assert "http" not in second  # ECS leaves out what is unknown
+    assert "trace" not in second
+    assert "user" not in second
+
+
+PASSWORD = "Correct-Horse-Battery-9"
+
+
+def test_no_password_token_or_secret_is_ever_logged(
+    log_lines: io.StringIO, client: Client, tokens: Tokens, db: None
+) -> None:
+    token = tokens.user(7)
+    service_token = tokens.service("order_service")
+    log = logging.getLogger("orders.views")
+    # A request with an Authorization header and a login body, answered 404 and 500
+    # (django.request logs both) and 201.
+    missing = client.post(
+        "/no/such/login/",
+        {"email": "a@b.c", "password": PASSWORD},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    boom = client.get("/boom/", headers={"Authorization": f"Bearer {service_token}"})
+    created = client.post(
+        "/notes/",
+        {"title": "t", "body": PASSWORD},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert (missing.status_code, boom.status_code, created.status_code) == (404, 500, 201)
+    # Careless calls: the values must still not come out.
+    log.warning("login failed for %s", {"email": "a@b.c", "password": PASSWORD})
+    log.warning("calling upstream with headers %s", {"Authorization": f"Bearer {token}"})
+    log.warning("got token %s", token)
+    log.warning("form password=%s&client_secret=%s", PASSWORD, "s3cr3t-value")
+    log.info("login", extra={"password": PASSWORD, "body": {"refresh": token}})
+
+    output = log_lines.getvalue()
+    assert len(output.splitlines()) >= 7
+    for secret in (PASSWORD, token, service_token, token.split(".")[1], "s3cr3t-value"):
+        assert secret not in output
+    assert output.count("[REDACTED]") >= 6
+    assert "login failed for" in output  # the lines are there, only the values are gone

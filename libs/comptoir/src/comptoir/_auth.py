@@ -32,6 +32,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from ._logging import user_id_var
+
 if TYPE_CHECKING:
     # Not at run time: rest_framework.views reads the authentication setting,
     # which names this module.
@@ -181,6 +183,8 @@ class JWTAuthentication(BaseAuthentication):
             principal = principal_from_claims(decode_token(token))
         except (UnicodeDecodeError, InvalidToken) as error:
             raise AuthenticationFailed(f"Invalid token: {error}") from None
+        # Log lines of this request name the caller (reset by RequestIdMiddleware).
+        user_id_var.set(principal.pk)
         return principal, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -20,6 +20,7 @@ import httpx
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from opentelemetry import propagate
 
 from ._errors import ApplicationError, ErrorCode
 from ._logging import request_id_var
@@ -131,6 +132,8 @@ class ServiceClient:
             headers["X-Request-ID"] = request_id
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        # W3C trace context (the httpx instrumentation replaces it with its client span's).
+        propagate.inject(headers)
         if self._authenticate:
             provider = self._token_provider or default_token_provider()
             headers["Authorization"] = f"Bearer {provider.token()}"

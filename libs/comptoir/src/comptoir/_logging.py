@@ -1,34 +1,108 @@
-"""JSON logs, one object per line, with the service name and the request id.
+"""Logs: one JSON object per line in Elastic Common Schema (ecs-logging).
 
-Every record carries `service`, `level`, `logger`, `message` and `request_id`
-(the id of the HTTP request or task being handled, or null), so lines from all
-processes can be shipped to one index and joined.
+Every record carries `@timestamp`, `log.level`, `log.logger`, `message`,
+`service.name`, `http.request.id` (the id of the HTTP request, or the
+correlation id of the event being handled), `trace.id` and `span.id` (the
+current OpenTelemetry span) and `user.id` (the authenticated caller:
+`user:<id>` or `service:<name>`) when known, so lines from every process can be
+shipped to one index and joined on the trace.
+
+Secrets never reach the output: bearer tokens, JWTs and password/secret/token
+values in messages and extras are replaced with `[REDACTED]` before formatting.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from contextvars import ContextVar
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("comptoir_request_id", default=None)
+user_id_var: ContextVar[str | None] = ContextVar("comptoir_user_id", default=None)
+
+REDACTED = "[REDACTED]"
+_SECRET_PATTERNS = [
+    # Authorization header values and bare JWTs (three base64url parts, the first `{"`).
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
+    # key=value / "key": "value" pairs whose key names a secret.
+    (
+        re.compile(
+            r"""(?i)(["']?[\w-]*(?:password|passwd|secret|token|api[_-]?key|authorization|refresh|access)"""
+            r"""[\w-]*["']?\s*[:=]\s*)(["'])(?:(?!\2).)*\2"""
+        ),
+        r"\1\2" + REDACTED + r"\2",
+    ),
+    (
+        re.compile(r"""(?i)\b([\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*=)[^\s&,;'"]+"""),
+        r"\1" + REDACTED,
+    ),
+]
+_SECRET_KEY = re.compile(r"(?i)password|passwd|secret|token|api[_-]?key|authorization|cookie")
+_STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if _SECRET_KEY.search(key) and value is not None:
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    return value
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds the service name and the current request id to every record."""
+    """Adds the ECS context fields to every record and removes secrets from it."""
 
     def __init__(self, service: str = "") -> None:
         super().__init__()
         self.service = service
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.service = self.service
-        record.request_id = request_id_var.get()
+        fields = record.__dict__
+        fields["service.name"] = self.service
+        fields["http.request.id"] = request_id_var.get()
+        user_id = user_id_var.get()
+        if user_id is not None:
+            fields["user.id"] = user_id
+        trace_id, span_id = _current_trace_ids()
+        if trace_id is not None:
+            fields["trace.id"] = trace_id
+            fields["span.id"] = span_id
+        # The message once, redacted (args may hold a token or a request body).
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not lose the line
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
+        for key in [k for k in fields if k not in _STANDARD_ATTRIBUTES]:
+            fields[key] = _redact_value(key, fields[key])
         return True
 
 
+def _current_trace_ids() -> tuple[str | None, str | None]:
+    try:
+        from ._tracing import current_ids
+    except ImportError:  # pragma: no cover - OpenTelemetry is a chassis dependency
+        return None, None
+    return current_ids()
+
+
 def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
-    """A `logging.config.dictConfig` mapping that writes JSON lines to stdout."""
+    """A `logging.config.dictConfig` mapping that writes ECS JSON lines to stdout."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -36,18 +110,17 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
             "context": {"()": "comptoir._logging.RequestContextFilter", "service": service},
         },
         "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(asctime)s %(service)s %(levelname)s %(name)s %(message)s %(request_id)s",
-                "rename_fields": {"levelname": "level", "name": "logger", "asctime": "timestamp"},
-                "timestamp": False,
+            "ecs": {
+                "()": "ecs_logging.StdlibFormatter",
+                # The process/thread/origin fields add little and cost bytes on every line.
+                "exclude_fields": ["process", "log.origin", "log.original"],
             },
         },
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
-                "formatter": "json",
+                "formatter": "ecs",
                 "filters": ["context"],
             },
         },

@@ -313,10 +313,13 @@ def _count_queries(service: str, alias: str) -> Callable[..., Any]:
 
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """Counts (and traces) every statement of the connection, once per connection."""
+    from ._tracing import trace_queries
+
     if not any(getattr(w, "_comptoir_metrics", False) for w in connection.execute_wrappers):
-        wrapper = _count_queries(service_name(), connection.alias)
-        wrapper._comptoir_metrics = True  # type: ignore[attr-defined]
-        connection.execute_wrappers.append(wrapper)
+        for wrapper in (_count_queries(service_name(), connection.alias), trace_queries(connection.alias)):
+            wrapper._comptoir_metrics = True  # type: ignore[attr-defined]
+            connection.execute_wrappers.append(wrapper)
 
 
 _task_started: dict[str, float] = {}

@@ -8,6 +8,9 @@ class ComptoirConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import _metrics, _schema  # noqa: F401 - _schema registers the OpenAPI auth extension
+        from django.conf import settings
 
+        from . import _metrics, _schema, _tracing  # noqa: F401 - _schema registers the OpenAPI auth extension
+
+        _tracing.configure_tracing(str(getattr(settings, "COMPTOIR", {}).get("SERVICE_NAME", "comptoir")))
         _metrics.install()

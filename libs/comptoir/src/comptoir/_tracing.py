@@ -1,0 +1,144 @@
+"""OpenTelemetry tracing, configured once per process by the chassis app's `ready()`.
+
+A TracerProvider named after the service (`service.name`, or `OTEL_SERVICE_NAME`)
+always exists, so every log line can carry `trace.id`/`span.id`; spans leave the
+process only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) names
+a collector (OTLP over HTTP, batched). `OTEL_SDK_DISABLED=true` turns it all off.
+
+Instrumented: incoming Django requests, outgoing httpx calls (the ServiceClient),
+SQL run through Django (one CLIENT span per statement, from the chassis' execute
+wrapper), Celery publish and run, and Kafka through the outbox, the relay and the
+consumer (`comptoir.events._observe`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+logger = logging.getLogger("comptoir.tracing")
+
+_lock = threading.Lock()
+_configured = False
+_db_tracer = trace.get_tracer("comptoir.db")
+
+
+def _process_kind() -> str:
+    program = Path(sys.argv[0]).name if sys.argv else ""
+    if program == "gunicorn":
+        return "web"
+    if program == "celery":
+        return "beat" if "beat" in sys.argv[1:] else "worker"
+    for command in ("outbox_relay", "consume_events", "runserver"):
+        if command in sys.argv[1:2]:
+            return {"outbox_relay": "relay", "consume_events": "consumer", "runserver": "web"}[command]
+    return "other"
+
+
+def exporting() -> bool:
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def configure_tracing(service: str) -> bool:
+    """Sets this process's TracerProvider and instruments the libraries (once); True if done now."""
+    global _configured
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    with _lock:
+        if _configured:
+            return False
+        _configured = True
+    resource = Resource.create(
+        {
+            "service.name": os.environ.get("OTEL_SERVICE_NAME") or service,
+            "service.namespace": "comptoir",
+            "comptoir.process": _process_kind(),
+        }
+    )
+    provider = TracerProvider(resource=resource)
+    if exporting():
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # The endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables.
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=500))
+    trace.set_tracer_provider(provider)
+    _instrument_libraries()
+    return True
+
+
+def _instrument_libraries() -> None:
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    celery = CeleryInstrumentor()  # type: ignore[no-untyped-call]
+    for instrumentor in (DjangoInstrumentor(), HTTPXClientInstrumentor(), celery):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+    _instrument_raw_psycopg()
+
+
+def _instrument_raw_psycopg() -> None:
+    """Connections opened with psycopg directly (e.g. the relay's LISTEN) are traced by
+    the psycopg instrumentation; Django's own connections set their own cursor
+    factory, so their statements are traced by `trace_queries` instead."""
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+    instrumentor = PsycopgInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(skip_dep_check=True)
+
+
+def trace_queries(alias: str) -> Callable[..., Any]:
+    """A Django execute wrapper: one CLIENT span per SQL statement (when a trace is active)."""
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        if not trace.get_current_span().get_span_context().is_valid:
+            return execute(sql, params, many, context)  # no trace to attach to: no orphan spans
+        operation = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "SQL"
+        with _db_tracer.start_as_current_span(
+            operation,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "db.system.name": "postgresql",
+                "db.system": "postgresql",
+                "db.namespace": str(context["connection"].settings_dict.get("NAME", "")),
+                "db.operation.name": operation,
+                "db.query.text": sql[:2000],
+                "comptoir.db.alias": alias,
+            },
+        ) as span:
+            try:
+                return execute(sql, params, many, context)
+            except Exception as error:
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                raise
+
+    return wrapper
+
+
+def current_ids() -> tuple[str | None, str | None]:
+    """(trace id, span id) of the current span in hex, or (None, None)."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None, None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+def shutdown() -> None:
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
