@@ -17,7 +17,8 @@ Environment variables (all optional):
   `GATEWAY_RETRY_BACKOFF_S`, `GATEWAY_POOL_SIZE`.
 - `GATEWAY_BREAKER_FAILURE_THRESHOLD`, `GATEWAY_BREAKER_RESET_TIMEOUT_S`.
 - `GATEWAY_CORS_ORIGINS` (comma separated), `GATEWAY_HEALTH_TIMEOUT_S`,
-  `GATEWAY_ACCESS_LOG` (`0` turns the per-request log line off).
+  `GATEWAY_ACCESS_LOG` (`0` turns the per-request log line off),
+  `GATEWAY_PRESERVE_HOST` (`0`: the upstream sees its own host, not the client's).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class Settings:
     breaker_reset_timeout_s: float
     health_timeout_s: float
     access_log: bool
+    preserve_host: bool
 
     def route_for(self, path: str) -> Route | None:
         """The route whose prefix is the longest match (routes are kept sorted)."""
@@ -275,4 +277,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         health_timeout_s=env.number("GATEWAY_HEALTH_TIMEOUT_S", health_raw.get("timeout_s", 2)),
         access_log=env.flag("GATEWAY_ACCESS_LOG", True),
+        preserve_host=env.flag("GATEWAY_PRESERVE_HOST", limits_raw.get("preserve_host", True)),
     )

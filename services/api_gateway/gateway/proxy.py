@@ -143,10 +143,13 @@ class Proxy:
         content_length: int | None = None
         chunked = False
         authorization: bytes | None = None
+        host: bytes | None = None
         connection_tokens: set[bytes] = set()
         for name, value in scope["headers"]:
             if name in REQUEST_DROP or name.startswith(REQUEST_DROP_PREFIXES):
-                if name == b"content-length":
+                if name == b"host":
+                    host = value
+                elif name == b"content-length":
                     try:
                         content_length = int(value)
                     except ValueError:
@@ -208,6 +211,11 @@ class Proxy:
             headers["Content-Length"] = str(content_length)
         headers["X-Forwarded-For"] = context.client_ip
         headers["X-Forwarded-Proto"] = scope.get("scheme", "http")
+        if host is not None:
+            # The services build absolute links (pagination) from Host: keep the gateway's.
+            headers["X-Forwarded-Host"] = host.decode("latin-1")
+            if self.settings.preserve_host:
+                headers["Host"] = headers["X-Forwarded-Host"]
         headers["X-Request-ID"] = context.request_id
         headers["traceparent"] = context.traceparent
 
