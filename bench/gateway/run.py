@@ -128,6 +128,9 @@ class Result:
     p99_ms: float
     errors: int
     load_before: float
+    requests: int
+    target_cpu_us_per_request: float  # the proxy's own processes (or the upstream's, for direct)
+    upstream_cpu_us_per_request: float
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -156,11 +159,12 @@ def wrk(url: str, *, connections: int, threads: int, duration_s: int, script: Pa
         capture_output=True,
         text=True,
     ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    percentiles = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    total = re.search(r"^\s+(\d+) requests in", out, re.M)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if rps is None or len(percentiles) != 4:
+    if rps is None or total is None or len(percentiles) != 4:
         raise SystemExit(f"bench: unexpected wrk output:\n{out}")
     errors = int(non_2xx.group(1)) if non_2xx else 0
     if socket_errors:
@@ -172,34 +176,64 @@ def wrk(url: str, *, connections: int, threads: int, duration_s: int, script: Pa
         "p90_ms": _ms(percentiles["90"]),
         "p99_ms": _ms(percentiles["99"]),
         "errors": errors,
+        "requests": int(total.group(1)),
     }
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(group: int) -> float:
+    """User + system CPU of every process in a process group (a server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp (fields after the command name, from state on)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
 def interleaved(
-    targets: dict[str, str], *, levels: list[int], threads: int, duration_s: int, script: Path, warmup_s: int
+    targets: dict[str, tuple[str, int]],
+    *,
+    upstream: int,
+    levels: list[int],
+    threads: int,
+    duration_s: int,
+    script: Path,
+    warmup_s: int,
 ) -> list[Result]:
+    """targets: name -> (URL, process group whose CPU is the target's cost); upstream: its group."""
     names = list(targets)
     order = names + names[::-1]  # A B C C B A
     results = []
-    for name in names:  # warm every target (JIT-free Python still fills caches, pools, JWKS)
-        wrk(targets[name], connections=max(levels), threads=threads, duration_s=warmup_s, script=script)
+    for name in names:  # warm every target (connection pools, JWKS, caches)
+        wrk(targets[name][0], connections=max(levels), threads=threads, duration_s=warmup_s, script=script)
     for connections in levels:
         for position, name in enumerate(order):
+            url, group = targets[name]
             load = os.getloadavg()[0]
-            figures = wrk(
-                targets[name], connections=connections, threads=threads, duration_s=duration_s, script=script
-            )
+            own_before, upstream_before = cpu_seconds(group), cpu_seconds(upstream)
+            figures = wrk(url, connections=connections, threads=threads, duration_s=duration_s, script=script)
+            own = cpu_seconds(group) - own_before
+            upstream_cpu = cpu_seconds(upstream) - upstream_before
+            count = max(1, int(figures["requests"]))
             result = Result(
                 target=name,
                 connections=connections,
                 round=1 if position < len(names) else 2,
                 load_before=round(load, 2),
+                target_cpu_us_per_request=round(own / count * 1e6, 1),
+                upstream_cpu_us_per_request=round(upstream_cpu / count * 1e6, 1),
                 **figures,  # type: ignore[arg-type]
             )
             print(
                 f"  c={connections:<3} {name:<18} {result.requests_per_s:9.0f} req/s  "
                 f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}  "
-                f"(load {load:.1f})",
+                f"cpu/req {result.target_cpu_us_per_request:6.0f} us  (load {load:.1f})",
                 flush=True,
             )
             results.append(result)
@@ -209,8 +243,8 @@ def interleaved(
 def summarize(results: list[Result], baseline: str) -> str:
     rows = [
         "| conc. | target | req/s (runs) | mean req/s | ratio vs direct | p50 ms | p99 ms | "
-        "p50 added vs direct |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "p50 added vs direct | CPU µs/req of the target |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for connections in sorted({r.connections for r in results}):
         at_level = [r for r in results if r.connections == connections]
@@ -224,9 +258,11 @@ def summarize(results: list[Result], baseline: str) -> str:
             rps = statistics.mean(r.requests_per_s for r in runs)
             p50 = statistics.mean(r.p50_ms for r in runs)
             p99 = statistics.mean(r.p99_ms for r in runs)
+            cpu = statistics.mean(r.target_cpu_us_per_request for r in runs)
             rows.append(
                 f"| {connections} | {target} | {' / '.join(f'{r.requests_per_s:.0f}' for r in runs)} | "
-                f"{rps:.0f} | {rps / base_rps:.2f}x | {p50:.2f} | {p99:.2f} | {p50 - base_p50:+.2f} |"
+                f"{rps:.0f} | {rps / base_rps:.2f}x | {p50:.2f} | {p99:.2f} | {p50 - base_p50:+.2f} | "
+                f"{cpu:.0f} |"
             )
     return "\n".join(rows)
 
@@ -332,7 +368,7 @@ def main() -> int:
     gateway_cmd = [sys.executable, "-m", "gateway.serve", "--workers", "1", "--port"]
     try:
         with contextlib.ExitStack() as stack:
-            stack.enter_context(
+            stub = stack.enter_context(
                 running(
                     uvicorn_stub,
                     cwd=GATEWAY_DIR,
@@ -341,7 +377,7 @@ def main() -> int:
                     ready_url=f"{stub_url}/health/live",
                 )
             )
-            stack.enter_context(
+            nginx_process = stack.enter_context(
                 running(
                     [nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "nginx-error.log"),
                      "-g", "daemon off;"],
@@ -351,7 +387,7 @@ def main() -> int:
                     ready_url=f"http://127.0.0.1:{ports['nginx']}/health/live",
                 )
             )  # fmt: skip
-            stack.enter_context(
+            gateway = stack.enter_context(
                 running(
                     [*gateway_cmd, str(ports["gateway"])],
                     cwd=GATEWAY_DIR,
@@ -363,10 +399,11 @@ def main() -> int:
             print("== stub upstream: direct vs nginx vs gateway", flush=True)
             stub_results = interleaved(
                 {
-                    "direct (stub)": f"{stub_url}{path}",
-                    "nginx": f"http://127.0.0.1:{ports['nginx']}{path}",
-                    "gateway": f"http://127.0.0.1:{ports['gateway']}{path}",
+                    "direct (stub)": (f"{stub_url}{path}", stub.pid),
+                    "nginx": (f"http://127.0.0.1:{ports['nginx']}{path}", nginx_process.pid),
+                    "gateway": (f"http://127.0.0.1:{ports['gateway']}{path}", gateway.pid),
                 },
+                upstream=stub.pid,
                 levels=levels,
                 threads=args.threads,
                 duration_s=args.duration,
@@ -424,7 +461,7 @@ def bench_product_service(
                 running(uvicorn_stub, cwd=GATEWAY_DIR, env=stub_env, log=tmp / "stub2.log",
                         ready_url=f"{stub_url}/health/live")
             )  # fmt: skip
-            stack.enter_context(
+            product = stack.enter_context(
                 running(
                     argv,
                     cwd=PRODUCT_DIR,
@@ -438,7 +475,7 @@ def bench_product_service(
             items = listing["results"] if isinstance(listing, dict) else listing
             product_id = items[0]["id"]
             path = f"/api/products/{product_id}/"
-            stack.enter_context(
+            gateway = stack.enter_context(
                 running(
                     [
                         sys.executable,
@@ -458,9 +495,10 @@ def bench_product_service(
             print(f"== product_service ({' '.join(argv[:1])} per its Procfile): GET {path}", flush=True)
             results = interleaved(
                 {
-                    "direct (product_service)": f"{product_url}{path}",
-                    "gateway": f"http://127.0.0.1:{ports['gateway_product']}{path}",
+                    "direct (product_service)": (f"{product_url}{path}", product.pid),
+                    "gateway": (f"http://127.0.0.1:{ports['gateway_product']}{path}", gateway.pid),
                 },
+                upstream=product.pid,
                 levels=levels,
                 threads=args.threads,
                 duration_s=args.duration,
