@@ -72,7 +72,9 @@ REPORTS := .devstack/test-reports
 # one set of demo accounts: raise the per-client limits for them.
 E2E_ENV := GATEWAY_RATE_LIMIT_AUTHENTICATED=100000/minute GATEWAY_RATE_LIMIT_ANONYMOUS=100000/minute \
   GATEWAY_RATE_LIMIT_LOGIN=10000/minute THROTTLE_LOGIN=10000/minute THROTTLE_REGISTER=10000/minute \
-  THROTTLE_SERVICE_TOKEN=10000/minute
+  THROTTLE_SERVICE_TOKEN=10000/minute \
+  SAGA_RETRY_BACKOFF_MAX_S=5 SAGA_STEP_MAX_ATTEMPTS=40 CELERY_VISIBILITY_TIMEOUT_S=20 \
+  SAGA_STALL_SECONDS=15 SAGA_SWEEP_INTERVAL_S=2
 
 pytest: ## every unit/integration suite (needs the infrastructure: use `make test`)
 	@$(PY) tests/run_suites.py --reports $(REPORTS) $(SUITES)

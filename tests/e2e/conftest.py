@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from platform_client import Platform, devstack, processes_of, wait_for
 
@@ -10,7 +12,7 @@ SAGA_MODES = ["orchestration", "choreography"]
 
 
 @pytest.fixture(scope="session")
-def platform() -> Platform:
+def platform() -> Iterator[Platform]:
     import httpx
     from platform_client import GATEWAY_URL
 
@@ -21,7 +23,9 @@ def platform() -> Platform:
             return False
 
     wait_for(gateway_ready, timeout_s=120, what="the gateway and its upstreams to be ready")
-    return Platform()
+    client = Platform()
+    yield client
+    client.http.close()
 
 
 @pytest.fixture(scope="session", params=SAGA_MODES)
