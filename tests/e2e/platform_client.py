@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GATEWAY_URL = os.environ.get("COMPTOIR_GATEWAY_URL", "http://127.0.0.1:8000")
+GATEWAY_URL = os.environ.get(
+    "COMPTOIR_GATEWAY_URL", f"http://127.0.0.1:{os.environ.get('COMPTOIR_API_GATEWAY_PORT', '8000')}"
+)
 STAFF_EMAIL = "staff@comptoir.dev"
 STAFF_PASSWORD = "Comptoir-staff-2026"
 TERMINAL = {"CONFIRMED", "CANCELLED"}
