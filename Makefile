@@ -82,17 +82,18 @@ pytest: ## every unit/integration suite (needs the infrastructure: use `make tes
 e2e: install ## the whole platform started, the scenario suite through the gateway (both saga modes)
 	@$(E2E_ENV) $(PY) -m devstack run --platform -- $(PY) tests/run_suites.py --reports $(REPORTS) tests/e2e
 
-test: install ## lint, type-check, start infrastructure, run every suite, stop it
+test: install ## every check: lint, types, contracts, alerts, delivery, suites, e2e (all run; fails if any fails)
 	@rm -rf $(REPORTS)
-	@$(MAKE) --no-print-directory lint typecheck
-	@$(MAKE) --no-print-directory contracts-check
-	@$(MAKE) --no-print-directory observability-check
-	@$(PY) -m devstack run -- $(MAKE) --no-print-directory delivery-check
-	@unit=0; e2e=0; \
-	  $(PY) -m devstack run -- $(MAKE) --no-print-directory pytest || unit=$$?; \
-	  $(MAKE) --no-print-directory e2e || e2e=$$?; \
+	@failed=""; \
+	  $(MAKE) --no-print-directory lint || failed="$$failed lint"; \
+	  $(MAKE) --no-print-directory typecheck || failed="$$failed typecheck"; \
+	  $(MAKE) --no-print-directory contracts-check || failed="$$failed contracts-check"; \
+	  $(MAKE) --no-print-directory observability-check || failed="$$failed observability-check"; \
+	  $(PY) -m devstack run -- $(MAKE) -k --no-print-directory delivery-check pytest || failed="$$failed suites"; \
+	  $(MAKE) --no-print-directory e2e || failed="$$failed e2e"; \
 	  $(PY) tests/run_suites.py --summarize $(REPORTS); \
-	  test $$unit -eq 0 -a $$e2e -eq 0
+	  if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	  echo "make test: every check passed"
 
 lock: ## re-pin requirements (hash-locked, no download host) after editing a .in file
 	@$(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header requirements/dev.in -o requirements/dev.txt
