@@ -13,7 +13,6 @@ import re
 import secrets
 import sys
 import time
-from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
@@ -84,12 +83,17 @@ class BatchedLineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = (self.format(record) + "\n").encode()
+            line = self.format(record)
         except Exception:  # noqa: BLE001 - logging must never break a request
             self.handleError(record)
             return
-        self.pending.append(line)
-        self.pending_bytes += len(line)
+        self.write_line(line)
+
+    def write_line(self, line: str) -> None:
+        """A line already formatted (the access log's fast path skips LogRecords)."""
+        data = (line + "\n").encode()
+        self.pending.append(data)
+        self.pending_bytes += len(data)
         if self.pending_bytes >= self.FLUSH_BYTES:
             self._write()
 
@@ -118,14 +122,56 @@ async def flush_periodically() -> None:
             handler.flush()
 
 
-def access_line(fields: dict[str, object]) -> str:
-    head = {
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "level": "INFO",
-        "logger": access_logger.name,
-        "message": "request",
-    }
-    return json.dumps({**head, **fields}, separators=(", ", ": "))
+_dumps = json.JSONEncoder(ensure_ascii=True).encode
+_second_cache: tuple[int, str] = (-1, "")
+
+
+def _timestamp(now: float) -> str:
+    """ISO 8601 UTC with milliseconds; the part up to the second is computed once a second."""
+    global _second_cache
+    second = int(now)
+    if _second_cache[0] != second:
+        _second_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second_cache[1]}.{int((now - second) * 1000):03d}+00:00"
+
+
+def access_line(
+    *,
+    request_id: str,
+    method: str,
+    path: str,
+    route: str,
+    upstream: str | None,
+    status: int,
+    duration_ms: float,
+    sent: int,
+    client_ip: str,
+    user_id: str | None,
+    error_code: str | None,
+    traceparent: str,
+) -> str:
+    """One JSON object, assembled directly: this runs for every request.
+
+    Every value a client controls (method, path, client address) goes through
+    the JSON encoder; request id and traceparent are validated, the rest is ours.
+    """
+    return (
+        f'{{"time": "{_timestamp(time.time())}", "level": "INFO", "logger": "gateway.access", '
+        f'"message": "request", "request_id": "{request_id}", "method": {_dumps(method)}, '
+        f'"path": {_dumps(path)}, "route": {_dumps(route)}, "upstream": {_dumps(upstream)}, '
+        f'"status": {status}, "duration_ms": {duration_ms}, "bytes": {sent}, '
+        f'"client_ip": {_dumps(client_ip)}, "user_id": {_dumps(user_id)}, '
+        f'"error_code": {_dumps(error_code)}, "traceparent": "{traceparent}"}}'
+    )
+
+
+def write_access_line(line: str) -> None:
+    """Straight to the batched handler when it is the one configured; else through logging."""
+    handlers = access_logger.handlers
+    if len(handlers) == 1 and isinstance(handlers[0], BatchedLineHandler):
+        handlers[0].write_line(line)
+    elif access_logger.isEnabledFor(logging.INFO):
+        access_logger.info(line)
 
 
 class ObservabilityMiddleware:
@@ -205,22 +251,20 @@ class ObservabilityMiddleware:
             duration = time.perf_counter() - began
             self._observe(context.route, scope["method"], status, duration)
             if self.access_log:
-                access_logger.info(
+                write_access_line(
                     access_line(
-                        {
-                            "request_id": context.request_id,
-                            "method": scope["method"],
-                            "path": scope["path"],
-                            "route": context.route,
-                            "upstream": context.upstream,
-                            "status": status,
-                            "duration_ms": round(duration * 1000, 3),
-                            "bytes": sent,
-                            "client_ip": context.client_ip,
-                            "user_id": context.user_id,
-                            "error_code": context.error_code,
-                            "traceparent": context.traceparent,
-                        }
+                        request_id=context.request_id,
+                        method=scope["method"],
+                        path=scope["path"],
+                        route=context.route,
+                        upstream=context.upstream,
+                        status=status,
+                        duration_ms=round(duration * 1000, 3),
+                        sent=sent,
+                        client_ip=context.client_ip,
+                        user_id=context.user_id,
+                        error_code=context.error_code,
+                        traceparent=context.traceparent,
                     )
                 )
 
