@@ -124,3 +124,7 @@ observability-check: ## alert rules: promtool check rules + promtool test rules 
 	@echo "== observability (promtool)"
 	@promtool check rules deploy/observability/prometheus/rules/*.yml
 	@promtool test rules deploy/observability/prometheus/tests/*.yml
+
+.PHONY: observability-e2e
+observability-e2e: install ## the whole platform started: one order = one trace (Jaeger), its logs, every metric and dashboard query in Prometheus
+	@$(PY) -m devstack run --platform -- $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability

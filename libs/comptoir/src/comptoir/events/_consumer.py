@@ -170,6 +170,7 @@ class EventConsumer:
         declare_topics(self.topics, self.config, with_failure_topics=True)
         consumer = self._consumer = self._new_consumer()
         consumer.subscribe(self.topics + self.retry_topics, on_revoke=self._on_revoke)
+        _observe.initialise(self)
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
         next_cleanup = next_lag_report = time.monotonic()
         logger.info("consumer %s: subscribed to %s", self.group, ", ".join(self.topics))

@@ -106,6 +106,20 @@ def handling(group: str, delivery: Delivery, headers: Mapping[str, str]) -> Iter
             raise
 
 
+def initialise(consumer: EventConsumer) -> None:
+    """Creates the group's series at 0, so dashboards and alerts see them before the first failure."""
+    service, group = consumer.config.service, consumer.group
+    for topic in consumer.topics:
+        for outcome in ("handled", "duplicate", "skipped", "failed"):
+            _metrics.CONSUMED.labels(service, group, topic, outcome)
+        _metrics.RETRIES.labels(service, group, topic)
+        _metrics.DEAD_LETTERS.labels(service, group, topic)
+
+
+def relay_started(service: str) -> None:
+    _metrics.RELAY_FAILURES.labels(service)
+
+
 def relayed(service: str, topics: list[str], failed: int) -> None:
     for topic in topics:
         _metrics.RELAYED.labels(service, topic).inc()
@@ -137,9 +151,18 @@ def report_lag(owner: EventConsumer, consumer: Consumer) -> None:
     try:
         assigned = consumer.assignment()
         positions = consumer.position(assigned) if assigned else []
+        # No message read from a partition since the assignment: no position yet, the
+        # group's committed offset says where it stands (none at all: from the start).
+        unread = [p for p in positions if p.offset < 0]
+        stored = consumer.committed(unread, timeout=2.0) if unread else []
+        committed = {(p.topic, p.partition): p.offset for p in stored}
         for partition in positions:
             low, high = consumer.get_watermark_offsets(partition, timeout=1.0, cached=False)
-            position = partition.offset if partition.offset >= 0 else low
+            position = partition.offset
+            if position < 0:
+                position = committed.get((partition.topic, partition.partition), -1)
+            if position < 0:
+                position = low
             _metrics.CONSUMER_LAG.labels(service, owner.group, partition.topic, str(partition.partition)).set(
                 max(0, high - position)
             )

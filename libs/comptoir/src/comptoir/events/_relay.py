@@ -221,6 +221,7 @@ class OutboxRelay:
         declare_topics(declared_topic_names(), self.config, with_failure_topics=False)
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
         next_cleanup = time.monotonic()
+        _observe.relay_started(self.config.service)
         logger.info("relay: started")
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
             sent = self.relay_once()
