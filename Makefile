@@ -128,3 +128,7 @@ observability-check: ## alert rules: promtool check rules + promtool test rules 
 .PHONY: observability-e2e
 observability-e2e: install ## the whole platform started: one order = one trace (Jaeger), its logs, every metric and dashboard query in Prometheus
 	@$(PY) -m devstack run --platform -- $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability
+
+.PHONY: traces-backend
+traces-backend: ## build Jaeger v2 from its Go module (~10 min once); without it the devstack runs its OTLP sink
+	@bash devstack/jaeger.sh
