@@ -35,3 +35,11 @@ def test_public_api_is_exactly_the_documented_names() -> None:
     ]
     for name in comptoir.__all__:
         assert getattr(comptoir, name) is not None
+
+
+def test_metrics_api_is_exactly_the_documented_names() -> None:
+    from comptoir import metrics
+
+    assert sorted(metrics.__all__) == ["register_saga_backlog", "render", "saga_finished", "serve_metrics"]
+    for name in metrics.__all__:
+        assert callable(getattr(metrics, name))

@@ -159,3 +159,29 @@ def test_consumer_reports_outcomes_lag_retries_and_dead_letters(
     lags = [v for labels, v in samples["comptoir_consumer_lag"] if labels["topic"] == notes_topic]
     assert lags
     assert set(lags) == {0.0}
+
+
+def test_saga_outcomes_and_backlog_are_exported(db: None) -> None:
+    from comptoir import _metrics, metrics
+
+    metrics.saga_finished(
+        mode="orchestration", status="CANCELLED", reason="insufficient_funds", duration_s=1.5
+    )
+    metrics.saga_finished(mode="orchestration", status="CONFIRMED", duration_s=0.5)
+    backlog = lambda: [("choreography", 2, 42.0)]  # noqa: E731
+    metrics.register_saga_backlog(backlog)
+    try:
+        body, _ = metrics.render()
+    finally:
+        _metrics._saga_backlog.remove(backlog)
+    text = body.decode()
+    assert (
+        'comptoir_saga_finished_total{mode="orchestration",reason="insufficient_funds",'
+        'service="comptoir_chassis",status="CANCELLED"} 1.0'
+    ) in text
+    assert 'reason="none",service="comptoir_chassis",status="CONFIRMED"} 1.0' in text
+    assert 'comptoir_saga_pending{mode="choreography",service="comptoir_chassis"} 2.0' in text
+    assert (
+        'comptoir_saga_oldest_pending_age_seconds{mode="choreography",service="comptoir_chassis"} 42.0'
+        in text
+    )
