@@ -13,6 +13,7 @@ import re
 import secrets
 import sys
 import time
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
@@ -39,6 +40,77 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
+# OpenTelemetry: set by `configure_tracing` when OTEL_EXPORTER_OTLP_ENDPOINT names a
+# collector; None otherwise, and then the gateway only forwards a traceparent.
+_tracer: Any = None
+
+
+def configure_tracing() -> None:
+    """A TracerProvider (service.name api_gateway) exporting OTLP/HTTP, and the aiohttp
+    client instrumentation, so the trace starts here and continues upstream."""
+    global _tracer
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    if _tracer is not None or not endpoint or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create(
+        {
+            "service.name": os.environ.get("OTEL_SERVICE_NAME") or "api_gateway",
+            "service.namespace": "comptoir",
+        }
+    )
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=500))
+    trace.set_tracer_provider(provider)
+    AioHttpClientInstrumentor().instrument()
+    _tracer = trace.get_tracer("gateway")
+
+
+def _start_server_span(scope: Scope, traceparent: bytes | None) -> tuple[Any, Any, str]:
+    """The gateway's SERVER span (child of a valid incoming traceparent), made current."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = (
+        TraceContextTextMapPropagator().extract({"traceparent": traceparent.decode()})
+        if traceparent is not None and TRACEPARENT.match(traceparent)
+        else None
+    )
+    span = _tracer.start_span(
+        f"{scope['method']} {scope['path']}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    span_context = span.get_span_context()
+    own = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{int(span_context.trace_flags):02x}"
+    return span, token, own
+
+
+def _end_server_span(span: Any, token: Any, route: str, method: str, status: int) -> None:
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Status, StatusCode
+
+    span.update_name(f"{method} {route}")
+    span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+    otel_context.detach(token)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """JSON lines on stdout for the gateway's loggers.
 
@@ -61,6 +133,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     access_logger.handlers[:] = [access_handler]
     access_logger.setLevel(logging.INFO)
     access_logger.propagate = False
+    configure_tracing()  # at the same moment: once per worker, before the upstream sessions exist
 
 
 class BatchedLineHandler(logging.Handler):
@@ -195,6 +268,10 @@ class ObservabilityMiddleware:
             elif name == b"origin":
                 has_origin = True
         client = scope.get("client")
+        span = span_token = None
+        if _tracer is not None:
+            span, span_token, own_traceparent = _start_server_span(scope, traceparent)
+            traceparent = own_traceparent.encode()
         context = RequestContext(
             request_id=request_id.decode()
             if request_id is not None and SAFE_REQUEST_ID.match(request_id)
@@ -250,6 +327,8 @@ class ObservabilityMiddleware:
             current_request_id.reset(request_id_token)
             duration = time.perf_counter() - began
             self._observe(context.route, scope["method"], status, duration)
+            if span is not None:
+                _end_server_span(span, span_token, context.route, scope["method"], status)
             if self.access_log:
                 write_access_line(
                     access_line(
