@@ -1,0 +1,677 @@
+"""Order saga benchmark: both SAGA_MODEs through the gateway, on the running devstack.
+
+    .venv/bin/python bench/saga/run.py                              # orch, choreo, choreo, orch
+    .venv/bin/python bench/saga/run.py --modes orchestration --saturation-orders 500
+
+Needs the whole platform up (`python -m devstack up`), preferably started with the
+Makefile's E2E_ENV exported (raised rate limits, short saga retries). The script
+switches modes itself: it restarts every `order_service.<kind>` process of
+services/order_service/Procfile with `SAGA_MODE=<mode>` and the E2E_ENV values
+(those already in the environment win).
+
+Per mode, in that order:
+
+1. warm-up: a few orders through every client, drained.
+2. saturation: closed loop, N asyncio clients (httpx, one customer each), each
+   placing a 1-line order as soon as its previous POST was answered, until
+   --saturation-orders or --saturation-seconds. Then the backlog is drained.
+   Confirmed orders/s = CONFIRMED orders / (last CONFIRMED - first POST). The time
+   an order became CONFIRMED is the order's `updated_at` from the list endpoint
+   (the last write to the row is the CONFIRMED transition; checked against
+   `status_history` on a sample), polled once a second per customer only after
+   the sending stopped, so that the polling does not compete with the load.
+   CPU ms per order: utime+stime (+ reaped children) of every process in
+   .devstack/run/*.pid, its process group and its descendants (PostgreSQL's
+   backends), read from /proc before the first POST and after the drain.
+3. open loop: --rate orders/s for --open-seconds, each POST sent at its scheduled
+   time on a clock (from whichever customer is next, round robin). Latency =
+   CONFIRMED `at` in the order's `status_history` (order_service's wall clock, same
+   host) minus the scheduled send time: no polling load during the phase; the
+   details are read after it.
+
+Results: printed, and written to bench/saga/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUN_DIR = REPO_ROOT / ".devstack" / "run"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+GATEWAY_URL = os.environ.get("COMPTOIR_GATEWAY_URL", "http://127.0.0.1:8000")
+ORDER_SERVICE_URL = os.environ.get("ORDER_SERVICE_URL", "http://127.0.0.1:8003")
+STAFF_EMAIL = "staff@comptoir.dev"
+STAFF_PASSWORD = "Comptoir-staff-2026"  # noqa: S105 - the published demo seed
+TERMINAL = frozenset({"CONFIRMED", "CANCELLED"})
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LIST_PAGE_SIZE = 20  # order_service's list: DRF's PAGE_SIZE, no page_size parameter
+
+# The Makefile's E2E_ENV: rate limits out of the way, short saga retries.
+E2E_ENV = {
+    "GATEWAY_RATE_LIMIT_AUTHENTICATED": "100000/minute",
+    "GATEWAY_RATE_LIMIT_ANONYMOUS": "100000/minute",
+    "GATEWAY_RATE_LIMIT_LOGIN": "10000/minute",
+    "THROTTLE_LOGIN": "10000/minute",
+    "THROTTLE_REGISTER": "10000/minute",
+    "THROTTLE_SERVICE_TOKEN": "10000/minute",
+    "SAGA_RETRY_BACKOFF_MAX_S": "5",
+    "SAGA_STEP_MAX_ATTEMPTS": "40",
+    "CELERY_VISIBILITY_TIMEOUT_S": "20",
+    "SAGA_STALL_SECONDS": "15",
+    "SAGA_SWEEP_INTERVAL_S": "2",
+}
+
+
+# ------------------------------------------------------------------ CPU (/proc)
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    ppid: int
+    pgrp: int
+    own_ticks: int  # utime + stime
+    child_ticks: int  # cutime + cstime (children already reaped)
+    comm: str
+
+
+def _read_stat(pid: int) -> ProcStat | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # after the comm: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    # utime stime cutime cstime
+    return ProcStat(
+        ppid=int(fields[1]),
+        pgrp=int(fields[2]),
+        own_ticks=int(fields[11]) + int(fields[12]),
+        child_ticks=int(fields[13]) + int(fields[14]),
+        comm=comm,
+    )
+
+
+def _all_stats() -> dict[int, ProcStat]:
+    stats: dict[int, ProcStat] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _read_stat(int(entry.name))
+            if stat is not None:
+                stats[int(entry.name)] = stat
+    return stats
+
+
+def _machine_busy_ticks() -> int:
+    # cpu user nice system idle iowait irq softirq steal guest guest_nice
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return values[0] + values[1] + values[2] + values[5] + values[6] + values[7]
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    per_process: dict[str, float]  # devstack name -> CPU seconds (group + descendants)
+    machine_busy_s: float
+    loadgen_s: float
+    others: dict[int, tuple[str, float]]  # pid -> (comm, CPU seconds) outside the devstack
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    stats = _all_stats()
+    children: dict[int, list[int]] = {}
+    for pid, stat in stats.items():
+        children.setdefault(stat.ppid, []).append(pid)
+    per_process: dict[str, float] = {}
+    claimed: set[int] = set()
+    for pid_file in sorted(RUN_DIR.glob("*.pid")):
+        try:
+            leader = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if leader not in stats:
+            continue
+        members = {pid for pid, stat in stats.items() if stat.pgrp == stats[leader].pgrp}
+        members.add(leader)
+        frontier = list(members)
+        while frontier:  # descendants in other groups (PostgreSQL backends call setsid)
+            for child in children.get(frontier.pop(), []):
+                if child not in members:
+                    members.add(child)
+                    frontier.append(child)
+        members -= claimed
+        claimed |= members
+        ticks = sum(stats[p].own_ticks + stats[p].child_ticks for p in members)
+        per_process[pid_file.name.removesuffix(".pid")] = ticks / CLK_TCK
+    me = os.getpid()
+    claimed.add(me)
+    others = {
+        pid: (stat.comm, stat.own_ticks / CLK_TCK)
+        for pid, stat in stats.items()
+        if pid not in claimed and stat.own_ticks > 0
+    }
+    times = os.times()
+    return CpuSnapshot(
+        at=time.monotonic(),
+        per_process=per_process,
+        machine_busy_s=_machine_busy_ticks() / CLK_TCK,
+        loadgen_s=times.user + times.system,
+        others=others,
+    )
+
+
+def cpu_delta(before: CpuSnapshot, after: CpuSnapshot, orders: int) -> dict[str, Any]:
+    per_order = {
+        name: round(1000 * (after.per_process[name] - before.per_process.get(name, 0.0)) / orders, 2)
+        for name in after.per_process
+    }
+    platform_s = sum(after.per_process.values()) - sum(
+        before.per_process.get(name, 0.0) for name in after.per_process
+    )
+    others = sorted(
+        (
+            (comm, seconds - before.others.get(pid, (comm, 0.0))[1])
+            for pid, (comm, seconds) in after.others.items()
+        ),
+        key=lambda item: -item[1],
+    )
+    wall = after.at - before.at
+    machine = after.machine_busy_s - before.machine_busy_s
+    loadgen = after.loadgen_s - before.loadgen_s
+    return {
+        "window_s": round(wall, 2),
+        "ms_per_order": dict(sorted(per_order.items(), key=lambda item: -item[1])),
+        "platform_ms_per_order": round(1000 * platform_s / orders, 1),
+        "loadgen_ms_per_order": round(1000 * loadgen / orders, 1),
+        "machine_busy_cores": round(machine / wall, 2),
+        "platform_cores": round(platform_s / wall, 2),
+        "loadgen_cores": round(loadgen / wall, 2),
+        "other_cores": round((machine - platform_s - loadgen) / wall, 2),
+        "top_other_processes_cpu_s": [(comm, round(s, 2)) for comm, s in others[:6] if s > 0.05],
+    }
+
+
+# ------------------------------------------------------------------ the platform
+
+
+@dataclass(frozen=True)
+class Customer:
+    user_id: int
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Placed:
+    order_id: int
+    customer: int
+    sent_at: float  # wall clock of the POST (the scheduled time in the open loop)
+    post_ms: float
+    status: str = "PENDING"
+    confirmed_at: float | None = None
+
+
+def _check(response: httpx.Response, *expected: int) -> Any:
+    if response.status_code not in expected:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url} -> {response.status_code}: "
+            f"{response.text[:300]}"
+        )
+    return response.json() if response.content else None
+
+
+def _wall(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.http = client
+        self.staff: dict[str, str] = {}
+
+    async def login(self, email: str, password: str) -> str:
+        body = _check(
+            await self.http.post("/api/users/auth/login/", json={"email": email, "password": password}), 200
+        )
+        return str(body["access"])
+
+    async def setup_staff(self) -> None:
+        self.staff = {"Authorization": f"Bearer {await self.login(STAFF_EMAIL, STAFF_PASSWORD)}"}
+
+    async def new_customer(self, balance: str) -> Customer:
+        email = f"bench-saga-{uuid.uuid4().hex[:12]}@example.com"
+        password = f"Bench-{uuid.uuid4().hex}"
+        user = _check(
+            await self.http.post(
+                "/api/users/register/", json={"email": email, "password": password, "full_name": "Bench"}
+            ),
+            201,
+        )
+        _check(
+            await self.http.post(
+                f"/api/payments/wallets/{user['id']}/credit/", json={"amount": balance}, headers=self.staff
+            ),
+            200,
+        )
+        return Customer(user_id=int(user["id"]), email=email, token=await self.login(email, password))
+
+    async def new_product(self, stock: int) -> int:
+        sku = f"BENCH-{uuid.uuid4().hex[:10].upper()}"
+        product = _check(
+            await self.http.post(
+                "/api/products/",
+                json={
+                    "sku": sku,
+                    "name": f"Bench product {sku}",
+                    "description": "saga benchmark",
+                    "price": "1.00",
+                    "currency": "EUR",
+                    "category": "coffee",
+                    "is_active": True,
+                },
+                headers=self.staff,
+            ),
+            201,
+        )
+        _check(
+            await self.http.put(
+                f"/api/products/{product['id']}/stock/", json={"quantity": stock}, headers=self.staff
+            ),
+            200,
+        )
+        return int(product["id"])
+
+    async def place(self, customer: Customer, product_id: int) -> tuple[int, str]:
+        body = _check(
+            await self.http.post(
+                "/api/orders/",
+                json={"lines": [{"product_id": product_id, "quantity": 1}]},
+                headers=customer.headers,
+            ),
+            201,
+            202,
+        )
+        return int(body["id"]), str(body["status"])
+
+    async def detail(self, customer: Customer, order_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = _check(
+            await self.http.get(f"/api/orders/{order_id}/", headers=customer.headers), 200
+        )
+        return result
+
+
+async def drain(
+    api: Api, customers: list[Customer], placed: list[Placed], *, timeout_s: float, interval_s: float = 1.0
+) -> bool:
+    """Polls each customer's order list (newest first) until every placed order is terminal.
+
+    Sets status and, for CONFIRMED orders, confirmed_at = the row's updated_at.
+    """
+    by_id = {p.order_id: p for p in placed}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pending: dict[int, set[int]] = {}
+        for p in placed:
+            if p.status not in TERMINAL:
+                pending.setdefault(p.customer, set()).add(p.order_id)
+        if not pending:
+            return True
+        if time.monotonic() > deadline:
+            return False
+
+        async def sweep(index: int, wanted: set[int]) -> None:
+            customer = customers[index]
+            url: str | None = "/api/orders/"
+            for _ in range(len(placed) // LIST_PAGE_SIZE + 2):
+                if url is None or not wanted:
+                    return
+                page = _check(await api.http.get(url, headers=customer.headers), 200)
+                for row in page["results"]:
+                    order = by_id.get(int(row["id"]))
+                    if order is None:
+                        continue
+                    wanted.discard(order.order_id)
+                    order.status = str(row["status"])
+                    if order.status == "CONFIRMED":
+                        order.confirmed_at = _wall(row["updated_at"])
+                url = page["next"]
+
+        started = time.monotonic()
+        await asyncio.gather(*(sweep(index, wanted) for index, wanted in pending.items()))
+        await asyncio.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+# ------------------------------------------------------------------ phases
+
+
+@dataclass
+class Setup:
+    customers: list[Customer]
+    products: list[int]
+
+
+async def closed_loop(
+    api: Api, setup: Setup, *, clients: int, max_orders: int, max_seconds: float
+) -> tuple[list[Placed], float, float, int]:
+    placed: list[Placed] = []
+    errors = 0
+    deadline = time.monotonic() + max_seconds
+    issued = 0
+
+    async def client(index: int) -> None:
+        nonlocal issued, errors
+        customer = setup.customers[index]
+        product = setup.products[index % len(setup.products)]
+        while issued < max_orders and time.monotonic() < deadline:
+            issued += 1
+            sent = time.time()
+            try:
+                order_id, status = await api.place(customer, product)
+            except (httpx.HTTPError, RuntimeError) as exc:
+                errors += 1
+                if errors <= 3:
+                    print(f"  POST failed: {exc}", file=sys.stderr)
+                continue
+            placed.append(Placed(order_id, index, sent, 1000 * (time.time() - sent), status))
+
+    first = time.time()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return placed, first, time.time(), errors
+
+
+async def saturation(
+    api: Api, setup: Setup, *, clients: int, max_orders: int, max_seconds: float, drain_s: float
+) -> dict[str, Any]:
+    before = cpu_snapshot()
+    placed, first_post, last_answer, errors = await closed_loop(
+        api, setup, clients=clients, max_orders=max_orders, max_seconds=max_seconds
+    )
+    backlog_at_end = len(placed)
+    drained = await drain(api, setup.customers, placed, timeout_s=drain_s)
+    after = cpu_snapshot()
+    confirmed = [p for p in placed if p.status == "CONFIRMED" and p.confirmed_at is not None]
+    last_confirmed = max((p.confirmed_at for p in confirmed if p.confirmed_at), default=first_post)
+    # updated_at vs the CONFIRMED entry of status_history, on a sample
+    skews = []
+    for p in confirmed[:: max(1, len(confirmed) // 10)][:10]:
+        detail = await api.detail(setup.customers[p.customer], p.order_id)
+        confirmed_at = [_wall(h["at"]) for h in detail["status_history"] if h["to_status"] == "CONFIRMED"]
+        if confirmed_at and p.confirmed_at is not None:
+            skews.append(round(1000 * (p.confirmed_at - confirmed_at[0]), 1))
+    span = last_confirmed - first_post
+    return {
+        "clients": clients,
+        "orders_placed": len(placed),
+        "post_errors": errors,
+        "confirmed": len(confirmed),
+        "cancelled": sum(p.status == "CANCELLED" for p in placed),
+        "not_terminal": sum(p.status not in TERMINAL for p in placed),
+        "drained": drained,
+        "send_phase_s": round(last_answer - first_post, 2),
+        "accepted_per_s": round(backlog_at_end / (last_answer - first_post), 1),
+        "first_post_to_last_confirmed_s": round(span, 2),
+        "confirmed_per_s": round(len(confirmed) / span, 1) if span > 0 else 0.0,
+        "post_ms_p50": round(percentile([p.post_ms for p in placed], 0.5), 1),
+        "post_ms_p99": round(percentile([p.post_ms for p in placed], 0.99), 1),
+        "updated_at_minus_history_ms_sample": skews,
+        "cpu": cpu_delta(before, after, max(1, len(placed))),
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
+async def open_loop(api: Api, setup: Setup, *, rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
+    total = int(rate * seconds)
+    placed: list[Placed] = []
+    lags: list[float] = []
+    errors = 0
+
+    async def send(index: int, scheduled_wall: float) -> None:
+        nonlocal errors
+        customer_index = index % len(setup.customers)
+        sent = time.time()
+        lags.append(1000 * (sent - scheduled_wall))
+        try:
+            order_id, status = await api.place(
+                setup.customers[customer_index], setup.products[index % len(setup.products)]
+            )
+        except (httpx.HTTPError, RuntimeError) as exc:
+            errors += 1
+            if errors <= 3:
+                print(f"  POST failed: {exc}", file=sys.stderr)
+            return
+        placed.append(Placed(order_id, customer_index, scheduled_wall, 1000 * (time.time() - sent), status))
+
+    start_mono = time.monotonic() + 0.2
+    start_wall = time.time() + (start_mono - time.monotonic())
+    tasks = []
+    for i in range(total):
+        await asyncio.sleep(max(0.0, start_mono + i / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(send(i, start_wall + i / rate)))
+    await asyncio.gather(*tasks)
+    drained = await drain(api, setup.customers, placed, timeout_s=drain_s)
+    latencies: list[float] = []
+    semaphore = asyncio.Semaphore(8)
+
+    async def read(p: Placed) -> None:
+        async with semaphore:
+            detail = await api.detail(setup.customers[p.customer], p.order_id)
+        for change in detail["status_history"]:
+            if change["to_status"] == "CONFIRMED":
+                latencies.append(1000 * (_wall(change["at"]) - p.sent_at))
+                return
+
+    await asyncio.gather(*(read(p) for p in placed if p.status == "CONFIRMED"))
+    p50 = percentile(latencies, 0.5)
+    p99 = percentile(latencies, 0.99)
+    return {
+        "rate": rate,
+        "scheduled": total,
+        "orders_placed": len(placed),
+        "post_errors": errors,
+        "confirmed": len(latencies),
+        "cancelled": sum(p.status == "CANCELLED" for p in placed),
+        "drained": drained,
+        "send_lag_ms_p99": round(percentile(lags, 0.99), 1),
+        "post_ms_p50": round(percentile([p.post_ms for p in placed], 0.5), 1),
+        "post_ms_p99": round(percentile([p.post_ms for p in placed], 0.99), 1),
+        "confirmed_ms_p50": round(p50, 1),
+        "confirmed_ms_p90": round(percentile(latencies, 0.9), 1),
+        "confirmed_ms_p99": round(p99, 1),
+        "confirmed_ms_max": round(max(latencies, default=float("nan")), 1),
+        "p99_over_p50": round(p99 / p50, 2) if p50 > 0 else None,
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
+# ------------------------------------------------------------------ modes
+
+
+def order_service_processes() -> list[str]:
+    names = []
+    for line in (REPO_ROOT / "services" / "order_service" / "Procfile").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and ":" in line:
+            names.append(f"order_service.{line.split(':', 1)[0].strip()}")
+    return names
+
+
+def switch_mode(mode: str) -> None:
+    env = {**E2E_ENV, **os.environ, "SAGA_MODE": mode}
+    for name in order_service_processes():
+        subprocess.run(
+            [sys.executable, "-m", "devstack", "restart", name],
+            cwd=REPO_ROOT,
+            env=env,
+            check=True,
+            timeout=240,
+            stdout=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + 120
+    for url in (f"{ORDER_SERVICE_URL}/health/ready", f"{GATEWAY_URL}/health/ready"):
+        while True:
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} not ready after the restart")
+            time.sleep(0.5)
+
+
+@dataclass
+class ModeRun:
+    mode: str
+    started: str
+    saturation: dict[str, Any] = field(default_factory=dict)
+    open_loop: dict[str, Any] = field(default_factory=dict)
+
+
+async def run_mode(api: Api, setup: Setup, mode: str, args: argparse.Namespace) -> ModeRun:
+    run = ModeRun(mode=mode, started=datetime.now().isoformat(timespec="seconds"))
+    warm = await closed_loop(api, setup, clients=args.clients, max_orders=2 * args.clients, max_seconds=20)
+    await drain(api, setup.customers, warm[0], timeout_s=args.drain_seconds)
+    print(
+        f"[{mode}] saturation: {args.clients} clients, "
+        f"{args.saturation_orders} orders / {args.saturation_seconds} s"
+    )
+    run.saturation = await saturation(
+        api,
+        setup,
+        clients=args.clients,
+        max_orders=args.saturation_orders,
+        max_seconds=args.saturation_seconds,
+        drain_s=args.drain_seconds,
+    )
+    s = run.saturation
+    print(
+        f"  {s['confirmed']}/{s['orders_placed']} confirmed in {s['first_post_to_last_confirmed_s']} s -> "
+        f"{s['confirmed_per_s']} confirmed/s (POSTs accepted at {s['accepted_per_s']}/s); "
+        f"platform CPU {s['cpu']['platform_ms_per_order']} ms/order"
+    )
+    await asyncio.sleep(args.pause_seconds)
+    print(f"[{mode}] open loop: {args.rate}/s for {args.open_seconds} s")
+    run.open_loop = await open_loop(
+        api, setup, rate=args.rate, seconds=args.open_seconds, drain_s=args.drain_seconds
+    )
+    o = run.open_loop
+    print(
+        f"  {o['confirmed']}/{o['scheduled']} confirmed; POST->CONFIRMED p50 {o['confirmed_ms_p50']} ms, "
+        f"p99 {o['confirmed_ms_p99']} ms (p99/p50 {o['p99_over_p50']})"
+    )
+    return run
+
+
+def summarize(runs: list[ModeRun]) -> dict[str, dict[str, Any]]:
+    summary: dict[str, dict[str, Any]] = {}
+    for mode in dict.fromkeys(r.mode for r in runs):
+        mine = [r for r in runs if r.mode == mode]
+        cpu_names = mine[0].saturation["cpu"]["ms_per_order"].keys()
+        summary[mode] = {
+            "runs": len(mine),
+            "confirmed_per_s": statistics.median(r.saturation["confirmed_per_s"] for r in mine),
+            "accepted_per_s": statistics.median(r.saturation["accepted_per_s"] for r in mine),
+            "platform_ms_per_order": statistics.median(
+                r.saturation["cpu"]["platform_ms_per_order"] for r in mine
+            ),
+            "p50_ms": statistics.median(r.open_loop["confirmed_ms_p50"] for r in mine),
+            "p99_ms": statistics.median(r.open_loop["confirmed_ms_p99"] for r in mine),
+            "cpu_ms_per_order": {
+                name: statistics.median(r.saturation["cpu"]["ms_per_order"].get(name, 0.0) for r in mine)
+                for name in cpu_names
+            },
+        }
+    return summary
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    limits = httpx.Limits(max_connections=args.clients + 64, max_keepalive_connections=args.clients + 64)
+    async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=30.0, limits=limits) as client:
+        api = Api(client)
+        await api.setup_staff()
+        customers = list(await asyncio.gather(*(api.new_customer("100000.00") for _ in range(args.clients))))
+        products = list(await asyncio.gather(*(api.new_product(10_000_000) for _ in range(args.products))))
+        setup = Setup(customers=customers, products=products)
+        print(
+            f"{len(customers)} customers (100000.00 EUR each), "
+            f"{len(products)} products (stock 10^7, 1.00 EUR)"
+        )
+        runs: list[ModeRun] = []
+        for mode in args.modes:
+            print(f"switching order_service to SAGA_MODE={mode}")
+            await asyncio.to_thread(switch_mode, mode)
+            runs.append(await run_mode(api, setup, mode, args))
+    if args.restore_mode:
+        await asyncio.to_thread(switch_mode, args.restore_mode)
+    summary = summarize(runs)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    out = RESULTS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+    out.write_text(
+        json.dumps(
+            {"argv": sys.argv, "args": vars(args), "runs": [asdict(r) for r in runs], "medians": summary},
+            indent=2,
+        )
+    )
+    print(json.dumps(summary, indent=2))
+    print(f"raw figures: {out.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=["orchestration", "choreography"],
+        default=["orchestration", "choreography", "choreography", "orchestration"],
+    )
+    parser.add_argument("--clients", type=int, default=24)
+    parser.add_argument("--products", type=int, default=8)
+    parser.add_argument("--saturation-orders", type=int, default=3000)
+    parser.add_argument("--saturation-seconds", type=float, default=60.0)
+    parser.add_argument("--drain-seconds", type=float, default=180.0)
+    parser.add_argument("--rate", type=float, default=30.0)
+    parser.add_argument("--open-seconds", type=float, default=20.0)
+    parser.add_argument("--pause-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--restore-mode",
+        choices=["orchestration", "choreography"],
+        default="orchestration",
+        help="SAGA_MODE to leave order_service in afterwards (the default mode)",
+    )
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
