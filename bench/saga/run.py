@@ -554,6 +554,7 @@ class ModeRun:
     started: str
     saturation: dict[str, Any] = field(default_factory=dict)
     open_loop: dict[str, Any] = field(default_factory=dict)
+    open_loop_other_rates: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def run_mode(api: Api, setup: Setup, mode: str, args: argparse.Namespace) -> ModeRun:
@@ -588,6 +589,14 @@ async def run_mode(api: Api, setup: Setup, mode: str, args: argparse.Namespace) 
         f"  {o['confirmed']}/{o['scheduled']} confirmed; POST->CONFIRMED p50 {o['confirmed_ms_p50']} ms, "
         f"p99 {o['confirmed_ms_p99']} ms (p99/p50 {o['p99_over_p50']})"
     )
+    for rate in args.extra_rates:
+        print(f"[{mode}] open loop: {rate}/s for {args.open_seconds} s")
+        extra = await open_loop(api, setup, rate=rate, seconds=args.open_seconds, drain_s=args.drain_seconds)
+        run.open_loop_other_rates.append(extra)
+        print(
+            f"  {extra['confirmed']}/{extra['scheduled']} confirmed; POST->CONFIRMED p50 "
+            f"{extra['confirmed_ms_p50']} ms, p99 {extra['confirmed_ms_p99']} ms"
+        )
     return run
 
 
@@ -662,6 +671,13 @@ def main() -> int:
     parser.add_argument("--saturation-seconds", type=float, default=60.0)
     parser.add_argument("--drain-seconds", type=float, default=180.0)
     parser.add_argument("--rate", type=float, default=30.0)
+    parser.add_argument(
+        "--extra-rates",
+        type=float,
+        nargs="*",
+        default=[],
+        help="more open-loop phases at these rates (e.g. below saturation), after the main one",
+    )
     parser.add_argument("--open-seconds", type=float, default=20.0)
     parser.add_argument("--pause-seconds", type=float, default=3.0)
     parser.add_argument(
