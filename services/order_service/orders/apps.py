@@ -7,4 +7,10 @@ class OrdersConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI description of the bearer token scheme.
+        from comptoir import metrics
+
         from . import schema  # noqa: F401
+        from .selectors import saga_backlog
+
+        # Read at scrape time: feeds the "sagas stuck" alert.
+        metrics.register_saga_backlog(saga_backlog)

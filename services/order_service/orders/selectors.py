@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min, QuerySet
+from django.utils import timezone
 
 from comptoir import NotFoundError
 
 from .errors import OrderErrorCode
-from .models import Order
+from .models import Order, OrderStatus
 
 # Ids beyond a bigint cannot exist; asking the database would fail instead of "not found".
 MAX_ORDER_ID = 2**63 - 1
@@ -34,3 +35,17 @@ def order_get_for_user(*, user_id: int, order_id: int) -> Order:
 
 def order_get_by_idempotency_key(*, user_id: int, idempotency_key: str) -> Order | None:
     return Order.objects.filter(user_id=user_id, idempotency_key=idempotency_key).first()
+
+
+def saga_backlog() -> list[tuple[str, int, float]]:
+    """Per saga mode: how many orders are still PENDING and the oldest one's age in seconds."""
+    now = timezone.now()
+    rows = (
+        Order.objects.filter(status=OrderStatus.PENDING)
+        .values("saga_mode")
+        .annotate(pending=Count("id"), oldest=Min("created_at"))
+    )
+    return [
+        (row["saga_mode"] or "orchestration", int(row["pending"]), (now - row["oldest"]).total_seconds())
+        for row in rows
+    ]

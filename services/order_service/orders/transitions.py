@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from comptoir import ApplicationError, ConflictError, ErrorCode, NotFoundError
+from comptoir import ApplicationError, ConflictError, ErrorCode, NotFoundError, metrics
 
 from .errors import OrderErrorCode
 from .models import CancelReason, Order, OrderStatus, OrderStatusChange, SagaTimelineEntry
@@ -65,7 +65,18 @@ def order_transition(*, order_id: int, to_status: str, reason: str | None = None
     order.status = to_status
     order.save(update_fields=["status", "cancel_reason", "updated_at"])
     OrderStatusChange.objects.create(order=order, from_status=from_status, to_status=to_status, reason=reason)
+    _count_saga_outcome(order)
     return order
+
+
+def _count_saga_outcome(order: Order) -> None:
+    """Counts the finished saga once its final state is committed (a lost count is affordable)."""
+    mode = order.saga_mode or "orchestration"
+    status, reason = order.status, order.cancel_reason or ""
+    duration_s = (timezone.now() - order.created_at).total_seconds()
+    transaction.on_commit(
+        lambda: metrics.saga_finished(mode=mode, status=status, reason=reason, duration_s=duration_s)
+    )
 
 
 def timeline_record(*, order_id: int, step: str, status: str, error: str | None = None) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from prometheus_client import REGISTRY
 
 from comptoir import ApplicationError, ConflictError, NotFoundError
 from orders.models import CancelReason, Order, OrderStatus, OrderStatusChange
 from orders.product_quotes import RequestedLine
+from orders.selectors import saga_backlog
 from orders.services import order_create, order_transition
 
 from .conftest import ALICE, ProductServiceStub
@@ -186,3 +189,34 @@ def test_order_create_reports_whether_it_placed_the_order(product_service: Produ
     assert (first.created, again.created) == (True, False)
     assert first.order.pk == again.order.pk
     assert first.order.total == Decimal("12.50")
+
+
+def _saga_count(mode: str, status: str, reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "comptoir_saga_finished_total",
+        {"service": "order_service", "mode": mode, "status": status, "reason": reason},
+    )
+    return value or 0.0
+
+
+def test_a_settled_order_is_counted_once_its_state_is_committed(
+    make_order: MakeOrder, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    order = make_order()
+    before = _saga_count("orchestration", "CANCELLED", "insufficient_funds")
+    with django_capture_on_commit_callbacks() as callbacks:
+        order_transition(
+            order_id=order.pk, to_status=OrderStatus.CANCELLED, reason=CancelReason.INSUFFICIENT_FUNDS
+        )
+    assert _saga_count("orchestration", "CANCELLED", "insufficient_funds") == before  # not before the commit
+    for callback in callbacks:
+        callback()
+    assert _saga_count("orchestration", "CANCELLED", "insufficient_funds") == before + 1
+
+
+def test_the_saga_backlog_reports_pending_orders_per_mode(make_order: MakeOrder) -> None:
+    make_order()
+    make_order()
+    [(mode, pending, oldest_age_s)] = saga_backlog()
+    assert (mode, pending) == ("orchestration", 2)
+    assert oldest_age_s >= 0
