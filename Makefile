@@ -79,8 +79,9 @@ E2E_ENV := GATEWAY_RATE_LIMIT_AUTHENTICATED=100000/minute GATEWAY_RATE_LIMIT_ANO
 pytest: ## every unit/integration suite (needs the infrastructure: use `make test`)
 	@$(PY) tests/run_suites.py --reports $(REPORTS) $(SUITES)
 
-e2e: install ## the whole platform started, the scenario suite through the gateway (both saga modes)
-	@$(E2E_ENV) $(PY) -m devstack run --platform -- $(PY) tests/run_suites.py --reports $(REPORTS) tests/e2e
+e2e: install ## the whole platform started: observability checks, then the saga scenarios (both modes)
+	@$(E2E_ENV) $(PY) -m devstack run --platform -- \
+	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e
 
 test: install ## every check: lint, types, contracts, alerts, delivery, suites, e2e (all run; fails if any fails)
 	@rm -rf $(REPORTS)

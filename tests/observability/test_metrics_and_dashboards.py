@@ -11,10 +11,6 @@ from conftest import REPO_ROOT, prometheus
 from platform_client import wait_for
 
 DASHBOARDS = sorted((REPO_ROOT / "deploy" / "observability" / "grafana" / "dashboards").glob("*.json"))
-SAGA_WIRED = any(
-    "saga_finished" in path.read_text()
-    for path in (REPO_ROOT / "services" / "order_service" / "orders").glob("*.py")
-)
 FAMILIES = [
     "comptoir_http_requests_total",
     "comptoir_http_request_duration_seconds_bucket",
@@ -69,7 +65,6 @@ def test_every_metric_family_exists_with_sane_values() -> None:
     assert float(succeeded[0]["value"][1]) >= 1
 
 
-@pytest.mark.skipif(not SAGA_WIRED, reason="order_service does not call comptoir.metrics.saga_finished yet")
 @pytest.mark.usefixtures("short_load")
 def test_saga_outcomes_are_counted() -> None:
     assert [name for name in SAGA_FAMILIES if not _exists(name)] == []
@@ -103,8 +98,6 @@ def test_dashboards_are_the_generated_ones() -> None:
 def test_every_panel_query_runs_over_existing_metrics(board: str, title: str, expr: str) -> None:
     prometheus(expr)  # valid PromQL: Prometheus answers "success"
     names = set(METRIC.findall(expr)) - {"up"}
-    if not SAGA_WIRED:
-        names -= {name for name in names if name.startswith("comptoir_saga_")}
     base = {re.sub(r"_(bucket|sum|count)$", "", name) for name in names}
     missing = [
         name
