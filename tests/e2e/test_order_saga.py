@@ -11,7 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from platform_client import Customer, Platform, deactivate_user, devstack, kill_hard, processes_of, wait_for
+from platform_client import (
+    Customer,
+    Platform,
+    deactivate_user,
+    devstack,
+    kill_hard,
+    processes_of,
+    wait_for,
+)
 
 PRICE = Decimal("12.50")
 OUTAGE_S = float(os.environ.get("E2E_OUTAGE_S", "30"))
@@ -80,7 +88,8 @@ def test_insufficient_funds_cancels_and_releases_stock(platform: Platform, saga_
     order = platform.wait_terminal(customer, placed["id"])
 
     assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "insufficient_funds")
-    assert platform.stock(product) == 4
+    # In choreography the release follows the cancellation (order.cancelled → product_service).
+    wait_for(lambda: platform.stock(product) == 4, timeout_s=30, what="the reserved unit to be released")
     assert platform.balance(customer) == Decimal("10.00")
     assert _captured(platform, customer) == []
     _one_mail(platform, customer, placed["id"], "order_cancelled")
