@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 from decimal import Decimal
+from typing import Any
 
+import psycopg
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from pytest_django import Settings
 
 from comptoir import request_id_var
@@ -183,3 +185,24 @@ def test_two_relays_share_the_outbox_without_publishing_a_row_twice(
     event_ids = [json.loads(m.value() or b"")["event_id"] for m in read_topic(notes_topic)]
     assert len(event_ids) == 300
     assert sorted(event_ids) == sorted(str(e.event_id) for e in envelopes)
+
+
+@pytest.mark.django_db
+def test_relay_wake_up_run_inside_an_enclosing_transaction_does_not_commit_it(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        publish_event("test.note-recorded", aggregate_id="n", payload={"seq": 1, "text": "kept inside"})
+    assert len(callbacks) == 1
+    assert OutboxMessage.objects.filter(key="n").count() == 1
+    # Another connection does not see the row: the test's transaction was not committed.
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        host=settings["HOST"],
+        port=settings["PORT"],
+    ) as other:
+        row = other.execute("SELECT count(*) FROM comptoir_events_outboxmessage WHERE key = 'n'").fetchone()
+    assert row == (0,)
