@@ -7,7 +7,7 @@ import os
 import secrets
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -65,7 +65,7 @@ class PlacedOrder:
 
 
 @pytest.fixture(scope="session")
-def platform() -> Platform:
+def platform() -> Iterator[Platform]:
     def ready() -> bool:
         try:
             return httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5).status_code == 200
@@ -73,7 +73,9 @@ def platform() -> Platform:
             return False
 
     wait_for(ready, timeout_s=120, what="the gateway and its upstreams")
-    return Platform()
+    client = Platform()
+    yield client
+    client.http.close()
 
 
 @pytest.fixture(scope="session")
