@@ -17,10 +17,10 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from comptoir.events.testing import ServiceProcesses, service_processes, unique_topics
 from config.celery import app as celery_app
 from mailer.models import SentEmail
 
-from .event_support import ServiceProcesses, service_processes, unique_topics
 from .smtp_sink import SmtpSink
 from .user_service_stub import TOKEN_PATH, UserServiceStub, start_stub
 

@@ -11,10 +11,10 @@ import uuid
 import pytest
 
 from comptoir.events import InboxMessage
+from comptoir.events.testing import ServiceProcesses, make_envelope, produce, wait_for
 from mailer.models import SentEmail
 
 from .conftest import WorkerProcess
-from .event_support import ServiceProcesses, make_envelope, produce, wait_for
 from .smtp_sink import SmtpSink
 from .user_service_stub import TOKEN_PATH, UserServiceStub
 

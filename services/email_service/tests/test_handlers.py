@@ -11,9 +11,9 @@ import pytest
 
 import mailer.handlers  # noqa: F401 - registers the handlers
 from comptoir import UpstreamError
+from comptoir.events.testing import deliver, make_envelope
 from mailer.models import SentEmail
 
-from .event_support import deliver, make_envelope
 from .smtp_sink import SmtpSink
 from .user_service_stub import UserServiceStub
 

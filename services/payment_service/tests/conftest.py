@@ -12,10 +12,9 @@ import pytest
 from django.db.models import Sum
 from django.test import Client
 
+from comptoir.events.testing import ServiceProcesses, service_processes, unique_topics
 from payments.models import LedgerEntry, Payment, Wallet
 from payments.services import payment_charge, wallet_open
-
-from .event_support import ServiceProcesses, service_processes, unique_topics
 
 if TYPE_CHECKING:
     from comptoir.testing import TokenFactory

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from comptoir.events import InboxMessage, OutboxMessage
+from comptoir.events.testing import ServiceProcesses, make_envelope, payloads_in, produce, wait_for
 from payments.models import LedgerEntry, Payment, Wallet
 
 from .conftest import ALICE, BOB, assert_ledger_explains_balance, balance_of
-from .event_support import ServiceProcesses, make_envelope, payloads_in, produce, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,11 +11,11 @@ import pytest
 
 import payments.handlers  # noqa: F401 - registers the handlers
 from comptoir.events import OutboxMessage
+from comptoir.events.testing import deliver, make_envelope, published
 from payments.models import LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
 from payments.services import payment_refund, wallet_credit
 
 from .conftest import ALICE, BOB, assert_ledger_explains_balance, balance_of
-from .event_support import deliver, make_envelope, published
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,7 @@ import pytest
 from django.test import Client
 
 from catalog.models import Category, Product, StockLevel
-
-from .event_support import ServiceProcesses, service_processes, unique_topics
+from comptoir.events.testing import ServiceProcesses, service_processes, unique_topics
 
 if TYPE_CHECKING:
     from comptoir.testing import TokenFactory

@@ -10,9 +10,9 @@ import pytest
 
 from catalog.models import Product, ReservationStatus, StockReservation
 from comptoir.events import InboxMessage, OutboxMessage
+from comptoir.events.testing import ServiceProcesses, make_envelope, payloads_in, produce, wait_for
 
 from .conftest import ProductFactory
-from .event_support import ServiceProcesses, make_envelope, payloads_in, produce, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

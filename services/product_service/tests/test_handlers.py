@@ -15,9 +15,9 @@ from catalog import services
 from catalog.models import Product, ReservationStatus, StockReservation
 from catalog.selectors import RequestedLine
 from comptoir.events import OutboxMessage, handlers_for
+from comptoir.events.testing import deliver, make_envelope, published
 
 from .conftest import ProductFactory
-from .event_support import deliver, make_envelope, published
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,9 @@
-"""Helpers for the event tests: envelopes, what the outbox holds, topics of the
-test's own on the real broker, and the service's real relay and consumer processes."""
+"""Helpers for a service's event tests: envelopes, what the outbox holds, topics
+of the test's own on the real broker, and the service's real relay and consumer
+processes (`manage.py outbox_relay` / `consume_events`) on the test database.
+
+    from comptoir.events.testing import deliver, make_envelope, published
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ from django.utils import timezone
 
 from comptoir.events import Envelope, OutboxMessage, handlers_for, publish_event, validate_payload
 
-SERVICE_DIR = Path(__file__).resolve().parent.parent
+
+def _service_dir() -> Path:
+    """The folder of the service under test (its manage.py)."""
+    return Path(settings.BASE_DIR)
 
 
 def make_envelope(event_type: str, payload: dict[str, Any], *, producer: str = "order_service") -> Envelope:
@@ -168,9 +175,9 @@ class ServiceProcesses:
     def start(self, *args: str, **extra_env: str) -> subprocess.Popen[bytes]:
         log = self.tmp_path / f"{args[0]}-{len(self.processes)}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen(
+            process = subprocess.Popen(  # noqa: S603 - manage.py of the service under test
                 [sys.executable, "manage.py", *args],
-                cwd=SERVICE_DIR,
+                cwd=_service_dir(),
                 env=self.env(**extra_env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
