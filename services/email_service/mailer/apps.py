@@ -5,6 +5,3 @@ class MailerConfig(AppConfig):
     name = "mailer"
     verbose_name = "Mail"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from . import schema  # noqa: F401 - registers the OpenAPI auth extension

@@ -4,7 +4,3 @@ from django.apps import AppConfig
 class CatalogConfig(AppConfig):
     name = "catalog"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        # Registers the OpenAPI description of the bearer scheme with drf-spectacular.
-        from . import schema  # noqa: F401
