@@ -104,6 +104,8 @@ lock: ## re-pin requirements (hash-locked, no download host) after editing a .in
 	done
 
 clean: down ## stop everything and delete local state (databases, Kafka data, venv)
+	@test -x $(PY) && $(PY) -c "import shutil; from devstack._config import postgres_home; \
+	  shutil.rmtree(postgres_home(), ignore_errors=True)" || true
 	rm -rf .devstack $(VENV)
 
 .PHONY: contracts-check
