@@ -33,7 +33,11 @@ from _repo import (
 
 START_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 30.0
-INFRA_PORTS = {"PostgreSQL": 5433, "Redis": 6380, "Kafka": 9092}
+INFRA_PORTS = {
+    "PostgreSQL": int(os.environ.get("COMPTOIR_PG_PORT", "5433")),
+    "Redis": int(os.environ.get("COMPTOIR_REDIS_PORT", "6380")),
+    "Kafka": int(os.environ.get("COMPTOIR_KAFKA_PORT", "9092")),
+}
 
 
 def service_dir(service: str) -> Path:

@@ -25,7 +25,9 @@ import redis
 from tests.tokens import TokenFactory
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6380/13")
+REDIS_URL = os.environ.get(
+    "GATEWAY_TEST_REDIS_URL", f"redis://127.0.0.1:{os.environ.get('COMPTOIR_REDIS_PORT', '6380')}/13"
+)
 UPSTREAM_TIMEOUT_S = 1.0
 BREAKER_RESET_S = 1.0
 MAX_BODY = 100_000
