@@ -45,6 +45,18 @@ HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _tracer: Any = None
 
 
+def _sampler() -> Any:
+    """Head sampling as in the services' chassis: a trace that starts here is kept with
+    probability COMPTOIR_TRACE_SAMPLE_RATIO (default 0.1), a sampled incoming traceparent
+    is followed; the standard OTEL_TRACES_SAMPLER replaces it when set (None: the SDK
+    reads it)."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    return ParentBased(TraceIdRatioBased(float(os.environ.get("COMPTOIR_TRACE_SAMPLE_RATIO", "0.1"))))
+
+
 def configure_tracing() -> None:
     """A TracerProvider (service.name api_gateway) exporting OTLP/HTTP, and the aiohttp
     client instrumentation, so the trace starts here and continues upstream."""
@@ -67,7 +79,7 @@ def configure_tracing() -> None:
             "service.namespace": "comptoir",
         }
     )
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=_sampler())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
     AioHttpClientInstrumentor().instrument()

@@ -314,10 +314,13 @@ def _count_queries(service: str, alias: str) -> Callable[..., Any]:
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
     """Counts (and traces) every statement of the connection, once per connection."""
-    from ._tracing import trace_queries
+    from ._tracing import trace_queries, tracing_sql
 
     if not any(getattr(w, "_comptoir_metrics", False) for w in connection.execute_wrappers):
-        for wrapper in (_count_queries(service_name(), connection.alias), trace_queries(connection.alias)):
+        wrappers = [_count_queries(service_name(), connection.alias)]
+        if tracing_sql():
+            wrappers.append(trace_queries(connection.alias))
+        for wrapper in wrappers:
             wrapper._comptoir_metrics = True  # type: ignore[attr-defined]
             connection.execute_wrappers.append(wrapper)
 

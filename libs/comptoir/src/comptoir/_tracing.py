@@ -5,10 +5,17 @@ always exists, so every log line can carry `trace.id`/`span.id`; spans leave the
 process only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) names
 a collector (OTLP over HTTP, batched). `OTEL_SDK_DISABLED=true` turns it all off.
 
+Sampled at the head by default: a trace that starts here is kept with probability
+COMPTOIR_TRACE_SAMPLE_RATIO (default 0.1), and every process follows the decision
+of the caller's traceparent, so a trace is whole or absent. The standard
+`OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` replace that when set (e.g.
+`parentbased_always_on` to keep everything). Unsampled requests still carry trace
+ids into their logs and error bodies.
+
 Instrumented: incoming Django requests, outgoing httpx calls (the ServiceClient),
-SQL run through Django (one CLIENT span per statement, from the chassis' execute
-wrapper), Celery publish and run, and Kafka through the outbox, the relay and the
-consumer (`comptoir.events._observe`).
+Celery publish and run, and Kafka through the outbox, the relay and the consumer
+(`comptoir.events._observe`). SQL statements get a CLIENT span each only with
+COMPTOIR_TRACE_SQL=true: one span per statement is most of a trace's volume.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 logger = logging.getLogger("comptoir.tracing")
@@ -52,6 +60,22 @@ def exporting() -> bool:
     )
 
 
+DEFAULT_SAMPLE_RATIO = 0.1
+
+
+def sampler() -> Sampler | None:
+    """Parent-based ratio sampling; None leaves it to the standard OTEL_TRACES_SAMPLER."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    ratio = float(os.environ.get("COMPTOIR_TRACE_SAMPLE_RATIO", DEFAULT_SAMPLE_RATIO))
+    return ParentBased(TraceIdRatioBased(ratio))
+
+
+def tracing_sql() -> bool:
+    """True when every SQL statement gets a span of its own (COMPTOIR_TRACE_SQL)."""
+    return os.environ.get("COMPTOIR_TRACE_SQL", "").lower() in {"1", "true", "yes"}
+
+
 def configure_tracing(service: str) -> bool:
     """Sets this process's TracerProvider and instruments the libraries (once); True if done now."""
     global _configured
@@ -68,7 +92,7 @@ def configure_tracing(service: str) -> bool:
             "comptoir.process": _process_kind(),
         }
     )
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=sampler())
     if exporting():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -88,7 +112,8 @@ def _instrument_libraries() -> None:
     for instrumentor in (DjangoInstrumentor(), HTTPXClientInstrumentor(), celery):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
-    _instrument_raw_psycopg()
+    if tracing_sql():
+        _instrument_raw_psycopg()
 
 
 def _instrument_raw_psycopg() -> None:

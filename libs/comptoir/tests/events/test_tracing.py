@@ -79,7 +79,7 @@ def test_trace_context_crosses_outbox_relay_and_kafka_to_the_consumer(
     # publish_event stored the request's context with the event.
     assert (envelope.traceparent or "")[:-3] == f"00-{trace_id}-{request.span_id:016x}"  # flags vary
 
-    exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+    exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "COMPTOIR_TRACE_SQL": "true"}
     spawner.start("outbox_relay", **exporting)
     spawner.start("consume_events", "--group-id", group_id, **exporting)
     wait_for(lambda: HandledNote.objects.count() == 1, timeout_s=60, what="the note handled")

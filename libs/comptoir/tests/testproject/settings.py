@@ -1,6 +1,10 @@
+import os
 from pathlib import Path
 
 from comptoir import service_settings
+
+# The tests read whole traces back: keep every one (the shipped default samples).
+os.environ.setdefault("OTEL_TRACES_SAMPLER", "parentbased_always_on")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -163,6 +163,17 @@ class EventConsumer:
             }
         )
 
+    def _new_probe(self) -> Consumer:
+        """A client for the lag reporter's broker queries: same group, never subscribed."""
+        return Consumer(
+            {
+                "bootstrap.servers": self.config.bootstrap_servers,
+                "group.id": self.group,
+                "enable.auto.commit": False,
+                "log_level": 3,
+            }
+        )
+
     def run(
         self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None
     ) -> ConsumerStats:
@@ -171,8 +182,10 @@ class EventConsumer:
         consumer = self._consumer = self._new_consumer()
         consumer.subscribe(self.topics + self.retry_topics, on_revoke=self._on_revoke)
         _observe.initialise(self)
+        lag_reporter = _observe.LagReporter(self, consumer, self._new_probe())
+        lag_reporter.start()
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
-        next_cleanup = next_lag_report = time.monotonic()
+        next_cleanup = time.monotonic()
         logger.info("consumer %s: subscribed to %s", self.group, ", ".join(self.topics))
         try:
             while not self._stop.is_set():
@@ -187,13 +200,11 @@ class EventConsumer:
                     self._process_batch(consumer, [first, *more])
                 if until is not None and until():
                     break
-                if time.monotonic() >= next_lag_report:
-                    _observe.report_lag(self, consumer)
-                    next_lag_report = time.monotonic() + _observe.LAG_REPORT_EVERY_S
                 if time.monotonic() >= next_cleanup:
                     self._delete_old_inbox_rows()
                     next_cleanup = time.monotonic() + CLEANUP_EVERY_S
         finally:
+            lag_reporter.stop()
             consumer.close()
             self._consumer = None
             self._producer.flush(DELIVERY_TIMEOUT_S)

@@ -10,6 +10,7 @@ relay to every handler, and events a handler publishes continue it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -145,19 +146,51 @@ def dead_lettered(consumer: EventConsumer, topic: str) -> None:
     _metrics.DEAD_LETTERS.labels(consumer.config.service, consumer.group, topic).inc()
 
 
-def report_lag(owner: EventConsumer, consumer: Consumer) -> None:
-    """Sets the lag of every assigned partition and the size of each DLQ the group feeds."""
+class LagReporter(threading.Thread):
+    """Sets the lag of every assigned partition and the size of each DLQ the group
+    feeds, every LAG_REPORT_EVERY_S, off the consumer's loop.
+
+    Those figures take a broker round trip per partition (watermarks, committed
+    offsets); asked from the consuming thread they held every message behind them
+    for up to a second. Here they go through a probe client of their own (same
+    group id, never subscribed), and only the group's assignment and positions,
+    which are local, are read from the consuming client.
+    """
+
+    def __init__(self, owner: EventConsumer, consumer: Consumer, probe: Consumer) -> None:
+        super().__init__(name=f"lag-report {owner.group}", daemon=True)
+        self.owner = owner
+        self.consumer = consumer
+        self.probe = probe
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=5.0)
+        self.probe.close()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            report_lag(self.owner, self.consumer, self.probe)
+            self._stop.wait(LAG_REPORT_EVERY_S)
+
+
+def report_lag(owner: EventConsumer, consumer: Consumer, probe: Consumer | None = None) -> None:
+    """Sets the lag of every assigned partition and the size of each DLQ the group feeds.
+
+    Broker queries go through `probe` (default: `consumer` itself)."""
     service = owner.config.service
+    probe = probe or consumer
     try:
         assigned = consumer.assignment()
         positions = consumer.position(assigned) if assigned else []
         # No message read from a partition since the assignment: no position yet, the
         # group's committed offset says where it stands (none at all: from the start).
         unread = [p for p in positions if p.offset < 0]
-        stored = consumer.committed(unread, timeout=2.0) if unread else []
+        stored = probe.committed(unread, timeout=2.0) if unread else []
         committed = {(p.topic, p.partition): p.offset for p in stored}
         for partition in positions:
-            low, high = consumer.get_watermark_offsets(partition, timeout=1.0, cached=False)
+            low, high = probe.get_watermark_offsets(partition, timeout=1.0, cached=False)
             position = partition.offset
             if position < 0:
                 position = committed.get((partition.topic, partition.partition), -1)
@@ -167,7 +200,7 @@ def report_lag(owner: EventConsumer, consumer: Consumer) -> None:
                 max(0, high - position)
             )
         for topic in owner.topics:
-            _metrics.DLQ_MESSAGES.labels(service, owner.group, topic).set(_dlq_size(consumer, topic))
+            _metrics.DLQ_MESSAGES.labels(service, owner.group, topic).set(_dlq_size(probe, topic))
     except Exception as error:  # noqa: BLE001 - metrics never stop consumption
         _log_once(f"lag report failed: {type(error).__name__}: {error}")
 
