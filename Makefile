@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 SERVICES := $(sort $(patsubst services/%/pyproject.toml,%,$(wildcard services/*/pyproject.toml)))
 # Suites run one by one: each is its own Django project with its own settings.
-SUITES := libs/comptoir $(addprefix services/,$(SERVICES))
+SUITES := libs/comptoir $(addprefix services/,$(SERVICES)) devstack/tests
 
 .PHONY: help install up down status logs test lint typecheck pytest e2e lock demo clean
 

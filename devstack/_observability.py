@@ -6,16 +6,20 @@ ports `_config.metrics_port` gives them. Its configuration is generated from
 the Procfiles at each start, with the alerting rules of
 `deploy/observability/prometheus/rules/`.
 
-Traces: Jaeger v2 (built from its Go module by `devstack/tools.sh`, cached in
-`.devstack/tools/bin/jaeger`) when present, with in-memory storage, OTLP/HTTP
-on 4318 and the UI and query API on 16686; otherwise `devstack.otlp_sink`, a
-small OTLP/HTTP receiver that keeps spans in a JSON-lines file and answers the
-same `/api/traces/<id>` query.
+Traces: Jaeger v2 (built from its Go module by `devstack/jaeger.sh`, that is
+`make traces-backend`, cached in `.devstack/tools/bin/jaeger`) when present,
+with in-memory storage, OTLP/HTTP on 4318 and the UI and query API on 16686;
+otherwise `devstack.otlp_sink`, a small OTLP/HTTP receiver that keeps spans in
+a bounded SQLite file and answers the same Jaeger query API. Both keep at most
+$COMPTOIR_TRACES_MAX_TRACES traces, so a benchmark's spans cannot make the next
+start slow; the sink also drops traces older than $COMPTOIR_TRACES_MAX_AGE_S
+and keeps its file under $COMPTOIR_TRACES_MAX_BYTES.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import urllib.request
@@ -27,6 +31,24 @@ from ._process import ManagedProcess
 RULES_DIR = ROOT / "deploy" / "observability" / "prometheus" / "rules"
 JAEGER_BIN = STATE_DIR / "tools" / "bin" / "jaeger"
 SCRAPE_INTERVAL = "5s"
+# The trace backend's bounds, with the defaults of devstack/otlp_sink.py (a test checks they agree).
+TRACE_BOUNDS = {
+    "COMPTOIR_TRACES_MAX_AGE_S": 3600,
+    "COMPTOIR_TRACES_MAX_TRACES": 50_000,
+    "COMPTOIR_TRACES_MAX_BYTES": 256 * 1024 * 1024,
+}
+
+
+def trace_bound(name: str) -> int:
+    """One of `TRACE_BOUNDS`, from its environment variable when set."""
+    raw = os.environ.get(name, str(TRACE_BOUNDS[name]))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise SystemExit(f"devstack: {name}={raw!r} is not a positive whole number")
+    return value
 
 
 def _http_ok(url: str) -> bool:
@@ -125,7 +147,12 @@ def jaeger_config() -> Path:
                 "http": {"endpoint": f"{HOST}:{PORTS.traces_ui}"},
                 "grpc": {"endpoint": f"{HOST}:{PORTS.traces_ui - 1}"},
             },
-            "jaeger_storage": {"backends": {"memstore": {"memory": {"max_traces": 100000}}}},
+            # The same bound as the OTLP sink's (Jaeger's memory store has no age bound).
+            "jaeger_storage": {
+                "backends": {
+                    "memstore": {"memory": {"max_traces": trace_bound("COMPTOIR_TRACES_MAX_TRACES")}}
+                }
+            },
         },
         "receivers": {
             "otlp": {
@@ -141,6 +168,20 @@ def jaeger_config() -> Path:
     path = work / "config.yaml"
     path.write_text(json.dumps(config, indent=2) + "\n")
     return path
+
+
+def trace_store() -> Path:
+    """The OTLP sink's SQLite file."""
+    return STATE_DIR / "traces" / "spans.sqlite"
+
+
+def prepare_trace_store() -> None:
+    """Removes the older sink's JSON-lines file: it is never read again and only took room."""
+    legacy = trace_store().with_name("spans.jsonl")
+    if legacy.exists():
+        size = legacy.stat().st_size
+        legacy.unlink()
+        print(f"devstack: removed {legacy} ({size / 2**20:.0f} MiB of spans in the older format)", flush=True)
 
 
 def traces_process() -> ManagedProcess:
@@ -168,9 +209,16 @@ def traces_process() -> ManagedProcess:
             "--query-port",
             str(PORTS.traces_ui),
             "--store",
-            str(STATE_DIR / "traces" / "spans.jsonl"),
+            str(trace_store()),
+            "--max-age-s",
+            str(trace_bound("COMPTOIR_TRACES_MAX_AGE_S")),
+            "--max-traces",
+            str(trace_bound("COMPTOIR_TRACES_MAX_TRACES")),
+            "--max-bytes",
+            str(trace_bound("COMPTOIR_TRACES_MAX_BYTES")),
         ],
         ready=lambda: _http_ok(ready_url),
+        prepare=prepare_trace_store,
         cwd=ROOT,
         ready_deadline_s=30,
     )

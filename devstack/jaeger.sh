@@ -13,8 +13,8 @@ TOOLS="${COMPTOIR_TOOLS_DIR:-$ROOT/.devstack/tools}"
 BIN="$TOOLS/bin"
 STAMPS="$TOOLS/stamps"
 PY="${COMPTOIR_PYTHON:-$ROOT/.venv/bin/python}"
-# The jaeger module's v1.x tags carry the v2 binary in cmd/jaeger (v1.76.0 <-> Jaeger v2).
-JAEGER_VERSION=v1.76.0
+# The jaeger module's v1.x tags carry the v2 binary in cmd/jaeger (v1.75.0 <-> Jaeger v2).
+JAEGER_VERSION=v1.75.0
 
 mkdir -p "$BIN" "$STAMPS"
 if [[ -x "$BIN/jaeger" && -f "$STAMPS/jaeger" && "$(cat "$STAMPS/jaeger")" == "$JAEGER_VERSION" ]]; then
