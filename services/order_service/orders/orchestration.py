@@ -13,7 +13,13 @@ The state lives in `OrderSaga`, so each step is a short Celery task
    duplicate or late task finds it is not and does nothing;
 2. calls upstream outside any transaction (idempotent per order id there);
 3. records the outcome and moves the saga on under a row lock, only if the step
-   is still current, and enqueues the next step when that commits.
+   is still current;
+4. runs the step that is now current in the same task, until the saga is over
+   or a step must wait (a transient failure: the task retries that step later).
+
+One task thus usually carries a whole saga: every step is still persisted before
+the next one starts, so what a crash interrupts resumes from the stored state,
+but the saga pays one Celery round trip instead of one per step.
 
 A crash anywhere leaves the current step in the table: the task is delivered
 again (acks late) or the sweeper re-enqueues it after SAGA_STALL_SECONDS, and
@@ -107,29 +113,41 @@ def saga_start(*, order: Order) -> OrderSaga:
 
 
 def saga_run_step(*, order_id: int, step: str) -> None:
-    """Runs `step` of the order's saga if it is the current one, else does nothing.
+    """Runs `step` of the order's saga if it is the current one, then every step
+    that follows it, until the saga is over; does nothing if `step` is not current.
 
-    Raises a transient error (UpstreamError...) for the task to retry; see
-    `saga_retry_delay`.
+    Raises a transient error (UpstreamError...) for the task to retry the step
+    that is then current (`saga_current_step`); see `saga_retry_delay`.
     """
+    next_step: str | None = step
+    while next_step is not None:
+        next_step = _run_one(order_id, next_step)
+
+
+def saga_current_step(*, order_id: int) -> str | None:
+    """The step an unfinished saga waits on, or None when it is over (or unknown)."""
+    saga = OrderSaga.objects.filter(pk=order_id, status__in=ACTIVE_SAGA_STATUSES).only("current_step").first()
+    return saga.current_step if saga is not None else None
+
+
+def _run_one(order_id: int, step: str) -> str | None:
+    """Runs `step` if it is current; returns the step that is current after it, if any."""
     claim = _claim(order_id, step)
     if claim is None:
-        return
+        return None
     if step == SagaStep.CANCEL_ORDER:
         _cancel(order_id)
-        return
+        return None
     if step in COMPENSATIONS:
-        _run_compensation(order_id, step, claim)
-        return
+        return _run_compensation(order_id, step, claim)
     try:
         result = _FORWARD_ACTIONS[step](claim.order)
     except StepRefused as refusal:
-        _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False)
-        return
+        return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False)
     if step == SagaStep.CONFIRM_ORDER:
         _confirm(order_id)
-    else:
-        _advance(order_id, step, result)
+        return None
+    return _advance(order_id, step, result)
 
 
 def saga_retry_delay(*, order_id: int, step: str, error: str) -> float | None:
@@ -144,7 +162,9 @@ def saga_retry_delay(*, order_id: int, step: str, error: str) -> float | None:
         if step in FORWARD_STEPS and saga.attempts >= settings.SAGA_STEP_MAX_ATTEMPTS:
             saga.save(update_fields=["last_error", "updated_at"])
             message = f"gave up after {saga.attempts} attempts: {error}"
-            _fail(order_id, step, CancelReason.SYSTEM_ERROR, message, outcome_unknown=True)
+            _enqueue_on_commit(
+                order_id, _fail(order_id, step, CancelReason.SYSTEM_ERROR, message, outcome_unknown=True)
+            )
             return None
         delay = retry_delay(saga.attempts)
         saga.stall_deadline = _stall_deadline(extra_s=delay)
@@ -235,7 +255,9 @@ def _claim(order_id: int, step: str) -> _Claim | None:
         if step in FORWARD_STEPS and saga.attempts >= settings.SAGA_STEP_MAX_ATTEMPTS:
             # Runs that never reported back (killed workers) count too.
             message = f"gave up after {saga.attempts} attempts: {saga.last_error or 'no answer'}"
-            _fail(order_id, step, CancelReason.SYSTEM_ERROR, message, outcome_unknown=True)
+            _enqueue_on_commit(
+                order_id, _fail(order_id, step, CancelReason.SYSTEM_ERROR, message, outcome_unknown=True)
+            )
             return None
         saga.attempts += 1
         saga.stall_deadline = _stall_deadline()
@@ -255,7 +277,8 @@ def _move_to(
     saga: OrderSaga, step: str | None, *, status: str | None = None, last_error: str | None = None
 ) -> None:
     """Makes `step` current (None: the saga is over); `last_error` replaces the
-    stored one when given (a failure's message stays through the compensations)."""
+    stored one when given (a failure's message stays through the compensations).
+    The caller runs `step` next (or enqueues it)."""
     saga.current_step = step
     saga.attempts = 0
     if last_error is not None:
@@ -264,20 +287,20 @@ def _move_to(
     if status is not None:
         saga.status = status
     saga.save()
-    if step is not None:
-        _enqueue_on_commit(saga.order_id, step)
 
 
 @transaction.atomic
-def _advance(order_id: int, step: str, result: dict[str, str | None]) -> None:
+def _advance(order_id: int, step: str, result: dict[str, str | None]) -> str | None:
     saga = _locked_current(order_id, step)
     if saga is None:
-        return
+        return None
     for field, value in result.items():
         if value is not None:
             setattr(saga, field, value)
     timeline_record(order_id=order_id, step=step, status=TimelineStatus.SUCCEEDED)
-    _move_to(saga, FORWARD_STEPS[[str(s) for s in FORWARD_STEPS].index(step) + 1], last_error="")
+    next_step = FORWARD_STEPS[[str(s) for s in FORWARD_STEPS].index(step) + 1]
+    _move_to(saga, next_step, last_error="")
+    return next_step
 
 
 @transaction.atomic
@@ -292,12 +315,13 @@ def _confirm(order_id: int) -> None:
 
 
 @transaction.atomic
-def _fail(order_id: int, step: str, reason: str, message: str, *, outcome_unknown: bool) -> None:
+def _fail(order_id: int, step: str, reason: str, message: str, *, outcome_unknown: bool) -> str | None:
     """Fails forward `step`: plans the compensations of what succeeded (and of
-    `step` itself when its outcome is unknown), newest first, then cancel."""
+    `step` itself when its outcome is unknown), newest first, then cancel.
+    Returns the first of them (None if `step` was no longer current)."""
     saga = _locked_current(order_id, step)
     if saga is None:
-        return
+        return None
     logger.info("saga step failed", extra={"order_id": order_id, "step": step, "reason": reason})
     timeline_record(order_id=order_id, step=step, status=TimelineStatus.FAILED, error=reason)
     done = set(
@@ -312,9 +336,10 @@ def _fail(order_id: int, step: str, reason: str, message: str, *, outcome_unknow
     saga.failure_reason = reason
     next_step = plan[0] if plan else SagaStep.CANCEL_ORDER
     _move_to(saga, next_step, status=SagaStatus.COMPENSATING, last_error=message)
+    return next_step
 
 
-def _run_compensation(order_id: int, step: str, claim: _Claim) -> None:
+def _run_compensation(order_id: int, step: str, claim: _Claim) -> str | None:
     error: str | None = None
     try:
         _COMPENSATION_ACTIONS[step](order_id)
@@ -330,11 +355,13 @@ def _run_compensation(order_id: int, step: str, claim: _Claim) -> None:
     with transaction.atomic():
         saga = _locked_current(order_id, step)
         if saga is None:
-            return
+            return None
         timeline_record(order_id=order_id, step=step, status=outcome, error=error)
         plan = list(claim.compensation_plan)
         later = plan[plan.index(step) + 1 :] if step in plan else []
-        _move_to(saga, later[0] if later else SagaStep.CANCEL_ORDER)
+        next_step = later[0] if later else SagaStep.CANCEL_ORDER
+        _move_to(saga, next_step)
+        return next_step
 
 
 @transaction.atomic
@@ -356,8 +383,9 @@ def _stall_deadline(*, extra_s: float = 0.0) -> datetime:
     return timezone.now() + timedelta(seconds=float(settings.SAGA_STALL_SECONDS) + extra_s)
 
 
-def _enqueue_on_commit(order_id: int, step: str) -> None:
-    transaction.on_commit(lambda: _enqueue(order_id, step))
+def _enqueue_on_commit(order_id: int, step: str | None) -> None:
+    if step is not None:
+        transaction.on_commit(lambda: _enqueue(order_id, step))
 
 
 def _enqueue(order_id: int, step: str) -> None:

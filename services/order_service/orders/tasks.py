@@ -34,15 +34,21 @@ def _run_step(task: Task[Any, Any], order_id: int, step: SagaStep) -> None:
     try:
         orchestration.saga_run_step(order_id=order_id, step=step)
     except TRANSIENT_ERRORS as error:
+        # The saga went on from `step` in this task: the step that failed is the current one.
+        failed = orchestration.saga_current_step(order_id=order_id)
+        if failed is None:
+            return
         message = f"{type(error).__name__}: {error}"
-        delay = orchestration.saga_retry_delay(order_id=order_id, step=step, error=message)
+        delay = orchestration.saga_retry_delay(order_id=order_id, step=failed, error=message)
         if delay is None:
             return
         logger.warning(
             "saga step failed, retrying",
-            extra={"order_id": order_id, "step": step, "retry_in_s": round(delay, 2), "error": message},
+            extra={"order_id": order_id, "step": failed, "retry_in_s": round(delay, 2), "error": message},
         )
-        raise task.retry(countdown=delay, max_retries=None, exc=error) from None
+        if failed == step:
+            raise task.retry(countdown=delay, max_retries=None, exc=error) from None
+        STEP_TASKS[failed].apply_async((order_id,), countdown=delay)
 
 
 @shared_task(bind=True, name="orders.saga.verify_user", **STEP_TASK_OPTIONS)

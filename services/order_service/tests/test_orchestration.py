@@ -270,11 +270,11 @@ def crash_once_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     crashed: list[str] = []
 
     def arm(step: str) -> None:
-        def advance(order_id: int, current: str, result: dict[str, str | None]) -> None:
+        def advance(order_id: int, current: str, result: dict[str, str | None]) -> str | None:
             if current == step and not crashed:
                 crashed.append(current)
                 raise _WorkerKilled
-            real_advance(order_id, current, result)
+            return real_advance(order_id, current, result)
 
         monkeypatch.setattr(orchestration, "_advance", advance)
 

@@ -189,6 +189,9 @@ def service_settings(
         "CELERY_ACCEPT_CONTENT": ["json"],
         "CELERY_TASK_DEFAULT_QUEUE": service,
         "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+        # Keep database connections across tasks (see comptoir._celery): Celery closes
+        # them only once every 2 x this many tasks.
+        "CELERY_DB_REUSE_MAX": env.int("CELERY_DB_REUSE_MAX", default=1000),
         "COMPTOIR": {
             "SERVICE_NAME": service,
             "HEALTH_CHECKS": list(health_checks),
