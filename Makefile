@@ -132,6 +132,16 @@ observability-check: ## alert rules: promtool check rules + promtool test rules 
 observability-e2e: install ## the whole platform started: one order = one trace (Jaeger), its logs, every metric and dashboard query in Prometheus
 	@$(PY) -m devstack run --platform -- $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability
 
+.PHONY: bench bench-quick
+BENCH_TOOLS := wrk nginx
+bench: install ## the gateway, event and saga benchmarks on a fresh platform, one table of targets (~25 min)
+	@for tool in $(BENCH_TOOLS); do command -v $$tool >/dev/null || test -x /usr/sbin/$$tool || \
+	  (echo "== installing $(BENCH_TOOLS)" && apt-get install -y -q $(BENCH_TOOLS) >/dev/null); done
+	@$(E2E_ENV) $(PY) -m devstack run --platform -- $(PY) bench/run_all.py $(BENCH_ARGS)
+
+bench-quick: ## `make bench` with short phases (a smoke run, figures less stable)
+	@$(MAKE) --no-print-directory bench BENCH_ARGS=--quick
+
 .PHONY: traces-backend
 traces-backend: ## build Jaeger v2 from its Go module (~10 min once); without it the devstack runs its OTLP sink
 	@bash devstack/jaeger.sh

@@ -172,11 +172,23 @@ def role_kafka_consumer(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- driver
 
 
+def _ensure_database() -> None:
+    """Creates bench_events (owned by the chassis' role, which may create databases)."""
+    import psycopg
+
+    admin_dsn = DSN.replace("postgres://", "postgresql://").rsplit("/", 1)[0] + "/comptoir_chassis"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone() is None:
+            print(f"== create database {DB_NAME}", flush=True)
+            admin.execute(f"CREATE DATABASE {DB_NAME}")
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         import psycopg
 
         self.args = args
+        _ensure_database()
         self.db = psycopg.connect(DSN.replace("postgres://", "postgresql://"), autocommit=True)
         self.results: dict[str, list[float]] = {"full": [], "storage": [], "broker": []}
         self.cpu: dict[str, list[float]] = {"relay": [], "consumer": []}
@@ -432,6 +444,11 @@ def main() -> None:
         "envelope_bytes": len(_sample_envelope_size()),
     }
     print(json.dumps(summary, indent=2))
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    out = results / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"argv": sys.argv, "summary": summary}, indent=2))
+    print(f"raw figures: {out.relative_to(ROOT)}")
 
 
 def _sample_envelope_size() -> bytes:

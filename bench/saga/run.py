@@ -600,6 +600,47 @@ async def run_mode(api: Api, setup: Setup, mode: str, args: argparse.Namespace) 
     return run
 
 
+# Django requests one order costs, by mode: the POST (order_service) and its quote
+# (product_service) in both; orchestration adds verify (user), reserve, charge and
+# commit (product, payment, product) over HTTP; choreography verifies the user over
+# HTTP and does the rest in event handlers (not counted in this floor).
+DJANGO_REQUESTS_PER_ORDER = {"orchestration": 6, "choreography": 3}
+USER_SERVICE_URL = os.environ.get("USER_SERVICE_URL", "http://127.0.0.1:8001")
+
+
+async def request_floor(customers: list[Customer], *, requests: int, concurrency: int = 8) -> dict[str, Any]:
+    """CPU of the cheapest authenticated Django request of the platform, measured now:
+    `GET /api/users/me/` straight to user_service (DRF, JWT verification, one indexed
+    read, keep-alive), `requests` of them in a closed loop. Times the number of Django
+    requests an order needs, it bounds what an order can cost in this stack."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=USER_SERVICE_URL, timeout=30.0, limits=limits) as client:
+        remaining = requests
+
+        async def worker(customer: Customer) -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                _check(await client.get("/api/users/me/", headers=customer.headers), 200)
+
+        await asyncio.gather(*(worker(customers[n % len(customers)]) for n in range(concurrency)))  # warm-up
+        remaining = requests
+        before = cpu_snapshot()
+        await asyncio.gather(*(worker(customers[n % len(customers)]) for n in range(concurrency)))
+        after = cpu_snapshot()
+    delta = cpu_delta(before, after, requests)
+    costs = delta["ms_per_order"]
+    per_request = costs.get("user_service.web", 0.0) + costs.get("postgres", 0.0)
+    return {
+        "requests": requests,
+        "requests_per_s": round(requests / delta["window_s"], 1),
+        "cpu_ms_per_request": round(per_request, 2),
+        "floor_ms_per_order": {
+            mode: round(count * per_request, 1) for mode, count in DJANGO_REQUESTS_PER_ORDER.items()
+        },
+    }
+
+
 def summarize(runs: list[ModeRun]) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for mode in dict.fromkeys(r.mode for r in runs):
@@ -634,6 +675,14 @@ async def main_async(args: argparse.Namespace) -> int:
             f"{len(customers)} customers (100000.00 EUR each), "
             f"{len(products)} products (stock 10^7, 1.00 EUR)"
         )
+        floor: dict[str, Any] | None = None
+        if args.floor_requests:
+            print(f"request floor: {args.floor_requests} x GET /api/users/me/ straight to user_service")
+            floor = await request_floor(customers, requests=args.floor_requests)
+            print(
+                f"  {floor['cpu_ms_per_request']} ms CPU per request (user_service.web + postgres): "
+                f"floor per order {floor['floor_ms_per_order']}"
+            )
         runs: list[ModeRun] = []
         for mode in args.modes:
             print(f"switching order_service to SAGA_MODE={mode}")
@@ -646,7 +695,13 @@ async def main_async(args: argparse.Namespace) -> int:
     out = RESULTS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}.json"
     out.write_text(
         json.dumps(
-            {"argv": sys.argv, "args": vars(args), "runs": [asdict(r) for r in runs], "medians": summary},
+            {
+                "argv": sys.argv,
+                "args": vars(args),
+                "runs": [asdict(r) for r in runs],
+                "medians": summary,
+                "request_floor": floor,
+            },
             indent=2,
         )
     )
@@ -680,6 +735,12 @@ def main() -> int:
     )
     parser.add_argument("--open-seconds", type=float, default=20.0)
     parser.add_argument("--pause-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--floor-requests",
+        type=int,
+        default=2000,
+        help="requests of the minimal-Django-request floor, measured before the modes (0: skip)",
+    )
     parser.add_argument(
         "--restore-mode",
         choices=["orchestration", "choreography"],
