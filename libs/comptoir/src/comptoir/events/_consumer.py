@@ -182,7 +182,7 @@ class EventConsumer:
         consumer = self._consumer = self._new_consumer()
         consumer.subscribe(self.topics + self.retry_topics, on_revoke=self._on_revoke)
         _observe.initialise(self)
-        lag_reporter = _observe.LagReporter(self, consumer, self._new_probe())
+        lag_reporter = _observe.LagReporter(self, self._new_probe())
         lag_reporter.start()
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
         next_cleanup = time.monotonic()
@@ -200,6 +200,7 @@ class EventConsumer:
                     self._process_batch(consumer, [first, *more])
                 if until is not None and until():
                     break
+                lag_reporter.offer(consumer)
                 if time.monotonic() >= next_cleanup:
                     self._delete_old_inbox_rows()
                     next_cleanup = time.monotonic() + CLEANUP_EVERY_S

@@ -148,42 +148,56 @@ def dead_lettered(consumer: EventConsumer, topic: str) -> None:
 
 class LagReporter(threading.Thread):
     """Sets the lag of every assigned partition and the size of each DLQ the group
-    feeds, every LAG_REPORT_EVERY_S, off the consumer's loop.
+    feeds, off the consumer's loop.
 
     Those figures take a broker round trip per partition (watermarks, committed
     offsets); asked from the consuming thread they held every message behind them
-    for up to a second. Here they go through a probe client of their own (same
-    group id, never subscribed), and only the group's assignment and positions,
-    which are local, are read from the consuming client.
+    for up to a second. The consuming thread only hands over its assignment and
+    positions (local to the client) every LAG_REPORT_EVERY_S with `offer()`; this
+    thread asks the broker through a probe client of its own (same group id, never
+    subscribed). The consuming client itself is never called from here: its calls
+    can block while another thread is inside poll().
     """
 
-    def __init__(self, owner: EventConsumer, consumer: Consumer, probe: Consumer) -> None:
+    def __init__(self, owner: EventConsumer, probe: Consumer) -> None:
         super().__init__(name=f"lag-report {owner.group}", daemon=True)
         self.owner = owner
-        self.consumer = consumer
         self.probe = probe
-        self._stop = threading.Event()
+        self._halt = threading.Event()
+        self._offered = threading.Event()
+        self._positions: list[TopicPartition] = []
+        self._next_offer = 0.0
+
+    def offer(self, consumer: Consumer) -> None:
+        """From the consuming thread: hands over the positions when a report is due."""
+        now = time.monotonic()
+        if now < self._next_offer or self._offered.is_set():
+            return
+        self._next_offer = now + LAG_REPORT_EVERY_S
+        assigned = consumer.assignment()
+        self._positions = consumer.position(assigned) if assigned else []
+        self._offered.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
+        self._offered.set()
         self.join(timeout=5.0)
         self.probe.close()
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            report_lag(self.owner, self.consumer, self.probe)
-            self._stop.wait(LAG_REPORT_EVERY_S)
+        while True:
+            self._offered.wait()
+            if self._halt.is_set():
+                return
+            report_lag(self.owner, self._positions, self.probe)
+            self._offered.clear()
 
 
-def report_lag(owner: EventConsumer, consumer: Consumer, probe: Consumer | None = None) -> None:
-    """Sets the lag of every assigned partition and the size of each DLQ the group feeds.
-
-    Broker queries go through `probe` (default: `consumer` itself)."""
+def report_lag(owner: EventConsumer, positions: list[TopicPartition], probe: Consumer) -> None:
+    """Sets the lag of each of the group's `positions` and the size of each DLQ it feeds,
+    asking the broker through `probe`."""
     service = owner.config.service
-    probe = probe or consumer
     try:
-        assigned = consumer.assignment()
-        positions = consumer.position(assigned) if assigned else []
         # No message read from a partition since the assignment: no position yet, the
         # group's committed offset says where it stands (none at all: from the start).
         unread = [p for p in positions if p.offset < 0]
