@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka import Producer
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 from eventsapp.models import Breakage, HandledNote
 from pytest_django import Settings
 
@@ -64,6 +65,44 @@ def test_same_event_delivered_twice_has_one_effect(notes_topic: str, group_id: s
 def consumer_done(consumer: EventConsumer, seen: int) -> bool:
     stats = consumer.stats
     return stats.handled + stats.duplicates + stats.skipped + stats.retried + stats.dead_lettered >= seen
+
+
+def writing_transactions() -> int:
+    """How many (sub)transactions wrote the handled notes: a savepoint gets an xid of its own."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(DISTINCT xmin::text) FROM {HandledNote._meta.db_table}")  # noqa: S608
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_first_deliveries_shares_one_transaction_without_savepoints(
+    notes_topic: str, group_id: str
+) -> None:
+    envelopes = publish_notes(30, keys=["a", "b", "c"])
+    relay_all()
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: consumer_done(consumer, 30))
+    assert consumer.stats.handled == 30
+    assert HandledNote.objects.count() == 30
+    assert InboxMessage.objects.filter(consumer=group_id).count() == 30
+    # Polls may split the 30 messages, but not one transaction per message.
+    assert writing_transactions() <= 5
+    assert {e.event_id for e in envelopes} == set(HandledNote.objects.values_list("event_id", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_handler_in_a_batch_costs_only_its_own_message(notes_topic: str, group_id: str) -> None:
+    good = publish_notes(10, keys=["a", "b"])
+    (bad,) = publish_notes(1, keys=["c"], start=10, fail_times=1)
+    good += publish_notes(10, keys=["a", "b"], start=11)
+    relay_all()
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: consumer.stats.handled == 21)
+    assert consumer.stats.retried == 1
+    handled = dict(HandledNote.objects.values_list("event_id", "attempt"))
+    assert len(handled) == HandledNote.objects.count() == 21  # nothing handled twice
+    assert {e.event_id: 1 for e in good} | {bad.event_id: 2} == handled
+    assert InboxMessage.objects.filter(consumer=group_id).count() == 21
 
 
 @pytest.mark.django_db(transaction=True)

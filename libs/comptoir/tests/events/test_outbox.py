@@ -15,6 +15,7 @@ from pytest_django import Settings
 from comptoir import request_id_var
 from comptoir.events import (
     ContractError,
+    Envelope,
     NotInTransactionError,
     OutboxMessage,
     OutboxRelay,
@@ -130,6 +131,17 @@ def test_context_travels_in_envelope_and_headers(notes_topic: str) -> None:
         "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     }
     assert json.loads(row.envelope)["payload"] == {"seq": 2, "text": "2.50"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stored_envelope_is_exactly_the_envelopes_json_form(notes_topic: str) -> None:
+    with transaction.atomic():
+        event = publish_event(
+            "test.note-recorded", aggregate_id="café-1", payload={"seq": 3, "text": "crème brûlée \u2603"}
+        )
+    row = OutboxMessage.objects.get(event_id=event.event_id)
+    assert row.envelope.encode() == event.to_json()
+    assert Envelope.from_json(row.envelope) == event
 
 
 @pytest.mark.django_db(transaction=True)

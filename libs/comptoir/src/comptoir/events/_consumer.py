@@ -1,11 +1,16 @@
 """The consumer: reads a service's topics and runs the registered handlers.
 
-For each batch the consumer polls, it opens one database transaction and, per
-message, a savepoint holding the inbox row `(group, event_id)` and the
-handler's effect. A message whose inbox row already exists is a redelivery and
-is skipped. Only after the transaction commits, and after the failed messages
-are safely on their retry or dead-letter topic, are the offsets committed: a
-crash anywhere redelivers, and the inbox makes the redelivery harmless.
+For each chunk of a polled batch (at most BATCHED_CHUNK_MAX messages) the
+consumer opens one database transaction, writes the chunk's inbox rows
+`(group, event_id)` in one statement and runs the handlers of the rows that were
+new; a message whose inbox row already exists is a redelivery and is skipped.
+When a handler fails, or the chunk holds anything but valid first deliveries
+(retries, broken envelopes, contract violations), that chunk is rolled back and
+handled again message by message, each in a savepoint of its own, so one failure
+costs only its own message. Only after the transaction commits, and after the
+failed messages are safely on their retry or dead-letter topic, are the offsets
+committed: a crash anywhere redelivers, and the inbox makes the redelivery
+harmless.
 
 Failures: a handler exception sends the message to `<topic>.retry.<n>` (n = the
 attempt that failed), read by the same process once RETRY_DELAYS[n-1] seconds
@@ -27,6 +32,7 @@ import enum
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,12 +60,18 @@ INSERT_INBOX = (
     f'INSERT INTO {_INBOX} (consumer, event_id, event_type, topic, partition, "offset") '  # noqa: S608
     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
+INSERT_INBOX_ROWS = (
+    f'INSERT INTO {_INBOX} (consumer, event_id, event_type, topic, partition, "offset") '  # noqa: S608
+    "VALUES {rows} ON CONFLICT DO NOTHING RETURNING event_id"
+)
 DELETE_OLD_INBOX = (
     f"DELETE FROM {_INBOX} WHERE consumer = %s "  # noqa: S608 - table name is ours
     "AND handled_at < now() - make_interval(secs => %s)"
 )
 ERROR_MESSAGE_MAX = 1000
 CLEANUP_EVERY_S = 300.0
+# At most this many messages share one transaction and one inbox statement.
+BATCHED_CHUNK_MAX = 100
 # A batch commits at least this often, so effects show and SIGTERM ends soon.
 TRANSACTION_MAX_S = 0.1
 
@@ -90,6 +102,21 @@ class ConsumerStats:
     skipped: int = 0
     retried: int = 0
     dead_lettered: int = 0
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A valid first delivery, checked and waiting for its handler in a batched chunk."""
+
+    message: Message
+    partition: tuple[str, int]
+    delivery: Delivery
+    headers: dict[str, str]
+    handler: Handler | None  # None: an event type this group does not handle
+
+
+class _HandlerFailedError(Exception):
+    """A handler failed in a batched chunk: the chunk is rolled back and redone one by one."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +258,112 @@ class EventConsumer:
             start = self._process_chunk(consumer, messages, start)
 
     def _process_chunk(self, consumer: Consumer, messages: list[Message], start: int) -> int:
+        ready = self._batchable(messages, start)
+        if ready is not None:
+            try:
+                self._process_batched(consumer, ready)
+                return start + len(ready)
+            except _HandlerFailedError:
+                pass  # rolled back: the same messages again, one savepoint each
+        return self._process_one_by_one(consumer, messages, start)
+
+    def _batchable(self, messages: list[Message], start: int) -> list[_Ready] | None:
+        """The chunk from `start` as checked first deliveries, or None when any needs the careful path."""
+        ready: list[_Ready] = []
+        for message in messages[start : start + BATCHED_CHUNK_MAX]:
+            topic = str(message.topic())
+            if message.error() is not None or parse_retry_topic(topic) is not None:
+                return None
+            partition = (topic, int(message.partition() or 0))
+            if partition in self._paused:
+                return None
+            try:
+                event = Envelope.from_json(message.value())
+            except EnvelopeError:
+                return None
+            handler = self.handlers.get(event.event_type)
+            if handler is not None:
+                try:
+                    validate_payload(event.event_type, event.schema_version, event.payload)
+                except ContractError:
+                    return None
+            delivery = Delivery(
+                group=self.group,
+                topic=topic,
+                partition=partition[1],
+                offset=int(message.offset() or 0),
+                attempt=1,
+                event=event,
+            )
+            ready.append(_Ready(message, partition, delivery, _headers(message), handler))
+        return ready or None
+
+    def _process_batched(self, consumer: Consumer, ready: list[_Ready]) -> None:
+        """One transaction, one inbox statement, the handlers in order; raises _HandlerFailedError."""
+        outcomes: list[_Outcome] = []
+        with transaction.atomic(using=self.using):
+            new = self._record_batch_in_inbox([item.delivery for item in ready if item.handler is not None])
+            for item in ready:
+                event = item.delivery.event
+                if item.handler is None:
+                    outcomes.append(_Outcome.SKIPPED)
+                    continue
+                if event.event_id not in new:
+                    outcomes.append(_Outcome.DUPLICATE)
+                    continue
+                new.discard(event.event_id)  # a second copy in the same chunk is a duplicate
+                self._run_handler(item)
+                outcomes.append(_Outcome.HANDLED)
+        commits: dict[tuple[str, int], int] = {}
+        for item, outcome in zip(ready, outcomes, strict=True):
+            commits[item.partition] = item.delivery.offset + 1
+            _observe.consumed(self, item.message, outcome.value)
+            if outcome is _Outcome.HANDLED:
+                self.stats.handled += 1
+            elif outcome is _Outcome.DUPLICATE:
+                self.stats.duplicates += 1
+            else:
+                self.stats.skipped += 1
+        consumer.commit(
+            offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in commits.items()],
+            asynchronous=False,
+        )
+
+    def _run_handler(self, item: _Ready) -> None:
+        delivery, handler = item.delivery, item.handler
+        assert handler is not None
+        delivery_token = _current.set(delivery)
+        request_token = request_id_var.set(delivery.event.correlation_id)
+        try:
+            with _observe.handling(self.group, delivery, item.headers):
+                handler(delivery.event)
+        except Exception as error:
+            raise _HandlerFailedError(str(error)) from error
+        finally:
+            request_id_var.reset(request_token)
+            _current.reset(delivery_token)
+
+    def _record_batch_in_inbox(self, deliveries: list[Delivery]) -> set[uuid.UUID]:
+        """Inserts the inbox rows of `deliveries` in one statement; returns the event ids that were new."""
+        if not deliveries:
+            return set()
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(deliveries))
+        params: list[str | int | uuid.UUID] = []
+        for delivery in deliveries:
+            event = delivery.event
+            params += [
+                self.group,
+                event.event_id,
+                event.event_type,
+                delivery.topic,
+                delivery.partition,
+                delivery.offset,
+            ]
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(INSERT_INBOX_ROWS.format(rows=rows), params)
+            return {row[0] for row in cursor.fetchall()}
+
+    def _process_one_by_one(self, consumer: Consumer, messages: list[Message], start: int) -> int:
         commits: dict[tuple[str, int], int] = {}
         outgoing: list[_Outgoing] = []
         deferred: set[tuple[str, int]] = set()

@@ -20,8 +20,6 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from jsonschema import Draft202012Validator
 
-from ._config import event_settings
-
 
 class ContractError(ValueError):
     """A payload, an event type or a version the contracts do not allow."""
@@ -39,11 +37,14 @@ def contracts_dir() -> Path:
     )
     if configured:
         return Path(configured)
-    return _discover(Path(settings.BASE_DIR).resolve())
+    return _discover(str(settings.BASE_DIR))
 
 
 @functools.cache
-def _discover(base_dir: Path) -> Path:
+def _discover(configured_base_dir: str) -> Path:
+    # Cached per BASE_DIR: resolving and probing the folders costs system calls,
+    # and every publish and every consumed event asks.
+    base_dir = Path(configured_base_dir).resolve()
     for folder in [base_dir, *base_dir.parents]:
         candidate = folder / "contracts" / "events"
         if (candidate / "catalog.json").is_file():
@@ -82,9 +83,10 @@ def event_types() -> list[str]:
 
 def topic_for(event_type: str) -> str:
     """The topic carrying `event_type`: a `COMPTOIR_EVENTS["TOPICS"]` override, else the catalogue's."""
-    override = event_settings().topics.get(event_type)
+    # Read straight from the settings: this runs for every event published.
+    override = getattr(settings, "COMPTOIR_EVENTS", {}).get("TOPICS", {}).get(event_type)
     if override:
-        return override
+        return str(override)
     return str(_entry(event_type)["topic"])
 
 

@@ -7,6 +7,10 @@ transaction of its own with `synchronous_commit` off: a NOTIFY inside the
 business transaction would hold PostgreSQL's global notify lock through that
 transaction's WAL flush and serialise every committing writer; a lost wake-up
 only costs the relay's short poll.
+
+The payload is serialised once (the same text is validated and spliced into the
+envelope) and the outbox row is written with one plain INSERT: this runs in every
+business transaction that emits an event.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
@@ -23,7 +28,6 @@ from django.utils import timezone
 from comptoir import request_id_var
 
 from . import _observe
-from ._config import event_settings
 from ._context import current_delivery
 from ._contracts import current_version, topic_for, validate_payload
 from ._envelope import Envelope
@@ -32,6 +36,11 @@ from .models import OutboxMessage
 NOTIFY_CHANNEL = "comptoir_outbox"
 _NOTIFY = f"BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('{NOTIFY_CHANNEL}', ''); COMMIT"
 _NOTIFY_MARK = "comptoir_outbox_notify"
+_INSERT_OUTBOX = (
+    f"INSERT INTO {OutboxMessage._meta.db_table} "  # noqa: S608 - table name is ours
+    "(event_id, event_type, topic, key, envelope, headers) VALUES (%s, %s, %s, %s, %s, %s::jsonb)"
+)
+_SEPARATORS = (",", ":")
 
 
 class NotInTransactionError(RuntimeError):
@@ -63,7 +72,8 @@ def publish_event(
     if not transaction.get_connection(using).in_atomic_block:
         raise NotInTransactionError("publish_event must be called inside transaction.atomic()")
     version = schema_version or current_version(event_type)
-    wire_payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    payload_json = json.dumps(payload, cls=DjangoJSONEncoder, separators=_SEPARATORS, ensure_ascii=False)
+    wire_payload = json.loads(payload_json)
     validate_payload(event_type, version, wire_payload)
     delivery = current_delivery()
     parent = delivery.event if delivery is not None else None
@@ -73,7 +83,7 @@ def publish_event(
         event_type=event_type,
         schema_version=version,
         occurred_at=timezone.now(),
-        producer=event_settings().service,
+        producer=settings.COMPTOIR["SERVICE_NAME"],
         aggregate_id=str(aggregate_id),
         payload=wire_payload,
         correlation_id=correlation_id
@@ -84,15 +94,28 @@ def publish_event(
         traceparent=traceparent or _observe.current_traceparent() or (parent.traceparent if parent else None),
     )
     _wake_relay_after_commit(using)
-    OutboxMessage.objects.using(using).create(
-        event_id=event_id,
-        event_type=event_type,
-        topic=topic or topic_for(event_type),
-        key=envelope.aggregate_id,
-        envelope=envelope.to_json().decode(),
-        headers={name: value.decode() for name, value in envelope.kafka_headers()},
-    )
+    headers = {name: value.decode() for name, value in envelope.kafka_headers()}
+    with transaction.get_connection(using).cursor() as cursor:
+        cursor.execute(
+            _INSERT_OUTBOX,
+            [
+                event_id,
+                event_type,
+                topic or topic_for(event_type),
+                envelope.aggregate_id,
+                envelope_json(envelope, payload_json),
+                json.dumps(headers, separators=_SEPARATORS, ensure_ascii=False),
+            ],
+        )
     return envelope
+
+
+def envelope_json(envelope: Envelope, payload_json: str) -> str:
+    """`envelope.to_json()`, with the payload's JSON text spliced in rather than encoded again."""
+    fields = envelope.to_dict()
+    del fields["payload"]  # the last field of the envelope's JSON form
+    head = json.dumps(fields, separators=_SEPARATORS, ensure_ascii=False)
+    return f'{head[:-1]},"payload":{payload_json}}}'
 
 
 def _wake_relay_after_commit(using: str) -> None:
