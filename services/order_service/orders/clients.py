@@ -1,9 +1,9 @@
 """The HTTP clients of the services order_service calls: one pooled
-`ServiceClient` (and one cached service token) per upstream per process.
+`ServiceClient` per upstream per process, all sharing one cached service token.
 
 Keyed on the settings they are built from, so a changed setting (tests) takes
 effect; the chassis' process-wide token provider would keep the first
-SERVICE_TOKEN_URL it saw, hence a provider per client.
+SERVICE_TOKEN_URL it saw, hence providers keyed here too.
 """
 
 from __future__ import annotations
@@ -15,6 +15,12 @@ from django.conf import settings
 from comptoir import ServiceClient, ServiceTokenProvider
 
 
+@functools.lru_cache(maxsize=4)
+def _token_provider(token_url: str, client_id: str, client_secret: str) -> ServiceTokenProvider:
+    # One token for every upstream: each one fetched costs user_service a secret check.
+    return ServiceTokenProvider(token_url, client_id, client_secret)
+
+
 @functools.lru_cache(maxsize=16)
 def _client(
     base_url: str, token_url: str, client_id: str, client_secret: str, timeout_s: float
@@ -22,7 +28,7 @@ def _client(
     return ServiceClient(
         base_url,
         timeout_s=timeout_s,
-        token_provider=ServiceTokenProvider(token_url, client_id, client_secret),
+        token_provider=_token_provider(token_url, client_id, client_secret),
     )
 
 

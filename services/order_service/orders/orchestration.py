@@ -19,7 +19,11 @@ The state lives in `OrderSaga`, so each step is a short Celery task
 
 One task thus usually carries a whole saga: every step is still persisted before
 the next one starts, so what a crash interrupts resumes from the stored state,
-but the saga pays one Celery round trip instead of one per step.
+but the saga pays one Celery round trip instead of one per step. The
+transaction that records a forward step's success also claims the next step for
+the same task (its first attempt), so a forward step costs one short
+transaction besides its upstream call, and the order is read once per task.
+The steps, what undoes each and what follows it are one table, `STEPS`.
 
 A crash anywhere leaves the current step in the table: the task is delivered
 again (acks late) or the sweeper re-enqueues it after SAGA_STALL_SECONDS, and
@@ -35,9 +39,10 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -70,19 +75,6 @@ from .upstream import (
 
 logger = logging.getLogger(__name__)
 
-FORWARD_STEPS = (
-    SagaStep.VERIFY_USER,
-    SagaStep.RESERVE_STOCK,
-    SagaStep.CHARGE_PAYMENT,
-    SagaStep.CONFIRM_ORDER,
-)
-# What undoes each forward step that changes something upstream, in the order
-# compensations run (the reverse of the forward order).
-COMPENSATION_OF = {
-    SagaStep.CHARGE_PAYMENT: SagaStep.REFUND_PAYMENT,
-    SagaStep.RESERVE_STOCK: SagaStep.RELEASE_STOCK,
-}
-COMPENSATIONS = tuple(COMPENSATION_OF.values())
 MAX_ERROR_LENGTH = 500
 SWEEP_BATCH = 500
 
@@ -119,9 +111,15 @@ def saga_run_step(*, order_id: int, step: str) -> None:
     Raises a transient error (UpstreamError...) for the task to retry the step
     that is then current (`saga_current_step`); see `saga_retry_delay`.
     """
-    next_step: str | None = step
-    while next_step is not None:
-        next_step = _run_one(order_id, next_step)
+    claim = _claim(order_id, step)
+    current = step
+    while claim is not None:
+        next_step, claimed = _run_one(order_id, current, claim)
+        if next_step is None:
+            return
+        # A forward success claimed its successor already; anything else claims it now.
+        claim = replace(claim, attempts=1) if claimed else _claim(order_id, next_step)
+        current = next_step
 
 
 def saga_current_step(*, order_id: int) -> str | None:
@@ -130,24 +128,23 @@ def saga_current_step(*, order_id: int) -> str | None:
     return saga.current_step if saga is not None else None
 
 
-def _run_one(order_id: int, step: str) -> str | None:
-    """Runs `step` if it is current; returns the step that is current after it, if any."""
-    claim = _claim(order_id, step)
-    if claim is None:
-        return None
+def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, bool]:
+    """Runs the claimed `step`; returns the step that is current after it, if any,
+    and whether this task already holds that step's claim."""
     if step == SagaStep.CANCEL_ORDER:
         _cancel(order_id)
-        return None
+        return None, False
     if step in COMPENSATIONS:
-        return _run_compensation(order_id, step, claim)
+        return _run_compensation(order_id, step, claim), False
     try:
-        result = _FORWARD_ACTIONS[step](claim.order)
+        result = STEPS[step].action(claim.order)
     except StepRefused as refusal:
-        return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False)
+        return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False), False
     if step == SagaStep.CONFIRM_ORDER:
         _confirm(order_id)
-        return None
-    return _advance(order_id, step, result)
+        return None, False
+    next_step = _advance(order_id, step, result)
+    return next_step, next_step is not None
 
 
 def saga_retry_delay(*, order_id: int, step: str, error: str) -> float | None:
@@ -230,16 +227,35 @@ def _commit_stock(order: Order) -> dict[str, str | None]:
     return {}
 
 
-_FORWARD_ACTIONS: dict[str, Callable[[Order], dict[str, str | None]]] = {
-    SagaStep.VERIFY_USER: _verify_user,
-    SagaStep.RESERVE_STOCK: _reserve_stock,
-    SagaStep.CHARGE_PAYMENT: _charge_payment,
-    SagaStep.CONFIRM_ORDER: _commit_stock,
+@dataclass(frozen=True)
+class ForwardStep:
+    """A forward step: its upstream call, the compensation that undoes it (if it
+    changes something upstream) and the step after it (None: the order is confirmed)."""
+
+    action: Callable[[Order], dict[str, str | None]]
+    compensation: SagaStep | None
+    next: SagaStep | None
+
+
+# The forward path in order; compensations run newest first.
+STEPS: dict[str, ForwardStep] = {
+    SagaStep.VERIFY_USER: ForwardStep(_verify_user, compensation=None, next=SagaStep.RESERVE_STOCK),
+    SagaStep.RESERVE_STOCK: ForwardStep(
+        _reserve_stock, compensation=SagaStep.RELEASE_STOCK, next=SagaStep.CHARGE_PAYMENT
+    ),
+    SagaStep.CHARGE_PAYMENT: ForwardStep(
+        _charge_payment, compensation=SagaStep.REFUND_PAYMENT, next=SagaStep.CONFIRM_ORDER
+    ),
+    SagaStep.CONFIRM_ORDER: ForwardStep(_commit_stock, compensation=None, next=None),
 }
-_COMPENSATION_ACTIONS: dict[str, Callable[[int], None]] = {
+FORWARD_STEPS = tuple(STEPS)
+COMPENSATIONS: dict[str, Callable[[int], None]] = {
     SagaStep.REFUND_PAYMENT: lambda order_id: payment_refund(order_id=order_id),
     SagaStep.RELEASE_STOCK: lambda order_id: stock_release(order_id=order_id),
 }
+# The Celery task that runs a step (registered by `orders.tasks`), found by name
+# so this module does not import its own entry points.
+STEP_TASK_NAME = "orders.saga.{step}"
 
 
 # ------------------------------------------------------------------ state moves
@@ -274,13 +290,18 @@ def _locked_current(order_id: int, step: str) -> OrderSaga | None:
 
 
 def _move_to(
-    saga: OrderSaga, step: str | None, *, status: str | None = None, last_error: str | None = None
+    saga: OrderSaga,
+    step: str | None,
+    *,
+    status: str | None = None,
+    last_error: str | None = None,
+    attempts: int = 0,
 ) -> None:
     """Makes `step` current (None: the saga is over); `last_error` replaces the
     stored one when given (a failure's message stays through the compensations).
     The caller runs `step` next (or enqueues it)."""
     saga.current_step = step
-    saga.attempts = 0
+    saga.attempts = attempts
     if last_error is not None:
         saga.last_error = last_error[:MAX_ERROR_LENGTH]
     saga.stall_deadline = _stall_deadline()
@@ -298,8 +319,10 @@ def _advance(order_id: int, step: str, result: dict[str, str | None]) -> str | N
         if value is not None:
             setattr(saga, field, value)
     timeline_record(order_id=order_id, step=step, status=TimelineStatus.SUCCEEDED)
-    next_step = FORWARD_STEPS[[str(s) for s in FORWARD_STEPS].index(step) + 1]
-    _move_to(saga, next_step, last_error="")
+    next_step = STEPS[step].next
+    assert next_step is not None  # the last forward step ends in _confirm
+    # Claimed here for the task that runs it next: its first attempt.
+    _move_to(saga, next_step, last_error="", attempts=1)
     return next_step
 
 
@@ -331,7 +354,11 @@ def _fail(order_id: int, step: str, reason: str, message: str, *, outcome_unknow
     )
     if outcome_unknown:
         done.add(step)
-    plan = [undo for forward, undo in COMPENSATION_OF.items() if forward in done]
+    plan = [
+        spec.compensation
+        for forward, spec in reversed(STEPS.items())
+        if spec.compensation is not None and forward in done
+    ]
     saga.compensation_plan = plan
     saga.failure_reason = reason
     next_step = plan[0] if plan else SagaStep.CANCEL_ORDER
@@ -342,7 +369,7 @@ def _fail(order_id: int, step: str, reason: str, message: str, *, outcome_unknow
 def _run_compensation(order_id: int, step: str, claim: _Claim) -> str | None:
     error: str | None = None
     try:
-        _COMPENSATION_ACTIONS[step](order_id)
+        COMPENSATIONS[step](order_id)
     except StepRefused as refusal:
         # Upstream will never do it (e.g. the stock was already sold): say so
         # loudly and go on with the rest, which may still succeed.
@@ -389,10 +416,7 @@ def _enqueue_on_commit(order_id: int, step: str | None) -> None:
 
 
 def _enqueue(order_id: int, step: str) -> None:
-    # Imported here: the tasks are entry points that call this module.
-    from .tasks import enqueue_saga_step
-
     try:
-        enqueue_saga_step(order_id=order_id, step=step)
+        current_app.tasks[STEP_TASK_NAME.format(step=step)].delay(order_id)
     except (BrokerError, OSError):  # the broker is down: the sweeper enqueues it later
         logger.exception("could not enqueue saga step", extra={"order_id": order_id, "step": step})

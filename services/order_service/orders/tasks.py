@@ -19,6 +19,7 @@ from comptoir import UpstreamError
 
 from . import orchestration
 from .models import SagaStep
+from .orchestration import STEP_TASK_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -51,37 +52,37 @@ def _run_step(task: Task[Any, Any], order_id: int, step: SagaStep) -> None:
         STEP_TASKS[failed].apply_async((order_id,), countdown=delay)
 
 
-@shared_task(bind=True, name="orders.saga.verify_user", **STEP_TASK_OPTIONS)
+@shared_task(bind=True, name=STEP_TASK_NAME.format(step=SagaStep.VERIFY_USER), **STEP_TASK_OPTIONS)
 def verify_user(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.VERIFY_USER)
 
 
-@shared_task(bind=True, name="orders.saga.reserve_stock", **STEP_TASK_OPTIONS)
+@shared_task(bind=True, name=STEP_TASK_NAME.format(step=SagaStep.RESERVE_STOCK), **STEP_TASK_OPTIONS)
 def reserve_stock(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.RESERVE_STOCK)
 
 
-@shared_task(bind=True, name="orders.saga.charge_payment", **STEP_TASK_OPTIONS)
+@shared_task(bind=True, name=STEP_TASK_NAME.format(step=SagaStep.CHARGE_PAYMENT), **STEP_TASK_OPTIONS)
 def charge_payment(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.CHARGE_PAYMENT)
 
 
-@shared_task(bind=True, name="orders.saga.confirm_order", **STEP_TASK_OPTIONS)
+@shared_task(bind=True, name=STEP_TASK_NAME.format(step=SagaStep.CONFIRM_ORDER), **STEP_TASK_OPTIONS)
 def confirm_order(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.CONFIRM_ORDER)
 
 
-@shared_task(bind=True, name="orders.saga.refund_payment", **STEP_TASK_OPTIONS)
+@shared_task(bind=True, name=STEP_TASK_NAME.format(step=SagaStep.REFUND_PAYMENT), **STEP_TASK_OPTIONS)
 def refund_payment(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.REFUND_PAYMENT)
 
 
-@shared_task(bind=True, name="orders.saga.release_stock", **STEP_TASK_OPTIONS)
+@shared_task(bind=True, name=STEP_TASK_NAME.format(step=SagaStep.RELEASE_STOCK), **STEP_TASK_OPTIONS)
 def release_stock(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.RELEASE_STOCK)
 
 
-@shared_task(bind=True, name="orders.saga.cancel_order", **STEP_TASK_OPTIONS)
+@shared_task(bind=True, name=STEP_TASK_NAME.format(step=SagaStep.CANCEL_ORDER), **STEP_TASK_OPTIONS)
 def cancel_order(self: Task[[int], None], order_id: int) -> None:
     _run_step(self, order_id, SagaStep.CANCEL_ORDER)
 
@@ -95,10 +96,6 @@ STEP_TASKS: dict[str, Task[[int], None]] = {
     SagaStep.RELEASE_STOCK: release_stock,
     SagaStep.CANCEL_ORDER: cancel_order,
 }
-
-
-def enqueue_saga_step(*, order_id: int, step: str) -> None:
-    STEP_TASKS[step].delay(order_id)
 
 
 @shared_task(name="orders.sweep_stalled_sagas", acks_late=True)

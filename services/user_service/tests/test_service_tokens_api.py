@@ -83,3 +83,31 @@ def test_the_secret_is_stored_hashed(make_service_client: Any) -> None:
 
     assert SERVICE_SECRET not in client.secret_hash
     assert client.secret_hash.startswith("md5$")  # the tests' fast hasher; PBKDF2 otherwise
+
+
+def test_a_secret_is_stretched_once_per_process_and_again_when_it_changes(
+    api: Api, make_service_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from users import services
+
+    make_service_client("order_service")
+    checks: list[str] = []
+    real_check = services.check_password
+
+    def counting_check(password: str, encoded: str) -> bool:
+        checks.append(password)
+        return real_check(password, encoded)
+
+    monkeypatch.setattr(services, "check_password", counting_check)
+    monkeypatch.setattr(services, "_verified_secrets", {})
+
+    assert [obtain(api).status_code for _ in range(3)] == [200, 200, 200]
+    assert checks == [SERVICE_SECRET]
+    # A wrong secret is always checked for real, and refused.
+    assert obtain(api, client_secret="wrong-secret").status_code == 401
+    assert checks == [SERVICE_SECRET, "wrong-secret"]
+
+    services.service_client_set(name="order_service", secret="a-new-secret-for-order-service")
+    assert obtain(api).status_code == 401  # the old secret no longer opens anything
+    assert obtain(api, client_secret="a-new-secret-for-order-service").status_code == 200
+    assert checks[-2:] == [SERVICE_SECRET, "a-new-secret-for-order-service"]

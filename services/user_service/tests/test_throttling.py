@@ -64,3 +64,26 @@ def test_service_token_is_throttled(api: Api, make_service_client: Any) -> None:
     statuses = [api.post("/api/users/auth/service-token/", body).status_code for _ in range(3)]
 
     assert statuses == [200, 200, 429]
+
+
+def test_service_tokens_are_not_held_to_the_per_user_rate(
+    api: Api, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.cache import cache
+
+    from comptoir._throttling import EndUserRateThrottle
+    from users.services import service_client_set
+
+    monkeypatch.setattr(EndUserRateThrottle, "THROTTLE_RATES", {"user": "2/minute"})
+    cache.delete_many([f"throttle_user_user:{user.pk}", "throttle_user_service:order_service"])
+    service_client_set(name="order_service", secret=SERVICE_SECRET)
+    token = api.post(
+        "/api/users/auth/service-token/", {"client_id": "order_service", "client_secret": SERVICE_SECRET}
+    ).json()["access_token"]
+
+    internal = [api.get(f"/internal/users/{user.pk}/", **api.bearer(token)).status_code for _ in range(4)]
+    access = api.post("/api/users/auth/login/", {"email": user.email, "password": PASSWORD}).json()["access"]
+    mine = [api.get("/api/users/me/", **api.bearer(access)).status_code for _ in range(3)]
+
+    assert internal == [200, 200, 200, 200]
+    assert mine == [200, 200, 429]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -178,13 +180,40 @@ def session_revoke(*, families: list[uuid.UUID]) -> int:
 # --- service clients --------------------------------------------------------------
 
 
+# Secrets this process has already checked against a stored hash: client name ->
+# (the stored hash it matched, SHA-256 of the secret). Valid only while the row
+# still holds that same hash, so a changed secret is checked (and stretched) again.
+_verified_secrets: dict[str, tuple[str, bytes]] = {}
+_verified_secrets_lock = threading.Lock()
+
+
 def service_token_obtain(*, client_id: str, client_secret: str) -> IssuedToken:
     client = service_client_find(name=client_id)
     if client is None:
         make_password(client_secret)  # same cost as a wrong secret
-    if client is None or not client.is_active or not check_password(client_secret, client.secret_hash):
+    if client is None or not client.is_active or not _service_secret_matches(client, client_secret):
         raise AuthenticationError(UserErrorCode.INVALID_CLIENT, "Unknown client or wrong secret.")
     return service_token_issue(client=client)
+
+
+def _service_secret_matches(client: ServiceClient, secret: str) -> bool:
+    """`check_password` once per (client, stored hash, secret) in this process.
+
+    Every process of every service asks for a token at start-up and again every
+    few minutes, all with the same secret: stretching it each time (a second of
+    CPU with PBKDF2's iterations) made a restarted platform's first orders wait
+    seconds for their tokens. The stored hash stays a slow one.
+    """
+    digest = hashlib.sha256(secret.encode()).digest()
+    with _verified_secrets_lock:
+        known = _verified_secrets.get(client.name)
+    if known is not None and known[0] == client.secret_hash and hmac.compare_digest(known[1], digest):
+        return True
+    if not check_password(secret, client.secret_hash):
+        return False
+    with _verified_secrets_lock:
+        _verified_secrets[client.name] = (client.secret_hash, digest)
+    return True
 
 
 @transaction.atomic

@@ -164,7 +164,7 @@ def service_settings(
             "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
             "DEFAULT_THROTTLE_CLASSES": [
                 "rest_framework.throttling.AnonRateThrottle",
-                "rest_framework.throttling.UserRateThrottle",
+                "comptoir._throttling.EndUserRateThrottle",
             ],
             "DEFAULT_THROTTLE_RATES": {
                 "anon": env.str("THROTTLE_ANON", default="10000/minute"),
