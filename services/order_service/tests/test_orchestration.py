@@ -7,9 +7,13 @@ commits); tests/test_worker.py runs them through a real Celery worker.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -392,3 +396,26 @@ def test_default_retries_of_a_forward_step_outlast_three_minutes() -> None:
     for attempt in (1, 3, 10):
         ceiling = min(30.0, 2.0 ** (attempt - 1))
         assert all(ceiling / 2 <= orchestration.retry_delay(attempt) <= ceiling for _ in range(50))
+
+
+def test_a_process_that_only_set_up_django_can_enqueue_every_step_by_name() -> None:
+    """The web process never imports `orders.tasks` itself: the app registers them."""
+    code = (
+        "import django; django.setup()\n"
+        "from celery import current_app\n"
+        "from orders.models import SagaStep\n"
+        "from orders.orchestration import STEP_TASK_NAME\n"
+        "print(sorted(s.value for s in SagaStep if STEP_TASK_NAME.format(step=s) in current_app.tasks))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(sorted(s.value for s in SagaStep))
