@@ -108,3 +108,47 @@ def test_rotated_key_is_picked_up_through_the_jwks(client: Client, tokens: Token
     assert status == 200
     status, _ = _get(client, "/me/", tokens.user(9))
     assert status == 200
+
+
+def test_a_verified_token_is_checked_once_until_it_expires(
+    client: Client, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comptoir import _auth
+
+    checks: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: object, **kwargs: object) -> object:
+        checks.append(token)
+        return real_decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    token = tokens.user(7)
+
+    statuses = [_get(client, "/me/", token)[0] for _ in range(3)]
+    assert (statuses, checks) == ([200, 200, 200], [token])
+
+    # Once its expiry has passed, the remembered token is verified again, and refused.
+    claims, kid, _ = _auth._verified[token]
+    _auth._verified[token] = (claims, kid, time.time() - 1)
+    assert _get(client, "/me/", tokens.user(7, lifetime_s=-1))[0] == 401
+    assert _get(client, "/me/", token)[0] == 200
+    assert checks[-1] == token
+
+
+def test_a_remembered_token_is_refused_once_its_key_leaves_the_key_set(
+    client: Client, tokens: TokenFactory
+) -> None:
+    token = tokens.user(7)
+    assert _get(client, "/me/", token)[0] == 200
+
+    published = list(tokens.jwks["keys"])
+    newer = TokenFactory()
+    tokens.jwks["keys"][:] = newer.jwks["keys"]  # the old key is retired
+    try:
+        status, body = _get(client, "/me/", token)
+    finally:
+        tokens.jwks["keys"][:] = published
+
+    assert status == 401
+    assert body["error"]["code"] == "authentication_failed"

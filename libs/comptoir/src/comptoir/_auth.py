@@ -13,11 +13,18 @@ The algorithm is pinned to RS256 (no `none`, no HS256 with a public key), and
 through PyJWT's `PyJWKClient`, which caches them and refetches once when a
 token names an unknown `kid` (key rotation). A service may instead name a
 local JWKS provider (user_service does: it must not call itself over HTTP).
+
+A token that verified is remembered until it expires, as long as the key that
+signed it is still published: the same service token arrives on every internal
+call, the same access token on every request of a session, and checking the
+signature again each time was a tenth of a minimal request's CPU. A retired key
+ends the validity of every remembered token it signed at once.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -68,15 +75,32 @@ class Principal:
 
 
 class _LocalJWKClient(jwt.PyJWKClient):
-    """A PyJWKClient whose key set comes from a function instead of HTTP."""
+    """A PyJWKClient whose key set comes from a function instead of HTTP.
+
+    The function is asked every time (a rotation shows at once); the keys are
+    built again only when the set it returns changes."""
 
     def __init__(self, provider: Callable[[], dict[str, Any]]) -> None:
         # The URI is never fetched: fetch_data below replaces the HTTP call.
         super().__init__("http://local.invalid/jwks", cache_keys=False, cache_jwk_set=False)
         self._provider = provider
+        self._built: tuple[tuple[tuple[Any, ...], ...], jwt.PyJWKSet] | None = None
 
     def fetch_data(self) -> Any:
         return self._provider()
+
+    def get_jwk_set(self, refresh: bool = False) -> jwt.PyJWKSet:
+        data = self._as_jwk_set_payload(self._provider())
+        fingerprint = tuple(
+            (key.get("kid"), key.get("n"), key.get("e"), key.get("use"))
+            for key in data.get("keys", [])
+            if isinstance(key, dict)
+        )
+        built = self._built
+        if built is None or built[0] != fingerprint:
+            built = (fingerprint, jwt.PyJWKSet.from_dict(data))
+            self._built = built
+        return built[1]
 
 
 _client_lock = threading.Lock()
@@ -97,12 +121,24 @@ def _jwk_client() -> jwt.PyJWKClient:
         return _client
 
 
+_VERIFICATION_SETTINGS = frozenset(
+    {"COMPTOIR_JWKS_PROVIDER", "JWKS_URL", "JWT_AUDIENCE", "JWT_SERVICE_AUDIENCE", "JWT_ISSUER"}
+)
+
+
 @receiver(setting_changed)
 def _reset_client(*, setting: str, **kwargs: Any) -> None:
     global _client
     if setting in {"COMPTOIR_JWKS_PROVIDER", "JWKS_URL"}:
         with _client_lock:
             _client = None
+    if setting in _VERIFICATION_SETTINGS:
+        _verified.clear()
+
+
+# Tokens that verified: token -> (claims, kid of the signing key, expiry as a Unix time).
+VERIFIED_TOKENS_MAX = 10_000
+_verified: dict[str, tuple[dict[str, Any], str, float]] = {}
 
 
 class InvalidToken(Exception):
@@ -111,6 +147,28 @@ class InvalidToken(Exception):
 
 def decode_token(token: str) -> dict[str, Any]:
     """Verifies a user or service token and returns its claims."""
+    remembered = _verified.get(token)
+    if remembered is not None:
+        claims, kid, expires_at = remembered
+        if time.time() < expires_at and _still_published(kid):
+            return claims
+        _verified.pop(token, None)
+    claims, kid = _verify(token)
+    if len(_verified) >= VERIFIED_TOKENS_MAX:
+        _verified.clear()  # rare, and cheaper than tracking recency on every hit
+    _verified[token] = (claims, kid, float(claims["exp"]))
+    return claims
+
+
+def _still_published(kid: str) -> bool:
+    try:
+        return any(key.key_id == kid for key in _jwk_client().get_signing_keys())
+    except jwt.PyJWKClientError:
+        return False
+
+
+def _verify(token: str) -> tuple[dict[str, Any], str]:
+    """The token's claims and its key id, after every check."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as error:
@@ -138,9 +196,9 @@ def decode_token(token: str) -> dict[str, Any]:
     audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     use = claims.get("token_use")
     if use == ACCESS and settings.JWT_AUDIENCE in audience:
-        return claims
+        return claims, kid
     if use == SERVICE and settings.JWT_SERVICE_AUDIENCE in audience:
-        return claims
+        return claims, kid
     raise InvalidToken("token use does not match its audience")
 
 

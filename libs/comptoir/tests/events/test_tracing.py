@@ -87,10 +87,12 @@ def test_trace_context_crosses_outbox_relay_and_kafka_to_the_consumer(
     def spans() -> list[dict[str, Any]]:
         return list(_trace(query, trace_id)["spans"])
 
+    # The relay and the consumer export on their own schedules: wait for both spans.
+    wanted = {f"{notes_topic} publish", f"{notes_topic} process"}
     wait_for(
-        lambda: any(s["operationName"] == f"{notes_topic} process" for s in spans()),
+        lambda: wanted <= {s["operationName"] for s in spans()},
         timeout_s=30,
-        what="the consumer's span",
+        what="the relay's and the consumer's spans",
         interval_s=0.5,
     )
     found = {span["operationName"]: span for span in spans()}
