@@ -12,13 +12,12 @@ must be exactly what the quote says.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-
-from rest_framework import serializers
 
 from comptoir import ApplicationError, ErrorCode, UpstreamError
 
@@ -53,21 +52,68 @@ class Quote:
     currency: str
 
 
-class _QuotedLineSerializer(serializers.Serializer[Any]):
-    product_id = serializers.IntegerField(min_value=1)
-    name = serializers.CharField(max_length=255)
-    quantity = serializers.IntegerField(min_value=1)
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
-    currency = serializers.RegexField(r"^[A-Z]{3}$")
-    # Totals are wider than an order's columns on purpose: a too-large order
-    # is the caller's error (order_total_too_large), not a broken upstream.
-    line_total = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0"))
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Totals are wider than an order's columns on purpose: a too-large order is the
+# caller's error (order_total_too_large), not a broken upstream.
+_PRICE_DIGITS, _TOTAL_DIGITS = 12, 20
 
 
-class _QuoteSerializer(serializers.Serializer[Any]):
-    lines = _QuotedLineSerializer(many=True)
-    total = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0"))
-    currency = serializers.RegexField(r"^[A-Z]{3}$")
+class _Malformed(Exception):
+    """The quote's body is not the contract's shape."""
+
+
+def _field(data: dict[str, Any], name: str) -> Any:
+    if name not in data:
+        raise _Malformed
+    return data[name]
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Malformed
+    return value
+
+
+def _amount(value: Any, max_digits: int) -> Decimal:
+    """A non-negative decimal string (or number) with at most 2 decimal places."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _Malformed
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise _Malformed from None
+    if not amount.is_finite() or amount < 0:
+        raise _Malformed
+    exponent = amount.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -2 or len(amount.as_tuple().digits) > max_digits:
+        raise _Malformed
+    return amount
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise _Malformed
+    return value
+
+
+def _quoted_line(raw: Any) -> tuple[QuotedLine, str]:
+    """One line of the quote and its currency."""
+    if not isinstance(raw, dict):
+        raise _Malformed
+    line = QuotedLine(
+        product_id=_positive_int(_field(raw, "product_id")),
+        name=_name(_field(raw, "name")),
+        quantity=_positive_int(_field(raw, "quantity")),
+        unit_price=_amount(_field(raw, "unit_price"), _PRICE_DIGITS),
+        line_total=_amount(_field(raw, "line_total"), _TOTAL_DIGITS),
+    )
+    return line, _currency(_field(raw, "currency"))
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise _Malformed
+    return value
 
 
 def product_quote(*, lines: Sequence[RequestedLine]) -> Quote:
@@ -121,21 +167,18 @@ def _invalid(reason: str) -> UpstreamError:
 
 
 def _checked_quote(body: Any, requested: Sequence[RequestedLine]) -> Quote:
-    serializer = _QuoteSerializer(data=body)
-    if not serializer.is_valid():
-        raise _invalid("malformed body")
-    data = serializer.validated_data
-    currency: str = data["currency"]
+    """The quote, checked field by field (plain checks: this runs on every order)."""
+    try:
+        if not isinstance(body, dict) or not isinstance(_field(body, "lines"), list):
+            raise _Malformed
+        currency = _currency(_field(body, "currency"))
+        quoted_total = _amount(_field(body, "total"), _TOTAL_DIGITS)
+        parsed = [_quoted_line(raw) for raw in body["lines"]]
+    except _Malformed:
+        raise _invalid("malformed body") from None
     by_product: dict[int, QuotedLine] = {}
-    for raw in data["lines"]:
-        line = QuotedLine(
-            product_id=raw["product_id"],
-            name=raw["name"],
-            quantity=raw["quantity"],
-            unit_price=raw["unit_price"],
-            line_total=raw["line_total"],
-        )
-        if raw["currency"] != currency:
+    for line, line_currency in parsed:
+        if line_currency != currency:
             raise _invalid("lines in more than one currency")
         if line.line_total != line.unit_price * line.quantity:
             raise _invalid(f"line total of product {line.product_id} is not price x quantity")
@@ -148,6 +191,6 @@ def _checked_quote(body: Any, requested: Sequence[RequestedLine]) -> Quote:
     if any(quoted.quantity != line.quantity for quoted, line in zip(ordered, requested, strict=True)):
         raise _invalid("quoted quantities differ from the requested ones")
     total = sum((line.line_total for line in ordered), Decimal("0.00"))
-    if total != data["total"]:
+    if total != quoted_total:
         raise _invalid("total is not the sum of the lines")
     return Quote(lines=ordered, total=total, currency=currency)
