@@ -128,9 +128,5 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "django.server": {"level": "WARNING"},
             "django.db.backends": {"level": "INFO"},
-            # One INFO line per outgoing call says nothing the callee's access log,
-            # the metrics and the trace do not, and costs every service-to-service call.
-            "httpx": {"level": "WARNING"},
-            "httpcore": {"level": "WARNING"},
         },
     }
