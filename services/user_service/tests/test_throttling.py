@@ -69,13 +69,15 @@ def test_service_token_is_throttled(api: Api, make_service_client: Any) -> None:
 def test_service_tokens_are_not_held_to_the_per_user_rate(
     api: Api, user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from django.core.cache import cache
-
-    from comptoir._throttling import EndUserRateThrottle
+    from comptoir._throttling import EndUserRateThrottle, throttle_redis
     from users.services import service_client_set
 
-    monkeypatch.setattr(EndUserRateThrottle, "THROTTLE_RATES", {"user": "2/minute"})
-    cache.delete_many([f"throttle_user_user:{user.pk}", "throttle_user_service:order_service"])
+    # A day-long window: the three requests below never straddle its edge.
+    monkeypatch.setattr(EndUserRateThrottle, "THROTTLE_RATES", {"user": "2/day"})
+    # Counters of an earlier run of this suite (user ids restart with the test database).
+    for pattern in (f"user_service:throttle_user_user:{user.pk}:*", "user_service:throttle_user_service:*"):
+        for key in throttle_redis().scan_iter(match=pattern):
+            throttle_redis().delete(key)
     service_client_set(name="order_service", secret=SERVICE_SECRET)
     token = api.post(
         "/api/users/auth/service-token/", {"client_id": "order_service", "client_secret": SERVICE_SECRET}
@@ -87,3 +89,5 @@ def test_service_tokens_are_not_held_to_the_per_user_rate(
 
     assert internal == [200, 200, 200, 200]
     assert mine == [200, 200, 429]
+    # Counted in Redis for this user and window only; nothing for the service.
+    assert list(throttle_redis().scan_iter(match="user_service:throttle_user_service:*")) == []
