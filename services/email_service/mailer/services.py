@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.utils import timezone
 
@@ -67,6 +69,31 @@ def _is_permanent(error: Exception) -> bool:
     return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
 
 
+# This process's open mail connection and the settings it was opened with: one SMTP
+# session serves every mail the process sends (a connection, greeting and EHLO per
+# mail cost the worker and the mail server more than the mail itself).
+_open_connection: tuple[tuple[str, str, int], BaseEmailBackend] | None = None
+
+
+def _mail_connection() -> BaseEmailBackend:
+    global _open_connection
+    wanted = (settings.EMAIL_BACKEND, settings.EMAIL_HOST, int(settings.EMAIL_PORT))
+    if _open_connection is None or _open_connection[0] != wanted:
+        _close_mail_connection()
+        backend = get_connection(fail_silently=False)
+        backend.open()
+        _open_connection = (wanted, backend)
+    return _open_connection[1]
+
+
+def _close_mail_connection() -> None:
+    global _open_connection
+    if _open_connection is not None:
+        with contextlib.suppress(*DELIVERY_ERRORS):  # already gone
+            _open_connection[1].close()
+        _open_connection = None
+
+
 def _send_over_smtp(email: SentEmail) -> None:
     message = EmailMultiAlternatives(
         subject=email.subject,
@@ -74,11 +101,15 @@ def _send_over_smtp(email: SentEmail) -> None:
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[email.to],
         headers={"X-Comptoir-Email-Id": str(email.pk), "X-Comptoir-Template": email.template},
-        connection=get_connection(fail_silently=False),
     )
     if email.html_body:
         message.attach_alternative(email.html_body, "text/html")
-    message.send(fail_silently=False)
+    try:
+        _mail_connection().send_messages([message])
+    except (smtplib.SMTPServerDisconnected, ConnectionError):
+        # The server closed the idle session (or went away): one fresh session.
+        _close_mail_connection()
+        _mail_connection().send_messages([message])
 
 
 def email_deliver(*, email_id: int, final_attempt: bool) -> SentEmail:

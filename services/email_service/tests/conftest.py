@@ -65,6 +65,10 @@ def smtp_sink(settings: Any) -> Iterator[SmtpSink]:
     settings.EMAIL_PORT = sink.port
     settings.EMAIL_TIMEOUT = 5
     yield sink
+    # The process keeps its SMTP session open between mails: end it with the sink.
+    from mailer.services import _close_mail_connection
+
+    _close_mail_connection()
     sink.stop()
 
 

@@ -24,6 +24,8 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    # The client's (address, port): one per SMTP session.
+    peer: tuple[Any, ...] = ()
 
     @property
     def subject(self) -> str:
@@ -59,7 +61,12 @@ class _Handler:
         assert isinstance(message, EmailMessage)
         with self.sink.lock:
             self.sink.received.append(
-                ReceivedMail(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), message=message)
+                ReceivedMail(
+                    mail_from=envelope.mail_from,
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    message=message,
+                    peer=tuple(session.peer),
+                )
             )
         return "250 Message accepted for delivery"
 

@@ -118,6 +118,25 @@ def test_deliver_sends_through_smtp_and_marks_sent(smtp_sink: SmtpSink, settings
     assert "<strong>59.90 EUR</strong>" in mail.html
 
 
+def test_mails_share_one_smtp_session_until_the_server_closes_it(smtp_sink: SmtpSink) -> None:
+    first, _ = email_request(**_request(object_id="1"))
+    second, _ = email_request(**_request(object_id="2"))
+    email_deliver(email_id=first.pk, final_attempt=False)
+    email_deliver(email_id=second.pk, final_attempt=False)
+
+    smtp_sink.stop()  # the server goes away and comes back: the open session is dead
+    smtp_sink.start()
+    third, _ = email_request(**_request(object_id="3"))
+    delivered = email_deliver(email_id=third.pk, final_attempt=False)
+
+    assert delivered.status == "SENT"
+    peers = [mail.peer for mail in smtp_sink.mails()]
+    assert len(peers) == 3
+    assert peers[0] == peers[1]
+    assert peers[2] != peers[0]
+    assert SentEmail.objects.get(pk=third.pk).attempts == 1
+
+
 def test_deliver_twice_sends_one_mail(smtp_sink: SmtpSink) -> None:
     email, _ = email_request(**_request())
     email_deliver(email_id=email.pk, final_attempt=False)
