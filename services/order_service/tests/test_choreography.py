@@ -128,9 +128,9 @@ def _created(order: Order) -> tuple[str, str, dict[str, object]]:
 
 
 def test_placing_verifies_the_user_and_publishes_order_created(
-    choreography: None, place_order: Callable[..., Any], upstreams: Upstreams
+    choreography: None, place_order: Callable[..., Any], upstreams: Upstreams, alice_headers: dict[str, str]
 ) -> None:
-    response = place_order([(1, 2)])
+    response = place_order([(1, 2)], headers={**alice_headers, "X-Request-ID": "req-choreo-7"})
 
     assert response.status_code == 202
     body = response.json()
@@ -140,6 +140,8 @@ def test_placing_verifies_the_user_and_publishes_order_created(
         ("verify_user", "succeeded", None)
     ]
     assert upstreams.operations() == ["user"]  # the rest is the other services' part
+    # Checked beside the quote, on another thread, still as part of this request.
+    assert upstreams.users.calls("user")[0].headers["X-Request-ID"] == "req-choreo-7"
     assert event_summary() == [_created(order)]
     saga = OrderSaga.objects.get(pk=order.pk)
     assert (saga.status, saga.current_step) == (SagaStatus.RUNNING, "reserve_stock")
