@@ -123,6 +123,21 @@ def test_refused_connection_becomes_a_503_upstream_error() -> None:
     assert caught.value.code == "unavailable"
 
 
+def test_an_upstream_error_names_the_service_never_its_address(upstream: Upstream) -> None:
+    upstream.delay_s = 1.0
+    slow = _client(upstream, timeout_s=0.2, retries=0, authenticate=False)
+    slow.name = "product_service"
+    refused = ServiceClient("http://127.0.0.1:9", retries=0, authenticate=False, name="payment_service")
+
+    with pytest.raises(UpstreamError) as timed_out:
+        slow.get("/internal/stock/reservations/")
+    with pytest.raises(UpstreamError) as unreachable:
+        refused.post("/internal/payments/charge/", json={})
+
+    assert str(timed_out.value) == "product_service did not answer in time."
+    assert str(unreachable.value) == "payment_service could not be reached."
+
+
 def test_401_refreshes_the_service_token_once(upstream: Upstream) -> None:
     upstream.script = [401]
     response = _client(upstream).get("/internal/thing")

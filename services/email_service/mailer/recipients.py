@@ -22,7 +22,7 @@ class Recipient:
 @functools.cache
 def _user_service(base_url: str) -> ServiceClient:
     # One pooled client per process (per URL: tests point the setting elsewhere).
-    return ServiceClient(base_url, timeout_s=3.0)
+    return ServiceClient(base_url, timeout_s=3.0, name="user_service")
 
 
 def recipient_get(*, user_id: str) -> Recipient | None:

@@ -23,17 +23,19 @@ def _token_provider(token_url: str, client_id: str, client_secret: str) -> Servi
 
 @functools.lru_cache(maxsize=16)
 def _client(
-    base_url: str, token_url: str, client_id: str, client_secret: str, timeout_s: float
+    name: str, base_url: str, token_url: str, client_id: str, client_secret: str, timeout_s: float
 ) -> ServiceClient:
     return ServiceClient(
         base_url,
         timeout_s=timeout_s,
         token_provider=_token_provider(token_url, client_id, client_secret),
+        name=name,
     )
 
 
-def _for(base_url: str, timeout_s: float) -> ServiceClient:
+def _for(name: str, base_url: str, timeout_s: float) -> ServiceClient:
     return _client(
+        name,
         base_url,
         settings.SERVICE_TOKEN_URL,
         settings.SERVICE_CLIENT_ID,
@@ -43,12 +45,12 @@ def _for(base_url: str, timeout_s: float) -> ServiceClient:
 
 
 def product_service_client() -> ServiceClient:
-    return _for(settings.PRODUCT_SERVICE_URL, settings.PRODUCT_SERVICE_TIMEOUT_S)
+    return _for("product_service", settings.PRODUCT_SERVICE_URL, settings.PRODUCT_SERVICE_TIMEOUT_S)
 
 
 def user_service_client() -> ServiceClient:
-    return _for(settings.USER_SERVICE_URL, settings.USER_SERVICE_TIMEOUT_S)
+    return _for("user_service", settings.USER_SERVICE_URL, settings.USER_SERVICE_TIMEOUT_S)
 
 
 def payment_service_client() -> ServiceClient:
-    return _for(settings.PAYMENT_SERVICE_URL, settings.PAYMENT_SERVICE_TIMEOUT_S)
+    return _for("payment_service", settings.PAYMENT_SERVICE_URL, settings.PAYMENT_SERVICE_TIMEOUT_S)

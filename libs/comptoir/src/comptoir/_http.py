@@ -6,11 +6,14 @@ user_service and cached until shortly before it expires). Connection failures
 and 502/503/504 answers are retried with jittered exponential backoff for
 idempotent calls only: GET/HEAD/PUT/DELETE, or a POST that carries an
 `Idempotency-Key`. What still fails becomes an `UpstreamError` (503/504 with
-the standard error body) instead of a traceback.
+the standard error body) instead of a traceback. Its message names the
+upstream service, never its address or path: error bodies travel back to end
+users; the address goes to the log.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -24,6 +27,8 @@ from opentelemetry import propagate
 
 from ._errors import ApplicationError, ErrorCode
 from ._logging import request_id_var
+
+logger = logging.getLogger("comptoir.http")
 
 RETRYABLE_STATUS = {502, 503, 504}
 IDEMPOTENT_METHODS = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
@@ -113,8 +118,11 @@ class ServiceClient:
         backoff_s: float = 0.1,
         token_provider: ServiceTokenProvider | None = None,
         authenticate: bool = True,
+        name: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # What error messages call the upstream (they reach end users: no address).
+        self.name = name or "an upstream service"
         self.retries = retries
         self.backoff_s = backoff_s
         self._token_provider = token_provider
@@ -163,19 +171,27 @@ class ServiceClient:
                 if attempt < attempts:
                     self._sleep(attempt)
                     continue
+                logger.warning(
+                    "upstream call timed out",
+                    extra={"upstream": self.name, "url": f"{self.base_url}{path}", "method": method},
+                )
                 raise UpstreamError(
-                    ErrorCode.UNAVAILABLE,
-                    f"{self.base_url} did not answer {method} {path} in time",
-                    status_code=504,
+                    ErrorCode.UNAVAILABLE, f"{self.name} did not answer in time.", status_code=504
                 ) from None
             except httpx.TransportError as error:
                 if attempt < attempts:
                     self._sleep(attempt)
                     continue
-                raise UpstreamError(
-                    ErrorCode.UNAVAILABLE,
-                    f"{self.base_url} unreachable for {method} {path}: {type(error).__name__}",
-                ) from None
+                logger.warning(
+                    "upstream unreachable",
+                    extra={
+                        "upstream": self.name,
+                        "url": f"{self.base_url}{path}",
+                        "method": method,
+                        "error": type(error).__name__,
+                    },
+                )
+                raise UpstreamError(ErrorCode.UNAVAILABLE, f"{self.name} could not be reached.") from None
             if response.status_code == 401 and self._authenticate and not refreshed_token:
                 # A token from before a key rotation: fetch a fresh one once.
                 (self._token_provider or default_token_provider()).invalidate()
