@@ -150,5 +150,6 @@ def test_a_remembered_token_is_refused_once_its_key_leaves_the_key_set(
     finally:
         tokens.jwks["keys"][:] = published
 
-    assert status == 401
-    assert body["error"]["code"] == "authentication_failed"
+    error = body["error"]
+    assert isinstance(error, dict)
+    assert (status, error["code"]) == (401, "authentication_failed")
