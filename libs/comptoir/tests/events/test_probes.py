@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,9 @@ def probe(spawner: Spawner, heartbeats: Path, *args: str) -> tuple[int, str]:
     return result.returncode, result.stdout.strip() + result.stderr.strip()
 
 
-def beat_after(path: Path, moment: float) -> bool:
-    return path.exists() and path.stat().st_mtime > moment
+def beats_after(path: Path, moment: float) -> Callable[[], bool]:
+    """A check: the heartbeat file was touched after `moment` (a time.time())."""
+    return lambda: path.exists() and path.stat().st_mtime > moment
 
 
 def test_a_broker_outage_keeps_web_ready_and_loops_alive_and_relay_consumer_unready(
@@ -51,7 +53,7 @@ def test_a_broker_outage_keeps_web_ready_and_loops_alive_and_relay_consumer_unre
     consumer_beat = heartbeat_file(SERVICE, "consumer").name
     started = time.time()
     for name in (relay_beat, consumer_beat):
-        wait_for(lambda n=name: beat_after(heartbeats / n, started - 1), timeout_s=60, what=f"{name}")
+        wait_for(beats_after(heartbeats / name, started - 1), timeout_s=60, what=name)
 
     response = client.get("/health/ready")
     assert (response.status_code, response.json()["checks"]) == (200, {"database": "ok", "redis": "ok"})
@@ -75,7 +77,7 @@ def test_a_broker_outage_keeps_web_ready_and_loops_alive_and_relay_consumer_unre
             assert body["checks"]["kafka"].startswith("failed:")
         # Both loops go on without the broker: fresh heartbeats, live, not restarted.
         for name in (relay_beat, consumer_beat):
-            wait_for(lambda n=name: beat_after(heartbeats / n, stopped), timeout_s=60, what=f"{name} to beat")
+            wait_for(beats_after(heartbeats / name, stopped), timeout_s=60, what=f"{name} to beat")
         for kind in ("relay", "consumer"):
             assert probe(spawner, heartbeats, "live", kind)[0] == 0
         assert (relay.poll(), consumer.poll()) == (None, None)
