@@ -8,6 +8,7 @@ class OrdersConfig(AppConfig):
     def ready(self) -> None:
         from comptoir import metrics
 
+        from . import tasks  # noqa: F401 - registers the saga's Celery tasks, enqueued by name
         from .selectors import saga_backlog
 
         # Read at scrape time: feeds the "sagas stuck" alert.
