@@ -16,7 +16,9 @@ SUITES := libs/comptoir $(addprefix services/,$(SERVICES)) devstack/tests
 .PHONY: help install up down status logs test lint typecheck pytest e2e lock demo clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+	  '{name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1)} \
+	   END {for (i = 1; i <= NR; i++) printf "  make %-*s  %s\n", width, name[i], text[i]}'
 
 $(VENV)/.installed: requirements/dev.txt libs/comptoir/pyproject.toml
 	@echo "== python environment ($(VENV))"

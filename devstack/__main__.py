@@ -118,6 +118,16 @@ def run_with(command: list[str], *, platform: bool) -> int:
                 print(f"devstack: stopped {proc.name}", flush=True)
 
 
+def status_code(infra_running: list[bool], services_running: list[bool]) -> int:
+    """0 for a state `up` or `down` leaves: nothing, the infrastructure alone (`up --infra`)
+    or everything; 1 when part of the infrastructure or of the services is down."""
+    if not any(infra_running) and not any(services_running):
+        return 0
+    if not all(infra_running):
+        return 1
+    return 0 if all(services_running) or not any(services_running) else 1
+
+
 def status() -> int:
     ports = {
         "postgres": PORTS.postgres,
@@ -132,15 +142,22 @@ def status() -> int:
     ports.update(
         {process: int(target.rsplit(":", 1)[1]) for _, process, target in _platform.scrape_targets()}
     )
-    down_count = 0
+    running: dict[str, bool] = {}
     for proc in _infra_processes() + _platform.all_processes():
         pid = proc.pid()
         port = ports.get(proc.name)
         where = f"{HOST}:{port}" if port else ""
         state = f"running (pid {pid})" if pid else "stopped"
-        down_count += pid is None
+        running[proc.name] = pid is not None
         print(f"{proc.name:<28} {state:<22} {where}")
-    return 1 if down_count else 0
+    infra = [running[proc.name] for proc in _infra_processes()]
+    services = [running[proc.name] for proc in _platform.all_processes()]
+    code = status_code(infra, services)
+    if code:
+        print("devstack: part of the platform is down (see above; `python -m devstack logs NAME`)")
+    elif all(infra) and not any(services):
+        print("devstack: infrastructure only (`make up` starts the services)")
+    return code
 
 
 def print_endpoints() -> None:

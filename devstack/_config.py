@@ -108,6 +108,8 @@ def service_env() -> dict[str, str]:
         "EMAIL_PORT": str(PORTS.smtp),
         # Traces go to the local trace backend (Jaeger, or the OTLP sink).
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{PORTS.otlp_http}",
+        # Relays' and consumers' heartbeats (`python -m comptoir.probe live`): this checkout's own.
+        "COMPTOIR_HEARTBEAT_DIR": str(RUN_DIR),
     }
     for name, port in SERVICE_PORTS.items():
         env[f"{name.upper()}_URL"] = f"http://{HOST}:{port}"

@@ -6,11 +6,13 @@ ports `_config.metrics_port` gives them. Its configuration is generated from
 the Procfiles at each start, with the alerting rules of
 `deploy/observability/prometheus/rules/`.
 
-Traces: Jaeger v2 (built from its Go module by `devstack/jaeger.sh`, that is
-`make traces-backend`, cached in `.devstack/tools/bin/jaeger`) when present,
-with in-memory storage, OTLP/HTTP on 4318 and the UI and query API on 16686;
-otherwise `devstack.otlp_sink`, a small OTLP/HTTP receiver that keeps spans in
-a bounded SQLite file and answers the same Jaeger query API. Both keep at most
+Traces: Jaeger v2 when `make traces-backend` built it (`devstack/jaeger.sh`,
+cached in `.devstack/tools/bin/jaeger`), with in-memory
+storage, OTLP/HTTP on $COMPTOIR_OTLP_HTTP_PORT (4318), OTLP/gRPC on
+$COMPTOIR_OTLP_GRPC_PORT (4317) and the query API on $COMPTOIR_TRACES_UI_PORT
+(16686); otherwise `devstack.otlp_sink`, a small OTLP/HTTP-only receiver that
+keeps spans in a bounded SQLite file and answers the same Jaeger query API (the
+platform's processes export OTLP/HTTP, so either backend receives them). Both keep at most
 $COMPTOIR_TRACES_MAX_TRACES traces, so a benchmark's spans cannot make the next
 start slow; the sink also drops traces older than $COMPTOIR_TRACES_MAX_AGE_S
 and keeps its file under $COMPTOIR_TRACES_MAX_BYTES.

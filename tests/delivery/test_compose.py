@@ -186,6 +186,22 @@ def test_procfile_processes_all_run_in_compose(model: dict[str, Any]) -> None:
         assert declared - kinds[name] == set(), name
 
 
+def devstack_kafka_version() -> str:
+    """The broker version the devstack (and so every test) runs: its Maven pom's kafka.version."""
+    pom = (ROOT / "devstack" / "kafka" / "pom.xml").read_text()
+    found = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    assert found is not None, "devstack/kafka/pom.xml names no kafka.version"
+    return found.group(1)
+
+
+def test_compose_runs_the_kafka_version_the_devstack_tests_against(model: dict[str, Any]) -> None:
+    brokers = {name: s["image"] for name, s in model["services"].items() if process(s) == "kafka"}
+    assert brokers, "no Kafka broker in compose"
+    assert set(brokers.values()) == {f"apache/kafka:{devstack_kafka_version()}"}, brokers
+    readme = (ROOT / "README.md").read_text()
+    assert re.findall(r"apache/kafka:([\w.]+)", readme) == [devstack_kafka_version()]
+
+
 def test_ha_profile_runs_three_brokers_with_rf3_and_min_isr2() -> None:
     single = load_model(*MODES["single"])["services"]
     ha = load_model(*MODES["ha"])["services"]
@@ -202,7 +218,7 @@ def test_ha_profile_runs_three_brokers_with_rf3_and_min_isr2() -> None:
         assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
         assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
         assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
-        assert ha[broker]["image"] == "apache/kafka:4.1.0"
+        assert ha[broker]["image"] == f"apache/kafka:{devstack_kafka_version()}"
     assert {ha[b]["environment"]["KAFKA_NODE_ID"] for b in brokers} == {"1", "2", "3"}
     assert ha["order-relay"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == (
         "kafka-1:9092,kafka-2:9092,kafka-3:9092"

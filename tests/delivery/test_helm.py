@@ -92,11 +92,41 @@ def test_every_container_has_probes_resources_and_runs_as_non_root(manifests: li
             assert container["resources"]["requests"]["cpu"], name
             assert container["resources"]["requests"]["memory"], name
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
-            assert "livenessProbe" in container, name
+            assert "readinessProbe" in container, name
+            if container["name"] != "beat":  # beat's loop is Celery's: it exits when it fails
+                assert "livenessProbe" in container, name
             if container["name"] == "web":
                 assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
                 assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
                 assert container["startupProbe"]["httpGet"]["path"] == "/health/live"
+
+
+def test_relays_and_consumers_live_on_their_heartbeat_and_are_ready_with_their_dependencies(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """A broker outage must not restart every relay and consumer: liveness reads the
+    loop's heartbeat only; the dependency checks are the readiness probe."""
+    checked = 0
+    for deployment in by_kind(manifests, "Deployment").values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            if container["name"] in {"relay", "consumer"}:
+                kind = container["name"]
+                assert container["livenessProbe"]["exec"]["command"] == [
+                    "python",
+                    "-m",
+                    "comptoir.probe",
+                    "live",
+                    kind,
+                ]
+                assert container["readinessProbe"]["exec"]["command"] == [
+                    "python",
+                    "-m",
+                    "comptoir.probe",
+                    "ready",
+                    kind,
+                ]
+                checked += 1
+    assert checked == 9  # five relays, four consumers
 
 
 def test_web_and_gateway_have_services_and_disruption_budgets(manifests: list[dict[str, Any]]) -> None:
@@ -179,10 +209,11 @@ def test_each_service_reads_only_its_own_secret(manifests: list[dict[str, Any]])
     for name, deployment in by_kind(manifests, "Deployment").items():
         service = name.split("-")[0]
         refs = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-        assert refs == [
-            {"configMapRef": {"name": f"{service}-{'gateway' if service == 'api' else 'service'}-config"}},
-            {"secretRef": {"name": f"{service}-{'gateway' if service == 'api' else 'service'}-secrets"}},
-        ], name
+        kind = "gateway" if service == "api" else "service"
+        secret: dict[str, Any] = {"name": f"{service}-{kind}-secrets"}
+        if service == "api":
+            secret["optional"] = True  # the gateway needs no secret of its own
+        assert refs == [{"configMapRef": {"name": f"{service}-{kind}-config"}}, {"secretRef": secret}], name
 
 
 def test_a_service_image_tag_can_move_alone() -> None:

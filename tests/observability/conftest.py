@@ -68,7 +68,9 @@ class PlacedOrder:
 def platform() -> Iterator[Platform]:
     def ready() -> bool:
         try:
-            return httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5).status_code == 200
+            # The gateway is ready once started; its report says when every upstream is.
+            response = httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5)
+            return response.status_code == 200 and response.json()["failed"] == []
         except httpx.HTTPError:
             return False
 

@@ -3,7 +3,7 @@
     python deploy/observability/grafana/generate.py     # rewrites dashboards/*.json
 
 Every panel's query is PromQL over metrics the chassis and the gateway export;
-tests/observability/test_dashboards.py runs each one against the local Prometheus.
+tests/observability/test_metrics_and_dashboards.py runs each one against the local Prometheus.
 """
 
 # ruff: noqa: E501 - PromQL reads best on one line

@@ -1,5 +1,7 @@
-"""`/health/live`: the gateway answers. `/health/ready`: every upstream's own
-readiness and Redis, checked concurrently within `health.timeout_s`."""
+"""`/health/live`: the gateway answers. `/health/ready`: 200 once started, with a
+report of every upstream's own readiness and of Redis, checked concurrently within
+`health.timeout_s`: one upstream down makes only its routes answer 503, so it must
+not take the gateway out of rotation."""
 
 from __future__ import annotations
 

@@ -57,9 +57,41 @@ def _sampler() -> Any:
     return ParentBased(TraceIdRatioBased(float(os.environ.get("COMPTOIR_TRACE_SAMPLE_RATIO", "0.1"))))
 
 
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
+
+
+class UnsupportedProtocolError(ValueError):
+    """OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL names a protocol the gateway cannot export with."""
+
+
+def otlp_protocol() -> str:
+    """The OTLP protocol from the standard variables (the traces-specific one first)."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name, "").strip().lower()
+        if value:
+            if value not in OTLP_PROTOCOLS:
+                raise UnsupportedProtocolError(
+                    f"{name}={value!r}: traces are exported over {' or '.join(OTLP_PROTOCOLS)}"
+                )
+            return value
+    return "http/protobuf"
+
+
+def otlp_span_exporter() -> Any:
+    """OTLP over `otlp_protocol()`; endpoint, headers, timeout... from the standard variables."""
+    if otlp_protocol() == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter()
+
+
 def configure_tracing() -> None:
-    """A TracerProvider (service.name api_gateway) exporting OTLP/HTTP, and the aiohttp
-    client instrumentation, so the trace starts here and continues upstream."""
+    """A TracerProvider (service.name api_gateway) exporting OTLP (HTTP or gRPC, as
+    OTEL_EXPORTER_OTLP_PROTOCOL says), and the aiohttp client instrumentation, so the
+    trace starts here and continues upstream."""
     global _tracer
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -67,7 +99,6 @@ def configure_tracing() -> None:
     if _tracer is not None or not endpoint or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return
     from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -80,7 +111,7 @@ def configure_tracing() -> None:
         }
     )
     provider = TracerProvider(resource=resource, sampler=_sampler())
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=500))
+    provider.add_span_processor(BatchSpanProcessor(otlp_span_exporter(), schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
     AioHttpClientInstrumentor().instrument()
     _tracer = trace.get_tracer("gateway")
@@ -123,8 +154,17 @@ def _end_server_span(span: Any, token: Any, route: str, method: str, status: int
     otel_context.detach(token)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """JSON lines on stdout for the gateway's loggers.
+def log_level() -> int:
+    """LOG_LEVEL (as the services read it): DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    name = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+    level = logging.getLevelNamesMapping().get(name)
+    if level is None:
+        raise ValueError(f"LOG_LEVEL={name!r} is not a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+    return level
+
+
+def configure_logging(level: int | None = None) -> None:
+    """JSON lines on stdout for the gateway's loggers, at `level` (default: LOG_LEVEL).
 
     The access log is on the hot path: its line is serialised once, here, and
     its handler only writes it (python-json-logger's generic formatter costs
@@ -138,7 +178,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
     root = logging.getLogger("gateway")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(log_level() if level is None else level)
     root.propagate = False
     access_handler = BatchedLineHandler(sys.stdout.fileno())
     access_handler.setFormatter(logging.Formatter("%(message)s"))

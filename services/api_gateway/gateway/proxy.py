@@ -4,7 +4,7 @@ One request, in order: route by longest prefix (no route → 404, so `/internal/
 is never reachable); refuse `.`/`..` path segments; body size (413); token
 (verified when present, required unless the route is public → 401); rate limit
 (429 + Retry-After); circuit breaker (open → 503 at once); forward with header
-hygiene; map transport failures to 502 (refused/reset) and 504 (timeout).
+hygiene; map transport failures to 503 (refused: the service is down), 502 (reset) and 504 (timeout).
 GET/HEAD are retried on connection failures with jittered exponential backoff.
 """
 
@@ -303,8 +303,19 @@ class Proxy:
                     await asyncio.sleep(random.uniform(base / 2, base))  # noqa: S311 - jitter
                     continue
                 breaker.record_failure()
-                kind = "refused" if isinstance(error, aiohttp.ClientConnectorError) else "disconnected"
-                UPSTREAM_ERRORS.labels(name, kind).inc()
+                if isinstance(error, aiohttp.ClientConnectorError):
+                    # Nothing answers there: the service is down, not misbehaving.
+                    UPSTREAM_ERRORS.labels(name, "refused").inc()
+                    raise GatewayError(
+                        503,
+                        ErrorCode.UPSTREAM_UNAVAILABLE,
+                        f"{name} is unavailable; retry shortly.",
+                        details={"upstream": name},
+                        headers={
+                            "Retry-After": str(breaker.retry_after() if breaker.state is State.OPEN else 1)
+                        },
+                    ) from None
+                UPSTREAM_ERRORS.labels(name, "disconnected").inc()
                 raise GatewayError(
                     502, ErrorCode.BAD_GATEWAY, f"{name} could not be reached.", details={"upstream": name}
                 ) from None

@@ -88,13 +88,23 @@ def test_killed_upstream_opens_the_breaker_then_recovers_without_a_gateway_resta
             began = time.monotonic()
             response = gateway.get("/api/payments/", headers={**auth, "X-Request-ID": f"down-{attempt}"})
             failures.append((response, time.monotonic() - began))
+        # Only that service's routes fail: the others answer, and the gateway stays ready.
+        other = gateway.get("/api/products/7/")
+        ready = gateway.get("/health/ready")
     finally:
         platform.payments.start()
 
+    assert other.status_code == 200
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
+    assert ready.json()["failed"] == ["payment_service"]
     statuses = [response.status_code for response, _ in failures]
-    # 3 refused calls (each retried once) open the breaker; then it answers at once.
-    assert statuses == [502, 502, 502, 503, 503]
-    assert_error(failures[0][0], 502, "bad_gateway", "down-0")
+    # Refused: the service is down (503); 3 refused calls (each retried once) open the
+    # breaker, which then answers at once.
+    assert statuses == [503, 503, 503, 503, 503]
+    assert_error(failures[0][0], 503, "upstream_unavailable", "down-0")
+    assert failures[0][0].json()["error"]["details"] == {"upstream": "payment_service"}
+    assert failures[0][0].headers["retry-after"] == "1"
     open_answer, open_elapsed = failures[3]
     assert_error(open_answer, 503, "upstream_unavailable", "down-3")
     assert open_answer.json()["error"]["details"] == {"upstream": "payment_service"}

@@ -9,7 +9,8 @@ def test_live(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_ready_checks_database_redis_and_kafka(client: Client) -> None:
+def test_ready_checks_database_and_redis_not_kafka(client: Client) -> None:
     response = client.get("/health/ready")
     assert response.status_code == 200, response.json()
-    assert response.json()["checks"] == {"database": "ok", "redis": "ok", "kafka": "ok"}
+    # Requests write events to the outbox: a broker outage must not take the web process out.
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok"}

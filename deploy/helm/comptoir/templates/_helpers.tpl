@@ -44,21 +44,36 @@ helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* Liveness of a process without an HTTP port: the chassis' readiness checks
-     (database, Redis, Kafka) in a fresh interpreter; a worker also answers a ping. */}}
-{{- define "comptoir.execProbe" -}}
+{{/* Probes of a process without an HTTP port (`python -m comptoir.probe`).
+     Liveness is "my loop turns": the heartbeat the relay's and the consumer's
+     loop touch, which a broker outage does not stop (so it restarts nothing);
+     a worker answers a ping. Readiness is "my dependencies answer": the checks
+     that kind of process needs (relay, consumer: database and Kafka). */}}
+{{- define "comptoir.execProbes" -}}
 {{- $process := . -}}
-{{- if eq $process "worker" -}}
-exec:
-  command: ["sh", "-c", "celery -A config inspect ping --timeout 10 --destination celery@$HOSTNAME > /dev/null"]
-{{- else -}}
-exec:
-  command: ["python", "-c", "import django, sys; django.setup(); from comptoir._health import run_checks; from django.conf import settings; r = run_checks(list(settings.COMPTOIR['HEALTH_CHECKS'])); sys.exit(0 if all(v == 'ok' for v in r.values()) else 1)"]
+{{- if eq $process "worker" }}
+livenessProbe:
+  exec:
+    command: ["sh", "-c", "celery -A config inspect ping --timeout 10 --destination celery@$HOSTNAME > /dev/null"]
+  initialDelaySeconds: 30
+  periodSeconds: 60
+  timeoutSeconds: 20
+  failureThreshold: 3
+{{- else if ne $process "beat" }}
+livenessProbe:
+  exec:
+    command: ["python", "-m", "comptoir.probe", "live", {{ $process | quote }}]
+  initialDelaySeconds: 60
+  periodSeconds: 30
+  timeoutSeconds: 10
+  failureThreshold: 3
 {{- end }}
-initialDelaySeconds: 30
-periodSeconds: 60
-timeoutSeconds: 20
-failureThreshold: 3
+readinessProbe:
+  exec:
+    command: ["python", "-m", "comptoir.probe", "ready", {{ $process | quote }}]
+  periodSeconds: 30
+  timeoutSeconds: 20
+  failureThreshold: 2
 {{- end -}}
 
 {{- define "comptoir.podSecurity" -}}

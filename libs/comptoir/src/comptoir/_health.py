@@ -1,15 +1,26 @@
-"""`/health/live` (the process answers) and `/health/ready` (its dependencies do).
+"""Health: liveness says "my loop turns", readiness says "my dependencies answer".
 
-Readiness runs one check per dependency the service declares in
-`COMPTOIR["HEALTH_CHECKS"]` (database, redis, kafka) and answers 503 naming the
-checks that failed, so an orchestrator stops routing to an instance that
-cannot do its work.
+Web processes serve `/health/live` (the process answers) and `/health/ready`:
+one check per dependency the service declares in `COMPTOIR["HEALTH_CHECKS"]`
+(database, redis, kafka) that a request needs, answering 503 naming the checks
+that failed. Kafka is not one of them: a request writes its events to the
+outbox, in its own database, so a broker outage must not take every web process
+out of rotation; the relay publishes once the broker is back.
+
+Processes without an HTTP port (relay, consumer, beat, worker) are probed by
+`python -m comptoir.probe`: `live` reads the heartbeat file their loop touches
+(`Heartbeat`), so a broker outage, which the loop survives, does not get them
+restarted; `ready` runs the checks of what that process needs (`PROCESS_CHECKS`).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 from confluent_kafka.admin import AdminClient
@@ -65,6 +76,61 @@ CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
+# What each kind of process needs to do its work (among what the service declares).
+PROCESS_CHECKS: dict[str, tuple[str, ...]] = {
+    "web": ("database", "redis"),
+    "worker": ("database", "redis"),
+    "beat": ("redis",),
+    "relay": ("database", "kafka"),
+    "consumer": ("database", "kafka"),
+}
+
+
+def checks_of(process: str) -> list[str]:
+    """The readiness checks of a kind of process, in the order the service declares them."""
+    if process not in PROCESS_CHECKS:
+        raise ValueError(f"no such process kind {process!r}; known: {', '.join(PROCESS_CHECKS)}")
+    return [name for name in settings.COMPTOIR["HEALTH_CHECKS"] if name in PROCESS_CHECKS[process]]
+
+
+HEARTBEAT_EVERY_S = 5.0
+
+
+def heartbeat_file(service: str, process: str) -> Path:
+    """Where a process's loop leaves its heartbeat: $COMPTOIR_HEARTBEAT_DIR, else the temp folder."""
+    folder = os.environ.get("COMPTOIR_HEARTBEAT_DIR") or tempfile.gettempdir()
+    return Path(folder) / f"comptoir-{service}-{process}.heartbeat"
+
+
+class Heartbeat:
+    """Touched by a process's main loop on every turn (at most every HEARTBEAT_EVERY_S):
+    its age is the liveness of a process that has no HTTP port."""
+
+    def __init__(self, service: str, process: str) -> None:
+        self.path = heartbeat_file(service, process)
+        self._next = 0.0
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + HEARTBEAT_EVERY_S
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+
+    def keep_going(self) -> bool:
+        """`beat()` for loops that take an `until` callback: never asks them to stop."""
+        self.beat()
+        return False
+
+    def age_s(self) -> float | None:
+        """Seconds since the last beat; None when there was none."""
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+
 def run_checks(names: list[str]) -> dict[str, str]:
     results = {}
     for name in names:
@@ -84,7 +150,7 @@ def live(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
-    results = run_checks(list(settings.COMPTOIR["HEALTH_CHECKS"]))
+    results = run_checks(checks_of("web"))
     failed = sorted(name for name, result in results.items() if result != "ok")
     body = {
         "status": "unavailable" if failed else "ok",

@@ -3,7 +3,11 @@
 A TracerProvider named after the service (`service.name`, or `OTEL_SERVICE_NAME`)
 always exists, so every log line can carry `trace.id`/`span.id`; spans leave the
 process only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) names
-a collector (OTLP over HTTP, batched). `OTEL_SDK_DISABLED=true` turns it all off.
+a collector, batched, over the protocol `OTEL_EXPORTER_OTLP_PROTOCOL` (or
+`..._TRACES_PROTOCOL`) names: `http/protobuf` (the default, port 4318) or `grpc`
+(port 4317); the exporters read the other standard `OTEL_EXPORTER_OTLP_*`
+variables (headers, timeout, compression, certificates) themselves.
+`OTEL_SDK_DISABLED=true` turns it all off.
 
 Sampled at the head by default: a trace that starts here is kept with probability
 COMPTOIR_TRACE_SAMPLE_RATIO (default 0.1), and every process follows the decision
@@ -24,14 +28,14 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -58,6 +62,69 @@ def exporting() -> bool:
     return bool(
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
+
+
+PROTOCOLS = ("http/protobuf", "grpc")
+
+
+class UnsupportedProtocolError(ValueError):
+    """OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL names a protocol the chassis cannot export with."""
+
+
+def otlp_protocol() -> str:
+    """The OTLP protocol of the traces, from the standard variables (the specific one first)."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name, "").strip().lower()
+        if value:
+            if value not in PROTOCOLS:
+                raise UnsupportedProtocolError(
+                    f"{name}={value!r}: traces are exported over {' or '.join(PROTOCOLS)}"
+                )
+            return value
+    return "http/protobuf"
+
+
+def otlp_span_exporter() -> SpanExporter:
+    """The OTLP exporter of `otlp_protocol()`, configured by the standard variables."""
+    if otlp_protocol() == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter()
+
+
+class PerProcessExporter(SpanExporter):
+    """Builds the real exporter in the process that exports, on its first batch.
+
+    Celery's prefork pool forks after the chassis configured tracing: a gRPC channel
+    created before a fork is not usable in the child, and the parent never exports.
+    """
+
+    def __init__(self, factory: Callable[[], SpanExporter]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._exporter: SpanExporter | None = None
+
+    def _current(self) -> SpanExporter:
+        with self._lock:
+            if self._exporter is None or self._pid != os.getpid():
+                self._exporter, self._pid = self._factory(), os.getpid()
+            return self._exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._current().export(spans)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        exporter = self._exporter
+        return exporter.force_flush(timeout_millis) if exporter and self._pid == os.getpid() else True
+
+    def shutdown(self) -> None:
+        exporter = self._exporter
+        if exporter is not None and self._pid == os.getpid():
+            exporter.shutdown()
 
 
 DEFAULT_SAMPLE_RATIO = 0.1
@@ -94,10 +161,10 @@ def configure_tracing(service: str) -> bool:
     )
     provider = TracerProvider(resource=resource, sampler=sampler())
     if exporting():
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        # The endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables.
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=500))
+        otlp_protocol()  # a protocol the chassis cannot speak stops the process here, named
+        provider.add_span_processor(
+            BatchSpanProcessor(PerProcessExporter(otlp_span_exporter), schedule_delay_millis=500)
+        )
     trace.set_tracer_provider(provider)
     _instrument_libraries()
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 
@@ -9,7 +10,7 @@ import eventsapp.handlers  # noqa: F401 - registers the handler
 import pytest
 from confluent_kafka import Producer
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from eventsapp.models import Breakage, HandledNote
 from pytest_django import Settings
@@ -163,9 +164,24 @@ def test_always_failing_goes_to_dlq_with_headers_and_replay_after_fix_is_handled
     assert (consumer.stats.handled, consumer.stats.duplicates) == (1, 1)
     assert list(HandledNote.objects.values_list("event_id", "attempt")) == [(envelope.event_id, 1)]
 
-    call_command("dlq", "purge", "--topic", notes_topic)
+    with pytest.raises(CommandError, match="nothing purged"):
+        call_command("dlq", "purge", "--topic", notes_topic, stdin=io.StringIO("n\n"))
+    assert capsys.readouterr().out == f"Delete the dead letters of {dlq_topic(notes_topic)} for good? [y/N] "
+    assert (
+        len(list_dead_letters(dlq_topic(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS))
+        == 1
+    )
+    call_command("dlq", "purge", "--topic", notes_topic, "--yes")
     assert capsys.readouterr().out == f"purged 1 dead letter(s) from {dlq_topic(notes_topic)}\n"
     assert list_dead_letters(dlq_topic(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS) == []
+    call_command("dlq", "list", "--topic", notes_topic)
+    assert capsys.readouterr().out == f"no dead letters in {dlq_topic(notes_topic)}\n"
+
+
+def test_dlq_purge_without_a_terminal_needs_yes(notes_topic: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # piped input is not a confirmation
+    with pytest.raises(CommandError, match="confirm with --yes"):
+        call_command("dlq", "purge", "--topic", notes_topic)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -215,8 +215,11 @@ class OutboxRelay:
                 self._listener.close()
             self._stop.wait(timeout_s)
 
-    def run(self, *, max_seconds: float | None = None) -> RelayStats:
-        """Relays until `stop()` (or `max_seconds`); returns what it did."""
+    def run(
+        self, *, max_seconds: float | None = None, heartbeat: Callable[[], object] | None = None
+    ) -> RelayStats:
+        """Relays until `stop()` (or `max_seconds`); returns what it did. `heartbeat` is
+        called on every turn of the loop (the process's liveness), broker down or not."""
         self._listen()
         declare_topics(declared_topic_names(), self.config, with_failure_topics=False)
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
@@ -224,6 +227,8 @@ class OutboxRelay:
         _observe.relay_started(self.config.service)
         logger.info("relay: started")
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            if heartbeat is not None:
+                heartbeat()
             sent = self.relay_once()
             if sent >= self.config.relay_batch_size:
                 continue

@@ -6,9 +6,11 @@ import os
 import signal
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils.module_loading import autodiscover_modules
 
+from comptoir._health import Heartbeat
 from comptoir.events import DEFAULT_PURPOSE, EventConsumer
 from comptoir.metrics import serve_metrics
 
@@ -36,5 +38,8 @@ class Command(BaseCommand):
         consumer = EventConsumer(purpose=options["purpose"], group_id=options["group_id"])
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: consumer.stop())
-        stats = consumer.run(max_seconds=options["max_seconds"])
+        # `until` runs after every poll, broker down or not: the loop's heartbeat, which the
+        # liveness probe reads (`python -m comptoir.probe live consumer`).
+        heartbeat = Heartbeat(settings.COMPTOIR["SERVICE_NAME"], "consumer")
+        stats = consumer.run(max_seconds=options["max_seconds"], until=heartbeat.keep_going)
         self.stdout.write(f"{consumer.group}: {stats}")

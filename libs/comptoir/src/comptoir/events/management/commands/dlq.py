@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,8 @@ def _dlq_name(topic: str) -> str:
 
 class Command(BaseCommand):
     help = "List, show, replay (to the original topic) or purge dead letters."
+    # Where `purge` reads its confirmation (tests pass a StringIO).
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
@@ -41,6 +44,7 @@ class Command(BaseCommand):
         purge = actions.add_parser("purge", help="delete the dead letters of a topic")
         purge.add_argument("--topic", action="append", required=True)
         purge.add_argument("--before-offset", type=int, default=None, help="keep this offset and later")
+        purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     def handle(self, *args: Any, **options: Any) -> None:
         bootstrap = settings.KAFKA_BOOTSTRAP_SERVERS
@@ -56,9 +60,13 @@ class Command(BaseCommand):
             autodiscover_modules("handlers")
             topics = [_dlq_name(topic) for topic in handled_topics()]
         if action == "list":
+            listed = 0
             for topic in topics:
                 for letter in list_dead_letters(topic, bootstrap_servers=bootstrap, limit=options["limit"]):
                     self.stdout.write(self._line(letter))
+                    listed += 1
+            if not listed:
+                self.stdout.write(f"no dead letters in {', '.join(topics) or 'any topic'}")
         elif action == "replay":
             if options["ids"]:
                 letters = []
@@ -79,11 +87,22 @@ class Command(BaseCommand):
                 origin = replay_dead_letter(letter, bootstrap_servers=bootstrap)
                 self.stdout.write(f"replayed {letter.id} -> {origin}")
         elif action == "purge":
+            if not options["yes"] and not self._confirmed(topics, options.get("stdin") or sys.stdin):
+                raise CommandError("nothing purged")
             for topic in topics:
                 deleted = purge_dead_letters(
                     topic, bootstrap_servers=bootstrap, before_offset=options["before_offset"]
                 )
                 self.stdout.write(f"purged {deleted} dead letter(s) from {topic}")
+
+    def _confirmed(self, topics: list[str], stdin: Any) -> bool:
+        """Purging cannot be undone: ask, unless `--yes`; a non-interactive run must say `--yes`."""
+        if not stdin.isatty() and stdin is sys.stdin:
+            raise CommandError("purge deletes dead letters for good: confirm with --yes")
+        self.stdout.write(f"Delete the dead letters of {', '.join(topics)} for good? [y/N] ", ending="")
+        self.stdout.flush()
+        answer = stdin.readline().strip().lower()
+        return answer in {"y", "yes"}
 
     def _line(self, letter: DeadLetter) -> str:
         when = datetime.fromtimestamp(letter.timestamp_ms / 1000, UTC).isoformat(timespec="seconds")

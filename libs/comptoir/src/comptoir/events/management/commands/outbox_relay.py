@@ -6,8 +6,10 @@ import os
 import signal
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from comptoir._health import Heartbeat
 from comptoir.events import OutboxRelay
 from comptoir.metrics import serve_metrics
 
@@ -30,5 +32,7 @@ class Command(BaseCommand):
         relay = OutboxRelay()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: relay.stop())
-        stats = relay.run(max_seconds=options["max_seconds"])
+        # The heartbeat file is the liveness probe's (`python -m comptoir.probe live relay`).
+        heartbeat = Heartbeat(settings.COMPTOIR["SERVICE_NAME"], "relay")
+        stats = relay.run(max_seconds=options["max_seconds"], heartbeat=heartbeat.beat)
         self.stdout.write(f"relayed {stats.sent} event(s) in {stats.batches} batch(es)")

@@ -1,0 +1,114 @@
+"""Liveness is "my loop turns", readiness is "my dependencies answer": with Kafka
+stopped, a web process stays ready (its writes go to the outbox), a running relay
+and consumer stay alive (their loops go on, heartbeat fresh) and their readiness
+names Kafka."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import devstack
+from django.test import Client
+
+from comptoir._health import heartbeat_file
+
+from .support import Spawner, wait_for
+
+SERVICE = "comptoir_chassis"
+
+
+def probe(spawner: Spawner, heartbeats: Path, *args: str) -> tuple[int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "comptoir.probe", *args, "--service", SERVICE],
+        env=spawner.env(COMPTOIR_HEARTBEAT_DIR=str(heartbeats)),
+        cwd=spawner.tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stdout.strip() + result.stderr.strip()
+
+
+def beats_after(path: Path, moment: float) -> Callable[[], bool]:
+    """A check: the heartbeat file was touched after `moment` (a time.time())."""
+    return lambda: path.exists() and path.stat().st_mtime > moment
+
+
+def test_a_broker_outage_keeps_web_ready_and_loops_alive_and_relay_consumer_unready(
+    client: Client, spawner: Spawner, group_id: str, tmp_path: Path
+) -> None:
+    heartbeats = tmp_path / "heartbeats"
+    env = {"COMPTOIR_HEARTBEAT_DIR": str(heartbeats)}
+    relay = spawner.start("outbox_relay", **env)
+    consumer = spawner.start("consume_events", "--group-id", group_id, **env)
+    relay_beat = heartbeat_file(SERVICE, "relay").name
+    consumer_beat = heartbeat_file(SERVICE, "consumer").name
+    started = time.time()
+    for name in (relay_beat, consumer_beat):
+        wait_for(beats_after(heartbeats / name, started - 1), timeout_s=60, what=name)
+
+    response = client.get("/health/ready")
+    assert (response.status_code, response.json()["checks"]) == (200, {"database": "ok", "redis": "ok"})
+    for kind in ("relay", "consumer"):
+        assert probe(spawner, heartbeats, "live", kind)[0] == 0
+        code, report = probe(spawner, heartbeats, "ready", kind)
+        assert (code, json.loads(report)) == (0, {"checks": {"database": "ok", "kafka": "ok"}, "failed": []})
+
+    devstack("stop", "kafka")
+    try:
+        stopped = time.time()
+        response = client.get("/health/ready")
+        assert response.status_code == 200, response.json()
+        assert response.json()["failed"] == []
+        for kind in ("relay", "consumer"):
+            code, report = probe(spawner, heartbeats, "ready", kind)
+            body = json.loads(report)
+            assert code == 1
+            assert body["failed"] == ["kafka"]
+            assert body["checks"]["database"] == "ok"
+            assert body["checks"]["kafka"].startswith("failed:")
+        # Both loops go on without the broker: fresh heartbeats, live, not restarted.
+        for name in (relay_beat, consumer_beat):
+            wait_for(beats_after(heartbeats / name, stopped), timeout_s=60, what=f"{name} to beat")
+        for kind in ("relay", "consumer"):
+            assert probe(spawner, heartbeats, "live", kind)[0] == 0
+        assert (relay.poll(), consumer.poll()) == (None, None)
+    finally:
+        devstack("start", "kafka")
+
+
+def test_liveness_fails_without_a_heartbeat_or_with_a_stale_one(spawner: Spawner, tmp_path: Path) -> None:
+    heartbeats = tmp_path / "heartbeats"
+    code, report = probe(spawner, heartbeats, "live", "relay")
+    assert (code, report) == (1, f"{SERVICE} relay: no heartbeat yet")
+    path = heartbeats / heartbeat_file(SERVICE, "relay").name
+    path.parent.mkdir()
+    path.touch()
+    old = time.time() - 300
+    os.utime(path, (old, old))
+    code, report = probe(spawner, heartbeats, "live", "relay", "--max-age-s", "120")
+    assert code == 1
+    assert report.startswith(f"{SERVICE} relay: last heartbeat 30")
+    assert report.endswith("s ago (over 120 s)")
+
+
+@pytest.mark.parametrize("kind", ["relay", "consumer"])
+def test_an_unknown_service_is_refused_clearly(kind: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "comptoir.probe", "live", kind],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "name the service: --service, or set COMPTOIR_SERVICE" in result.stderr
