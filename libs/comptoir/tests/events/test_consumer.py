@@ -218,7 +218,9 @@ def test_invalid_payload_and_undecodable_value_go_straight_to_dlq(notes_topic: s
 def test_a_message_waiting_for_retry_does_not_block_other_keys(
     notes_topic: str, group_id: str, settings: Settings
 ) -> None:
-    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "RETRY_DELAYS": [3.0]}
+    # Long enough for a second consumer to join and handle the other keys first,
+    # even on a busy machine.
+    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "RETRY_DELAYS": [8.0]}
     publish_notes(1, keys=["slow"], fail_times=1)
     relay_all()
     consumer = EventConsumer(group_id=group_id)
