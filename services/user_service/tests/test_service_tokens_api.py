@@ -7,7 +7,7 @@ from tests.support import decode_with_jwks
 
 pytestmark = pytest.mark.django_db
 
-SERVICE_TOKEN = "/api/users/auth/service-token/"
+SERVICE_TOKEN = "/internal/users/auth/service-token/"
 
 
 def obtain(api: Api, client_id: str = "order_service", client_secret: str = SERVICE_SECRET) -> Any:

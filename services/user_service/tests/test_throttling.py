@@ -61,6 +61,6 @@ def test_service_token_is_throttled(api: Api, make_service_client: Any) -> None:
     make_service_client("order_service")
     body = {"client_id": "order_service", "client_secret": SERVICE_SECRET}
 
-    statuses = [api.post("/api/users/auth/service-token/", body).status_code for _ in range(3)]
+    statuses = [api.post("/internal/users/auth/service-token/", body).status_code for _ in range(3)]
 
     assert statuses == [200, 200, 429]

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from comptoir._kafka_security import kafka_client_config
 from comptoir.events import Envelope, OutboxMessage, handlers_for, publish_event, validate_payload
 
 
@@ -82,7 +83,7 @@ def unique_topics(event_types: list[str]) -> dict[str, str]:
 
 
 def delete_topics(prefixes: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "log_level": 0})
+    admin = AdminClient(kafka_client_config(log_level=0))
     doomed = [name for name in admin.list_topics(timeout=10).topics if name.startswith(tuple(prefixes))]
     for future in admin.delete_topics(doomed, operation_timeout=30).values() if doomed else []:
         future.result(timeout=30)
@@ -90,7 +91,7 @@ def delete_topics(prefixes: list[str]) -> None:
 
 def produce(topic: str, event: Envelope) -> None:
     """Writes `event` to Kafka as a relay would (key = aggregate id)."""
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "enable.idempotence": True})
+    producer = Producer({**kafka_client_config(), "enable.idempotence": True})
     producer.produce(
         topic,
         key=event.aggregate_id.encode(),
@@ -109,7 +110,7 @@ def read_topic(topic: str, *, timeout_s: float = 20.0) -> list[Message]:
     """Every message now in `topic`, read without committing anything."""
     reader = Consumer(
         {
-            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            **kafka_client_config(),
             "group.id": f"test.reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
