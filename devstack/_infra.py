@@ -442,13 +442,15 @@ def kafka_secure() -> str:
     catalogue implies (through the admin principal); returns a one-line summary."""
     from confluent_kafka.admin import (  # type: ignore[attr-defined]
         AdminClient,
-        ScramCredentialInfo,
-        ScramMechanism,
-        UserScramCredentialAlteration,
-        UserScramCredentialUpsertion,
     )
 
-    from comptoir._kafka_acls import apply_acls, catalog_acls, catalog_services, load_catalog
+    from comptoir._kafka_acls import (
+        apply_acls,
+        catalog_acls,
+        catalog_services,
+        load_catalog,
+        upsert_scram_users,
+    )
 
     admin = AdminClient(
         {"bootstrap.servers": f"{HOST}:{PORTS.kafka}", "log_level": 0, **kafka_admin_config()}
@@ -456,14 +458,7 @@ def kafka_secure() -> str:
     catalog = load_catalog(KAFKA_CATALOG)
     services = catalog_services(catalog)
     # Upserted on every start: a new service, or a changed password, takes effect.
-    upserts: list[UserScramCredentialAlteration] = [
-        UserScramCredentialUpsertion(
-            name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), kafka_password(name).encode()
-        )
-        for name in services
-    ]
-    for future in admin.alter_user_scram_credentials(upserts, request_timeout=30).values():
-        future.result(timeout=30)
+    upsert_scram_users(admin, {name: kafka_password(name) for name in services})
     rules = catalog_acls(catalog)
     created, deleted = apply_acls(admin, rules)
     return (

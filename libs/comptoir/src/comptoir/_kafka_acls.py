@@ -25,12 +25,14 @@ catalogue no longer implies are deleted.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclBindingFilter,
@@ -39,6 +41,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialUpsertion,
 )
 
 TIMEOUT_S = 30.0
@@ -170,4 +176,43 @@ def apply_acls(admin: AdminClient, rules: Iterable[AclRule]) -> tuple[list[AclRu
         futures = admin.create_acls([rule.binding() for rule in missing], request_timeout=TIMEOUT_S)
         for future in futures.values():
             future.result(timeout=TIMEOUT_S)
+    if missing or extra:
+        _wait_until_in_force(admin, desired)
     return missing, extra
+
+
+def _wait_until_in_force(admin: AdminClient, desired: set[AclRule]) -> None:
+    """The controller acknowledges a change before the broker's authorizer applies it: wait for that."""
+    principals = sorted({rule.principal for rule in desired})
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        held = {rule for principal in principals for rule in current_acls(admin, principal)}
+        if held == desired:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the broker still holds {len(held)} rules, not the {len(desired)} applied")
+        time.sleep(0.1)
+
+
+def upsert_scram_users(admin: AdminClient, passwords: Mapping[str, str], *, iterations: int = 8192) -> None:
+    """Creates or updates SCRAM-SHA-512 users, then waits until the broker knows every one."""
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(
+            name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, iterations), password.encode()
+        )
+        for name, password in passwords.items()
+    ]
+    for future in admin.alter_user_scram_credentials(upserts, request_timeout=TIMEOUT_S).values():
+        future.result(timeout=TIMEOUT_S)
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            everyone = admin.describe_user_scram_credentials(request_timeout=TIMEOUT_S)
+            described = set(everyone.result(timeout=TIMEOUT_S))  # type: ignore[union-attr]
+        except KafkaException:
+            described = set()
+        if described >= set(passwords):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"SCRAM users not in force: {sorted(set(passwords) - described)}")
+        time.sleep(0.1)

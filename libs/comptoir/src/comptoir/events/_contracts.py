@@ -113,8 +113,10 @@ class ForeignProducerError(ContractError):
 
 
 def event_producer(event_type: str) -> str | None:
-    """The one service that may produce `event_type` (the catalogue's `producer`), if the catalogue says."""
-    producer = _entry(event_type).get("producer")
+    """The one service that may produce `event_type`: a `COMPTOIR_EVENTS["PRODUCERS"]` override
+    (a test or benchmark project producing its own events), else the catalogue's `producer`."""
+    override = getattr(settings, "COMPTOIR_EVENTS", {}).get("PRODUCERS", {}).get(event_type)
+    producer = override or _entry(event_type).get("producer")
     return str(producer) if producer else None
 
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from comptoir._kafka_security import kafka_client_config
 from comptoir.events import Envelope, OutboxMessage, handlers_for, publish_event, validate_payload
+from comptoir.events._contracts import event_producer
 
 
 def _service_dir() -> Path:
@@ -33,15 +34,15 @@ def _service_dir() -> Path:
     return Path(settings.BASE_DIR)
 
 
-def make_envelope(event_type: str, payload: dict[str, Any], *, producer: str = "order_service") -> Envelope:
-    """An incoming event as another service would have written it (its payload checked first)."""
+def make_envelope(event_type: str, payload: dict[str, Any], *, producer: str | None = None) -> Envelope:
+    """An incoming event as its owner (or `producer`) would have written it (its payload checked first)."""
     validate_payload(event_type, 1, payload)
     return Envelope(
         event_id=uuid.uuid4(),
         event_type=event_type,
         schema_version=1,
         occurred_at=timezone.now(),
-        producer=producer,
+        producer=producer or event_producer(event_type) or "order_service",
         aggregate_id=str(payload.get("order_id") or payload.get("user_id")),
         payload=payload,
         correlation_id=str(uuid.uuid4()),
