@@ -440,9 +440,7 @@ def _kafka_ready() -> bool:
 def kafka_secure() -> str:
     """Gives every service of the catalogue its SCRAM principal and exactly the ACLs the
     catalogue implies (through the admin principal); returns a one-line summary."""
-    from confluent_kafka.admin import (  # type: ignore[attr-defined]
-        AdminClient,
-    )
+    from confluent_kafka.admin import AdminClient
 
     from comptoir._kafka_acls import (
         apply_acls,
