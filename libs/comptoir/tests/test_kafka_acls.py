@@ -187,7 +187,7 @@ def produce(config: dict[str, Any], topic: str, value: bytes = b"{}") -> tuple[s
 
 
 def messages_in(topic: str) -> int:
-    client = Consumer(kafka_client_config(**{"group.id": f"test.count-{uuid.uuid4().hex}", "log_level": 0}))
+    client = Consumer({**kafka_client_config(), "group.id": f"test.count-{uuid.uuid4().hex}", "log_level": 0})
     try:
         low, high = client.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S)
         return int(high - low)
