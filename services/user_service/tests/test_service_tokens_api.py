@@ -38,15 +38,15 @@ def test_client_credentials_yield_a_short_service_token(api: Api, make_service_c
 
 
 @pytest.mark.parametrize(
-    ("client", "scope"),
+    ("client_name", "scope"),
     [("email_service", "users:read"), ("payment_service", ""), ("product_service", "")],
 )
 def test_each_client_gets_the_scopes_configured_for_it(
-    api: Api, make_service_client: Any, client: str, scope: str
+    api: Api, make_service_client: Any, client_name: str, scope: str
 ) -> None:
-    make_service_client(client)
+    make_service_client(client_name)
 
-    token = obtain(api, client).json()["access_token"]
+    token = obtain(api, client_name).json()["access_token"]
 
     claims = decode_with_jwks(token, api.get("/api/users/auth/jwks/").json(), audience="comptoir-internal")
     assert claims["scope"] == scope

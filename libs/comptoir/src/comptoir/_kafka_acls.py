@@ -216,3 +216,37 @@ def upsert_scram_users(admin: AdminClient, passwords: Mapping[str, str], *, iter
         if time.monotonic() > deadline:
             raise TimeoutError(f"SCRAM users not in force: {sorted(set(passwords) - described)}")
         time.sleep(0.1)
+
+
+def strimzi_kafka_users(rules: Iterable[AclRule], *, cluster: str) -> str:
+    """The rules as Strimzi `KafkaUser` resources (SCRAM-SHA-512, simple authorization), one per principal.
+
+    The operator creates each user and writes its password into a Secret named
+    after it, which the service reads as KAFKA_SASL_PASSWORD.
+    """
+    by_principal: dict[str, list[AclRule]] = {}
+    for rule in sorted(rules):
+        by_principal.setdefault(rule.principal, []).append(rule)
+    documents = []
+    for principal, owned in by_principal.items():
+        name = principal.removeprefix("User:")
+        lines = [
+            "apiVersion: kafka.strimzi.io/v1beta2",
+            "kind: KafkaUser",
+            "metadata:",
+            f"  name: {name.replace('_', '-')}",
+            f"  labels: {{strimzi.io/cluster: {cluster}}}",
+            "spec:",
+            "  authentication: {type: scram-sha-512}",
+            "  authorization:",
+            "    type: simple",
+            "    acls:",
+        ]
+        for rule in owned:
+            pattern = "prefix" if rule.pattern == "prefixed" else "literal"
+            lines.append(
+                f"      - resource: {{type: {rule.resource}, name: {rule.name}, patternType: {pattern}}}\n"
+                f"        operations: [{rule.operation.capitalize()}]"
+            )
+        documents.append("\n".join(lines) + "\n")
+    return "---\n" + "---\n".join(documents)

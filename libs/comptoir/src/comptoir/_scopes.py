@@ -81,7 +81,7 @@ class ServiceScopeRequired(BasePermission):
             raise ApplicationError(
                 ErrorCode.PERMISSION_DENIED,
                 "Internal endpoint: service credentials required.",
-                {"required_scope": self.scope},
+                details={"required_scope": self.scope},
                 status_code=403,
             )
         granted = token_scopes(user.claims)
@@ -90,7 +90,11 @@ class ServiceScopeRequired(BasePermission):
                 ErrorCode.INSUFFICIENT_SCOPE,
                 f"This route requires the scope {self.scope!r}, which the token of {user.service} "
                 "does not carry.",
-                {"required_scope": self.scope, "client": user.service, "granted_scopes": sorted(granted)},
+                details={
+                    "required_scope": self.scope,
+                    "client": user.service,
+                    "granted_scopes": sorted(granted),
+                },
                 status_code=403,
             )
         return True
