@@ -62,8 +62,10 @@ def up_infra() -> None:
     _start(_infra.postgres_process())
     _infra.postgres_create_databases()
     _start(_infra.redis_process())
-    _infra.kafka_prepare()
-    _start(_infra.kafka_process())
+    kafka = _infra.kafka_process()
+    if not kafka.running():  # never (re)format the storage under a running broker
+        _infra.kafka_prepare()
+    _start(kafka)
     print(f"devstack: kafka principals and ACLs: {_infra.kafka_secure()}", flush=True)
     _start(_infra.smtp_process())
     prometheus = _observability.prometheus_process()
