@@ -57,15 +57,29 @@ def _start(proc: ManagedProcess) -> None:
     print(f"{verb} (pid {proc.pid()})", flush=True)
 
 
+def _start_kafka() -> None:
+    kafka = _infra.kafka_process()
+    if kafka.running():  # never (re)format the storage under a running broker
+        _start(kafka)
+        return
+    _infra.kafka_prepare()
+    try:
+        _start(kafka)
+    except SystemExit:
+        # Seen after long test runs: the restarted broker refuses the SCRAM users its
+        # metadata holds. The local data is disposable: format again, start once more.
+        print("devstack: Kafka refused its stored credentials; formatting its storage again", flush=True)
+        _infra.kafka_reset()
+        _infra.kafka_prepare()
+        _start(kafka)
+
+
 def up_infra() -> None:
     _infra.postgres_prepare()
     _start(_infra.postgres_process())
     _infra.postgres_create_databases()
     _start(_infra.redis_process())
-    kafka = _infra.kafka_process()
-    if not kafka.running():  # never (re)format the storage under a running broker
-        _infra.kafka_prepare()
-    _start(kafka)
+    _start_kafka()
     print(f"devstack: kafka principals and ACLs: {_infra.kafka_secure()}", flush=True)
     _start(_infra.smtp_process())
     prometheus = _observability.prometheus_process()

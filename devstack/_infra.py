@@ -373,6 +373,12 @@ def _storage_marker() -> Path:
     return _kafka_dir() / "scram-admin.sha256"
 
 
+def kafka_reset() -> None:
+    """Forgets the local broker's data (topics, offsets, users, ACLs): the next prepare formats."""
+    shutil.rmtree(_kafka_dir() / "data", ignore_errors=True)
+    _storage_marker().unlink(missing_ok=True)
+
+
 def kafka_prepare() -> None:
     """Fetches the jars and formats the KRaft storage once, with the admin's SCRAM credentials.
 
