@@ -73,7 +73,7 @@ def forged_cancellation(order: dict[str, Any], customer: Customer, *, producer: 
         "correlation_id": str(uuid.uuid4()),
         "saga_id": None,
         "traceparent": None,
-        "payload": {"order_id": order["id"], "user_id": customer.user_id, "reason": "system_error"},
+        "payload": {"order_id": str(order["id"]), "user_id": str(customer.user_id), "reason": "system_error"},
     }
 
 
