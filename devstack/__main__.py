@@ -6,12 +6,14 @@ down                stop everything the devstack started
 status              what runs, with pids and ports
 start|stop|restart NAME   one process (e.g. kafka, order_service.web)
 logs [NAME]         list the log files, or print the end of one
-env                 the environment variables pointing at the infrastructure
+env                 the environment of a test run: infrastructure, secrets, the Kafka admin principal
+kafka-acls          the broker ACLs derived from contracts/events/catalog.json (applied at `up`)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import _infra, _observability, _platform
 from ._config import HOST, PORTS, SERVICE_PORTS, service_env
+from ._credentials import test_run_env
 from ._process import ManagedProcess, StartError, log_tail
 
 
@@ -54,13 +57,30 @@ def _start(proc: ManagedProcess) -> None:
     print(f"{verb} (pid {proc.pid()})", flush=True)
 
 
+def _start_kafka() -> None:
+    kafka = _infra.kafka_process()
+    if kafka.running():  # never (re)format the storage under a running broker
+        _start(kafka)
+        return
+    _infra.kafka_prepare()
+    try:
+        _start(kafka)
+    except SystemExit:
+        # Seen after long test runs: the restarted broker refuses the SCRAM users its
+        # metadata holds. The local data is disposable: format again, start once more.
+        print("devstack: Kafka refused its stored credentials; formatting its storage again", flush=True)
+        _infra.kafka_reset()
+        _infra.kafka_prepare()
+        _start(kafka)
+
+
 def up_infra() -> None:
     _infra.postgres_prepare()
     _start(_infra.postgres_process())
     _infra.postgres_create_databases()
     _start(_infra.redis_process())
-    _infra.kafka_prepare()
-    _start(_infra.kafka_process())
+    _start_kafka()
+    print(f"devstack: kafka principals and ACLs: {_infra.kafka_secure()}", flush=True)
     _start(_infra.smtp_process())
     prometheus = _observability.prometheus_process()
     already = prometheus.running()
@@ -74,7 +94,7 @@ def _prepare_service(service: str) -> str:
     """Migrates the service's database, creates its topics and seeds demo data."""
     steps = ["migrate", "create_topics"]
     _platform.manage(service, "migrate", "--noinput")
-    _platform.manage(service, "create_topics")
+    _platform.manage(service, "create_topics", kafka_admin=True)
     if _platform.has_command(service, "seed_demo"):
         _platform.manage(service, "seed_demo")
         steps.append("seed_demo")
@@ -111,7 +131,9 @@ def run_with(command: list[str], *, platform: bool) -> int:
         up_infra()
         if platform:
             up_services()
-        return subprocess.run(command, check=False).returncode
+        # Tests authenticate as the Kafka admin (they make topics of their own) and
+        # get secrets of their own; the platform's processes have their own principals.
+        return subprocess.run(command, check=False, env={**os.environ, **test_run_env()}).returncode
     finally:
         for proc in reversed(every):
             if proc.name not in started_before and proc.stop():
@@ -189,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("status")
     sub.add_parser("env")
+    sub.add_parser("kafka-acls", help="the broker ACLs derived from contracts/events/catalog.json")
     for verb in ("start", "stop", "restart"):
         sub.add_parser(verb).add_argument("name")
     run = sub.add_parser("run")
@@ -212,8 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         return run_with(command, platform=args.platform)
     elif args.verb == "env":
-        for key, value in service_env().items():
+        # What a test run gets: `eval "$(python -m devstack env)"` before running pytest by hand.
+        for key, value in {**service_env(), **test_run_env()}.items():
             print(f"export {key}={value}")
+    elif args.verb == "kafka-acls":
+        for line in _infra.kafka_acl_report():
+            print(line)
     elif args.verb in ("start", "restart"):
         proc = _find(args.name)
         if args.verb == "restart" and proc.stop():

@@ -1,10 +1,18 @@
 """The three infrastructure parts: a private PostgreSQL cluster, Redis and a
-single-node KRaft Kafka broker run from its Maven Central artifacts."""
+single-node KRaft Kafka broker run from its Maven Central artifacts.
+
+The broker authenticates every client (SASL/SCRAM-SHA-512 on the client
+listener, SASL/PLAIN between the broker and its controller) and authorizes
+every request with KRaft's StandardAuthorizer, denying what no ACL allows; see
+`_credentials` for the principals and `kafka_secure` for users and ACLs.
+"""
 
 from __future__ import annotations
 
 import base64
 import glob
+import hashlib
+import os
 import pwd
 import shutil
 import signal
@@ -15,6 +23,7 @@ import uuid
 from pathlib import Path
 
 from ._config import CACHE_DIR, DATABASES, HOST, PORTS, ROOT, STATE_DIR, postgres_home
+from ._credentials import KAFKA_ADMIN, KAFKA_CONTROLLER, KAFKA_MECHANISM, kafka_admin_config, kafka_password
 from ._process import ManagedProcess
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -268,6 +277,40 @@ def _kafka_dir() -> Path:
     return STATE_DIR / "kafka"
 
 
+KAFKA_CATALOG = ROOT / "contracts" / "events" / "catalog.json"
+
+
+def _kafka_security_props() -> dict[str, str]:
+    """SASL everywhere, the StandardAuthorizer, and nothing allowed without an ACL."""
+    admin, controller = kafka_password(KAFKA_ADMIN), kafka_password(KAFKA_CONTROLLER)
+    return {
+        "listeners": f"SASL_PLAINTEXT://{HOST}:{PORTS.kafka},CONTROLLER://{HOST}:{PORTS.kafka_controller}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{PORTS.kafka}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        # The controller listener authenticates too: a PLAINTEXT one would give anybody
+        # on the machine the principal User:ANONYMOUS there.
+        "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": KAFKA_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": KAFKA_MECHANISM,
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{KAFKA_ADMIN}" password="{admin}";'
+        ),
+        # SCRAM users live in the metadata log, which the controller serves: its own
+        # listener uses PLAIN with one static user, the broker.
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{KAFKA_CONTROLLER}" password="{controller}" user_{KAFKA_CONTROLLER}="{controller}";'
+        ),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{KAFKA_ADMIN};User:{KAFKA_CONTROLLER}",
+    }
+
+
 def _kafka_config() -> Path:
     work = _kafka_dir()
     work.mkdir(parents=True, exist_ok=True)
@@ -275,11 +318,7 @@ def _kafka_config() -> Path:
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{HOST}:{PORTS.kafka_controller}",
-        "listeners": f"PLAINTEXT://{HOST}:{PORTS.kafka},CONTROLLER://{HOST}:{PORTS.kafka_controller}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{PORTS.kafka}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        **_kafka_security_props(),
         "log.dirs": str(work / "data"),
         "num.partitions": "3",
         "offsets.topic.replication.factor": "1",
@@ -295,7 +334,11 @@ def _kafka_config() -> Path:
         "auto.create.topics.enable": "false",
     }
     config = work / "server.properties"
-    config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    # It holds passwords: readable by the checkout's owner only.
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(f"{k}={v}\n" for k, v in props.items()))
+    config.chmod(0o600)
     log4j = work / "log4j2.properties"
     log4j.write_text(
         "status = warn\n"
@@ -322,12 +365,40 @@ def _java() -> str:
     return java
 
 
+def _admin_fingerprint() -> str:
+    return hashlib.sha256(f"{KAFKA_ADMIN}:{kafka_password(KAFKA_ADMIN)}".encode()).hexdigest()
+
+
+def _storage_marker() -> Path:
+    return _kafka_dir() / "scram-admin.sha256"
+
+
+def kafka_reset() -> None:
+    """Forgets the local broker's data (topics, offsets, users, ACLs): the next prepare formats."""
+    shutil.rmtree(_kafka_dir() / "data", ignore_errors=True)
+    _storage_marker().unlink(missing_ok=True)
+
+
 def kafka_prepare() -> None:
-    """Fetches the jars and formats the KRaft storage once."""
+    """Fetches the jars and formats the KRaft storage once, with the admin's SCRAM credentials.
+
+    A storage formatted before the broker authenticated (or for other admin
+    credentials) cannot let the admin in: it is formatted again, and the
+    services recreate their topics at start-up.
+    """
     libs = kafka_libs()
     config = _kafka_config()
-    if (_kafka_dir() / "data" / "meta.properties").exists():
-        return
+    data = _kafka_dir() / "data"
+    marker = _storage_marker()
+    if (data / "meta.properties").exists():
+        if marker.exists() and marker.read_text().strip() == _admin_fingerprint():
+            return
+        print(
+            "devstack: the Kafka storage predates SASL or the admin's credentials: formatting it again",
+            flush=True,
+        )
+        shutil.rmtree(data)
+    marker.unlink(missing_ok=True)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     result = subprocess.run(
         [
@@ -341,6 +412,10 @@ def kafka_prepare() -> None:
             cluster_id,
             "-c",
             str(config),
+            # KIP-900: the admin exists before the broker first starts; the services'
+            # principals are added (and kept current) through it by `kafka_secure`.
+            "--add-scram",
+            f"{KAFKA_MECHANISM}=[name={KAFKA_ADMIN},password={kafka_password(KAFKA_ADMIN)}]",
         ],
         check=False,
         capture_output=True,
@@ -348,6 +423,7 @@ def kafka_prepare() -> None:
     )
     if result.returncode != 0:
         raise SystemExit(f"devstack: formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
+    marker.write_text(_admin_fingerprint() + "\n")
 
 
 def _kafka_ready() -> bool:
@@ -356,10 +432,50 @@ def _kafka_ready() -> bool:
     if not _port_open(PORTS.kafka):
         return False
     admin = AdminClient(
-        {"bootstrap.servers": f"{HOST}:{PORTS.kafka}", "socket.timeout.ms": 2000, "log_level": 0}
+        {
+            "bootstrap.servers": f"{HOST}:{PORTS.kafka}",
+            "socket.timeout.ms": 2000,
+            "log_level": 0,
+            **kafka_admin_config(),
+        }
     )
     metadata = admin.list_topics(timeout=2)
     return bool(metadata.brokers)
+
+
+def kafka_secure() -> str:
+    """Gives every service of the catalogue its SCRAM principal and exactly the ACLs the
+    catalogue implies (through the admin principal); returns a one-line summary."""
+    from confluent_kafka.admin import AdminClient
+
+    from comptoir._kafka_acls import (
+        apply_acls,
+        catalog_acls,
+        catalog_services,
+        load_catalog,
+        upsert_scram_users,
+    )
+
+    admin = AdminClient(
+        {"bootstrap.servers": f"{HOST}:{PORTS.kafka}", "log_level": 0, **kafka_admin_config()}
+    )
+    catalog = load_catalog(KAFKA_CATALOG)
+    services = catalog_services(catalog)
+    # Upserted on every start: a new service, or a changed password, takes effect.
+    upsert_scram_users(admin, {name: kafka_password(name) for name in services})
+    rules = catalog_acls(catalog)
+    created, deleted = apply_acls(admin, rules)
+    return (
+        f"{len(services)} principals, {len(rules)} ACLs from {KAFKA_CATALOG.relative_to(ROOT)} "
+        f"({len(created)} created, {len(deleted)} deleted)"
+    )
+
+
+def kafka_acl_report() -> list[str]:
+    """The ACL lines `python -m devstack kafka-acls` prints."""
+    from comptoir._kafka_acls import catalog_acls, load_catalog
+
+    return [str(rule) for rule in catalog_acls(load_catalog(KAFKA_CATALOG))]
 
 
 def kafka_process() -> ManagedProcess:

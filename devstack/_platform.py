@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._config import HOST, LOG_DIR, ROOT, SERVICE_PORTS, STATE_DIR, metrics_port, service_env
+from ._credentials import KAFKA_ADMIN, kafka_client_env, service_secrets_env
 from ._process import ManagedProcess, log_tail
 
 SERVICES_DIR = ROOT / "services"
@@ -31,12 +32,16 @@ def services() -> list[str]:
 
 
 def _env(service: str) -> dict[str, str]:
-    return {
+    env = {
         **service_env(),
         "PORT": str(SERVICE_PORTS[service]),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONUNBUFFERED": "1",
     }
+    if is_django(service):
+        # Its own secrets and Kafka principal, drawn for this checkout.
+        env.update(service_secrets_env(service))
+    return env
 
 
 def _http_ok(url: str) -> Callable[[], bool]:
@@ -111,13 +116,19 @@ def _expand(word: str, env: dict[str, str]) -> str:
     return word
 
 
-def manage(service: str, *args: str) -> None:
-    """Runs `manage.py <args>` for a service, failing loudly with its output."""
+def manage(service: str, *args: str, kafka_admin: bool = False) -> None:
+    """Runs `manage.py <args>` for a service, failing loudly with its output.
+
+    `kafka_admin`: as the Kafka admin principal (creating topics), not the service's own.
+    """
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **_env(service)}
+    if kafka_admin:
+        env.update(kafka_client_env(KAFKA_ADMIN))
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=SERVICES_DIR / service,
-        env={**os.environ, **_env(service)},
+        env=env,
         check=False,
         capture_output=True,
         text=True,

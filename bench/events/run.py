@@ -164,9 +164,11 @@ def role_kafka_consumer(args: argparse.Namespace) -> None:
     """Consumes `count` messages of the topic, committing per batch; prints when the last arrived."""
     from confluent_kafka import Consumer
 
+    from comptoir import kafka_client_config
+
     consumer = Consumer(
         {
-            "bootstrap.servers": KAFKA,
+            **kafka_client_config(KAFKA),
             "group.id": f"bench.floor-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -344,7 +346,7 @@ class Bench:
     def broker_floor(self) -> None:
         from confluent_kafka import Producer
 
-        from comptoir import TopicSpec, ensure_topics
+        from comptoir import TopicSpec, ensure_topics, kafka_client_config
 
         n = self.args.events
         topic = f"bench.raw-{uuid.uuid4().hex[:8]}"
@@ -353,7 +355,7 @@ class Bench:
         assert consumer.stdout is not None
         assert consumer.stdout.readline().strip() == "ready"
         producer = Producer(
-            {"bootstrap.servers": KAFKA, "enable.idempotence": True, "acks": "all", "linger.ms": 2}
+            {**kafka_client_config(KAFKA), "enable.idempotence": True, "acks": "all", "linger.ms": 2}
         )
         value = json.dumps({"event_type": "order.created", "payload": payload(0), "pad": "x" * 150}).encode()
         time.sleep(2.0)  # let the consumer join its group before the clock starts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devstack._secrets import secret
@@ -25,3 +26,10 @@ def test_the_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "secrets.json"
     secret("anything", path)
     assert os.stat(path).st_mode & 0o077 == 0
+
+
+def test_concurrent_draws_keep_every_secret(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.json"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        drawn = dict(zip(range(40), pool.map(lambda n: secret(f"name_{n}", path), range(40)), strict=True))
+    assert {n: secret(f"name_{n}", path) for n in range(40)} == drawn

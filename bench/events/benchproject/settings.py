@@ -15,4 +15,6 @@ WSGI_APPLICATION = None
 COMPTOIR_EVENTS = {
     "TOPICS": {"order.created": os.environ.get("BENCH_TOPIC", "bench.order-created")},
     "TOPIC_PARTITIONS": 3,
+    # The bench service both produces and consumes order.created.
+    "PRODUCERS": {"order.created": "bench_events"},
 }

@@ -15,7 +15,7 @@ from django.db import connection
 from testapp.models import Note
 from testapp.tasks import multiply
 
-from comptoir import TopicSpec, ensure_topics
+from comptoir import TopicSpec, ensure_topics, kafka_client_config
 
 
 @pytest.mark.django_db
@@ -55,7 +55,7 @@ def test_kafka_round_trip_with_idempotent_producer_and_manual_commit() -> None:
     # Declaring it again creates nothing.
     assert ensure_topics([TopicSpec(topic, partitions=1)], bootstrap_servers=bootstrap) == []
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer({**kafka_client_config(), "enable.idempotence": True, "acks": "all"})
     delivered: list[tuple[str | None, int | None]] = []
     producer.produce(
         topic,
@@ -70,7 +70,7 @@ def test_kafka_round_trip_with_idempotent_producer_and_manual_commit() -> None:
     group = f"test.roundtrip-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **kafka_client_config(),
             "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import IsServiceClient, IsStaff
+from comptoir import IsStaff, requires_scope
 
 from .models import SentEmail
 from .selectors import email_get, email_list
@@ -27,7 +27,7 @@ from .services import email_request
 class EmailRequestApi(APIView):
     """Internal: another service asks for a mail; delivery happens in a Celery worker."""
 
-    permission_classes = [IsServiceClient]
+    permission_classes = [requires_scope("emails:send")]
 
     @extend_schema(
         operation_id="internal_emails_create",

@@ -32,7 +32,9 @@ def test_service_request_queues_then_delivers_the_mail(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = _post(client, order_confirmed_request(), tokens.service("order_service"))
+        response = _post(
+            client, order_confirmed_request(), tokens.service("order_service", scopes=["emails:send"])
+        )
     assert response.status_code == 202, response.json()
     email = SentEmail.objects.get()
     assert response.json() == {"id": email.pk, "status": "QUEUED"}
@@ -57,7 +59,7 @@ def test_same_request_again_answers_the_same_mail_and_sends_no_second_one(
     order_confirmed_request: RequestBody,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    token = tokens.service("order_service")
+    token = tokens.service("order_service", scopes=["emails:send"])
     with django_capture_on_commit_callbacks(execute=True):
         first = _post(client, order_confirmed_request(), token)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -78,7 +80,9 @@ def test_unknown_template_is_refused_and_writes_nothing(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = _post(
-            client, order_confirmed_request(template="newsletter"), tokens.service("order_service")
+            client,
+            order_confirmed_request(template="newsletter"),
+            tokens.service("order_service", scopes=["emails:send"]),
         )
     assert response.status_code == 400
     error = response.json()["error"]
@@ -96,7 +100,7 @@ def test_missing_context_is_refused_with_the_missing_keys(
     client: Client, tokens: TokenFactory, smtp_sink: SmtpSink, order_confirmed_request: RequestBody
 ) -> None:
     body = order_confirmed_request(context={"order_id": 42})
-    response = _post(client, body, tokens.service("order_service"))
+    response = _post(client, body, tokens.service("order_service", scopes=["emails:send"]))
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "missing_context"
@@ -123,7 +127,9 @@ def test_invalid_fields_are_refused_with_a_validation_error(
     overrides: dict[str, Any],
     field: str,
 ) -> None:
-    response = _post(client, order_confirmed_request(**overrides), tokens.service("order_service"))
+    response = _post(
+        client, order_confirmed_request(**overrides), tokens.service("order_service", scopes=["emails:send"])
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "validation_error"
@@ -142,7 +148,7 @@ def test_status_attempts_and_id_in_a_request_are_ignored(
         status="SENT", attempts=9, id=123456789, last_error="forged", sent_at="2020-01-01T00:00:00Z"
     )
     with django_capture_on_commit_callbacks(execute=False):
-        response = _post(client, body, tokens.service("order_service"))
+        response = _post(client, body, tokens.service("order_service", scopes=["emails:send"]))
     assert response.status_code == 202
     email = SentEmail.objects.get()
     assert response.json() == {"id": email.pk, "status": "QUEUED"}
@@ -152,7 +158,7 @@ def test_status_attempts_and_id_in_a_request_are_ignored(
 
 @pytest.mark.parametrize(
     ("who", "status"),
-    [("anonymous", 401), ("user", 403), ("staff", 403), ("service", 202)],
+    [("anonymous", 401), ("user", 403), ("staff", 403), ("service without the scope", 403), ("service", 202)],
 )
 def test_request_authorization(
     client: Client,
@@ -166,7 +172,8 @@ def test_request_authorization(
         "anonymous": {},
         "user": tokens.header(tokens.user(2)),
         "staff": tokens.header(tokens.user(1, is_staff=True)),
-        "service": tokens.header(tokens.service("order_service")),
+        "service without the scope": tokens.header(tokens.service("order_service")),
+        "service": tokens.header(tokens.service("order_service", scopes=["emails:send"])),
     }[who]
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(
@@ -175,7 +182,9 @@ def test_request_authorization(
     assert response.status_code == status
     assert SentEmail.objects.count() == (1 if status == 202 else 0)
     if status != 202:
-        expected = "not_authenticated" if status == 401 else "permission_denied"
+        expected = {401: "not_authenticated", 403: "permission_denied"}[status]
+        if who == "service without the scope":
+            expected = "insufficient_scope"
         assert response.json()["error"]["code"] == expected
 
 
@@ -286,7 +295,7 @@ def test_mail_log_authorization(
         "anonymous": {},
         # Even the recipient is no staff: the mail log is not a customer inbox.
         "user": tokens.header(tokens.user(2, email="user2@example.com")),
-        "service": tokens.header(tokens.service("order_service")),
+        "service": tokens.header(tokens.service("order_service", scopes=["emails:send"])),
         "staff": tokens.header(tokens.user(1, is_staff=True)),
     }[who]
     url = LIST_URL if route == "list" else f"{LIST_URL}{email.pk}/"
@@ -323,7 +332,7 @@ def test_numeric_object_id_is_the_same_key_as_its_string(
     order_confirmed_request: RequestBody,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    token = tokens.service("order_service")
+    token = tokens.service("order_service", scopes=["emails:send"])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         first = _post(client, order_confirmed_request(object_id=42), token)
         again = _post(client, order_confirmed_request(object_id="42"), token)

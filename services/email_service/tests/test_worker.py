@@ -21,7 +21,7 @@ def test_real_worker_delivers_once_per_template_and_object(
     celery_through_broker: WorkerProcess,
     worker_smtp_sink: SmtpSink,
 ) -> None:
-    headers = tokens.header(tokens.service("order_service"))
+    headers = tokens.header(tokens.service("order_service", scopes=["emails:send"]))
 
     def post(body: dict[str, Any]) -> Any:
         return client.post("/internal/emails/", body, content_type="application/json", headers=headers)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-TOKEN_PATH = "/api/users/auth/service-token/"
+TOKEN_PATH = "/internal/users/auth/service-token/"
 STUB_SERVICE_TOKEN = "stub-service-token"
 _USER_PATH = re.compile(r"^/internal/users/(?P<id>[0-9]+)/$")
 

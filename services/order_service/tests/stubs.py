@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 QUOTE_PATH = "/internal/products/quote/"
-TOKEN_PATH = "/api/users/auth/service-token/"
+TOKEN_PATH = "/internal/users/auth/service-token/"
 STUB_SERVICE_TOKEN = "stub-service-token"
 
 Answer = tuple[int, Any]

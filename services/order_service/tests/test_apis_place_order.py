@@ -306,7 +306,7 @@ def test_product_service_down_is_503_and_no_order(
 def test_no_service_token_is_503_and_no_order(
     place_order: PlaceOrder, product_service: ProductServiceStub, settings: Any, closed_port_url: str
 ) -> None:
-    settings.SERVICE_TOKEN_URL = f"{closed_port_url}/api/users/auth/service-token/"
+    settings.SERVICE_TOKEN_URL = f"{closed_port_url}/internal/users/auth/service-token/"
 
     response = place_order([(1, 1)])
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from django.conf import settings as django_settings
 
+from comptoir import kafka_client_config
 from comptoir.events import Envelope, InboxMessage, declare_topics, event_settings
 from orders.models import Order, OrderStatus
 
@@ -44,7 +44,7 @@ def test_topics(settings: Any) -> dict[str, str]:
 
 def _produce(topics: dict[str, str], events: list[Envelope]) -> None:
     """Publishes the events as another service's relay would."""
-    producer = Producer({"bootstrap.servers": django_settings.KAFKA_BOOTSTRAP_SERVERS, "log_level": 3})
+    producer = Producer({**kafka_client_config(), "log_level": 3})
     for event in events:
         headers: list[tuple[str, str | bytes | None]] = list(event.kafka_headers())
         producer.produce(

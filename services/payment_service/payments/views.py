@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import IsEndUser, IsServiceClient, IsStaff, Principal
+from comptoir import IsEndUser, IsStaff, Principal, requires_scope
 
 from . import selectors, services
 from .models import Payment
@@ -112,7 +112,7 @@ class WalletCreditView(APIView):
 
 
 class ChargeView(APIView):
-    permission_classes = (IsServiceClient,)
+    permission_classes = (requires_scope("payments:charge"),)
 
     @extend_schema(
         tags=["internal"],
@@ -142,7 +142,7 @@ class ChargeView(APIView):
 
 
 class RefundView(APIView):
-    permission_classes = (IsServiceClient,)
+    permission_classes = (requires_scope("payments:refund"),)
 
     @extend_schema(
         tags=["internal"],

@@ -258,9 +258,13 @@ def test_refund_without_order_id_is_400(post_json: Post, service_headers: dict[s
         ("staff", 403, "permission_denied"),
         ("expired service", 401, "authentication_failed"),
         ("wrong issuer", 401, "authentication_failed"),
+        # Service tokens open only the routes of their scopes (comptoir._scopes).
+        ("email_service", 403, "insufficient_scope"),
+        ("product_service", 403, "insufficient_scope"),
+        ("order_service without the scope", 403, "insufficient_scope"),
     ],
 )
-def test_internal_routes_refuse_anyone_but_a_service(
+def test_internal_routes_refuse_anyone_but_a_service_with_the_scope(
     make_payment: Callable[..., Payment],
     post_json: Post,
     tokens: TokenFactory,
@@ -277,6 +281,11 @@ def test_internal_routes_refuse_anyone_but_a_service(
         "staff": tokens.header(tokens.user(1, is_staff=True)),
         "expired service": tokens.header(tokens.service("order_service", lifetime_s=-10)),
         "wrong issuer": tokens.header(tokens.service("order_service", iss="someone-else")),
+        "email_service": tokens.header(tokens.service("email_service")),
+        "product_service": tokens.header(tokens.service("product_service")),
+        "order_service without the scope": tokens.header(
+            tokens.service("order_service", scopes=["users:read", "stock:reserve"])
+        ),
     }[caller]
 
     # A charge of a new order, or a refund of the captured one: either would move money.
@@ -288,3 +297,49 @@ def test_internal_routes_refuse_anyone_but_a_service(
     assert Payment.objects.count() == 1
     assert Payment.objects.get().status == PaymentStatus.CAPTURED
     assert balance_of(ALICE) == Decimal("90.00")
+
+
+@pytest.mark.parametrize(("url", "scope"), [(CHARGE_URL, "payments:charge"), (REFUND_URL, "payments:refund")])
+def test_a_token_without_the_scope_is_told_which_scope_is_missing(
+    make_payment: Callable[..., Payment],
+    post_json: Post,
+    tokens: TokenFactory,
+    charge_body: Callable[..., dict[str, Any]],
+    url: str,
+    scope: str,
+) -> None:
+    make_payment(order_id="order-1", amount="10.00", balance="100.00")
+    headers = tokens.header(tokens.service("email_service"))
+    body = charge_body(order_id="order-2") if url == CHARGE_URL else {"order_id": "order-1"}
+
+    response = post_json(url, body, headers)
+
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["message"] == (
+        f"This route requires the scope {scope!r}, which the token of email_service does not carry."
+    )
+    assert error["details"] == {
+        "required_scope": scope,
+        "client": "email_service",
+        "granted_scopes": ["users:read"],
+    }
+    assert Payment.objects.get().status == PaymentStatus.CAPTURED
+    assert balance_of(ALICE) == Decimal("90.00")
+
+
+def test_the_refund_scope_alone_cannot_charge(
+    make_wallet: Callable[..., Wallet],
+    post_json: Post,
+    tokens: TokenFactory,
+    charge_body: Callable[..., dict[str, Any]],
+) -> None:
+    make_wallet(balance="100.00")
+    headers = tokens.header(tokens.service("order_service", scopes=["payments:refund"]))
+
+    response = post_json(CHARGE_URL, charge_body(), headers)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["details"]["required_scope"] == "payments:charge"
+    assert Payment.objects.count() == 0
+    assert balance_of(ALICE) == Decimal("100.00")

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import ApplicationError, IsServiceClient, IsStaff
+from comptoir import ApplicationError, IsStaff, requires_scope
 
 from . import selectors, services
 from .errors import CatalogErrorCode
@@ -188,7 +188,7 @@ class ProductStockView(APIView):
 
 
 class QuoteView(APIView):
-    permission_classes = [IsServiceClient]
+    permission_classes = [requires_scope("products:quote")]
 
     @extend_schema(request=LinesInputSerializer, responses={200: QuoteSerializer})
     def post(self, request: Request) -> Response:
@@ -199,7 +199,7 @@ class QuoteView(APIView):
 
 
 class ReservationCreateView(APIView):
-    permission_classes = [IsServiceClient]
+    permission_classes = [requires_scope("stock:reserve")]
 
     @extend_schema(
         request=ReservationInputSerializer,
@@ -222,7 +222,7 @@ def _reservation_response(order_id: str, code: int = status.HTTP_200_OK) -> Resp
 
 
 class ReservationDetailView(APIView):
-    permission_classes = [IsServiceClient]
+    permission_classes = [requires_scope("stock:read")]
 
     @extend_schema(responses={200: ReservationSerializer})
     def get(self, request: Request, order_id: str) -> Response:
@@ -230,7 +230,7 @@ class ReservationDetailView(APIView):
 
 
 class ReservationReleaseView(APIView):
-    permission_classes = [IsServiceClient]
+    permission_classes = [requires_scope("stock:release")]
 
     @extend_schema(request=None, responses={200: ReservationSerializer})
     def post(self, request: Request, order_id: str) -> Response:
@@ -239,7 +239,7 @@ class ReservationReleaseView(APIView):
 
 
 class ReservationCommitView(APIView):
-    permission_classes = [IsServiceClient]
+    permission_classes = [requires_scope("stock:commit")]
 
     @extend_schema(request=None, responses={200: ReservationSerializer})
     def post(self, request: Request, order_id: str) -> Response:

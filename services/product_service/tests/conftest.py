@@ -70,6 +70,12 @@ def order_service(client: Client, tokens: TokenFactory) -> Api:
 
 
 @pytest.fixture
+def email_service(client: Client, tokens: TokenFactory) -> Api:
+    """A service whose tokens carry no product or stock scope."""
+    return Api(client, tokens.service("email_service"))
+
+
+@pytest.fixture
 def make_category(db: None) -> CategoryFactory:
     def make(slug: str = "coffee", name: str | None = None) -> Category:
         category, _ = Category.objects.get_or_create(slug=slug, defaults={"name": name or slug.title()})

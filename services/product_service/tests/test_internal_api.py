@@ -60,9 +60,10 @@ INTERNAL_CALLS = [
         ("anonymous", 401, "not_authenticated"),
         ("end_user", 403, "permission_denied"),
         ("staff", 403, "permission_denied"),
+        ("email_service", 403, "insufficient_scope"),
     ],
 )
-def test_internal_routes_need_a_service_token(
+def test_internal_routes_need_a_service_token_with_their_scope(
     request: pytest.FixtureRequest,
     reserved: dict[str, Any],
     beans: Product,

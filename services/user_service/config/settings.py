@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from comptoir import TopicSpec, service_settings
 
@@ -34,6 +35,14 @@ JWT_SIGNING_KEY_PEM = env.str("JWT_SIGNING_KEY_PEM", default="")
 JWT_SIGNING_KEY_ID = env.str("JWT_SIGNING_KEY_ID", default="")
 JWT_PREVIOUS_KEY_PEM = env.str("JWT_PREVIOUS_KEY_PEM", default="")
 JWT_PREVIOUS_KEY_ID = env.str("JWT_PREVIOUS_KEY_ID", default="")
+# In production the signing key comes from a secret store: the PEM, or a key folder
+# mounted from it. The folder inside the source tree is for development only.
+if not DEBUG and not JWT_SIGNING_KEY_PEM and not env.str("JWT_PRIVATE_KEYS_DIR", default=""):  # type: ignore[name-defined]  # noqa: F821
+    raise ImproperlyConfigured(
+        "refusing to start with DEBUG=False: JWT_SIGNING_KEY_PEM is not set (nor JWT_PRIVATE_KEYS_DIR, "
+        "a key folder from a secret store); the development key folder services/user_service/.keys "
+        "is not for production"
+    )
 # The active key plus the one before it: tokens signed just before a rotation stay valid.
 JWT_PUBLISHED_KEYS = env.int("JWT_PUBLISHED_KEYS", default=2)
 

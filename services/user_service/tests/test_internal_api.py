@@ -63,3 +63,19 @@ def test_a_user_access_token_from_login_is_403(api: Api, user: User) -> None:
     access = api.login()["access"]
 
     assert api.get(url(user.pk), **api.bearer(access)).status_code == 403
+
+
+@pytest.mark.parametrize("client_name", ["product_service", "payment_service", "api_gateway"])
+def test_a_service_without_the_users_read_scope_is_403(
+    api: Api, user: User, tokens: TokenFactory, client_name: str
+) -> None:
+    response = api.get(url(user.pk), **api.bearer(tokens.service(client_name)))
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+    assert response.json()["error"]["details"] == {
+        "required_scope": "users:read",
+        "client": client_name,
+        "granted_scopes": [],
+    }
+    assert "email" not in response.json()

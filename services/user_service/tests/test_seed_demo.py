@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.hashers import check_password
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
 from tests.conftest import Api
@@ -41,24 +42,53 @@ def test_seed_creates_the_demo_users_with_fixed_ids(api: Api) -> None:
         assert api.login(email, password)["token_type"] == "Bearer"
 
 
-def test_seed_creates_one_client_per_service_with_env_or_default_secrets(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SERVICE_CLIENT_SECRET_ORDER_SERVICE", "from-the-environment")
+@pytest.fixture(autouse=True)
+def client_secrets(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """One secret per client in the environment, as the devstack and deployments give them."""
+    secrets = {name: f"{name}-secret-from-the-environment-0123456789" for name in CLIENTS}
+    for name, secret in secrets.items():
+        monkeypatch.setenv(f"SERVICE_CLIENT_SECRET_{name.upper()}", secret)
+    return secrets
 
+
+def test_seed_creates_one_client_per_service_with_the_secrets_of_the_environment(
+    api: Api, client_secrets: dict[str, str]
+) -> None:
     seed()
 
     clients = {client.name: client for client in ServiceClient.objects.all()}
     assert sorted(clients) == CLIENTS
     assert all(client.is_active for client in clients.values())
-    assert check_password("from-the-environment", clients["order_service"].secret_hash)
-    for name in set(CLIENTS) - {"order_service"}:
-        assert check_password(f"{name}-local-secret", clients[name].secret_hash)
+    for name in CLIENTS:
+        assert check_password(client_secrets[name], clients[name].secret_hash)
+        assert not check_password(f"{name}-local-secret", clients[name].secret_hash)
     response = api.post(
-        "/api/users/auth/service-token/",
-        {"client_id": "payment_service", "client_secret": "payment_service-local-secret"},
+        "/internal/users/auth/service-token/",
+        {"client_id": "payment_service", "client_secret": client_secrets["payment_service"]},
     )
     assert response.status_code == 200
+
+
+def test_seed_refuses_a_missing_client_secret_and_writes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERVICE_CLIENT_SECRET_PAYMENT_SERVICE")
+
+    with pytest.raises(CommandError, match=r"^SERVICE_CLIENT_SECRET_PAYMENT_SERVICE is not set"):
+        seed()
+
+    assert ServiceClient.objects.count() == 0
+    assert User.objects.count() == 0
+
+
+def test_seed_uses_the_development_secrets_only_with_debug(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.DEBUG = True
+    monkeypatch.delenv("SERVICE_CLIENT_SECRET_EMAIL_SERVICE")
+
+    seed()
+
+    client = ServiceClient.objects.get(name="email_service")
+    assert check_password("email_service-local-secret", client.secret_hash)
 
 
 def test_seed_moves_the_id_sequence_past_the_demo_users(api: Api) -> None:

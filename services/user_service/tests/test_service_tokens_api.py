@@ -7,7 +7,7 @@ from tests.support import decode_with_jwks
 
 pytestmark = pytest.mark.django_db
 
-SERVICE_TOKEN = "/api/users/auth/service-token/"
+SERVICE_TOKEN = "/internal/users/auth/service-token/"
 
 
 def obtain(api: Api, client_id: str = "order_service", client_secret: str = SERVICE_SECRET) -> Any:
@@ -31,8 +31,48 @@ def test_client_credentials_yield_a_short_service_token(api: Api, make_service_c
         "aud": "comptoir-internal",
         "sub": "service:order_service",
         "token_use": "service",
+        "scope": "payments:charge payments:refund products:quote stock:commit stock:read stock:release "
+        "stock:reserve users:read",
     }
     assert claims["exp"] - claims["iat"] == 300
+
+
+@pytest.mark.parametrize(
+    ("client_name", "scope"),
+    [("email_service", "users:read"), ("payment_service", ""), ("product_service", "")],
+)
+def test_each_client_gets_the_scopes_configured_for_it(
+    api: Api, make_service_client: Any, client_name: str, scope: str
+) -> None:
+    make_service_client(client_name)
+
+    token = obtain(api, client_name).json()["access_token"]
+
+    claims = decode_with_jwks(token, api.get("/api/users/auth/jwks/").json(), audience="comptoir-internal")
+    assert claims["scope"] == scope
+
+
+def test_the_scopes_come_from_the_setting_when_a_deployment_sets_it(
+    api: Api, make_service_client: Any, settings: Any
+) -> None:
+    settings.SERVICE_CLIENT_SCOPES = {"email_service": ["users:read", "emails:send"]}
+    make_service_client("email_service")
+
+    token = obtain(api, "email_service").json()["access_token"]
+
+    claims = decode_with_jwks(token, api.get("/api/users/auth/jwks/").json(), audience="comptoir-internal")
+    assert claims["scope"] == "emails:send users:read"
+
+
+def test_the_token_endpoint_is_not_under_the_public_api(api: Api, make_service_client: Any) -> None:
+    make_service_client("order_service")
+
+    response = api.post(
+        "/api/users/auth/service-token/", {"client_id": "order_service", "client_secret": SERVICE_SECRET}
+    )
+
+    assert response.status_code == 404
+    assert "access_token" not in response.json()
 
 
 def test_the_service_token_opens_internal_endpoints_and_not_user_ones(

@@ -61,7 +61,7 @@ def test_service_token_is_throttled(api: Api, make_service_client: Any) -> None:
     make_service_client("order_service")
     body = {"client_id": "order_service", "client_secret": SERVICE_SECRET}
 
-    statuses = [api.post("/api/users/auth/service-token/", body).status_code for _ in range(3)]
+    statuses = [api.post("/internal/users/auth/service-token/", body).status_code for _ in range(3)]
 
     assert statuses == [200, 200, 429]
 
@@ -80,7 +80,7 @@ def test_service_tokens_are_not_held_to_the_per_user_rate(
             throttle_redis().delete(key)
     service_client_set(name="order_service", secret=SERVICE_SECRET)
     token = api.post(
-        "/api/users/auth/service-token/", {"client_id": "order_service", "client_secret": SERVICE_SECRET}
+        "/internal/users/auth/service-token/", {"client_id": "order_service", "client_secret": SERVICE_SECRET}
     ).json()["access_token"]
 
     internal = [api.get(f"/internal/users/{user.pk}/", **api.bearer(token)).status_code for _ in range(4)]

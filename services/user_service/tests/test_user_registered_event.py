@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from django.conf import settings
 from django.db import connection
 
+from comptoir import kafka_client_config
 from comptoir.events import Envelope, OutboxMessage, validate_payload
 from tests.conftest import PASSWORD, Api
 from users.models import User
@@ -81,7 +81,7 @@ def registered_topic(settings: Any) -> Iterator[str]:
         "TOPICS": {"user.registered": topic},
     }
     yield topic
-    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "log_level": 0})
+    admin = AdminClient(kafka_client_config(log_level=0))
     if topic in admin.list_topics(timeout=10).topics:
         admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=30)
 
@@ -89,7 +89,7 @@ def registered_topic(settings: Any) -> Iterator[str]:
 def read_values(topic: str, *, expected: int, timeout_s: float) -> list[dict[str, Any]]:
     reader = Consumer(
         {
-            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            **kafka_client_config(),
             "group.id": f"test.reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "log_level": 3,

@@ -14,6 +14,8 @@ from typing import Any
 import jwt
 from django.conf import settings
 
+from comptoir._scopes import client_scopes
+
 from .keys import ALGORITHM, active_signing_key
 from .models import ServiceClient, User
 
@@ -56,6 +58,12 @@ def access_token_issue(*, user: User) -> IssuedToken:
 
 def service_token_issue(*, client: ServiceClient) -> IssuedToken:
     return _sign(
-        {"aud": settings.JWT_SERVICE_AUDIENCE, "sub": f"service:{client.name}", "token_use": SERVICE},
+        {
+            "aud": settings.JWT_SERVICE_AUDIENCE,
+            "sub": f"service:{client.name}",
+            "token_use": SERVICE,
+            # What this client may ask of the others (comptoir._scopes.SERVICE_CLIENT_SCOPES).
+            "scope": " ".join(client_scopes(client.name)),
+        },
         lifetime_s=settings.JWT_SERVICE_TOKEN_LIFETIME_S,
     )

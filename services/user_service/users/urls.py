@@ -8,10 +8,11 @@ api_urlpatterns = [
     path("auth/refresh/", views.RefreshView.as_view(), name="users-refresh"),
     path("auth/logout/", views.LogoutView.as_view(), name="users-logout"),
     path("auth/jwks/", views.JWKSView.as_view(), name="users-jwks"),
-    path("auth/service-token/", views.ServiceTokenView.as_view(), name="users-service-token"),
     path("me/", views.MeView.as_view(), name="users-me"),
 ]
 
 internal_urlpatterns = [
     path("<int:user_id>/", views.InternalUserView.as_view(), name="internal-user"),
+    # Client credentials: other services only; the gateway never routes /internal/.
+    path("auth/service-token/", views.ServiceTokenView.as_view(), name="internal-service-token"),
 ]

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from comptoir import IsEndUser, IsServiceClient, Principal
+from comptoir import IsEndUser, Principal, requires_scope
 
 from . import keys, selectors, services
 from .serializers import (
@@ -149,8 +149,8 @@ class ServiceTokenView(PublicAPIView):
     throttle_scope = "service_token"
 
     @extend_schema(
-        operation_id="users_service_token",
-        tags=["auth"],
+        operation_id="internal_service_token",
+        tags=["internal"],
         request=ServiceTokenInputSerializer,
         responses={200: ServiceTokenSerializer, 400: ERROR, 401: ERROR, 429: ERROR},
         summary="Client credentials: a service trades its secret for a short-lived service token.",
@@ -192,7 +192,7 @@ class MeView(APIView):
 
 
 class InternalUserView(APIView):
-    permission_classes = [IsServiceClient]
+    permission_classes = [requires_scope("users:read")]
 
     @extend_schema(
         operation_id="internal_users_retrieve",

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from ._health import health_urlpatterns, run_checks
     from ._http import ServiceClient, ServiceTokenProvider, UpstreamError
     from ._kafka_admin import TopicSpec, ensure_topics
+    from ._kafka_security import kafka_client_config
     from ._logging import RequestContextFilter, logging_config, request_id_var
     from ._middleware import RequestIdMiddleware
+    from ._scopes import ServiceScopeRequired, requires_scope
     from ._settings import infrastructure_urls, service_settings, service_urls
 
 # Loaded on first use (PEP 562): a settings module can import `service_settings`
@@ -53,6 +55,7 @@ _SOURCES = {
     "RequestContextFilter": "._logging",
     "RequestIdMiddleware": "._middleware",
     "ServiceClient": "._http",
+    "ServiceScopeRequired": "._scopes",
     "ServiceTokenProvider": "._http",
     "TopicSpec": "._kafka_admin",
     "UpstreamError": "._http",
@@ -63,8 +66,10 @@ _SOURCES = {
     "exception_handler": "._errors",
     "health_urlpatterns": "._health",
     "infrastructure_urls": "._settings",
+    "kafka_client_config": "._kafka_security",
     "logging_config": "._logging",
     "request_id_var": "._logging",
+    "requires_scope": "._scopes",
     "run_checks": "._health",
     "service_settings": "._settings",
     "service_urls": "._settings",
@@ -84,6 +89,7 @@ __all__ = [
     "RequestContextFilter",
     "RequestIdMiddleware",
     "ServiceClient",
+    "ServiceScopeRequired",
     "ServiceTokenProvider",
     "TopicSpec",
     "UpstreamError",
@@ -94,8 +100,10 @@ __all__ = [
     "exception_handler",
     "health_urlpatterns",
     "infrastructure_urls",
+    "kafka_client_config",
     "logging_config",
     "request_id_var",
+    "requires_scope",
     "run_checks",
     "service_settings",
     "service_urls",

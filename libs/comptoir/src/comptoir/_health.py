@@ -30,6 +30,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET
 
+from ._kafka_security import kafka_client_config
+
 CHECK_TIMEOUT_S = 2.0
 
 _clients_lock = threading.Lock()
@@ -60,9 +62,7 @@ def _check_kafka() -> None:
     global _kafka_admin
     with _clients_lock:
         if _kafka_admin is None:
-            _kafka_admin = AdminClient(
-                {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "log_level": 0}
-            )
+            _kafka_admin = AdminClient(kafka_client_config(settings.KAFKA_BOOTSTRAP_SERVERS, log_level=0))
         admin = _kafka_admin
     metadata = admin.list_topics(timeout=CHECK_TIMEOUT_S)
     if not metadata.brokers:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from ._kafka_security import kafka_client_config
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -26,7 +28,7 @@ def ensure_topics(
     wanted = {spec.name: spec for spec in topics}
     if not wanted:
         return []
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    admin = AdminClient(kafka_client_config(bootstrap_servers, log_level=0))
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [spec for name, spec in wanted.items() if name not in existing]
     if not missing:
@@ -50,6 +52,12 @@ def ensure_topics(
             future.result(timeout=timeout_s)
             created.append(name)
         except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            code = error.args[0].code()
+            if code in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED):
+                raise PermissionError(
+                    f"Kafka topic {name} does not exist and this principal may not create it: "
+                    "run `manage.py create_topics` with the admin principal first"
+                ) from None
+            if code != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return sorted(created)

@@ -12,14 +12,17 @@ variable with a default that works against the local devstack.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
 import environ
 
+from ._kafka_security import kafka_security_from_env
 from ._logging import logging_config
 from ._multiproc import ensure_multiprocess_dir
+from ._production import require_production_secrets
 
 # Lets `admin.ModelAdmin[User]` and other typed generics work at run time.
 django_stubs_ext.monkeypatch()
@@ -79,6 +82,10 @@ def service_settings(
         {"CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60), "CONN_HEALTH_CHECKS": True}
     )
     debug = env.bool("DJANGO_DEBUG", default=False)
+    # With DEBUG=False, no development SECRET_KEY, client secret or Kafka password.
+    require_production_secrets(
+        debug=debug, environ=os.environ, secrets=("DJANGO_SECRET_KEY", "SERVICE_CLIENT_SECRET")
+    )
     urls_of_services = service_urls()
     user_service_url = urls_of_services["USER_SERVICE_URL"]
     return {
@@ -92,7 +99,7 @@ def service_settings(
         "SERVICE_CLIENT_ID": env.str("SERVICE_CLIENT_ID", default=service),
         "SERVICE_CLIENT_SECRET": env.str("SERVICE_CLIENT_SECRET", default=f"{service}-local-secret"),
         "SERVICE_TOKEN_URL": env.str(
-            "SERVICE_TOKEN_URL", default=f"{user_service_url}/api/users/auth/service-token/"
+            "SERVICE_TOKEN_URL", default=f"{user_service_url}/internal/users/auth/service-token/"
         ),
         "BASE_DIR": base_dir,
         "SECRET_KEY": env.str("DJANGO_SECRET_KEY", default=f"local-only-insecure-{service}-key"),
@@ -179,6 +186,8 @@ def service_settings(
         "LOGGING": logging_config(service, env.str("LOG_LEVEL", default="INFO")),
         "REDIS_URL": urls["REDIS_URL"],
         "KAFKA_BOOTSTRAP_SERVERS": urls["KAFKA_BOOTSTRAP_SERVERS"],
+        # librdkafka security properties (SASL/TLS) of every Kafka client: comptoir._kafka_security.
+        "KAFKA_SECURITY": kafka_security_from_env(),
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=urls["REDIS_URL"]),
         "CELERY_RESULT_BACKEND": env.str("CELERY_RESULT_BACKEND", default=urls["REDIS_URL"]),
         "CELERY_TASK_ACKS_LATE": True,

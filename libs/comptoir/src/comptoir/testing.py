@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings as django_settings
 
 from ._auth import ACCESS, SERVICE
+from ._scopes import client_scopes
 
 _active_jwks: dict[str, Any] = {"keys": []}
 
@@ -68,13 +69,17 @@ class TokenFactory:
         claims.update(overrides)
         return self.encode(claims)
 
-    def service(self, name: str, *, lifetime_s: int = 300, **overrides: Any) -> str:
+    def service(
+        self, name: str, *, scopes: list[str] | None = None, lifetime_s: int = 300, **overrides: Any
+    ) -> str:
+        """A service token of client `name`, with its configured scopes unless `scopes` says otherwise."""
         now = int(time.time())
         claims = {
             "iss": django_settings.JWT_ISSUER,
             "aud": django_settings.JWT_SERVICE_AUDIENCE,
             "sub": f"service:{name}",
             "token_use": SERVICE,
+            "scope": " ".join(client_scopes(name) if scopes is None else scopes),
             "iat": now,
             "exp": now + lifetime_s,
             "jti": uuid.uuid4().hex,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from django.conf import settings
 from django.db import connections, transaction
 
+from comptoir import kafka_client_config
 from comptoir.events import Envelope, publish_event
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def read_topic(topic: str, *, timeout_s: float = 20.0) -> list[Message]:
     """Every message now in `topic` (all partitions), read without a consumer group commit."""
     reader = Consumer(
         {
-            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            **kafka_client_config(),
             "group.id": f"test.reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -154,9 +154,7 @@ class Spawner:
 
 def committed_total(group: str, topic: str) -> int:
     """How many messages of `topic` the group has committed (sum of committed offsets)."""
-    reader = Consumer(
-        {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": group, "log_level": 3}
-    )
+    reader = Consumer({**kafka_client_config(), "group.id": group, "log_level": 3})
     try:
         partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
         committed = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)

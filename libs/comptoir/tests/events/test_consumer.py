@@ -15,6 +15,7 @@ from django.db import connection
 from eventsapp.models import Breakage, HandledNote
 from pytest_django import Settings
 
+from comptoir import kafka_client_config
 from comptoir.events import (
     EventConsumer,
     InboxMessage,
@@ -41,7 +42,7 @@ def relay_all() -> int:
 def produce_raw(
     topic: str, key: bytes, value: bytes, headers: list[tuple[str, str | bytes | None]] | None = None
 ) -> None:
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "enable.idempotence": True})
+    producer = Producer({**kafka_client_config(), "enable.idempotence": True})
     producer.produce(topic, key=key, value=value, headers=headers or [])
     assert producer.flush(30) == 0
 
@@ -210,6 +211,41 @@ def test_invalid_payload_and_undecodable_value_go_straight_to_dlq(notes_topic: s
         "test.note-recorded: payload does not match schema version 1: "
         "seq: 'not a number' is not of type 'integer'"
     )
+    for n in (1, 2):
+        assert read_topic(retry_topic(notes_topic, n)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_envelope_from_another_producer_than_the_owner_goes_to_dlq_with_the_reason(
+    notes_topic: str, group_id: str
+) -> None:
+    declare_topics([notes_topic], event_settings(), with_failure_topics=True)
+    (genuine,) = publish_notes(1, keys=["k"])
+    relay_all()
+    (message,) = read_topic(notes_topic)
+    forged = json.loads(message.value() or b"")
+    forged["event_id"] = str(uuid.uuid4())
+    forged["producer"] = "mallory"
+    # Alone, then in a chunk of valid first deliveries: both paths refuse it.
+    produce_raw(notes_topic, b"k", json.dumps(forged).encode())
+    (later,) = publish_notes(1, keys=["k"], start=1)
+    relay_all()
+
+    consumer = EventConsumer(group_id=group_id)
+    consumer.run(max_seconds=60, until=lambda: consumer_done(consumer, 3))
+
+    assert (consumer.stats.handled, consumer.stats.retried, consumer.stats.dead_lettered) == (2, 0, 1)
+    assert sorted(HandledNote.objects.values_list("seq", flat=True)) == [0, 1]
+    assert set(InboxMessage.objects.values_list("event_id", flat=True)) == {genuine.event_id, later.event_id}
+    (letter,) = read_topic(dlq_topic(notes_topic))
+    headers = headers_of(letter)
+    assert headers["x-error-type"] == "comptoir.events._contracts.ForeignProducerError"
+    assert headers["x-error-message"] == (
+        "test.note-recorded: only comptoir_chassis produces this event type "
+        "(contracts/events/catalog.json), but the envelope names producer 'mallory'"
+    )
+    assert headers["x-attempts"] == "1"
+    assert json.loads(letter.value() or b"")["event_id"] == forged["event_id"]
     for n in (1, 2):
         assert read_topic(retry_topic(notes_topic, n)) == []
 

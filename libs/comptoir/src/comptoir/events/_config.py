@@ -4,7 +4,9 @@ environment variables over defaults that suit the local devstack.
 Keys: RETRY_DELAYS (seconds, one retry topic each), TOPIC_PARTITIONS,
 TOPIC_RETENTION_MS, DLQ_RETENTION_MS, RELAY_BATCH_SIZE, RELAY_POLL_INTERVAL,
 OUTBOX_RETENTION (seconds a sent row is kept), INBOX_RETENTION (seconds),
-CONSUMER_BATCH_SIZE, TOPICS (event type -> topic, overriding the catalogue).
+CONSUMER_BATCH_SIZE, TOPICS (event type -> topic, overriding the catalogue),
+PRODUCERS (event type -> the service its consumers accept it from, overriding
+the catalogue's owner).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ Failures: a handler exception sends the message to `<topic>.retry.<n>` (n = the
 attempt that failed), read by the same process once RETRY_DELAYS[n-1] seconds
 have passed since it was written. Waiting pauses only that retry partition, so
 other keys and the main topic go on. After the last retry, or at once for a
-message that is not a valid envelope or breaks its contract, the message goes
+message that is not a valid envelope, breaks its contract or names a producer
+other than its event type's owner in the catalogue, the message goes
 to `<topic>.dlq` with `x-original-topic/-partition/-offset`, `x-error-type`,
 `x-error-message`, `x-attempts`, `x-first-failure-at` and `x-consumer-group`
 headers. Per-key order holds for messages handled on their first attempt; a
@@ -42,11 +43,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 
 from comptoir import request_id_var
+from comptoir._kafka_security import kafka_client_config
 
 from . import _observe
 from ._config import EventSettings, event_settings
 from ._context import Delivery, _current
-from ._contracts import ContractError, topic_for, validate_payload
+from ._contracts import ContractError, producer_mismatch, topic_for, validate_payload
 from ._envelope import Envelope, EnvelopeError
 from ._registry import DEFAULT_PURPOSE, Handler, handlers_for
 from ._relay import DELIVERY_TIMEOUT_S, producer_config
@@ -179,7 +181,7 @@ class EventConsumer:
     def _new_consumer(self) -> Consumer:
         return Consumer(
             {
-                "bootstrap.servers": self.config.bootstrap_servers,
+                **kafka_client_config(self.config.bootstrap_servers),
                 "group.id": self.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -194,7 +196,7 @@ class EventConsumer:
         """A client for the lag reporter's broker queries: same group, never subscribed."""
         return Consumer(
             {
-                "bootstrap.servers": self.config.bootstrap_servers,
+                **kafka_client_config(self.config.bootstrap_servers),
                 "group.id": self.group,
                 "enable.auto.commit": False,
                 "log_level": 3,
@@ -287,6 +289,8 @@ class EventConsumer:
                     validate_payload(event.event_type, event.schema_version, event.payload)
                 except ContractError:
                     return None
+                if producer_mismatch(event.event_type, event.producer) is not None:
+                    return None  # dead-lettered on the careful path
             delivery = Delivery(
                 group=self.group,
                 topic=topic,
@@ -447,6 +451,13 @@ class EventConsumer:
             validate_payload(event.event_type, event.schema_version, event.payload)
         except ContractError as error:
             self._route_failure(message, origin, headers, attempt, error, outgoing, final=True)
+            return _Outcome.FAILED
+        forged = producer_mismatch(event.event_type, event.producer)
+        if forged is not None:
+            logger.warning(
+                "consumer %s: %s %s dead-lettered: %s", self.group, event.event_type, event.event_id, forged
+            )
+            self._route_failure(message, origin, headers, attempt, forged, outgoing, final=True)
             return _Outcome.FAILED
         delivery = Delivery(
             group=self.group,

@@ -106,3 +106,41 @@ def validate_payload(event_type: str, version: int, payload: Any) -> None:
             f"payload does not match schema version {version}",
             [f"{'.'.join(str(p) for p in e.absolute_path) or '$'}: {e.message}" for e in errors],
         )
+
+
+class ForeignProducerError(ContractError):
+    """An envelope that names a producer other than the owner of its event type in the catalogue."""
+
+
+def event_producer(event_type: str) -> str | None:
+    """The one service that may produce `event_type`: a `COMPTOIR_EVENTS["PRODUCERS"]` override
+    (a test or benchmark project producing its own events), else the catalogue's `producer`."""
+    override = getattr(settings, "COMPTOIR_EVENTS", {}).get("PRODUCERS", {}).get(event_type)
+    producer = override or _entry(event_type).get("producer")
+    return str(producer) if producer else None
+
+
+def producer_mismatch(event_type: str, producer: str) -> ForeignProducerError | None:
+    """Why an envelope of `event_type` claiming `producer` must not be handled, or None.
+
+    Defence in depth behind the broker's ACLs: even a message that reached the
+    topic is refused when it does not come from the event type's owner.
+    """
+    owner = event_producer(event_type)
+    if owner is None or producer == owner:
+        return None
+    return ForeignProducerError(
+        event_type,
+        f"only {owner} produces this event type (contracts/events/catalog.json), "
+        f"but the envelope names producer {producer!r}",
+    )
+
+
+def event_types_produced_by(service: str) -> list[str]:
+    return sorted(t for t, entry in _catalog(contracts_dir()).items() if entry.get("producer") == service)
+
+
+def event_types_consumed_by(service: str) -> list[str]:
+    return sorted(
+        t for t, entry in _catalog(contracts_dir()).items() if service in entry.get("consumers", [])
+    )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from comptoir._kafka_security import kafka_client_config
+
 from ._consumer import H_ORIGINAL_TOPIC, H_REPLAYED_FROM, header_pairs
 from ._relay import DELIVERY_TIMEOUT_S, producer_config
 
@@ -52,7 +54,7 @@ def parse_id(letter_id: str) -> tuple[str, int, int]:
 def _reader(bootstrap_servers: str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap_servers,
+            **kafka_client_config(bootstrap_servers),
             "group.id": f"comptoir.dlq-reader.{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -149,7 +151,7 @@ def replay_dead_letter(letter: DeadLetter, *, bootstrap_servers: str) -> str:
 def purge_dead_letters(topic: str, *, bootstrap_servers: str, before_offset: int | None = None) -> int:
     """Deletes the messages of every partition of `topic` below `before_offset`
     (default: all of them); returns how many were deleted."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    admin = AdminClient(kafka_client_config(bootstrap_servers, log_level=0))
     reader = _reader(bootstrap_servers)
     try:
         metadata = reader.list_topics(topic, timeout=READ_TIMEOUT_S).topics.get(topic)

@@ -31,6 +31,8 @@ import psycopg
 from confluent_kafka import KafkaError, Message, Producer
 from django.db import connections, transaction
 
+from comptoir._kafka_security import kafka_client_config
+
 from . import _observe
 from ._config import EventSettings, event_settings
 from ._outbox import NOTIFY_CHANNEL
@@ -57,7 +59,7 @@ WAIT_SLICE_S = 0.25
 def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
     """An idempotent producer: `acks=all`, no reordering or duplicates on retry."""
     return {
-        "bootstrap.servers": bootstrap_servers,
+        **kafka_client_config(bootstrap_servers),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 2,

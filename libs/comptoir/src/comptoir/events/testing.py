@@ -24,7 +24,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from comptoir._kafka_security import kafka_client_config
 from comptoir.events import Envelope, OutboxMessage, handlers_for, publish_event, validate_payload
+from comptoir.events._contracts import event_producer
 
 
 def _service_dir() -> Path:
@@ -32,15 +34,15 @@ def _service_dir() -> Path:
     return Path(settings.BASE_DIR)
 
 
-def make_envelope(event_type: str, payload: dict[str, Any], *, producer: str = "order_service") -> Envelope:
-    """An incoming event as another service would have written it (its payload checked first)."""
+def make_envelope(event_type: str, payload: dict[str, Any], *, producer: str | None = None) -> Envelope:
+    """An incoming event as its owner (or `producer`) would have written it (its payload checked first)."""
     validate_payload(event_type, 1, payload)
     return Envelope(
         event_id=uuid.uuid4(),
         event_type=event_type,
         schema_version=1,
         occurred_at=timezone.now(),
-        producer=producer,
+        producer=producer or event_producer(event_type) or "order_service",
         aggregate_id=str(payload.get("order_id") or payload.get("user_id")),
         payload=payload,
         correlation_id=str(uuid.uuid4()),
@@ -82,7 +84,7 @@ def unique_topics(event_types: list[str]) -> dict[str, str]:
 
 
 def delete_topics(prefixes: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "log_level": 0})
+    admin = AdminClient(kafka_client_config(log_level=0))
     doomed = [name for name in admin.list_topics(timeout=10).topics if name.startswith(tuple(prefixes))]
     for future in admin.delete_topics(doomed, operation_timeout=30).values() if doomed else []:
         future.result(timeout=30)
@@ -90,7 +92,7 @@ def delete_topics(prefixes: list[str]) -> None:
 
 def produce(topic: str, event: Envelope) -> None:
     """Writes `event` to Kafka as a relay would (key = aggregate id)."""
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "enable.idempotence": True})
+    producer = Producer({**kafka_client_config(), "enable.idempotence": True})
     producer.produce(
         topic,
         key=event.aggregate_id.encode(),
@@ -109,7 +111,7 @@ def read_topic(topic: str, *, timeout_s: float = 20.0) -> list[Message]:
     """Every message now in `topic`, read without committing anything."""
     reader = Consumer(
         {
-            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            **kafka_client_config(),
             "group.id": f"test.reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from users.services import service_client_set, user_id_sequence_reset, user_seed
@@ -29,19 +30,29 @@ SERVICE_CLIENTS = ("product_service", "order_service", "payment_service", "email
 
 
 def service_client_secret(name: str) -> str:
-    return os.environ.get(f"SERVICE_CLIENT_SECRET_{name.upper()}", f"{name}-local-secret")
+    """`SERVICE_CLIENT_SECRET_<NAME>` (the devstack draws one per checkout); a default only with DEBUG."""
+    variable = f"SERVICE_CLIENT_SECRET_{name.upper()}"
+    value = os.environ.get(variable, "")
+    if value:
+        return value
+    if settings.DEBUG:
+        return f"{name}-local-secret"
+    raise CommandError(
+        f"{variable} is not set: every service client needs a secret of its own (DEBUG is False)"
+    )
 
 
 class Command(BaseCommand):
     help = "Creates (or resets) the demo users 1..3 and the platform's service clients. Idempotent."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        secrets = {name: service_client_secret(name) for name in SERVICE_CLIENTS}  # all, before any write
         with transaction.atomic():
             for demo_user in DEMO_USERS:
                 user = user_seed(**demo_user._asdict())
                 self.stdout.write(f"user {user.pk} {user.email}{' (staff)' if user.is_staff else ''}")
             user_id_sequence_reset()
             for name in SERVICE_CLIENTS:
-                service_client_set(name=name, secret=service_client_secret(name))
+                service_client_set(name=name, secret=secrets[name])
                 self.stdout.write(f"service client {name}")
         self.stdout.write(self.style.SUCCESS("demo data ready"))
