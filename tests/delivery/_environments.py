@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import yaml
 from _compose import load_model
 from _repo import CHART_DIR, GATEWAY, KUBERNETES_VERSION, ROOT, VENV_BIN, Dockerfile, run, tool
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,6 +37,32 @@ class ProcessEnvironment:
         return f"{self.source}:{self.container}"
 
 
+# Templates hold placeholders where a deployment's secret store puts real secrets
+# (`.env.example`: "change-me-..."); the services refuse to start with them.
+_PLACEHOLDER = "change-me"
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD")
+
+
+@functools.cache
+def _throwaway_signing_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def as_deployed(service: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` with what a secret store supplies: random secrets for placeholders, and
+    user_service's signing key where the template leaves it to the store."""
+    deployed = {
+        name: token_urlsafe(32) if _SECRET_NAME.search(name) and _PLACEHOLDER in value else value
+        for name, value in env.items()
+    }
+    if service == "user_service" and not {"JWT_SIGNING_KEY_PEM", "JWT_PRIVATE_KEYS_DIR"} & deployed.keys():
+        deployed["JWT_SIGNING_KEY_PEM"] = _throwaway_signing_key()
+    return deployed
+
+
 def compose_environments() -> list[ProcessEnvironment]:
     found = []
     for name, container in load_model(".env.example")["services"].items():
@@ -43,7 +74,12 @@ def compose_environments() -> list[ProcessEnvironment]:
         command = container.get("command", ())
         found.append(
             ProcessEnvironment(
-                "compose", name, service, process, tuple(command), dict(container["environment"])
+                "compose",
+                name,
+                service,
+                process,
+                tuple(command),
+                as_deployed(service, dict(container["environment"])),
             )
         )
     return found
@@ -93,7 +129,7 @@ def helm_environments() -> list[ProcessEnvironment]:
                     service,
                     labels["app.kubernetes.io/component"],
                     tuple(container.get("command", ())),
-                    {key: str(value) for key, value in env.items()},
+                    as_deployed(service, {key: str(value) for key, value in env.items()}),
                 )
             )
     return found

@@ -39,6 +39,8 @@ class Command(BaseCommand):
             action="store_true",
             help="create or update this service's SCRAM user (password: $KAFKA_SERVICE_PASSWORD)",
         )
+        # Read when the command is set up, like every other setting a process is given.
+        parser.set_defaults(service_password=os.environ.get("KAFKA_SERVICE_PASSWORD", ""))
         parser.add_argument(
             "--strimzi", metavar="CLUSTER", help="print Strimzi KafkaUser resources for CLUSTER"
         )
@@ -58,7 +60,7 @@ class Command(BaseCommand):
         admin = AdminClient(kafka_client_config(log_level=0))
         try:
             if options["upsert_service_user"]:
-                password = os.environ.get("KAFKA_SERVICE_PASSWORD", "")
+                password = options["service_password"]
                 if not password:
                     raise CommandError("KAFKA_SERVICE_PASSWORD is not set (the service principal's password)")
                 upsert_scram_users(admin, {settings.COMPTOIR["SERVICE_NAME"]: password})
