@@ -65,10 +65,11 @@ def _start_kafka() -> None:
     _infra.kafka_prepare()
     try:
         _start(kafka)
-    except SystemExit:
-        # Seen after long test runs: the restarted broker refuses the SCRAM users its
-        # metadata holds. The local data is disposable: format again, start once more.
-        print("devstack: Kafka refused its stored credentials; formatting its storage again", flush=True)
+    except SystemExit as failure:
+        # The broker did not accept the admin principal before its deadline (a storage
+        # formatted for other credentials). The local data is disposable: format again,
+        # start once more.
+        print(f"{failure.code}\ndevstack: formatting Kafka's storage again", flush=True)
         _infra.kafka_reset()
         _infra.kafka_prepare()
         _start(kafka)
