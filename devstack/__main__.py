@@ -66,9 +66,9 @@ def _start_kafka() -> None:
     try:
         _start(kafka)
     except SystemExit as failure:
-        # The broker did not accept the admin principal before its deadline (a storage
-        # formatted for other credentials). The local data is disposable: format again,
-        # start once more.
+        # Seen after the test suites: the broker, loading the logs of the hundreds of
+        # topics the tests made, was not ready by its deadline. The local data is
+        # disposable: format again, start once more (the reason is printed above).
         print(f"{failure.code}\ndevstack: formatting Kafka's storage again", flush=True)
         _infra.kafka_reset()
         _infra.kafka_prepare()
