@@ -13,7 +13,8 @@ Environment variables (all optional):
   `GATEWAY_RATE_LIMIT_AUTHENTICATED`, `GATEWAY_RATE_LIMIT_ANONYMOUS`,
   `GATEWAY_RATE_LIMIT_LOGIN` (`limits` expressions such as `20/minute`),
   `GATEWAY_RATE_LIMIT_BATCH_MAX` (`1`: one Redis call per request, no batching).
-- `GATEWAY_MAX_BODY_BYTES`, `GATEWAY_CONNECT_TIMEOUT_S`, `GATEWAY_RETRIES`,
+- `GATEWAY_MAX_BODY_BYTES`, `GATEWAY_BODY_TIMEOUT_S` (a request body must arrive whole
+  within it, else 408), `GATEWAY_CONNECT_TIMEOUT_S`, `GATEWAY_RETRIES`,
   `GATEWAY_RETRY_BACKOFF_S`, `GATEWAY_POOL_SIZE`.
 - `GATEWAY_BREAKER_FAILURE_THRESHOLD`, `GATEWAY_BREAKER_RESET_TIMEOUT_S`.
 - `GATEWAY_CORS_ORIGINS` (comma separated), `GATEWAY_HEALTH_TIMEOUT_S`,
@@ -107,6 +108,7 @@ class Settings:
     rate_limit: RateLimitConfig
     cors: CorsConfig
     max_body_bytes: int
+    body_timeout_s: float
     connect_timeout_s: float
     retries: int
     retry_backoff_s: float
@@ -265,6 +267,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit=rate_limit,
         cors=cors,
         max_body_bytes=env.integer("GATEWAY_MAX_BODY_BYTES", limits_raw.get("max_body_bytes", 1048576)),
+        body_timeout_s=env.number("GATEWAY_BODY_TIMEOUT_S", limits_raw.get("body_timeout_s", 10)),
         connect_timeout_s=env.number("GATEWAY_CONNECT_TIMEOUT_S", limits_raw.get("connect_timeout_s", 2)),
         retries=env.integer("GATEWAY_RETRIES", limits_raw.get("retries", 2)),
         retry_backoff_s=env.number("GATEWAY_RETRY_BACKOFF_S", limits_raw.get("retry_backoff_s", 0.05)),

@@ -3,9 +3,12 @@
 One request, in order: route by longest prefix (no route → 404, so `/internal/`
 is never reachable); refuse `.`/`..` path segments; body size (413); token
 (verified when present, required unless the route is public → 401); rate limit
-(429 + Retry-After); circuit breaker (open → 503 at once); forward with header
-hygiene; map transport failures to 503 (refused: the service is down), 502 (reset) and 504 (timeout).
-GET/HEAD are retried on connection failures with jittered exponential backoff.
+(429 + Retry-After); the whole body, read within `body_timeout_s` (408), so a
+client trickling its body holds a cheap coroutine here, never one of a service's
+sync workers; circuit breaker (open → 503 at once); forward with header hygiene;
+map transport failures to 503 (refused: the service is down), 502 (reset) and
+504 (timeout). GET/HEAD are retried on connection failures with jittered
+exponential backoff.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -59,7 +61,7 @@ REQUEST_DROP_PREFIXES = (b"x-forwarded-", b"x-user-")
 RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date", b"x-request-id", b"x-powered-by"}
 
 IDEMPOTENT = frozenset({"GET", "HEAD"})
-BUFFER_BELOW = 64 * 1024  # bodies smaller than this are sent in one piece
+BUFFER_BELOW = 64 * 1024  # upstream answers smaller than this are relayed in one piece
 CHUNK = 64 * 1024
 RETRYABLE = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
@@ -191,17 +193,12 @@ class Proxy:
                 headers={"WWW-Authenticate": 'Bearer realm="comptoir", error="invalid_token"'},
             )
 
-        body: bytes | AsyncIterator[bytes] | None = None
-        if chunked and content_length is None:
-            # A body of unknown length is read (bounded by the limit) so the
-            # upstream gets a Content-Length: WSGI services ignore chunked bodies.
-            body = await _read_body(receive, max_body)
-        elif content_length:
-            if content_length < BUFFER_BELOW:
-                body = await _read_body(receive, max_body)
-            else:
-                body = _stream_body(receive)
-        if isinstance(body, bytes):
+        body: bytes | None = None
+        if (chunked and content_length is None) or content_length:
+            # Read whole (bounded by the size limit and the deadline) before the
+            # upstream sees anything; a chunked body then gets a Content-Length
+            # too (WSGI services ignore chunked bodies).
+            body = await _read_body(receive, max_body, self.settings.body_timeout_s)
             content_length = len(body)
 
         if connection_tokens:
@@ -266,7 +263,7 @@ class Proxy:
         method: str,
         url: URL,
         headers: CIMultiDict[str],
-        body: bytes | AsyncIterator[bytes] | None,
+        body: bytes | None,
         send: Send,
     ) -> None:
         name = link.upstream.name
@@ -280,8 +277,7 @@ class Proxy:
                 details={"upstream": name},
                 headers={"Retry-After": str(breaker.retry_after())},
             )
-        replayable = method in IDEMPOTENT and not isinstance(body, AsyncIterator)
-        attempts = 1 + (self.settings.retries if replayable else 0)
+        attempts = 1 + (self.settings.retries if method in IDEMPOTENT else 0)
         for attempt in range(attempts):
             try:
                 async with asyncio.timeout(link.upstream.timeout_s):
@@ -366,7 +362,21 @@ async def _relay(response: aiohttp.ClientResponse, method: str, send: Send, name
         response.release()
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, timeout_s: float) -> bytes:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _receive_body(receive, limit)
+    except TimeoutError:
+        raise GatewayError(
+            408,
+            ErrorCode.REQUEST_TIMEOUT,
+            f"The request body did not arrive within {timeout_s:g} s.",
+            details={"timeout_s": timeout_s},
+            headers={"Connection": "close"},
+        ) from None
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
     while True:
@@ -385,15 +395,3 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)
-
-
-async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return

@@ -34,6 +34,7 @@ MAX_BODY = 100_000
 USER_LIMIT = 15
 LOGIN_LIMIT = 3
 JWKS_COOLDOWN_S = 0.5
+BODY_TIMEOUT_S = 1.0
 
 
 def free_port() -> int:
@@ -151,6 +152,7 @@ def start_gateway(overrides: dict[str, str], log: Path) -> tuple[subprocess.Pope
         "GATEWAY_RETRIES": "1",
         "GATEWAY_RETRY_BACKOFF_S": "0.02",
         "GATEWAY_MAX_BODY_BYTES": str(MAX_BODY),
+        "GATEWAY_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "GATEWAY_CORS_ORIGINS": "https://shop.example",
         "GATEWAY_JWKS_REFETCH_COOLDOWN_S": str(JWKS_COOLDOWN_S),
         **overrides,

@@ -133,9 +133,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 200, json.dumps(_schema()).encode())
         return
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-    body_bytes = await _read(receive)
+    # Recorded as the request arrives, before its body: a test can see what an
+    # upstream was asked while the body is still on its way.
+    seen: dict[str, Any] = {"method": method, "path": path, "headers": headers, "body_bytes": None}
     if RECORD:
-        SEEN.append({"method": method, "path": path, "headers": headers, "body_bytes": body_bytes})
+        SEEN.append(seen)
+    body_bytes = await _read(receive)
+    seen["body_bytes"] = body_bytes
     if path == "/api/users/auth/jwks/":
         await _send(send, 200, _jwks())
         return
