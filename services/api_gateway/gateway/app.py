@@ -1,6 +1,7 @@
 """The ASGI application: `uvicorn gateway.app:app` (or `python -m gateway.serve`).
 
-Layers, outermost first: observability (request id, trace context, security
+Layers, outermost first: the client's address (from `X-Forwarded-For` when the
+connection comes from a trusted proxy) → observability (request id, trace context, security
 headers, metrics, access log, last-resort 500) → CORS → dispatch: `/api/…` to
 the proxy, everything else to the gateway's own routes (health, metrics, docs),
 and anything unknown, `/internal/…` included, to a 404 in the standard body.
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import aiohttp
 from starlette.applications import Starlette
@@ -23,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .auth import Authenticator
 from .config import Settings, load_settings
@@ -50,6 +54,29 @@ class Runtime:
     limiter: Limiter | None = None
     proxy: Proxy | None = None
     docs: DocsMerger | None = None
+    readiness: ReadinessCache | None = None
+
+
+class ReadinessCache:
+    """One readiness report at a time, reused for `ttl_s`: probes and callers
+    hammering `/health/ready` cost the upstreams one check per period."""
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession, limiter: Limiter | None) -> None:
+        self.settings = settings
+        self.session = session
+        self.limiter = limiter
+        self.report: dict[str, str] = {}
+        self.taken_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def checks(self) -> dict[str, str]:
+        if time.monotonic() - self.taken_at < self.settings.health_cache_s:
+            return self.report
+        async with self._lock:  # callers that queued behind a check reuse its report
+            if time.monotonic() - self.taken_at >= self.settings.health_cache_s:
+                self.report = await readiness(self.settings, self.session, self.limiter)
+                self.taken_at = time.monotonic()
+            return self.report
 
 
 def _error(request: Request, status: int, code: ErrorCode, message: str) -> Response:
@@ -119,6 +146,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         runtime.limiter = Limiter(config.rate_limit) if config.rate_limit.enabled else None
         runtime.proxy = Proxy(config, session, Authenticator(config.auth, session), runtime.limiter)
         runtime.docs = DocsMerger(config, session)
+        runtime.readiness = ReadinessCache(config, session, runtime.limiter)
         flusher = asyncio.create_task(flush_periodically())
         try:
             yield
@@ -132,11 +160,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         return JSONResponse({"status": "ok", "service": "api_gateway"})
 
     async def ready(request: Request) -> Response:
-        assert runtime.session is not None
+        assert runtime.readiness is not None
         # Ready once started: an upstream down makes only its routes answer 503, and
         # Redis down only lets traffic through unlimited; taking the gateway out of
         # rotation for either would turn one service's outage into everyone's.
-        checks = await readiness(runtime.settings, runtime.session, runtime.limiter)
+        checks = await runtime.readiness.checks()
         failed = sorted(name for name, result in checks.items() if result != "ok")
         body = {
             "status": "degraded" if failed else "ok",
@@ -197,7 +225,14 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         else:
             await with_cors(scope, receive, send)
 
-    return ObservabilityMiddleware(entry, access_log=runtime.settings.access_log)
+    observed = ObservabilityMiddleware(entry, access_log=runtime.settings.access_log)
+    if not runtime.settings.trusted_proxies:
+        return observed
+    # uvicorn's middleware: from a trusted proxy, the client is the right-most
+    # X-Forwarded-For address that is not itself a trusted proxy.
+    # (uvicorn types ASGI with its own TypedDicts, Starlette with mappings: same protocol.)
+    trusting = ProxyHeadersMiddleware(observed, trusted_hosts=list(runtime.settings.trusted_proxies))  # type: ignore[arg-type]
+    return cast(ASGIApp, trusting)
 
 
 app = create_app()

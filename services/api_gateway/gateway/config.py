@@ -11,19 +11,26 @@ Environment variables (all optional):
 - `GATEWAY_REDIS_URL` (else `REDIS_URL`), `GATEWAY_RATE_LIMIT_ENABLED`,
   `GATEWAY_RATE_LIMIT_PREFIX`, `GATEWAY_RATE_LIMIT_STRATEGY`,
   `GATEWAY_RATE_LIMIT_AUTHENTICATED`, `GATEWAY_RATE_LIMIT_ANONYMOUS`,
-  `GATEWAY_RATE_LIMIT_LOGIN` (`limits` expressions such as `20/minute`),
+  `GATEWAY_RATE_LIMIT_LOGIN` (per client address), `GATEWAY_RATE_LIMIT_LOGIN_FAILURES`
+  (failed logins per account) (`limits` expressions such as `20/minute`),
   `GATEWAY_RATE_LIMIT_BATCH_MAX` (`1`: one Redis call per request, no batching).
 - `GATEWAY_MAX_BODY_BYTES`, `GATEWAY_BODY_TIMEOUT_S` (a request body must arrive whole
   within it, else 408), `GATEWAY_CONNECT_TIMEOUT_S`, `GATEWAY_RETRIES`,
   `GATEWAY_RETRY_BACKOFF_S`, `GATEWAY_POOL_SIZE`.
 - `GATEWAY_BREAKER_FAILURE_THRESHOLD`, `GATEWAY_BREAKER_RESET_TIMEOUT_S`.
+- `GATEWAY_TRUSTED_PROXIES` (comma separated addresses or networks, e.g. the
+  ingress controller's pod network): only a connection from one of them may say
+  who the client is (`X-Forwarded-For`, read from the right, skipping trusted
+  hops; `X-Forwarded-Proto`). Empty (the default): the connection's own address.
 - `GATEWAY_CORS_ORIGINS` (comma separated), `GATEWAY_HEALTH_TIMEOUT_S`,
+  `GATEWAY_HEALTH_CACHE_S` (how long one readiness report is reused),
   `GATEWAY_ACCESS_LOG` (`0` turns the per-request log line off),
   `GATEWAY_PRESERVE_HOST` (`0`: the upstream sees its own host, not the client's).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,6 +92,7 @@ class RateLimitConfig:
     authenticated: str
     anonymous: str
     login: str
+    login_failures: str
     login_paths: frozenset[str]
     batch_max: int
 
@@ -116,6 +124,8 @@ class Settings:
     breaker_failure_threshold: int
     breaker_reset_timeout_s: float
     health_timeout_s: float
+    health_cache_s: float
+    trusted_proxies: tuple[str, ...]
     access_log: bool
     preserve_host: bool
 
@@ -169,6 +179,16 @@ class _Env:
         if raw is None:
             return tuple(str(item) for item in (default or []))
         return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _networks(name: str, items: tuple[str, ...]) -> tuple[str, ...]:
+    """Addresses or networks, each checked: a typo must not silently trust nobody (or everybody)."""
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or network") from None
+    return items
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -242,6 +262,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         anonymous=env.text("GATEWAY_RATE_LIMIT_ANONYMOUS", rl_raw.get("anonymous", "300/minute")),
         login=env.text("GATEWAY_RATE_LIMIT_LOGIN", rl_raw.get("login", "10/minute")),
+        login_failures=env.text(
+            "GATEWAY_RATE_LIMIT_LOGIN_FAILURES", rl_raw.get("login_failures", "10/15minutes")
+        ),
         login_paths=frozenset(str(p) for p in rl_raw.get("login_paths", ["/api/users/auth/login/"])),
         batch_max=max(1, env.integer("GATEWAY_RATE_LIMIT_BATCH_MAX", rl_raw.get("batch_max", 64))),
     )
@@ -279,6 +302,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "GATEWAY_BREAKER_RESET_TIMEOUT_S", breaker_raw.get("reset_timeout_s", 10)
         ),
         health_timeout_s=env.number("GATEWAY_HEALTH_TIMEOUT_S", health_raw.get("timeout_s", 2)),
+        health_cache_s=env.number("GATEWAY_HEALTH_CACHE_S", health_raw.get("cache_s", 1)),
+        trusted_proxies=_networks(
+            "GATEWAY_TRUSTED_PROXIES", env.items("GATEWAY_TRUSTED_PROXIES", raw.get("trusted_proxies", []))
+        ),
         access_log=env.flag("GATEWAY_ACCESS_LOG", True),
         preserve_host=env.flag("GATEWAY_PRESERVE_HOST", limits_raw.get("preserve_host", True)),
     )

@@ -3,7 +3,8 @@
 One request, in order: route by longest prefix (no route → 404, so `/internal/`
 is never reachable); refuse `.`/`..` path segments; body size (413); token
 (verified when present, required unless the route is public → 401); rate limit
-(429 + Retry-After); the whole body, read within `body_timeout_s` (408), so a
+(429 + Retry-After; on the login route also per account, counting the 401s the
+service answered); the whole body, read within `body_timeout_s` (408), so a
 client trickling its body holds a cheap coroutine here, never one of a service's
 sync workers; circuit breaker (open → 503 at once); forward with header hygiene;
 map transport failures to 503 (refused: the service is down), 502 (reset) and
@@ -14,6 +15,8 @@ exponential backoff.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -177,7 +180,8 @@ class Proxy:
         identity = await self._authenticate(authorization)
         if identity is not None:
             context.user_id = identity.user_id
-        await self._rate_limit(method, path, identity, context.client_ip)
+        login = method == "POST" and path in self.settings.rate_limit.login_paths
+        await self._rate_limit(login, identity, context.client_ip)
         if identity is None and not self.settings.is_public(method, path):
             if authorization is None:
                 raise GatewayError(
@@ -200,6 +204,9 @@ class Proxy:
             # too (WSGI services ignore chunked bodies).
             body = await _read_body(receive, max_body, self.settings.body_timeout_s)
             content_length = len(body)
+        account = _login_account(body) if login and self.limiter is not None else None
+        if account is not None:
+            await self._refuse_locked_account(account)
 
         if connection_tokens:
             forwarded = [(n, v) for n, v in forwarded if n not in connection_tokens]
@@ -221,7 +228,9 @@ class Proxy:
         target = link.upstream.url + raw_path.decode("latin-1")
         if query:
             target += "?" + query.decode("latin-1")
-        await self._forward(link, method, URL(target, encoded=True), headers, body, send)
+        status = await self._forward(link, method, URL(target, encoded=True), headers, body, send)
+        if account is not None and status == 401 and self.limiter is not None:
+            await self.limiter.count("login_failures", account)
 
     async def _authenticate(self, authorization: bytes | None) -> Identity | None:
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
@@ -237,10 +246,23 @@ class Proxy:
                 503, ErrorCode.UNAVAILABLE, "Token verification is unavailable; retry shortly."
             ) from None
 
-    async def _rate_limit(self, method: str, path: str, identity: Identity | None, client_ip: str) -> None:
+    async def _refuse_locked_account(self, account: str) -> None:
+        assert self.limiter is not None
+        wait = await self.limiter.exhausted("login_failures", account)
+        if wait is not None:
+            RATE_LIMITED.labels("login_failures").inc()
+            raise GatewayError(
+                429,
+                ErrorCode.THROTTLED,
+                f"Too many failed logins for this account; retry in {wait} s.",
+                details={"retry_after_s": wait},
+                headers={"Retry-After": str(wait)},
+            )
+
+    async def _rate_limit(self, login: bool, identity: Identity | None, client_ip: str) -> None:
         if self.limiter is None:
             return
-        if method == "POST" and path in self.settings.rate_limit.login_paths:
+        if login:
             budget, who = "login", client_ip
         elif identity is not None:
             budget, who = "user", identity.user_id
@@ -265,7 +287,8 @@ class Proxy:
         headers: CIMultiDict[str],
         body: bytes | None,
         send: Send,
-    ) -> None:
+    ) -> int:
+        """Forwards the request and relays the answer; returns the upstream's status."""
         name = link.upstream.name
         breaker = link.breaker
         if not breaker.allow():
@@ -326,6 +349,19 @@ class Proxy:
         else:  # pragma: no cover - the loop either breaks or raises
             raise AssertionError("unreachable")
         await _relay(response, method, send, name)
+        return response.status
+
+
+def _login_account(body: bytes | None) -> str | None:
+    """Who a login names (its email, normalized and hashed: no address is kept
+    in Redis), or None when the body names nobody (the service answers 400)."""
+    try:
+        email = json.loads(body or b"").get("email")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(email, str) or not email.strip():
+        return None
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
 
 
 async def _relay(response: aiohttp.ClientResponse, method: str, send: Send, name: str) -> None:

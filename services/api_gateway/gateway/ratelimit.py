@@ -1,8 +1,11 @@
 """Rate limits kept in Redis with the `limits` library.
 
-Three budgets: per user id for authenticated calls, per client address for
-anonymous ones, and a stricter one per client address on the login route
-(see `Limiter` for how busy keys are counted in batches).
+Three budgets count every request: per user id for authenticated calls, per
+client address for anonymous ones, and a stricter one per client address on the
+login route (see `Limiter` for how busy keys are counted in batches). A fourth
+counts failed logins per account, whatever address they come from: an account
+past it is refused at the gateway until its window ends, which slows credential
+stuffing spread over many addresses without one address locking others out.
 When Redis cannot be reached the gateway lets traffic through (fail open) and
 counts it in `gateway_rate_limit_errors_total`: losing the limiter must not
 take the whole platform down.
@@ -78,6 +81,7 @@ class Limiter:
             "user": parse_many(config.authenticated),
             "ip": parse_many(config.anonymous),
             "login": parse_many(config.login),
+            "login_failures": parse_many(config.login_failures),
         }
         self._leases: dict[tuple[str, str, int], _Lease] = {}
 
@@ -111,15 +115,40 @@ class Limiter:
                             continue
                     stats = await self.strategy.get_window_stats(item, budget, identity)
             except (StorageError, TimeoutError) as error:
-                RATE_LIMIT_ERRORS.inc()
-                cause = error.storage_error if isinstance(error, StorageError) else error
-                logger.warning(
-                    "rate limit storage unavailable; letting the request through",
-                    extra={"error": repr(cause)},
-                )
+                self._storage_failed(error)
                 return None
             return max(1, math.ceil(stats.reset_time - time.time()))
         return None
+
+    async def exhausted(self, budget: str, identity: str) -> int | None:
+        """Seconds until `identity` may try again when its budget is spent, else None
+        (nothing is counted: see `count`)."""
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                for item in self.budgets[budget]:
+                    if not await self.strategy.test(item, budget, identity):
+                        stats = await self.strategy.get_window_stats(item, budget, identity)
+                        return max(1, math.ceil(stats.reset_time - time.time()))
+        except (StorageError, TimeoutError) as error:
+            self._storage_failed(error)
+        return None
+
+    async def count(self, budget: str, identity: str) -> None:
+        """Counts one event (e.g. a failed login) against `identity`'s budget."""
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                for item in self.budgets[budget]:
+                    await self.strategy.hit(item, budget, identity)
+        except (StorageError, TimeoutError) as error:
+            self._storage_failed(error)
+
+    @staticmethod
+    def _storage_failed(error: Exception) -> None:
+        RATE_LIMIT_ERRORS.inc()
+        cause = error.storage_error if isinstance(error, StorageError) else error
+        logger.warning(
+            "rate limit storage unavailable; letting the request through", extra={"error": repr(cause)}
+        )
 
     def _grant(self, key: tuple[str, str, int], tokens: int, expires: float) -> None:
         lease = self._leases.get(key)
