@@ -49,6 +49,9 @@ JWT_PUBLISHED_KEYS = env.int("JWT_PUBLISHED_KEYS", default=2)
 JWT_ACCESS_TOKEN_LIFETIME_S = env.int("JWT_ACCESS_TOKEN_LIFETIME_S", default=15 * 60)
 JWT_REFRESH_TOKEN_LIFETIME_S = env.int("JWT_REFRESH_TOKEN_LIFETIME_S", default=14 * 24 * 3600)
 JWT_SERVICE_TOKEN_LIFETIME_S = env.int("JWT_SERVICE_TOKEN_LIFETIME_S", default=5 * 60)
+# Where revoked access tokens are listed for the gateway (users/revocation.py): the
+# Redis the gateway reads (GATEWAY_REVOCATION_REDIS_URL there).
+TOKEN_REVOCATION_REDIS_URL = env.str("TOKEN_REVOCATION_REDIS_URL", default=REDIS_URL)  # type: ignore[name-defined]  # noqa: F821
 
 # This service verifies its own tokens from its key store, not over HTTP.
 COMPTOIR_JWKS_PROVIDER = "users.keys.jwks"

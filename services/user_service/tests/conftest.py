@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import redis
 from django.test import Client
 from django.test.utils import override_settings
 
 from users.models import ServiceClient, User
+from users.revocation import REVOKED_ACCESS_KEY
 from users.services import service_client_set
 
 if TYPE_CHECKING:
@@ -36,6 +38,23 @@ def _isolated_settings(settings: Any, shared_keys_dir: Path) -> Iterator[None]:
     cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex}
     with override_settings(CACHES={"default": cache}):
         yield
+
+
+REVOCATION_DB = 12  # a Redis database of the tests' own: a running gateway never reads it
+
+
+@pytest.fixture
+def revocation_list(settings: Any) -> Iterator[redis.Redis]:
+    """The real Redis that access-token revocations go to, emptied before and after the test."""
+    base = settings.REDIS_URL.rsplit("/", 1)[0]
+    settings.TOKEN_REVOCATION_REDIS_URL = f"{base}/{REVOCATION_DB}"
+    client = redis.Redis.from_url(settings.TOKEN_REVOCATION_REDIS_URL, decode_responses=True)
+    client.delete(REVOKED_ACCESS_KEY)
+    try:
+        yield client
+    finally:
+        client.delete(REVOKED_ACCESS_KEY)
+        client.close()
 
 
 @pytest.fixture

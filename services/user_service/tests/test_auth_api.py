@@ -33,7 +33,8 @@ def test_login_returns_an_rs256_access_token_that_verifies_with_the_published_jw
     header = jwt.get_unverified_header(body["access"])
     assert header == {"alg": "RS256", "kid": jwks["keys"][0]["kid"], "typ": "JWT"}
     claims = decode_with_jwks(body["access"], jwks, audience="comptoir")
-    assert {k: v for k, v in claims.items() if k not in {"iat", "exp", "jti"}} == {
+    assert len(claims["sid"]) == 32  # the login session, which logout revokes
+    assert {k: v for k, v in claims.items() if k not in {"iat", "exp", "jti", "sid"}} == {
         "iss": "comptoir-user-service",
         "aud": "comptoir",
         "sub": str(user.pk),

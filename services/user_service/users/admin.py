@@ -14,7 +14,7 @@ from django.http import HttpRequest
 
 from .models import RefreshToken, ServiceClient, User
 from .selectors import normalize_email
-from .services import session_revoke
+from .services import session_revoke, user_deactivate
 
 
 class UserCreateForm(AdminUserCreationForm):
@@ -68,6 +68,19 @@ class UserAdmin(BaseUserAdmin):
             },
         ),
     )
+    actions = ("deactivate",)
+
+    @admin.action(description="Deactivate the selected accounts (their tokens stop working at once)")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        closed = sum(user_deactivate(user_id=user.pk) for user in queryset)
+        self.message_user(request, f"{closed} account(s) deactivated.")
+
+    def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm[User], change: bool) -> None:
+        was_active = change and User.objects.filter(pk=obj.pk, is_active=True).exists()
+        super().save_model(request, obj, form, change)
+        if was_active and not obj.is_active:
+            # Unticking "active" closes the account the same way as the action.
+            user_deactivate(user_id=obj.pk)
 
 
 class ServiceClientForm(forms.ModelForm[ServiceClient]):

@@ -9,6 +9,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -23,6 +24,7 @@ from comptoir.events import publish_event
 
 from .errors import AuthenticationError, UserErrorCode
 from .models import RefreshToken, ServiceClient, User
+from .revocation import access_token_revoke, session_access_revoke, user_access_revoke
 from .selectors import normalize_email, service_client_find, user_find_by_email
 from .tokens import IssuedToken, access_token_issue, service_token_issue
 
@@ -109,8 +111,8 @@ def _refresh_token_create(*, user: User, family: uuid.UUID) -> tuple[str, Refres
     return raw, row
 
 
-def _token_pair(*, user: User, refresh: str) -> TokenPair:
-    access = access_token_issue(user=user)
+def _token_pair(*, user: User, refresh: str, session: uuid.UUID) -> TokenPair:
+    access = access_token_issue(user=user, session_id=session.hex)
     return TokenPair(access=access.token, refresh=refresh, expires_in=access.expires_in)
 
 
@@ -121,10 +123,11 @@ def auth_login(*, email: str, password: str) -> TokenPair:
         make_password(password)
     if user is None or not user.check_password(password) or not user.is_active:
         raise AuthenticationError(UserErrorCode.INVALID_CREDENTIALS, "Email or password is incorrect.")
+    session = uuid.uuid4()
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
-        refresh, _ = _refresh_token_create(user=user, family=uuid.uuid4())
-    return _token_pair(user=user, refresh=refresh)
+        refresh, _ = _refresh_token_create(user=user, family=session)
+    return _token_pair(user=user, refresh=refresh, session=session)
 
 
 def auth_refresh(*, refresh_token: str) -> TokenPair:
@@ -160,14 +163,30 @@ def auth_refresh(*, refresh_token: str) -> TokenPair:
         raise AuthenticationError(failure, "This refresh token was already used; log in again.")
     if failure is not None or row is None:
         raise AuthenticationError(UserErrorCode.INVALID_REFRESH_TOKEN, "The refresh token is not valid.")
-    return _token_pair(user=row.user, refresh=refresh)
+    return _token_pair(user=row.user, refresh=refresh, session=row.family)
 
 
-def auth_logout(*, refresh_token: str) -> None:
-    """Ends the session the token belongs to. An unknown token is not an error (RFC 7009)."""
+def auth_logout(*, refresh_token: str, access_claims: dict[str, Any] | None = None) -> None:
+    """Ends the session the token belongs to: its refresh tokens, and at the gateway
+    its access tokens (and the access token presented with the logout, when it was).
+    An unknown token is not an error (RFC 7009)."""
     row = RefreshToken.objects.filter(token_hash=_refresh_hash(refresh_token)).first()
     if row is not None:
         session_revoke(families=[row.family])
+        session_access_revoke(session_id=row.family.hex)
+    if access_claims is not None:
+        access_token_revoke(jti=str(access_claims["jti"]), expires_at=float(access_claims["exp"]))
+
+
+def user_deactivate(*, user_id: int) -> bool:
+    """Closes an account: it can no longer log in, its sessions end and its access
+    tokens are refused at the gateway at once. False when there was no active account."""
+    with transaction.atomic():
+        changed = User.objects.filter(pk=user_id, is_active=True).update(is_active=False)
+        live = RefreshToken.objects.filter(user_id=user_id, revoked_at__isnull=True)
+        live.update(revoked_at=timezone.now())
+    user_access_revoke(user_id=user_id)
+    return bool(changed)
 
 
 def session_revoke(*, families: list[uuid.UUID]) -> int:

@@ -43,11 +43,13 @@ def _sign(claims: dict[str, Any], *, lifetime_s: int) -> IssuedToken:
     return IssuedToken(token=token, expires_in=lifetime_s)
 
 
-def access_token_issue(*, user: User) -> IssuedToken:
+def access_token_issue(*, user: User, session_id: str) -> IssuedToken:
+    """An access token of one login session (`sid`: what logout revokes)."""
     return _sign(
         {
             "aud": settings.JWT_AUDIENCE,
             "sub": str(user.pk),
+            "sid": session_id,
             "email": user.email,
             "is_staff": user.is_staff,
             "token_use": ACCESS,

@@ -6,13 +6,14 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.authentication import get_authorization_header
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from comptoir import IsEndUser, Principal, requires_scope
+from comptoir import InvalidToken, IsEndUser, Principal, decode_token, requires_scope
 
 from . import keys, selectors, services
 from .serializers import (
@@ -53,6 +54,18 @@ def _user_id(request: Request) -> int:
     user_id = _principal(request).user_id
     assert user_id is not None  # IsEndUser lets only user tokens through
     return user_id
+
+
+def _access_claims(request: Request) -> dict[str, Any] | None:
+    """The verified claims of the access token the request carries, if it carries a valid one."""
+    parts = get_authorization_header(request).split()
+    if len(parts) != 2 or parts[0].lower() != b"bearer":
+        return None
+    try:
+        claims = decode_token(parts[1].decode("ascii"))
+    except (UnicodeDecodeError, InvalidToken):
+        return None
+    return claims if claims.get("token_use") == "access" and "jti" in claims else None
 
 
 # An endpoint anyone may call: no bearer token is read, so a stale one cannot block it.
@@ -122,12 +135,19 @@ class LogoutView(PublicAPIView):
         tags=["auth"],
         request=RefreshInputSerializer,
         responses={204: None, 400: ERROR},
-        summary="Revoke the session the refresh token belongs to.",
+        summary="Revoke the session the refresh token belongs to, its access tokens included.",
+        description=(
+            "The session's refresh tokens stop working, and so do its access tokens at the gateway "
+            "(at once, not at their expiry). An access token sent as `Authorization: Bearer` is "
+            "revoked too; an invalid one is ignored."
+        ),
     )
     def post(self, request: Request) -> Response:
         data = RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.auth_logout(refresh_token=data.validated_data["refresh"])
+        services.auth_logout(
+            refresh_token=data.validated_data["refresh"], access_claims=_access_claims(request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
