@@ -10,6 +10,7 @@ and anything unknown, `/internal/…` included, to a 404 in the standard body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -38,11 +39,13 @@ from .metrics import render
 from .observability import ObservabilityMiddleware, configure_logging, flush_periodically
 from .proxy import Proxy
 from .ratelimit import Limiter
+from .revocation import Revocations
 
 OWN_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics", "/docs", "/openapi.json"})
 # Keep-alive to the upstreams, shorter than their servers' own idle timeouts
 # (uvicorn 5 s, gunicorn 2 s) so a pooled connection is never reused as it closes.
 UPSTREAM_KEEPALIVE_S = 1.5
+REVOCATIONS_LOAD_S = 2.0
 
 
 @dataclass
@@ -144,14 +147,22 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         session._retry_connection = False
         runtime.session = session
         runtime.limiter = Limiter(config.rate_limit) if config.rate_limit.enabled else None
-        runtime.proxy = Proxy(config, session, Authenticator(config.auth, session), runtime.limiter)
+        revocations = Revocations(config.auth.revocation_redis_url)
+        runtime.proxy = Proxy(
+            config, session, Authenticator(config.auth, session), runtime.limiter, revocations
+        )
         runtime.docs = DocsMerger(config, session)
         runtime.readiness = ReadinessCache(config, session, runtime.limiter)
         flusher = asyncio.create_task(flush_periodically())
+        follower = asyncio.create_task(revocations.follow())
+        # Serve knowing the revocations when Redis answers; without it, serve anyway.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(revocations.loaded.wait(), REVOCATIONS_LOAD_S)
         try:
             yield
         finally:
             flusher.cancel()
+            follower.cancel()
             for handler in logging.getLogger("gateway.access").handlers:
                 handler.flush()
             await session.close()

@@ -14,6 +14,8 @@ Environment variables (all optional):
   `GATEWAY_RATE_LIMIT_LOGIN` (per client address), `GATEWAY_RATE_LIMIT_LOGIN_FAILURES`
   (failed logins per account) (`limits` expressions such as `20/minute`),
   `GATEWAY_RATE_LIMIT_BATCH_MAX` (`1`: one Redis call per request, no batching).
+- `GATEWAY_REVOCATION_REDIS_URL` (else the rate limits' Redis): where user_service
+  lists revoked access tokens (its `TOKEN_REVOCATION_REDIS_URL` must name the same).
 - `GATEWAY_MAX_BODY_BYTES`, `GATEWAY_BODY_TIMEOUT_S` (a request body must arrive whole
   within it, else 408), `GATEWAY_CONNECT_TIMEOUT_S`, `GATEWAY_RETRIES`,
   `GATEWAY_RETRY_BACKOFF_S`, `GATEWAY_POOL_SIZE`.
@@ -81,6 +83,7 @@ class AuthConfig:
     jwks_refetch_cooldown_s: float
     verified_cache_size: int
     verified_cache_ttl_s: float
+    revocation_redis_url: str
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         else:
             public.append(PublicRule(methods=methods, path=str(item["prefix"]), exact=False))
 
+    rl_raw = _section(raw, "rate_limit")
+    rate_limit_redis_url = (
+        env.environ.get("GATEWAY_REDIS_URL")
+        or env.environ.get("REDIS_URL")
+        or str(rl_raw.get("redis_url", "redis://127.0.0.1:6380/0"))
+    )
     auth_raw = _section(raw, "auth")
     user_url = upstreams["user_service"].url if "user_service" in upstreams else ""
     auth = AuthConfig(
@@ -244,17 +253,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         verified_cache_ttl_s=env.number(
             "GATEWAY_VERIFIED_CACHE_TTL_S", auth_raw.get("verified_cache_ttl_s", 60)
         ),
+        revocation_redis_url=env.environ.get("GATEWAY_REVOCATION_REDIS_URL") or rate_limit_redis_url,
     )
 
-    rl_raw = _section(raw, "rate_limit")
     strategy = env.text("GATEWAY_RATE_LIMIT_STRATEGY", rl_raw.get("strategy", "sliding-window-counter"))
     if strategy not in {"fixed-window", "sliding-window-counter", "moving-window"}:
         raise ConfigError(f"unknown rate limit strategy {strategy!r}")
     rate_limit = RateLimitConfig(
         enabled=env.flag("GATEWAY_RATE_LIMIT_ENABLED", rl_raw.get("enabled", True)),
-        redis_url=env.environ.get("GATEWAY_REDIS_URL")
-        or env.environ.get("REDIS_URL")
-        or str(rl_raw.get("redis_url", "redis://127.0.0.1:6380/0")),
+        redis_url=rate_limit_redis_url,
         key_prefix=env.text("GATEWAY_RATE_LIMIT_PREFIX", rl_raw.get("key_prefix", "comptoir-gateway")),
         strategy=strategy,
         authenticated=env.text(

@@ -2,7 +2,7 @@
 
 One request, in order: route by longest prefix (no route → 404, so `/internal/`
 is never reachable); refuse `.`/`..` path segments; body size (413); token
-(verified when present, required unless the route is public → 401); rate limit
+(verified when present and not revoked, required unless the route is public → 401); rate limit
 (429 + Retry-After; on the login route also per account, counting the 401s the
 service answered); the whole body, read within `body_timeout_s` (408), so a
 client trickling its body holds a cheap coroutine here, never one of a service's
@@ -33,6 +33,7 @@ from .context import context_of, current_request_id
 from .errors import ErrorCode, GatewayError, send_error
 from .metrics import BREAKER_STATE, RATE_LIMITED, UPSTREAM_ERRORS
 from .ratelimit import Limiter
+from .revocation import Revocations
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -92,8 +93,10 @@ class Proxy:
         session: aiohttp.ClientSession,
         authenticator: Authenticator,
         limiter: Limiter | None,
+        revocations: Revocations | None = None,
     ) -> None:
         self.settings = settings
+        self.revocations = revocations
         self.session = session
         self.authenticator = authenticator
         self.limiter = limiter
@@ -237,7 +240,10 @@ class Proxy:
         if token is None:
             return None
         try:
-            return await self.authenticator.authenticate(token)
+            identity = await self.authenticator.authenticate(token)
+            if self.revocations is not None and self.revocations.revoked(identity.claims):
+                raise InvalidToken("token revoked (logout or deactivation)")
+            return identity
         except InvalidToken as error:
             logger.info("token refused", extra={"reason": str(error), "request_id": current_request_id.get()})
             return None
