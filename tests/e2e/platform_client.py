@@ -75,7 +75,10 @@ def kill_hard(name: str) -> int:
 
 
 def deactivate_user(user_id: int) -> None:
-    """What an operator does in user_service (its admin or shell): disable an account."""
+    """The account's flag only, straight in user_service's database: its access tokens
+    stay valid (as when a deactivation races an order already on its way), so the saga's
+    own user check is what is tested. Closing an account for real (admin, `user_deactivate`)
+    also revokes the tokens: see test_zero_trust."""
     code = (
         "from users.models import User;"
         f"assert User.objects.filter(pk={int(user_id)}).update(is_active=False) == 1"
@@ -97,6 +100,7 @@ class Customer:
     user_id: int
     email: str
     token: str
+    password: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -144,7 +148,8 @@ class Platform:
                 ),
                 200,
             )
-        return Customer(user_id=int(user["id"]), email=email, token=self.login(email, password))
+        token = self.login(email, password)
+        return Customer(user_id=int(user["id"]), email=email, token=token, password=password)
 
     def new_product(self, *, stock: int, price: Decimal) -> int:
         sku = f"E2E-{uuid.uuid4().hex[:10].upper()}"

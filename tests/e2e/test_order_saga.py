@@ -100,7 +100,7 @@ def test_inactive_user_is_cancelled_with_nothing_reserved_or_charged(
 ) -> None:
     customer = platform.new_customer(balance=Decimal("100.00"))
     product = platform.new_product(stock=3, price=PRICE)
-    deactivate_user(customer.user_id)  # the token stays valid until it expires
+    deactivate_user(customer.user_id)  # the flag only: the token still passes the gateway
 
     placed = platform.place_order(customer, [(product, 1)])
     order = platform.wait_terminal(customer, placed["id"])

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,7 +24,7 @@ from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from platform_client import REPO_ROOT, Customer, Platform, wait_for
+from platform_client import GATEWAY_URL, REPO_ROOT, Customer, Platform, wait_for
 
 ORDER_CANCELLED = "orders.order-cancelled"
 PRICE = Decimal("12.50")
@@ -230,3 +233,82 @@ def test_the_token_endpoint_is_not_reachable_through_the_gateway(platform: Platf
     documented = platform.check(platform.http.get("/openapi.json"), 200)
     assert not [path for path in documented["paths"] if "service-token" in path]
     assert not [path for path in documented["paths"] if path.startswith("/internal/")]
+
+
+# --- the gateway under hostile clients ------------------------------------------------
+
+# user_service's web process: 2 gunicorn workers of 8 threads (its Procfile).
+SLOW_CLIENTS = 2 * 8 + 4
+
+
+def test_logout_revokes_the_access_token_at_once(platform: Platform) -> None:
+    customer = platform.new_customer(balance=Decimal("0"))
+    pair = platform.check(
+        platform.http.post(
+            "/api/users/auth/login/", json={"email": customer.email, "password": customer.password}
+        ),
+        200,
+    )
+    bearer = {"Authorization": f"Bearer {pair['access']}"}
+    assert platform.http.get("/api/users/me/", headers=bearer).status_code == 200
+    kept = customer.headers  # the access token of another login session
+
+    # The gateway routes a logout only with the session's access token (not a public route).
+    logout = platform.http.post("/api/users/auth/logout/", json={"refresh": pair["refresh"]}, headers=bearer)
+    platform.check(logout, 204)
+
+    # Refused on the very next requests (every gateway worker), not at the token's expiry.
+    answers = [platform.http.get("/api/users/me/", headers=bearer) for _ in range(6)]
+    assert [a.status_code for a in answers] == [401] * 6, answers[0].text
+    assert answers[0].json()["error"]["code"] == "authentication_failed"
+    assert platform.http.get("/api/users/me/", headers=kept).status_code == 200
+
+
+def test_deactivating_an_account_revokes_its_tokens_at_once(platform: Platform) -> None:
+    customer = platform.new_customer(balance=Decimal("0"))
+    assert platform.http.get("/api/users/me/", headers=customer.headers).status_code == 200
+
+    code = f"from users.services import user_deactivate; assert user_deactivate(user_id={customer.user_id})"
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO_ROOT / "services" / "user_service",
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+    answers = [platform.http.get("/api/users/me/", headers=customer.headers) for _ in range(6)]
+    assert [a.status_code for a in answers] == [401] * 6
+
+
+def test_a_client_trickling_bodies_holds_no_service_worker(platform: Platform) -> None:
+    """More slow uploads than user_service has workers, while other clients log in."""
+    customer = platform.new_customer(balance=Decimal("0"))
+    body = json.dumps({"full_name": "x" * 100_000}).encode()
+    address = httpx.URL(GATEWAY_URL)
+    head = (
+        f"PATCH /api/users/me/ HTTP/1.1\r\nHost: {address.host}\r\nAuthorization: Bearer {customer.token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    trickling = []
+    try:
+        for _ in range(SLOW_CLIENTS):
+            sock = socket.create_connection((address.host, address.port or 80), timeout=30)
+            sock.sendall(head + body[:1000])  # and nothing more for now
+            trickling.append(sock)
+
+        logins = [platform.login(customer.email, customer.password) for _ in range(3)]
+        # ...answered while every slow upload is still waiting for its answer (the gateway
+        # holds them until its body deadline), not after user_service's workers were freed.
+        unanswered = 0
+        for sock in trickling:
+            sock.setblocking(False)
+            try:
+                sock.recv(1)
+            except BlockingIOError:
+                unanswered += 1
+    finally:
+        for sock in trickling:
+            sock.close()
+    assert all(logins)
+    assert unanswered == SLOW_CLIENTS
