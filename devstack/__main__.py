@@ -163,7 +163,11 @@ def status() -> int:
     ports.update({f"{name}.web": port for name, port in SERVICE_PORTS.items()})
     # Workers, relays and consumers: the port their /metrics is served on.
     ports.update(
-        {process: int(target.rsplit(":", 1)[1]) for _, process, target in _platform.scrape_targets()}
+        {
+            process: int(target.rsplit(":", 1)[1])
+            for _, process, target in _platform.scrape_targets()
+            if not process.endswith(".web")
+        }
     )
     running: dict[str, bool] = {}
     for proc in _infra_processes() + _platform.all_processes():

@@ -71,10 +71,17 @@ METRICS_KINDS = ("worker", "relay", "consumer")
 
 
 def metrics_port(service: str, kind: str) -> int | None:
-    """The metrics port of `<service>.<kind>`, or None when it has none (web, beat)."""
-    if kind not in METRICS_KINDS or service not in SERVICE_PORTS:
+    """The metrics port of `<service>.<kind>`, or None when it has none (beat; the
+    services' web processes serve /metrics on their own port). The gateway's web
+    process, the one public port, serves its metrics on base + 10 x its rank."""
+    if service not in SERVICE_PORTS:
         return None
-    return PORTS.metrics_base + 10 * list(SERVICE_PORTS).index(service) + 1 + METRICS_KINDS.index(kind)
+    rank = PORTS.metrics_base + 10 * list(SERVICE_PORTS).index(service)
+    if service == "api_gateway" and kind == "web":
+        return rank
+    if kind not in METRICS_KINDS:
+        return None
+    return rank + 1 + METRICS_KINDS.index(kind)
 
 
 STATE_DIR = Path(os.environ.get("COMPTOIR_DEVSTACK_DIR", str(ROOT / ".devstack")))

@@ -100,7 +100,7 @@ def scrape_targets() -> list[tuple[str, str, str]]:
     for service in services():
         for proc in processes(service):
             kind = proc.name.split(".", 1)[1]
-            port = SERVICE_PORTS[service] if kind == "web" else metrics_port(service, kind)
+            port = metrics_port(service, kind) or (SERVICE_PORTS[service] if kind == "web" else None)
             if port is not None:
                 targets.append((service, proc.name, f"{HOST}:{port}"))
     return targets

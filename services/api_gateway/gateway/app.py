@@ -3,7 +3,8 @@
 Layers, outermost first: the client's address (from `X-Forwarded-For` when the
 connection comes from a trusted proxy) → observability (request id, trace context, security
 headers, metrics, access log, last-resort 500) → CORS → dispatch: `/api/…` to
-the proxy, everything else to the gateway's own routes (health, metrics, docs),
+the proxy, everything else to the gateway's own routes (health, docs; metrics are
+served on a port of their own, see `gateway.serve`),
 and anything unknown, `/internal/…` included, to a 404 in the standard body.
 """
 
@@ -35,13 +36,12 @@ from .context import context_of, current_request_id
 from .docs import DOCS_CSP, DOCS_HTML, DocsMerger
 from .errors import ErrorCode, error_body
 from .health import readiness
-from .metrics import render
 from .observability import ObservabilityMiddleware, configure_logging, flush_periodically
 from .proxy import Proxy
 from .ratelimit import Limiter
 from .revocation import Revocations
 
-OWN_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics", "/docs", "/openapi.json"})
+OWN_ROUTES = frozenset({"/health/live", "/health/ready", "/docs", "/openapi.json"})
 # Keep-alive to the upstreams, shorter than their servers' own idle timeouts
 # (uvicorn 5 s, gunicorn 2 s) so a pooled connection is never reused as it closes.
 UPSTREAM_KEEPALIVE_S = 1.5
@@ -185,10 +185,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         }
         return JSONResponse(body, status_code=200)
 
-    async def metrics(request: Request) -> Response:
-        payload, content_type = render()
-        return Response(payload, media_type=content_type)
-
     async def openapi(request: Request) -> Response:
         assert runtime.docs is not None
         return JSONResponse(await runtime.docs.openapi())
@@ -200,7 +196,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         routes=[
             Route("/health/live", live, methods=["GET"]),
             Route("/health/ready", ready, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
         ],

@@ -1,17 +1,18 @@
-"""Prometheus metrics. With several worker processes, `gateway.serve` points
-`PROMETHEUS_MULTIPROC_DIR` at a shared folder and `/metrics` aggregates them."""
+"""Prometheus metrics, served by `gateway.serve` on a port of their own
+(`COMPTOIR_METRICS_PORT`), never on the public one. With several worker
+processes, `gateway.serve` points `PROMETHEUS_MULTIPROC_DIR` at a shared folder
+and the metrics server aggregates them."""
 
 from __future__ import annotations
 
 import os
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
 )
 
@@ -43,9 +44,10 @@ RATE_LIMIT_ERRORS = Counter(
 )
 
 
-def render() -> tuple[bytes, str]:
+def registry() -> CollectorRegistry:
+    """Every worker's metrics (through `PROMETHEUS_MULTIPROC_DIR`), or this process's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        aggregate = CollectorRegistry()
+        multiprocess.MultiProcessCollector(aggregate)  # type: ignore[no-untyped-call]
+        return aggregate
+    return REGISTRY

@@ -1,9 +1,12 @@
 """`python -m gateway.serve --port 8000`: uvicorn with one worker per core.
 
 uvloop + httptools; no uvicorn access log (the gateway writes its own JSON
-line) and no proxy-header trust (a client must not choose its own address).
-With several workers, Prometheus metrics are aggregated across them through
-`PROMETHEUS_MULTIPROC_DIR` (a fresh temporary folder unless one is given).
+line) and no proxy-header trust at this level (the app trusts only
+`GATEWAY_TRUSTED_PROXIES`). Prometheus metrics are served on a port of their own
+(`--metrics-port`, default `COMPTOIR_METRICS_PORT` else 9400; 0: none), which
+is not routed to the public: the supervising process serves them, aggregated
+across the workers through `PROMETHEUS_MULTIPROC_DIR` (a fresh temporary folder
+unless one is given).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import tempfile
 
 import uvicorn
 
+DEFAULT_METRICS_PORT = 9400
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway.serve", description=__doc__)
@@ -23,11 +28,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", str(os.cpu_count() or 1)))
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("COMPTOIR_METRICS_PORT") or DEFAULT_METRICS_PORT),
+    )
     args = parser.parse_args(argv)
     created = None
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         created = tempfile.mkdtemp(prefix="comptoir-gateway-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    if args.metrics_port:
+        # Imported once the multiprocess folder is chosen: prometheus_client reads it at import.
+        from prometheus_client import start_http_server
+
+        from gateway.metrics import registry
+
+        start_http_server(args.metrics_port, addr=args.host, registry=registry())
     try:
         uvicorn.run(
             "gateway.app:app",

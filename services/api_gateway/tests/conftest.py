@@ -137,9 +137,20 @@ class Platform:
     jwks_file: Path
 
 
+# The metrics address of each gateway started here, by its public address.
+METRICS_URLS: dict[str, str] = {}
+
+
+def metrics_of(gateway_url: str) -> str:
+    """What the gateway's metrics port serves (its public port does not)."""
+    return httpx.get(METRICS_URLS[gateway_url] + "/metrics", timeout=5).text
+
+
 def start_gateway(overrides: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The gateway as a real uvicorn process (one worker) on a free port, configured by env."""
+    """The gateway as a real uvicorn process (one worker) on a free port, configured by env,
+    its metrics on another free port."""
     port = free_port()
+    metrics_port = free_port()
     env = {
         **os.environ,
         "GATEWAY_TIMEOUT_S": str(UPSTREAM_TIMEOUT_S),
@@ -160,13 +171,24 @@ def start_gateway(overrides: dict[str, str], log: Path) -> tuple[subprocess.Pope
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.serve", "--port", str(port), "--workers", "1"],
+            [
+                sys.executable,
+                "-m",
+                "gateway.serve",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--metrics-port",
+                str(metrics_port),
+            ],
             cwd=SERVICE_DIR,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
+    METRICS_URLS[url] = f"http://127.0.0.1:{metrics_port}"
     try:
         wait_until_live(url, process, log)
     except RuntimeError:

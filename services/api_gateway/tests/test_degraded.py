@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.assertions import assert_error
-from tests.conftest import Platform, free_port, start_gateway, stop
+from tests.conftest import Platform, free_port, metrics_of, start_gateway, stop
 from tests.tokens import TokenFactory
 
 
@@ -130,7 +130,9 @@ def test_unreachable_redis_and_upstreams_let_traffic_through_and_the_gateway_sta
     assert body["checks"]["order_service"] == "ok"
     assert body["failed"] == ["product_service", "redis", "user_service"]
     skipped = re.search(
-        r"^gateway_rate_limit_errors_total (\S+)$", degraded_gateway.get("/metrics").text, re.M
+        r"^gateway_rate_limit_errors_total (\S+)$",
+        metrics_of(str(degraded_gateway.base_url).rstrip("/")),
+        re.M,
     )
     assert skipped is not None
     assert float(skipped.group(1)) >= 1

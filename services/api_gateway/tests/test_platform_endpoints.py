@@ -8,7 +8,7 @@ import time
 import httpx
 
 from tests.assertions import assert_error
-from tests.conftest import Platform
+from tests.conftest import Platform, metrics_of
 
 
 def test_live(gateway: httpx.Client) -> None:
@@ -79,10 +79,10 @@ def test_docs_page_points_at_the_merged_document(gateway: httpx.Client) -> None:
     assert "script-src https://cdn.jsdelivr.net 'sha256-" in response.headers["content-security-policy"]
 
 
-def test_metrics_count_requests_latency_and_breaker_state(gateway: httpx.Client) -> None:
+def test_metrics_count_requests_latency_and_breaker_state(gateway: httpx.Client, platform: Platform) -> None:
     gateway.get("/api/products/")
 
-    text = gateway.get("/metrics").text
+    text = metrics_of(platform.gateway_url)
 
     assert 'gateway_requests_total{method="GET",route="/api/products/",status="200"}' in text
     assert 'gateway_request_duration_seconds_bucket{le="0.1",route="/api/products/"}' in text
@@ -107,6 +107,13 @@ def test_access_log_is_one_json_line_per_request(gateway: httpx.Client, platform
     assert line["upstream"] == "product_service"
     assert line["status"] == 200
     assert isinstance(line["duration_ms"], float)
+
+
+def test_metrics_are_not_served_on_the_public_port(gateway: httpx.Client, request_id: str) -> None:
+    response = gateway.get("/metrics", headers={"X-Request-ID": request_id})
+
+    assert_error(response, 404, "not_found", request_id)
+    assert "gateway_requests_total" not in response.text
 
 
 def test_wrong_method_on_an_own_route_is_405_in_the_standard_body(gateway: httpx.Client) -> None:
