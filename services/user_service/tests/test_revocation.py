@@ -23,16 +23,24 @@ def _claims(token: str) -> dict[str, Any]:
     return claims
 
 
+def members(client: redis.Redis, *, scores: bool = False) -> list[Any]:
+    """The revocation list as it is in Redis: members, or (member, until) pairs."""
+    listed: list[Any] = client.zrange(REVOKED_ACCESS_KEY, 0, -1, withscores=scores)  # type: ignore[assignment]
+    return listed
+
+
 class Subscriber:
     """What a gateway worker hears on the revocation channel."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.pubsub = client.pubsub()
         self.pubsub.subscribe(REVOKED_ACCESS_KEY)
-        assert self.pubsub.get_message(timeout=2)["type"] == "subscribe"  # type: ignore[index]
+        first = self.pubsub.get_message(timeout=2)
+        assert first is not None
+        assert first["type"] == "subscribe"
 
     def heard(self, count: int) -> list[str]:
-        messages = []
+        messages: list[str] = []
         end = time.monotonic() + 5
         while len(messages) < count and time.monotonic() < end:
             message = self.pubsub.get_message(timeout=0.5)
@@ -52,7 +60,7 @@ def test_logout_revokes_the_sessions_access_tokens_and_the_one_presented(
     assert api.post(LOGOUT, {"refresh": pair["refresh"]}, **api.bearer(pair["access"])).status_code == 204
 
     now = time.time()
-    listed = dict(revocation_list.zrange(REVOKED_ACCESS_KEY, 0, -1, withscores=True))
+    listed = dict(members(revocation_list, scores=True))
     session = f"sid:{claims['sid']}"
     token = f"jti:{claims['jti']}"
     assert set(listed) == {session, token}
@@ -78,8 +86,7 @@ def test_logout_with_an_invalid_access_token_revokes_only_the_session(
     response = api.post(LOGOUT, {"refresh": pair["refresh"]}, **api.bearer(pair["access"] + "x"))
 
     assert response.status_code == 204
-    members = revocation_list.zrange(REVOKED_ACCESS_KEY, 0, -1)
-    assert members == [f"sid:{_claims(pair['access'])['sid']}"]
+    assert members(revocation_list) == [f"sid:{_claims(pair['access'])['sid']}"]
 
 
 def test_logout_still_ends_the_session_when_redis_is_unreachable(
@@ -105,7 +112,7 @@ def test_deactivation_closes_the_account_and_revokes_every_token_issued_before_i
     user.refresh_from_db()
     assert user.is_active is False
     assert not RefreshToken.objects.filter(revoked_at__isnull=True).exists()
-    [member] = revocation_list.zrange(REVOKED_ACCESS_KEY, 0, -1)
+    [member] = members(revocation_list)
     kind, user_id, at = member.split(":")
     assert (kind, user_id) == ("sub", str(user.pk))
     assert before <= int(at) <= time.time()
@@ -132,5 +139,5 @@ def test_unticking_active_in_the_admin_deactivates_the_account(
     assert response.status_code == 302
     customer.refresh_from_db()
     assert customer.is_active is False
-    [member] = revocation_list.zrange(REVOKED_ACCESS_KEY, 0, -1)
+    [member] = members(revocation_list)
     assert member.startswith(f"sub:{customer.pk}:")
