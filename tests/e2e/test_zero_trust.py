@@ -96,17 +96,25 @@ def write(config: dict[str, Any], envelope: dict[str, Any]) -> str | None:
     return outcome[0]
 
 
+# Each consumer of orders.order-cancelled has its own dead-letter topic of it.
+CANCELLATION_DLQS = [
+    f"{service}.{ORDER_CANCELLED}.dlq" for service in ("email_service", "payment_service", "product_service")
+]
+
+
 def dead_letters_of(event_id: str) -> list[dict[str, str]]:
-    """Headers of the dead letters of orders.order-cancelled carrying this event id."""
-    topic = f"{ORDER_CANCELLED}.dlq"
+    """Headers of the dead letters of orders.order-cancelled carrying this event id, every consumer's."""
     reader = Consumer(
         kafka("admin", **{"group.id": f"e2e.reader-{uuid.uuid4().hex}", "enable.partition.eof": True})
     )
     found: list[dict[str, str]] = []
     try:
-        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-        reader.assign([TopicPartition(topic, p, 0) for p in partitions])
-        pending = set(partitions)
+        assigned = []
+        for topic in CANCELLATION_DLQS:
+            partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+            assigned += [TopicPartition(topic, p, 0) for p in partitions]
+        reader.assign(assigned)
+        pending = {(tp.topic, tp.partition) for tp in assigned}
         while pending:
             message = reader.poll(1.0)
             if message is None:
@@ -114,7 +122,7 @@ def dead_letters_of(event_id: str) -> list[dict[str, str]]:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(int(message.partition() or 0))
+                    pending.discard((str(message.topic()), int(message.partition() or 0)))
                 continue
             raw = message.headers() or []
             pairs = raw.items() if isinstance(raw, dict) else raw

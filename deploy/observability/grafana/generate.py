@@ -235,7 +235,7 @@ def messaging() -> dict[str, Any]:
             ),
             panel(
                 "DLQ size",
-                {"{{topic}}.dlq ({{group}})": "max by (group, topic) (comptoir_dlq_messages)"},
+                {"{{service}}.{{topic}}.dlq ({{group}})": "max by (service, group, topic) (comptoir_dlq_messages)"},
                 kind="stat",
             ),
         ],

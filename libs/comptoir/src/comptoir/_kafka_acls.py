@@ -5,9 +5,11 @@ it and the services that consume it. Each service authenticates as its own
 principal (`User:<service>`) and is allowed exactly:
 
 - WRITE on the topics of the event types it produces (its relay);
-- READ on the topics of the event types it consumes; READ and WRITE on their
-  retry topics (prefix `<topic>.retry.`) and dead-letter topic `<topic>.dlq`,
-  which its consumer writes failed messages to and reads back;
+- READ on the topics of the event types it consumes; READ and WRITE on its
+  own failure topics (prefix `<service>.`: `<service>.<topic>.retry.<n>` and
+  `<service>.<topic>.dlq`), which its consumer writes failed messages to and
+  reads back. They are the service's alone: no other principal can write a
+  forged event into its retries;
 - READ on its own consumer groups (prefix `<service>.`).
 
 READ and WRITE imply DESCRIBE. Nothing else: no CREATE (topics are made by
@@ -115,8 +117,7 @@ def catalog_acls(
             principal = principal_of(str(consumer))
             rules.add(AclRule(principal, "topic", "literal", topic, "READ"))
             for operation in ("READ", "WRITE"):
-                rules.add(AclRule(principal, "topic", "prefixed", f"{topic}.retry.", operation))
-                rules.add(AclRule(principal, "topic", "literal", f"{topic}.dlq", operation))
+                rules.add(AclRule(principal, "topic", "prefixed", f"{consumer}.", operation))
     return sorted(rules)
 
 

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from django.db import connections, transaction
 
 from comptoir import kafka_client_config
-from comptoir.events import Envelope, publish_event
+from comptoir.events import Envelope, dlq_topic, event_settings, publish_event, retry_topic
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 SRC_DIR = TESTS_DIR.parent / "src"
@@ -161,3 +161,13 @@ def committed_total(group: str, topic: str) -> int:
         return sum(max(tp.offset, 0) for tp in committed)
     finally:
         reader.close()
+
+
+def own_retry(topic: str, attempt: int) -> str:
+    """The test service's retry topic of `topic` for its n-th retry."""
+    return retry_topic(topic, attempt, event_settings().service)
+
+
+def own_dlq(topic: str) -> str:
+    """The test service's dead-letter topic of `topic`."""
+    return dlq_topic(topic, event_settings().service)

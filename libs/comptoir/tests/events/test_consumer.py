@@ -21,12 +21,10 @@ from comptoir.events import (
     InboxMessage,
     OutboxRelay,
     declare_topics,
-    dlq_topic,
     event_settings,
     list_dead_letters,
-    retry_topic,
 )
-from events.support import headers_of, publish_notes, read_topic
+from events.support import headers_of, own_dlq, own_retry, publish_notes, read_topic
 
 
 def relay_all() -> int:
@@ -115,11 +113,14 @@ def test_handler_failing_twice_succeeds_through_the_retry_topics(notes_topic: st
     consumer.run(max_seconds=60, until=lambda: consumer.stats.handled == 1)
     assert (consumer.stats.retried, consumer.stats.handled, consumer.stats.dead_lettered) == (2, 1, 0)
     assert list(HandledNote.objects.values_list("event_id", "attempt")) == [(envelope.event_id, 3)]
-    first, second = read_topic(retry_topic(notes_topic, 1)), read_topic(retry_topic(notes_topic, 2))
+    first, second = (
+        read_topic(own_retry(notes_topic, 1)),
+        read_topic(own_retry(notes_topic, 2)),
+    )
     assert [headers_of(m)["x-attempts"] for m in first + second] == ["1", "2"]
     assert headers_of(second[0])["x-original-topic"] == notes_topic
     assert headers_of(second[0])["x-error-message"] == "planned failure on attempt 2"
-    assert read_topic(dlq_topic(notes_topic)) == []
+    assert read_topic(own_dlq(notes_topic)) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -136,7 +137,7 @@ def test_always_failing_goes_to_dlq_with_headers_and_replay_after_fix_is_handled
     assert HandledNote.objects.count() == 0
     assert InboxMessage.objects.count() == 0
 
-    (letter,) = list_dead_letters(dlq_topic(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+    (letter,) = list_dead_letters(own_dlq(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
     headers = {name: value.decode() for name, value in letter.headers}
     assert letter.key == b"order-9"
     assert letter.value == original.value()
@@ -167,16 +168,27 @@ def test_always_failing_goes_to_dlq_with_headers_and_replay_after_fix_is_handled
 
     with pytest.raises(CommandError, match="nothing purged"):
         call_command("dlq", "purge", "--topic", notes_topic, stdin=io.StringIO("n\n"))
-    assert capsys.readouterr().out == f"Delete the dead letters of {dlq_topic(notes_topic)} for good? [y/N] "
+    assert capsys.readouterr().out == f"Delete the dead letters of {own_dlq(notes_topic)} for good? [y/N] "
     assert (
-        len(list_dead_letters(dlq_topic(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS))
+        len(
+            list_dead_letters(
+                own_dlq(notes_topic),
+                bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            )
+        )
         == 1
     )
     call_command("dlq", "purge", "--topic", notes_topic, "--yes")
-    assert capsys.readouterr().out == f"purged 1 dead letter(s) from {dlq_topic(notes_topic)}\n"
-    assert list_dead_letters(dlq_topic(notes_topic), bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS) == []
+    assert capsys.readouterr().out == f"purged 1 dead letter(s) from {own_dlq(notes_topic)}\n"
+    assert (
+        list_dead_letters(
+            own_dlq(notes_topic),
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        )
+        == []
+    )
     call_command("dlq", "list", "--topic", notes_topic)
-    assert capsys.readouterr().out == f"no dead letters in {dlq_topic(notes_topic)}\n"
+    assert capsys.readouterr().out == f"no dead letters in {own_dlq(notes_topic)}\n"
 
 
 def test_dlq_purge_without_a_terminal_needs_yes(notes_topic: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,7 +213,7 @@ def test_invalid_payload_and_undecodable_value_go_straight_to_dlq(notes_topic: s
     consumer.run(max_seconds=60, until=lambda: consumer_done(consumer, 3))
     assert (consumer.stats.handled, consumer.stats.retried, consumer.stats.dead_lettered) == (1, 0, 2)
     assert list(HandledNote.objects.values_list("event_id", flat=True)) == [valid.event_id]
-    letters = read_topic(dlq_topic(notes_topic))
+    letters = read_topic(own_dlq(notes_topic))
     assert [headers_of(m)["x-error-type"] for m in letters] == [
         "comptoir.events._contracts.ContractError",
         "comptoir.events._envelope.EnvelopeError",
@@ -212,7 +224,7 @@ def test_invalid_payload_and_undecodable_value_go_straight_to_dlq(notes_topic: s
         "seq: 'not a number' is not of type 'integer'"
     )
     for n in (1, 2):
-        assert read_topic(retry_topic(notes_topic, n)) == []
+        assert read_topic(own_retry(notes_topic, n)) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -237,7 +249,7 @@ def test_an_envelope_from_another_producer_than_the_owner_goes_to_dlq_with_the_r
     assert (consumer.stats.handled, consumer.stats.retried, consumer.stats.dead_lettered) == (2, 0, 1)
     assert sorted(HandledNote.objects.values_list("seq", flat=True)) == [0, 1]
     assert set(InboxMessage.objects.values_list("event_id", flat=True)) == {genuine.event_id, later.event_id}
-    (letter,) = read_topic(dlq_topic(notes_topic))
+    (letter,) = read_topic(own_dlq(notes_topic))
     headers = headers_of(letter)
     assert headers["x-error-type"] == "comptoir.events._contracts.ForeignProducerError"
     assert headers["x-error-message"] == (
@@ -247,7 +259,7 @@ def test_an_envelope_from_another_producer_than_the_owner_goes_to_dlq_with_the_r
     assert headers["x-attempts"] == "1"
     assert json.loads(letter.value() or b"")["event_id"] == forged["event_id"]
     for n in (1, 2):
-        assert read_topic(retry_topic(notes_topic, n)) == []
+        assert read_topic(own_retry(notes_topic, n)) == []
 
 
 @pytest.mark.django_db(transaction=True)

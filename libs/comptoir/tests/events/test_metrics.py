@@ -15,9 +15,9 @@ from django.db import connections
 from eventsapp.models import HandledNote
 from testapp.models import Note
 
-from comptoir.events import OutboxMessage, declare_topics, event_settings, retry_topic
+from comptoir.events import OutboxMessage, declare_topics, event_settings
 from events.metrics_support import free_port, scrape, value
-from events.support import TESTS_DIR, Spawner, publish_notes, wait_for
+from events.support import TESTS_DIR, Spawner, own_retry, publish_notes, wait_for
 
 SRC_DIR = TESTS_DIR.parent / "src"
 
@@ -151,7 +151,16 @@ def test_consumer_reports_outcomes_lag_retries_and_dead_letters(
     samples = scrape(url)
     consumed = "comptoir_consumer_messages_total"
     assert value(samples, consumed, group=group_id, topic=notes_topic, outcome="handled") == 4
-    assert value(samples, consumed, group=group_id, topic=retry_topic(notes_topic, 1), outcome="handled") == 1
+    assert (
+        value(
+            samples,
+            consumed,
+            group=group_id,
+            topic=own_retry(notes_topic, 1),
+            outcome="handled",
+        )
+        == 1
+    )
     assert value(samples, consumed, group=group_id, outcome="failed") == 4  # 1 + 3 attempts of k4
     assert value(samples, "comptoir_consumer_retries_total", group=group_id, topic=notes_topic) == 3
     assert value(samples, "comptoir_consumer_dead_letters_total", group=group_id, topic=notes_topic) == 1

@@ -12,16 +12,19 @@ failed messages are safely on their retry or dead-letter topic, are the offsets
 committed: a crash anywhere redelivers, and the inbox makes the redelivery
 harmless.
 
-Failures: a handler exception sends the message to `<topic>.retry.<n>` (n = the
-attempt that failed), read by the same process once RETRY_DELAYS[n-1] seconds
-have passed since it was written. Waiting pauses only that retry partition, so
-other keys and the main topic go on. After the last retry, or at once for a
-message that is not a valid envelope, breaks its contract or names a producer
-other than its event type's owner in the catalogue, the message goes
-to `<topic>.dlq` with `x-original-topic/-partition/-offset`, `x-error-type`,
-`x-error-message`, `x-attempts`, `x-first-failure-at` and `x-consumer-group`
-headers. Per-key order holds for messages handled on their first attempt; a
-message being retried is handled after later messages of its key.
+Failures: a handler exception sends the message to the service's own
+`<service>.<topic>.retry.<n>` (n = the attempt that failed), read by the same
+process once RETRY_DELAYS[n-1] seconds have passed since it was written.
+Waiting pauses only that retry partition, so other keys and the main topic go
+on. After the last retry, or at once for a message that is not a valid
+envelope, breaks its contract or names a producer other than its event type's
+owner in the catalogue, the message goes to `<service>.<topic>.dlq` with
+`x-original-topic/-partition/-offset`, `x-error-type`, `x-error-message`,
+`x-attempts`, `x-first-failure-at` and `x-consumer-group` headers. Only the
+service's own principal may write its failure topics, so the group header can
+be trusted to tell its consumer groups apart. Per-key order holds for messages
+handled on their first attempt; a message being retried is handled after later
+messages of its key.
 
 SIGTERM (`stop()`): the message in progress finishes, the batch commits, the
 offsets are committed and the consumer leaves its group.
@@ -164,7 +167,7 @@ class EventConsumer:
         self.using = using
         self.topics = sorted({topic_for(event_type) for event_type in self.handlers})
         self.retry_topics = [
-            retry_topic(topic, n)
+            retry_topic(topic, n, self.config.service)
             for topic in self.topics
             for n in range(1, len(self.config.retry_delays) + 1)
         ]
@@ -274,7 +277,7 @@ class EventConsumer:
         ready: list[_Ready] = []
         for message in messages[start : start + BATCHED_CHUNK_MAX]:
             topic = str(message.topic())
-            if message.error() is not None or parse_retry_topic(topic) is not None:
+            if message.error() is not None or parse_retry_topic(topic, self.config.service) is not None:
                 return None
             partition = (topic, int(message.partition() or 0))
             if partition in self._paused:
@@ -421,7 +424,7 @@ class EventConsumer:
     def _process(self, consumer: Consumer, message: Message, outgoing: list[_Outgoing]) -> _Outcome:
         topic = str(message.topic())
         headers = _headers(message)
-        retry = parse_retry_topic(topic)
+        retry = parse_retry_topic(topic, self.config.service)
         if retry is not None:
             origin, n = retry
             if headers.get(H_GROUP) != self.group:
@@ -532,12 +535,12 @@ class EventConsumer:
             H_GROUP: self.group,
         }
         if final or attempt > len(self.config.retry_delays):
-            target = dlq_topic(origin)
+            target = dlq_topic(origin, self.config.service)
             failure[H_DEAD_LETTERED] = _now_iso()
             self.stats.dead_lettered += 1
             _observe.dead_lettered(self, origin)
         else:
-            target = retry_topic(origin, attempt)
+            target = retry_topic(origin, attempt, self.config.service)
             self.stats.retried += 1
             _observe.retried(self, origin)
         kept: list[tuple[str, str | bytes | None]] = [

@@ -1,4 +1,4 @@
-"""Dead-letter tooling: list, show, replay and purge messages of `<topic>.dlq`.
+"""Dead-letter tooling: list, show, replay and purge messages of `<service>.<topic>.dlq`.
 
 Replay writes the message back to its original topic with its original key,
 value and envelope headers (failure headers dropped, `x-replayed-from` added).
@@ -20,6 +20,7 @@ from comptoir._kafka_security import kafka_client_config
 
 from ._consumer import H_ORIGINAL_TOPIC, H_REPLAYED_FROM, header_pairs
 from ._relay import DELIVERY_TIMEOUT_S, producer_config
+from ._topics import dlq_origin
 
 READ_TIMEOUT_S = 10.0
 
@@ -129,7 +130,7 @@ def get_dead_letter(letter_id: str, *, bootstrap_servers: str) -> DeadLetter | N
 
 def replay_dead_letter(letter: DeadLetter, *, bootstrap_servers: str) -> str:
     """Writes the letter back to its original topic; returns that topic."""
-    origin = letter.header(H_ORIGINAL_TOPIC) or letter.topic.removesuffix(".dlq")
+    origin = letter.header(H_ORIGINAL_TOPIC) or dlq_origin(letter.topic)
     headers: list[tuple[str, str | bytes | None]] = [
         (name, value) for name, value in letter.headers if not name.startswith("x-")
     ]

@@ -214,13 +214,14 @@ def report_lag(owner: EventConsumer, positions: list[TopicPartition], probe: Con
                 max(0, high - position)
             )
         for topic in owner.topics:
-            _metrics.DLQ_MESSAGES.labels(service, owner.group, topic).set(_dlq_size(probe, topic))
+            _metrics.DLQ_MESSAGES.labels(service, owner.group, topic).set(
+                _dlq_size(probe, dlq_topic(topic, owner.config.service))
+            )
     except Exception as error:  # noqa: BLE001 - metrics never stop consumption
         _log_once(f"lag report failed: {type(error).__name__}: {error}")
 
 
-def _dlq_size(consumer: Consumer, topic: str) -> int:
-    name = dlq_topic(topic)
+def _dlq_size(consumer: Consumer, name: str) -> int:
     metadata = consumer.list_topics(name, timeout=2.0)
     found = metadata.topics.get(name)
     if found is None or found.error is not None:

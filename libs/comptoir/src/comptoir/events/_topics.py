@@ -1,9 +1,13 @@
 """Topic names and their creation.
 
-`<topic>` carries an event type, `<topic>.retry.<n>` holds messages waiting for
-their n-th retry, `<topic>.dlq` the dead letters. A service's relay creates the
-topics it produces to, its consumer the topics it reads with their retry and
-dead-letter topics, at start-up. Partitions and retention come from a TopicSpec
+`<topic>` carries an event type. A consuming service has failure topics of its
+own for it: `<service>.<topic>.retry.<n>` holds its messages waiting for their
+n-th retry, `<service>.<topic>.dlq` its dead letters. Named after the service,
+they are its alone: its Kafka principal may write them (prefix `<service>.`),
+no other service's may, so nobody can slip a forged event into another
+service's retries. A service's relay creates the topics it produces to, its
+consumer the topics it reads with their retry and dead-letter topics, at
+start-up (or `create_topics`, with an admin principal). Partitions and retention come from a TopicSpec
 in `COMPTOIR["KAFKA_TOPICS"]` when the service declares one, else from
 `COMPTOIR_EVENTS` (TOPIC_PARTITIONS, TOPIC_RETENTION_MS, DLQ_RETENTION_MS).
 """
@@ -22,18 +26,25 @@ from ._config import EventSettings
 _RETRY = re.compile(r"^(?P<origin>.+)\.retry\.(?P<n>[0-9]+)$")
 
 
-def retry_topic(topic: str, attempt: int) -> str:
-    return f"{topic}.retry.{attempt}"
+def retry_topic(topic: str, attempt: int, service: str) -> str:
+    return f"{service}.{topic}.retry.{attempt}"
 
 
-def dlq_topic(topic: str) -> str:
-    return f"{topic}.dlq"
+def dlq_topic(topic: str, service: str) -> str:
+    return f"{service}.{topic}.dlq"
 
 
-def parse_retry_topic(topic: str) -> tuple[str, int] | None:
-    """(origin topic, n) for `<origin>.retry.<n>`, else None."""
-    match = _RETRY.match(topic)
+def parse_retry_topic(topic: str, service: str) -> tuple[str, int] | None:
+    """(origin topic, n) for `service`'s `<service>.<origin>.retry.<n>`, else None."""
+    if not topic.startswith(f"{service}."):
+        return None
+    match = _RETRY.match(topic.removeprefix(f"{service}."))
     return (match["origin"], int(match["n"])) if match else None
+
+
+def dlq_origin(dlq: str) -> str:
+    """The event topic of a dead-letter topic `<service>.<topic>.dlq`."""
+    return dlq.removesuffix(".dlq").split(".", 1)[-1]
 
 
 def _declared() -> dict[str, TopicSpec]:
@@ -61,11 +72,11 @@ def topic_specs(
         if not with_failure_topics:
             continue
         for attempt in range(1, len(config.retry_delays) + 1):
-            name = retry_topic(topic, attempt)
+            name = retry_topic(topic, attempt, config.service)
             specs.append(
                 declared.get(name) or TopicSpec(name, partitions=main.partitions, config=main.config)
             )
-        name = dlq_topic(topic)
+        name = dlq_topic(topic, config.service)
         specs.append(
             declared.get(name)
             or TopicSpec(name, partitions=1, config={"retention.ms": str(config.dlq_retention_ms)})

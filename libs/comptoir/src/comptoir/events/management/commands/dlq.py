@@ -13,6 +13,7 @@ from django.utils.module_loading import autodiscover_modules
 
 from comptoir.events import (
     DeadLetter,
+    dlq_topic,
     get_dead_letter,
     handled_topics,
     list_dead_letters,
@@ -22,7 +23,8 @@ from comptoir.events import (
 
 
 def _dlq_name(topic: str) -> str:
-    return topic if topic.endswith(".dlq") else f"{topic}.dlq"
+    """This service's dead-letter topic of an event topic (a `.dlq` name is taken as it is)."""
+    return topic if topic.endswith(".dlq") else dlq_topic(topic, settings.COMPTOIR["SERVICE_NAME"])
 
 
 class Command(BaseCommand):
@@ -33,7 +35,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
         listing = actions.add_parser("list", help="one line per dead letter")
-        listing.add_argument("--topic", action="append", help="a topic or its .dlq (default: all handled)")
+        listing.add_argument(
+            "--topic", action="append", help="an event topic or a .dlq topic (default: every one handled)"
+        )
         listing.add_argument("--limit", type=int, default=1000)
         show = actions.add_parser("show", help="headers and envelope of one dead letter")
         show.add_argument("id", help="<dlq topic>:<partition>:<offset>, as `list` prints")
