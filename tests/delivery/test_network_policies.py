@@ -269,7 +269,8 @@ def test_each_service_reaches_its_own_database_redis_kafka_dns_and_the_collector
             for peer in rule["to"]
             if not reaches_the_chart(docs, peer)
         ]
-        expected = [(peer, (53, 53)) for peer in np["dns"]["peers"]]
+        dns_ports = tuple(port["port"] for port in np["dns"]["ports"])
+        expected: list[tuple[Any, tuple[Any, ...]]] = [(peer, dns_ports) for peer in np["dns"]["peers"]]
         expected += [(peer, tuple(np["redis"]["ports"])) for peer in np["redis"]["peers"]]
         expected += [(peer, (otlp_port,)) for peer in np["tracing"]["peers"]]
         if pod.service != GATEWAY:
@@ -277,8 +278,7 @@ def test_each_service_reaches_its_own_database_redis_kafka_dns_and_the_collector
             expected += [(peer, (np["databases"]["port"],)) for peer in np["databases"]["peers"][pod.service]]
         if pod.service == "email_service":
             expected += [(peer, (values["platform"]["emailPort"],)) for peer in np["smtp"]["peers"]]
-        key = lambda item: yaml.safe_dump(item)  # noqa: E731 - a sort key for nested dicts
-        assert sorted(outside, key=key) == sorted(expected, key=key), pod.owner
+        assert sorted(outside, key=yaml.safe_dump) == sorted(expected, key=yaml.safe_dump), pod.owner
 
 
 def test_no_two_services_share_a_database_peer() -> None:
