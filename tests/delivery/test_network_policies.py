@@ -24,6 +24,7 @@ from test_helm import VALUES, by_kind, helm, kubeconform, render
 
 SETTING_URL = re.compile(r"settings\.([A-Z]+)_SERVICE_URL\b")
 WEB_PORT = 8000
+SCRAPED = ("worker", "relay", "consumer")  # processes that serve /metrics on their own port
 
 
 def dns(service: str) -> str:
@@ -110,7 +111,11 @@ def pods(docs: list[dict[str, Any]]) -> list[Pod]:
 
 
 def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    assert set(selector) <= {"matchLabels"}, f"selector not understood here: {selector}"
+    assert set(selector) <= {"matchLabels", "matchExpressions"}, f"selector not understood here: {selector}"
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", f"selector not understood here: {selector}"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
     return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
 
 
@@ -227,6 +232,22 @@ def rendered(request: pytest.FixtureRequest) -> tuple[list[dict[str, Any]], dict
 # ---- the chart's pods -------------------------------------------------------------
 
 
+def test_workers_relays_and_consumers_serve_metrics_on_the_port_prometheus_may_open(
+    rendered: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    docs, values = rendered
+    port = values["platform"]["metricsPort"]
+    scraped = [pod for pod in pods(docs) if pod.component in SCRAPED]
+    assert len(scraped) == 14  # 5 workers, 5 relays, 4 consumers
+    for pod in scraped:
+        container = pod.spec["containers"][0]
+        env = {item["name"]: item["value"] for item in container["env"]}
+        assert env == {"COMPTOIR_METRICS_PORT": str(port), "COMPTOIR_METRICS_HOST": "0.0.0.0"}, pod.owner  # noqa: S104 - the pod's address, behind its policy
+        assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}], (
+            pod.owner
+        )
+
+
 def test_no_pod_gets_a_kubernetes_api_token(rendered: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
     docs, _ = rendered
     accounts = by_kind(docs, "ServiceAccount")
@@ -307,8 +328,12 @@ def test_only_the_gateway_admits_the_ingress_controller(
             continue
         for peer, _, name in allowed:
             assert peer not in controller, f"{name} admits the ingress controller into {pod.owner}"
+        if pod.component in SCRAPED:
+            # Workers, relays, consumers: Prometheus on their metrics port, nobody else.
+            assert [(peer, ports) for peer, ports, _ in allowed] == [(p, ["metrics"]) for p in monitoring]
+            continue
         if pod.component != "web":
-            # Workers, beat, relays, consumers, migrations: nothing opens them.
+            # Beat, migrations: nothing opens them.
             assert allowed == [], pod.owner
             continue
         from_platform = {
@@ -360,7 +385,8 @@ def test_policies_disabled_change_nothing_else() -> None:
 
     on = [doc for doc in yaml.safe_load_all(render()) if doc]
     off = [doc for doc in yaml.safe_load_all(render("--set", "networkPolicy.enabled=false")) if doc]
-    assert len(policies(on)) == 12  # default deny, 5 x (egress, web ingress), the gateway
+    # default deny, 5 x (egress, web ingress, metrics ingress), the gateway
+    assert len(policies(on)) == 17
     assert policies(off) == []
     assert off == without_policies(on)
 
@@ -368,7 +394,7 @@ def test_policies_disabled_change_nothing_else() -> None:
 def test_the_default_deny_policy_can_be_left_to_the_namespace_owner() -> None:
     docs = [doc for doc in yaml.safe_load_all(render("--set", "networkPolicy.defaultDeny=false")) if doc]
     assert "default-deny" not in by_kind(docs, "NetworkPolicy")
-    assert len(policies(docs)) == 11
+    assert len(policies(docs)) == 16
 
 
 def test_a_service_without_its_database_peers_is_refused() -> None:
@@ -393,7 +419,7 @@ def test_kubeconform_validates_the_network_policies(tmp_path: Path) -> None:
     good.write_text(yaml.safe_dump_all(policies(docs)))
     result = kubeconform(good)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "12 resources found in 1 file - Valid: 12, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+    assert "17 resources found in 1 file - Valid: 17, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
     broken = policies(docs)[1]
     broken["spec"]["egress"][0]["ports"][0]["prot"] = "UDP"
     bad = tmp_path / "broken.yaml"
