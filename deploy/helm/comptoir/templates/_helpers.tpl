@@ -76,13 +76,100 @@ readinessProbe:
   failureThreshold: 2
 {{- end -}}
 
+{{/* A service's ServiceAccount name: (list $root $service) */}}
+{{- define "comptoir.serviceAccountName" -}}
+{{- $root := index . 0 -}}{{- $service := index . 1 -}}
+{{- if $root.Values.serviceAccounts.create -}}
+{{- include "comptoir.dns" $service -}}
+{{- else -}}
+default
+{{- end -}}
+{{- end -}}
+
+{{/* The pod-level settings every pod shares: (list $root $service). No pod gets
+     an API token: nothing of the platform talks to the Kubernetes API. */}}
 {{- define "comptoir.podSecurity" -}}
-{{- $root := . -}}
+{{- $root := index . 0 -}}{{- $service := index . 1 -}}
+serviceAccountName: {{ include "comptoir.serviceAccountName" (list $root $service) }}
 automountServiceAccountToken: false
 securityContext:
   {{- toYaml $root.Values.defaults.podSecurityContext | nindent 2 }}
 {{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rules (values: networkPolicy). */}}
+{{- define "comptoir.dnsEgress" -}}
+- to:
+    {{- toYaml .Values.networkPolicy.dns.peers | nindent 4 }}
+  ports:
+    {{- toYaml .Values.networkPolicy.dns.ports | nindent 4 }}
+{{- end -}}
+
+{{- define "comptoir.redisEgress" -}}
+- to:
+    {{- toYaml .Values.networkPolicy.redis.peers | nindent 4 }}
+  ports:
+    {{- range .Values.networkPolicy.redis.ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+{{- end -}}
+
+{{/* To the collector, on the port of platform.otlpEndpoint (else its protocol's). */}}
+{{- define "comptoir.tracingEgress" -}}
+{{- $endpoint := .Values.platform.otlpEndpoint -}}
+{{- if $endpoint -}}
+{{- $host := (urlParse $endpoint).host -}}
+{{- $port := "" -}}
+{{- if contains ":" $host }}{{ $port = last (splitList ":" $host) }}{{ end -}}
+{{- if not $port }}{{ $port = ternary "4317" "4318" (eq .Values.platform.otlpProtocol "grpc") }}{{ end -}}
+- to:
+    {{- toYaml .Values.networkPolicy.tracing.peers | nindent 4 }}
+  ports:
+    - {port: {{ $port }}, protocol: TCP}
+{{- end -}}
+{{- end -}}
+
+{{/* To the brokers, on the ports of platform.kafkaBootstrapServers (+ extraPorts). */}}
+{{- define "comptoir.kafkaEgress" -}}
+{{- $ports := list -}}
+{{- range $server := splitList "," .Values.platform.kafkaBootstrapServers -}}
+{{- $ports = append $ports (int (last (splitList ":" (trim $server)))) -}}
+{{- end -}}
+{{- range .Values.networkPolicy.kafka.extraPorts }}{{ $ports = append $ports (int .) }}{{ end -}}
+- to:
+    {{- toYaml .Values.networkPolicy.kafka.peers | nindent 4 }}
+  ports:
+    {{- range uniq $ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+{{- end -}}
+
+{{/* DNS, Redis, Kafka, traces: what every process of a Django service reaches. */}}
+{{- define "comptoir.commonEgress" -}}
+{{ include "comptoir.dnsEgress" . }}
+{{ include "comptoir.redisEgress" . }}
+{{ include "comptoir.kafkaEgress" . }}
+{{- with include "comptoir.tracingEgress" . }}
+{{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* To the web pods of the services called: (list $root $calls). */}}
+{{- define "comptoir.callsEgress" -}}
+{{- $root := index . 0 -}}{{- $calls := index . 1 -}}
+{{- range $callee := $calls }}
+{{- $svc := get $root.Values.services $callee }}
+{{- if not $svc }}{{ fail (printf "calls: %s is not a service of the chart" $callee) }}{{ end }}
+{{- if $svc.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "comptoir.selectorLabels" (list $root $callee "web") | nindent 10 }}
+  ports:
+    - {port: 8000, protocol: TCP}
+{{- end }}
 {{- end }}
 {{- end -}}
