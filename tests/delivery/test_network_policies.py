@@ -323,7 +323,8 @@ def test_only_the_gateway_admits_the_ingress_controller(
         if pod.service == GATEWAY:
             assert sorted((yaml.safe_dump(p), ports) for p, ports, _ in allowed) == sorted(
                 [(yaml.safe_dump(p), ["http"]) for p in controller]
-                + [(yaml.safe_dump(p), ["http"]) for p in monitoring]
+                # Prometheus scrapes the gateway's metrics port, never its public one.
+                + [(yaml.safe_dump(p), ["metrics"]) for p in monitoring]
             )
             continue
         for peer, _, name in allowed:
