@@ -121,7 +121,13 @@ def helm_environments() -> list[ProcessEnvironment]:
                     env.update(config_maps[source["configMapRef"]["name"]])
                 if "secretRef" in source:
                     env.update(secrets.get(source["secretRef"]["name"], {}))
-            env.update({item["name"]: str(item["value"]) for item in container.get("env", [])})
+            for item in container.get("env", []):
+                if "value" in item:
+                    env[item["name"]] = str(item["value"])
+                else:  # valueFrom a Secret's key (e.g. the Kafka admin's, which no template renders)
+                    ref = item["valueFrom"]["secretKeyRef"]
+                    placeholder = f"unrendered-{ref['name']}-{ref['key']}-0123456789abcdef"
+                    env[item["name"]] = str(secrets.get(ref["name"], {}).get(ref["key"], placeholder))
             found.append(
                 ProcessEnvironment(
                     "helm",
