@@ -10,9 +10,6 @@ import pytest
 from _environments import ProcessEnvironment, compose_environments, helm_environments, variables_read
 from _repo import ROOT
 
-# Read by `manage.py create_topics` through the topic declarations (not by every
-# process), and sized per deployment on purpose: left out of this check.
-NOT_CHECKED = frozenset({"COMPTOIR_EVENT_TOPIC_PARTITIONS", "COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR"})
 # Read when the process starts serving its metrics (a Celery worker once it is
 # connected to its broker, a relay's or consumer's loop once it runs), which the
 # recording does not reach: checked in the chassis's source instead.
@@ -33,7 +30,7 @@ def test_compose_and_the_chart_give_every_kind_of_process_an_environment() -> No
 @pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.id)
 def test_every_variable_given_to_a_process_is_read(process: ProcessEnvironment, tmp_path: Path) -> None:
     read = variables_read(process, tmp_path)
-    unread = sorted(set(process.env) - read - NOT_CHECKED - set(READ_WHEN_SERVING))
+    unread = sorted(set(process.env) - read - set(READ_WHEN_SERVING))
     assert unread == [], f"{process.id} ({process.service} {process.process}) never reads {unread}"
 
 

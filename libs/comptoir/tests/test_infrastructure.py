@@ -6,16 +6,20 @@ import os
 import subprocess
 import time
 import uuid
+from typing import Any
 
 import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from django.conf import settings
 from django.db import connection
 from testapp.models import Note
 from testapp.tasks import multiply
 
-from comptoir import TopicSpec, ensure_topics, kafka_client_config
+from comptoir import TopicSpec, ensure_topics, event_topic_spec, kafka_client_config
+from comptoir.events import event_settings
+from comptoir.events._topics import topic_specs
 
 
 @pytest.mark.django_db
@@ -93,3 +97,43 @@ def test_kafka_round_trip_with_idempotent_producer_and_manual_commit() -> None:
         assert committed[0].offset == 1
     finally:
         consumer.close()
+
+
+def test_topics_take_the_configured_partitions_and_replication_factor(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    # The environment, unless the service's COMPTOIR_EVENTS says otherwise (the tests' does).
+    settings.COMPTOIR_EVENTS = {k: v for k, v in settings.COMPTOIR_EVENTS.items() if k != "TOPIC_PARTITIONS"}
+    monkeypatch.setenv("COMPTOIR_EVENT_TOPIC_PARTITIONS", "5")
+    monkeypatch.setenv("COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR", "3")
+    config = event_settings()
+
+    specs = topic_specs(["test.rf"], config, with_failure_topics=True)
+
+    assert (config.topic_partitions, config.topic_replication_factor) == (5, 3)
+    assert {spec.replication_factor for spec in specs} == {3}  # main, retries and dead letters alike
+    assert [spec.partitions for spec in specs if not spec.name.endswith(".dlq")] == [5] * (len(specs) - 1)
+
+
+def test_a_service_s_declared_topics_follow_the_deployment_s_sizing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMPTOIR_EVENT_TOPIC_PARTITIONS", "12")
+    monkeypatch.setenv("COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR", "3")
+
+    spec = event_topic_spec("orders.order-created")
+
+    assert (spec.partitions, spec.replication_factor) == (12, 3)
+    assert spec.config == {"retention.ms": str(7 * 24 * 3600 * 1000)}
+    monkeypatch.setenv("COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR", "zero")
+    with pytest.raises(ValueError, match="COMPTOIR_EVENT_TOPIC_"):
+        event_topic_spec("orders.order-created")
+
+
+def test_a_replication_factor_above_the_broker_count_is_refused_before_anything_is_created() -> None:
+    bootstrap = settings.KAFKA_BOOTSTRAP_SERVERS
+    topic = f"test.rf-{uuid.uuid4().hex[:8]}"
+
+    with pytest.raises(ValueError, match=r"replication factor 2 exceeds the 1 broker\(s\)"):
+        ensure_topics([TopicSpec(topic, partitions=1, replication_factor=2)], bootstrap_servers=bootstrap)
+
+    admin = AdminClient(kafka_client_config(bootstrap, log_level=0))
+    assert topic not in admin.list_topics(timeout=10).topics

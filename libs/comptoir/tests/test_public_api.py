@@ -25,6 +25,7 @@ def test_public_api_is_exactly_the_documented_names() -> None:
         "decode_token",
         "ensure_topics",
         "error_body",
+        "event_topic_spec",
         "exception_handler",
         "health_urlpatterns",
         "infrastructure_urls",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import environ
 
-from comptoir import TopicSpec, service_settings
+from comptoir import event_topic_spec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("EMAIL_TASK_QUEUE", default="email_service")
 # Events (comptoir.events). The topics this service consumes, so `manage.py
 # create_topics` makes them; the consumer adds their retry and dead-letter topics.
 COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
-    TopicSpec(name, partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+    event_topic_spec(name)
     for name in ("orders.order-confirmed", "orders.order-cancelled", "users.user-registered")
 ]
 # Event type -> topic overrides as a JSON object (tests use topics of their own).

@@ -5,7 +5,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from comptoir import TopicSpec, service_settings
+from comptoir import event_topic_spec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ CELERY_BEAT_SCHEDULE = {
 # The topics order_service produces (the relay creates them at start-up; the
 # consumer creates those it reads, with their retry and dead-letter topics).
 COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
-    TopicSpec(name, partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+    event_topic_spec(name)
     for name in ("orders.order-created", "orders.order-confirmed", "orders.order-cancelled")
 ]
 

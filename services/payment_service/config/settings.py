@@ -4,7 +4,7 @@ import json
 import os
 from pathlib import Path
 
-from comptoir import TopicSpec, service_settings
+from comptoir import event_topic_spec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ PAYMENT_WALLET_RECENT_ENTRIES = int(os.environ.get("PAYMENT_WALLET_RECENT_ENTRIE
 # from, so `manage.py create_topics` (and the relay at start-up) make them; the
 # consumer adds their retry and dead-letter topics itself.
 COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
-    TopicSpec(name, partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+    event_topic_spec(name)
     for name in (
         # produced (outbox relay)
         "payments.payment-succeeded",

@@ -4,7 +4,7 @@ import json
 import os
 from pathlib import Path
 
-from comptoir import TopicSpec, service_settings
+from comptoir import event_topic_spec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,7 +19,7 @@ CATALOG_MAX_PAGE_SIZE = 100
 # from, so `manage.py create_topics` (and the relay at start-up) make them; the
 # consumer adds their retry and dead-letter topics itself.
 COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
-    TopicSpec(name, partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+    event_topic_spec(name)
     for name in (
         # produced (outbox relay)
         "stock.stock-reserved",

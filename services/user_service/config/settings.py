@@ -6,7 +6,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from comptoir import TopicSpec, service_settings
+from comptoir import event_topic_spec, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ REST_FRAMEWORK["NUM_PROXIES"] = env.int("TRUSTED_PROXY_COUNT", default=1)  # typ
 # Events (comptoir.events): the topic this service produces to, so `manage.py
 # create_topics` and the relay at start-up make it.
 COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
-    TopicSpec("users.user-registered", partitions=3, config={"retention.ms": str(7 * 24 * 3600 * 1000)})
+    event_topic_spec("users.user-registered")
 ]
 # Event type -> topic overrides as a JSON object (tests use topics of their own).
 COMPTOIR_EVENTS = {"TOPICS": json.loads(env.str("COMPTOIR_EVENT_TOPICS", default="") or "{}")}

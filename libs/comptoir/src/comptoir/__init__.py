@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     )
     from ._health import health_urlpatterns, run_checks
     from ._http import ServiceClient, ServiceTokenProvider, UpstreamError
-    from ._kafka_admin import TopicSpec, ensure_topics
+    from ._kafka_admin import TopicSpec, ensure_topics, event_topic_spec
     from ._kafka_security import kafka_client_config
     from ._logging import RequestContextFilter, logging_config, request_id_var
     from ._middleware import RequestIdMiddleware
@@ -58,6 +58,7 @@ _SOURCES = {
     "ServiceScopeRequired": "._scopes",
     "ServiceTokenProvider": "._http",
     "TopicSpec": "._kafka_admin",
+    "event_topic_spec": "._kafka_admin",
     "UpstreamError": "._http",
     "create_celery_app": "._celery",
     "decode_token": "._auth",
@@ -97,6 +98,7 @@ __all__ = [
     "decode_token",
     "ensure_topics",
     "error_body",
+    "event_topic_spec",
     "exception_handler",
     "health_urlpatterns",
     "infrastructure_urls",

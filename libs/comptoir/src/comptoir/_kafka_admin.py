@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,27 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def event_topic_spec(name: str) -> TopicSpec:
+    """An event topic as the deployment configures them: partitions, replication factor
+    and retention from COMPTOIR_EVENT_TOPIC_PARTITIONS (3), _REPLICATION_FACTOR (1) and
+    _RETENTION_MS (7 days), read when the settings load."""
+    environ = os.environ
+    try:
+        partitions = int(environ.get("COMPTOIR_EVENT_TOPIC_PARTITIONS", "3"))
+        replication_factor = int(environ.get("COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR", "1"))
+        retention_ms = int(environ.get("COMPTOIR_EVENT_TOPIC_RETENTION_MS", str(7 * 24 * 3600 * 1000)))
+    except ValueError as error:
+        raise ValueError(f"COMPTOIR_EVENT_TOPIC_*: {error}") from None
+    if partitions < 1 or replication_factor < 1:
+        raise ValueError("COMPTOIR_EVENT_TOPIC_PARTITIONS and _REPLICATION_FACTOR must be at least 1")
+    return TopicSpec(
+        name,
+        partitions=partitions,
+        replication_factor=replication_factor,
+        config={"retention.ms": str(retention_ms)},
+    )
+
+
 def ensure_topics(
     topics: Iterable[TopicSpec], *, bootstrap_servers: str, timeout_s: float = 30.0
 ) -> list[str]:
@@ -29,10 +51,18 @@ def ensure_topics(
     if not wanted:
         return []
     admin = AdminClient(kafka_client_config(bootstrap_servers, log_level=0))
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    missing = [spec for name, spec in wanted.items() if name not in existing]
+    cluster = admin.list_topics(timeout=timeout_s)
+    missing = [spec for name, spec in wanted.items() if name not in cluster.topics]
     if not missing:
         return []
+    brokers = len(cluster.brokers)
+    for spec in missing:
+        if spec.replication_factor > brokers:
+            raise ValueError(
+                f"Kafka topic {spec.name}: replication factor {spec.replication_factor} exceeds the "
+                f"{brokers} broker(s) of the cluster at {bootstrap_servers} "
+                "(COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR, or the TopicSpec's replication_factor)"
+            )
     futures = admin.create_topics(
         [
             NewTopic(

@@ -2,7 +2,8 @@
 environment variables over defaults that suit the local devstack.
 
 Keys: RETRY_DELAYS (seconds, one retry topic each), TOPIC_PARTITIONS,
-TOPIC_RETENTION_MS, DLQ_RETENTION_MS, RELAY_BATCH_SIZE, RELAY_POLL_INTERVAL,
+TOPIC_REPLICATION_FACTOR (of the topics the service creates; at most the broker
+count), TOPIC_RETENTION_MS, DLQ_RETENTION_MS, RELAY_BATCH_SIZE, RELAY_POLL_INTERVAL,
 OUTBOX_RETENTION (seconds a sent row is kept), INBOX_RETENTION (seconds),
 CONSUMER_BATCH_SIZE, TOPICS (event type -> topic, overriding the catalogue),
 PRODUCERS (event type -> the service its consumers accept it from, overriding
@@ -26,6 +27,7 @@ class EventSettings:
     bootstrap_servers: str
     retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)
     topic_partitions: int = 3
+    topic_replication_factor: int = 1
     topic_retention_ms: int = 7 * DAY_MS
     dlq_retention_ms: int = 30 * DAY_MS
     relay_batch_size: int = 500
@@ -58,6 +60,7 @@ def event_settings() -> EventSettings:
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
         retry_delays=tuple(float(delay) for delay in delays),
         topic_partitions=number("TOPIC_PARTITIONS", defaults.topic_partitions),
+        topic_replication_factor=number("TOPIC_REPLICATION_FACTOR", defaults.topic_replication_factor),
         topic_retention_ms=number("TOPIC_RETENTION_MS", defaults.topic_retention_ms),
         dlq_retention_ms=number("DLQ_RETENTION_MS", defaults.dlq_retention_ms),
         relay_batch_size=number("RELAY_BATCH_SIZE", defaults.relay_batch_size),

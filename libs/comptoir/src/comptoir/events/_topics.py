@@ -66,6 +66,7 @@ def topic_specs(
         main = declared.get(topic) or TopicSpec(
             topic,
             partitions=config.topic_partitions,
+            replication_factor=config.topic_replication_factor,
             config={"retention.ms": str(config.topic_retention_ms)},
         )
         specs.append(main)
@@ -74,12 +75,23 @@ def topic_specs(
         for attempt in range(1, len(config.retry_delays) + 1):
             name = retry_topic(topic, attempt, config.service)
             specs.append(
-                declared.get(name) or TopicSpec(name, partitions=main.partitions, config=main.config)
+                declared.get(name)
+                or TopicSpec(
+                    name,
+                    partitions=main.partitions,
+                    replication_factor=main.replication_factor,
+                    config=main.config,
+                )
             )
         name = dlq_topic(topic, config.service)
         specs.append(
             declared.get(name)
-            or TopicSpec(name, partitions=1, config={"retention.ms": str(config.dlq_retention_ms)})
+            or TopicSpec(
+                name,
+                partitions=1,
+                replication_factor=main.replication_factor,
+                config={"retention.ms": str(config.dlq_retention_ms)},
+            )
         )
     return specs
 
