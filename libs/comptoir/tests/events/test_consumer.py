@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 import uuid
 
 import eventsapp.handlers  # noqa: F401 - registers the handler
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -280,3 +282,50 @@ def test_a_message_waiting_for_retry_does_not_block_other_keys(
     handled = list(HandledNote.objects.order_by("id").values_list("aggregate_id", "attempt"))
     assert handled[-1] == ("slow", 2)
     assert sorted(handled[:-1]) == sorted((["a", "b", "c"][seq % 3], 1) for seq in range(1, 21))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_paused_across_a_rebalance_is_resumed_when_its_partition_comes_back(
+    notes_topic: str, group_id: str, settings: Settings
+) -> None:
+    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "RETRY_DELAYS": [5.0]}
+    (envelope,) = publish_notes(1, keys=["k"], fail_times=1)
+    relay_all()
+    consumer = EventConsumer(group_id=group_id)
+    done = threading.Event()
+
+    def consume() -> None:
+        try:
+            consumer.run(max_seconds=90, until=lambda: consumer.stats.handled == 1)
+        finally:
+            connection.close()
+            done.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    # The retry is read before it is due: its partition is paused.
+    deadline = time.monotonic() + 30
+    while not consumer._paused and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert consumer._paused, "the retry was not deferred"
+
+    # Another member joins (every partition is revoked and shared out), then leaves
+    # (the first member gets them all back), while the retry is still waiting.
+    intruder = Consumer(
+        {
+            **kafka_client_config(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "session.timeout.ms": 10000,
+        }
+    )
+    intruder.subscribe(consumer.topics + consumer.retry_topics)
+    end = time.monotonic() + 4
+    while time.monotonic() < end:
+        intruder.poll(0.2)
+    intruder.close()
+
+    done.wait(timeout=90)
+    thread.join(timeout=5)
+    assert consumer.stats.handled == 1, "the retry was never resumed after the rebalance"
+    assert list(HandledNote.objects.values_list("event_id", "attempt")) == [(envelope.event_id, 2)]

@@ -212,7 +212,9 @@ class EventConsumer:
         """Consumes until `stop()`, `max_seconds`, or `until()` turns true after a batch."""
         declare_topics(self.topics, self.config, with_failure_topics=True)
         consumer = self._consumer = self._new_consumer()
-        consumer.subscribe(self.topics + self.retry_topics, on_revoke=self._on_revoke)
+        consumer.subscribe(
+            self.topics + self.retry_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         _observe.initialise(self)
         lag_reporter = _observe.LagReporter(self, self._new_probe())
         lag_reporter.start()
@@ -247,6 +249,15 @@ class EventConsumer:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for partition in partitions:
             self._paused.pop((partition.topic, partition.partition), None)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The client keeps a partition paused across a rebalance, while the revoke
+        # above forgot when it was due: a retry partition that comes back would
+        # stay paused for good. Take the assignment and resume it all; a retry that
+        # is still not due is read again and paused again with its due time.
+        consumer.assign(partitions)
+        if partitions:
+            consumer.resume(partitions)
 
     def _resume_due(self, consumer: Consumer) -> None:
         now = time.time()
