@@ -5,21 +5,26 @@ names Kafka."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import devstack
+from django.conf import settings
 from django.test import Client
+from eventsapp.models import HandledNote
 
 from comptoir._health import heartbeat_file
 
-from .support import Spawner, wait_for
+from .support import Spawner, publish_notes, wait_for
 
 SERVICE = "comptoir_chassis"
 
@@ -83,6 +88,90 @@ def test_a_broker_outage_keeps_web_ready_and_loops_alive_and_relay_consumer_unre
         assert (relay.poll(), consumer.poll()) == (None, None)
     finally:
         devstack("start", "kafka")
+
+
+class Forwarder:
+    """A TCP port that forwards to the real broker once opened: the broker "comes back"."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self._stop = threading.Event()
+        self.connections: list[socket.socket] = []
+
+    def open(self) -> None:
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            upstream = socket.create_connection(self.target)
+            self.connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_and_a_consumer_started_without_the_broker_wait_for_it(
+    spawner: Spawner, group_id: str, tmp_path: Path
+) -> None:
+    host, _, port = settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0].rpartition(":")
+    broker = Forwarder((host, int(port)))  # bound, not listening yet: nothing answers there
+    heartbeats = tmp_path / "heartbeats"
+    env = {"COMPTOIR_HEARTBEAT_DIR": str(heartbeats), "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker.port}"}
+    try:
+        relay = spawner.start("outbox_relay", LOG_LEVEL="INFO", **env)
+        consumer = spawner.start("consume_events", "--group-id", group_id, LOG_LEVEL="INFO", **env)
+        started = time.time()
+        for kind in ("relay", "consumer"):
+            wait_for(
+                beats_after(heartbeats / heartbeat_file(SERVICE, kind).name, started - 1),
+                timeout_s=60,
+                what=f"the {kind} to beat while it waits",
+            )
+        wait_for(
+            lambda: all("waiting for Kafka" in spawner.output(p) for p in (relay, consumer)),
+            timeout_s=60,
+            what="both to say they wait for Kafka",
+        )
+        assert (relay.poll(), consumer.poll()) == (None, None), "a process exited without its broker"
+        for kind in ("relay", "consumer"):
+            assert probe(spawner, heartbeats, "live", kind)[0] == 0
+
+        broker.open()
+        (envelope,) = publish_notes(1, keys=["back"])
+        wait_for(
+            lambda: HandledNote.objects.filter(event_id=envelope.event_id).exists(),
+            timeout_s=90,
+            what="the event relayed and handled once the broker answers",
+        )
+    except BaseException:
+        for process in (relay, consumer):
+            print(spawner.output(process)[-3000:])
+        raise
+    finally:
+        broker.close()
 
 
 def test_liveness_fails_without_a_heartbeat_or_with_a_stale_one(spawner: Spawner, tmp_path: Path) -> None:

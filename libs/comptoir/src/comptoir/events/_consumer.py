@@ -55,7 +55,7 @@ from ._contracts import ContractError, producer_mismatch, topic_for, validate_pa
 from ._envelope import Envelope, EnvelopeError
 from ._registry import DEFAULT_PURPOSE, Handler, handlers_for
 from ._relay import DELIVERY_TIMEOUT_S, producer_config
-from ._topics import declare_topics, dlq_topic, parse_retry_topic, retry_topic
+from ._topics import declare_topics_when_reachable, dlq_topic, parse_retry_topic, retry_topic
 from .models import InboxMessage
 
 logger = logging.getLogger("comptoir.events.consumer")
@@ -210,7 +210,16 @@ class EventConsumer:
         self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None
     ) -> ConsumerStats:
         """Consumes until `stop()`, `max_seconds`, or `until()` turns true after a batch."""
-        declare_topics(self.topics, self.config, with_failure_topics=True)
+        deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+        if not declare_topics_when_reachable(
+            self.topics,
+            self.config,
+            with_failure_topics=True,
+            stop=self._stop,
+            alive=until,
+            deadline=deadline,
+        ):
+            return self.stats
         consumer = self._consumer = self._new_consumer()
         consumer.subscribe(
             self.topics + self.retry_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -218,7 +227,6 @@ class EventConsumer:
         _observe.initialise(self)
         lag_reporter = _observe.LagReporter(self, self._new_probe())
         lag_reporter.start()
-        deadline = time.monotonic() + max_seconds if max_seconds is not None else None
         next_cleanup = time.monotonic()
         logger.info("consumer %s: subscribed to %s", self.group, ", ".join(self.topics))
         try:

@@ -36,7 +36,7 @@ from comptoir._kafka_security import kafka_client_config
 from . import _observe
 from ._config import EventSettings, event_settings
 from ._outbox import NOTIFY_CHANNEL
-from ._topics import declare_topics, declared_topic_names
+from ._topics import declare_topics, declare_topics_when_reachable, declared_topic_names
 from .models import OutboxMessage
 
 logger = logging.getLogger("comptoir.events.relay")
@@ -223,8 +223,15 @@ class OutboxRelay:
         """Relays until `stop()` (or `max_seconds`); returns what it did. `heartbeat` is
         called on every turn of the loop (the process's liveness), broker down or not."""
         self._listen()
-        declare_topics(declared_topic_names(), self.config, with_failure_topics=False)
         deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+        declare_topics_when_reachable(
+            declared_topic_names(),
+            self.config,
+            with_failure_topics=False,
+            stop=self._stop,
+            alive=heartbeat,
+            deadline=deadline,
+        )
         next_cleanup = time.monotonic()
         _observe.relay_started(self.config.service)
         logger.info("relay: started")

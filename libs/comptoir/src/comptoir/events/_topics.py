@@ -14,14 +14,23 @@ in `COMPTOIR["KAFKA_TOPICS"]` when the service declares one, else from
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 
+from confluent_kafka import KafkaException
 from django.conf import settings
 
 from comptoir import TopicSpec, ensure_topics
 
 from ._config import EventSettings
+
+logger = logging.getLogger("comptoir.events.topics")
+# One attempt to reach the broker, then the waits between attempts (doubling).
+ATTEMPT_TIMEOUT_S = 5.0
+MAX_WAIT_S = 30.0
 
 _RETRY = re.compile(r"^(?P<origin>.+)\.retry\.(?P<n>[0-9]+)$")
 
@@ -96,9 +105,50 @@ def topic_specs(
     return specs
 
 
-def declare_topics(topics: Iterable[str], config: EventSettings, *, with_failure_topics: bool) -> list[str]:
+def declare_topics(
+    topics: Iterable[str], config: EventSettings, *, with_failure_topics: bool, timeout_s: float = 30.0
+) -> list[str]:
     """Creates whichever of the topics (and failure topics) are missing; returns those created."""
     return ensure_topics(
         topic_specs(topics, config, with_failure_topics=with_failure_topics),
         bootstrap_servers=config.bootstrap_servers,
+        timeout_s=timeout_s,
     )
+
+
+def declare_topics_when_reachable(
+    topics: Iterable[str],
+    config: EventSettings,
+    *,
+    with_failure_topics: bool,
+    stop: threading.Event,
+    alive: Callable[[], object] | None = None,
+    deadline: float | None = None,
+) -> bool:
+    """`declare_topics`, waiting for the broker when it cannot be reached: a relay or a
+    consumer started during a broker outage waits (its liveness beating through
+    `alive`, its readiness failing on the broker check) instead of exiting. Tries
+    again after 1, 2, 4... seconds (at most MAX_WAIT_S); False when `stop` was set or
+    the `deadline` (time.monotonic()) passed first."""
+    wanted = list(topics)
+    wait = 1.0
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        if alive is not None:
+            alive()
+        try:
+            declare_topics(
+                wanted, config, with_failure_topics=with_failure_topics, timeout_s=ATTEMPT_TIMEOUT_S
+            )
+            return True
+        except KafkaException as error:
+            logger.warning(
+                "waiting for Kafka at %s to declare topics (retry in %.0f s): %s",
+                config.bootstrap_servers,
+                wait,
+                error,
+            )
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - time.monotonic()))
+        stop.wait(wait)
+        wait = min(max(wait, 0.5) * 2, MAX_WAIT_S)
+    return False
