@@ -110,6 +110,9 @@ def up_services() -> None:
         for line in pool.map(_prepare_service, django_services):
             print(line, flush=True)
     for proc in _platform.all_processes():
+        if not proc.running():
+            # Each log holds the lines of the run `up` starts; the previous run's is kept as .log.1.
+            proc.rotate_log()
         _start(proc)
 
 

@@ -1,7 +1,8 @@
 """`python -m gateway.serve --port 8000`: uvicorn with one worker per core.
 
-uvloop + httptools; no uvicorn access log (the gateway writes its own JSON
-line) and no proxy-header trust (a client must not choose its own address).
+uvloop + httptools; no uvicorn access log (the gateway writes its own ECS
+line), uvicorn's own lines in ECS JSON like the rest, and no proxy-header
+trust (a client must not choose its own address).
 With several workers, Prometheus metrics are aggregated across them through
 `PROMETHEUS_MULTIPROC_DIR` (a fresh temporary folder unless one is given).
 """
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         created = tempfile.mkdtemp(prefix="comptoir-gateway-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    from .observability import logging_config  # after PROMETHEUS_MULTIPROC_DIR is set
+
     try:
         uvicorn.run(
             "gateway.app:app",
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
             http="httptools",
             lifespan="on",
             access_log=False,
+            log_config=logging_config(),
             server_header=False,
             proxy_headers=False,
         )

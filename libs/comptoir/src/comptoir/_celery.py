@@ -10,24 +10,43 @@ connection left broken by an error) as a request would.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, task_prerun
+from celery.signals import celeryd_init, setup_logging, task_prerun, worker_ready
 
 
 def _django_logging(**kwargs: Any) -> None:
     """Workers and beat log like every other process (ECS JSON lines, the chassis'
-    LOGGING) instead of Celery's own format: connecting this signal replaces Celery's setup."""
-    import logging.config
+    LOGGING) instead of Celery's own format: connecting this signal replaces Celery's setup.
 
+    Celery prints its start-up banner outside logging: the processes run with
+    `celery --quiet`, and its "ready" line and every later one are ECS records."""
     from django.conf import settings
 
-    logging.config.dictConfig(settings.LOGGING)
+    from ._logging import configure_logging
+
+    configure_logging(settings.LOGGING)
 
 
 setup_logging.connect(_django_logging, weak=False, dispatch_uid="comptoir-logging")
+# Earlier too: a worker checks its privileges (and may warn) before it sets up logging.
+celeryd_init.connect(_django_logging, weak=False, dispatch_uid="comptoir-logging-early")
+
+
+def _notices_to_logging(**kwargs: Any) -> None:
+    """A worker prints a few notices ("worker: Warm shutdown (MainProcess)") straight to
+    `sys.__stdout__`, around logging and whatever `--quiet` says: from now on they
+    are log records too. (Logging's own handler holds the real stdout.)"""
+    from celery.utils.log import LoggingProxy
+
+    setattr(sys, "__stdout__", LoggingProxy(logging.getLogger("celery.apps.worker"), logging.INFO))  # noqa: B010
+
+
+worker_ready.connect(_notices_to_logging, weak=False, dispatch_uid="comptoir-worker-notices")
 
 
 def _recycle_old_connections(sender: Any = None, **kwargs: Any) -> None:

@@ -184,6 +184,7 @@ def service_settings(
             "SERVE_INCLUDE_SCHEMA": False,
         },
         "LOGGING": logging_config(service, env.str("LOG_LEVEL", default="INFO")),
+        "LOGGING_CONFIG": "comptoir._logging.configure_logging",
         "REDIS_URL": urls["REDIS_URL"],
         "KAFKA_BOOTSTRAP_SERVERS": urls["KAFKA_BOOTSTRAP_SERVERS"],
         # librdkafka security properties (SASL/TLS) of every Kafka client: comptoir._kafka_security.
