@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_init, setup_logging, task_prerun, worker_ready
+from celery.signals import celeryd_init, setup_logging, task_prerun, worker_ready, worker_shutting_down
 
 
 def _django_logging(**kwargs: Any) -> None:
@@ -37,15 +37,49 @@ setup_logging.connect(_django_logging, weak=False, dispatch_uid="comptoir-loggin
 celeryd_init.connect(_django_logging, weak=False, dispatch_uid="comptoir-logging-early")
 
 
+class _NoticeStream:
+    """What a worker writes to `sys.__stdout__` around logging (and whatever
+    `--quiet` says), some of it from signal handlers, where logging's locks must
+    not be taken. Each line is formatted as the chassis' records are
+    (ecs-logging, the context filter) and written to stdout's descriptor in one
+    call. It has no `fileno`: Celery's `safe_say`, which would write plain text to
+    that descriptor, writes nothing; its one notice worth keeping, the shutdown,
+    is written by `_shutdown_notice` instead."""
+
+    def __init__(self, service: str) -> None:
+        import ecs_logging
+
+        from ._logging import RequestContextFilter
+
+        self.formatter = ecs_logging.StdlibFormatter(exclude_fields=["process", "log.origin", "log.original"])
+        self.context = RequestContextFilter(service)
+
+    def write(self, data: str) -> int:
+        text = data.strip()
+        if text:
+            record = logging.LogRecord("celery.apps.worker", logging.INFO, __file__, 0, text, None, None)
+            self.context.filter(record)
+            os.write(1, (self.formatter.format(record) + "\n").encode())
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+
 def _notices_to_logging(**kwargs: Any) -> None:
-    """A worker prints a few notices ("worker: Warm shutdown (MainProcess)") straight to
-    `sys.__stdout__`, around logging and whatever `--quiet` says: from now on they
-    are log records too. (Logging's own handler holds the real stdout.)"""
-    from celery.utils.log import LoggingProxy
+    from django.conf import settings
 
-    setattr(sys, "__stdout__", LoggingProxy(logging.getLogger("celery.apps.worker"), logging.INFO))  # noqa: B010
+    setattr(sys, "__stdout__", _NoticeStream(settings.COMPTOIR["SERVICE_NAME"]))  # noqa: B010
 
 
+def _shutdown_notice(sig: str = "", how: str = "", **kwargs: Any) -> None:
+    """The worker's shutdown notice as a record (this runs in the signal handler)."""
+    stream = sys.__stdout__
+    if isinstance(stream, _NoticeStream):
+        stream.write(f"worker: {how} shutdown (MainProcess), on {sig}")
+
+
+worker_shutting_down.connect(_shutdown_notice, weak=False, dispatch_uid="comptoir-worker-shutdown")
 worker_ready.connect(_notices_to_logging, weak=False, dispatch_uid="comptoir-worker-notices")
 
 
