@@ -46,18 +46,25 @@ class _NoticeStream:
     that descriptor, writes nothing; its one notice worth keeping, the shutdown,
     is written by `_shutdown_notice` instead."""
 
-    def __init__(self, service: str) -> None:
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(
+        self, service: str, *, logger: str = "celery.apps.worker", level: int = logging.INFO
+    ) -> None:
         import ecs_logging
 
         from ._logging import RequestContextFilter
 
         self.formatter = ecs_logging.StdlibFormatter(exclude_fields=["process", "log.origin", "log.original"])
         self.context = RequestContextFilter(service)
+        self.logger = logger
+        self.level = level
 
     def write(self, data: str) -> int:
         text = data.strip()
         if text:
-            record = logging.LogRecord("celery.apps.worker", logging.INFO, __file__, 0, text, None, None)
+            record = logging.LogRecord(self.logger, self.level, __file__, 0, text, None, None)
             self.context.filter(record)
             os.write(1, (self.formatter.format(record) + "\n").encode())
         return len(data)
@@ -65,11 +72,25 @@ class _NoticeStream:
     def flush(self) -> None:
         """Nothing is buffered."""
 
+    def isatty(self) -> bool:
+        return False
+
+
+class _StderrRecords(_NoticeStream):
+    """`sys.stderr` of a ready worker: what libraries print there (kombu's "Restoring
+    N unacknowledged message(s)" at shutdown) becomes records too. Code that asks for
+    its descriptor still gets stderr's."""
+
+    def fileno(self) -> int:
+        return 2
+
 
 def _notices_to_logging(**kwargs: Any) -> None:
     from django.conf import settings
 
-    setattr(sys, "__stdout__", _NoticeStream(settings.COMPTOIR["SERVICE_NAME"]))  # noqa: B010
+    service = settings.COMPTOIR["SERVICE_NAME"]
+    setattr(sys, "__stdout__", _NoticeStream(service))  # noqa: B010
+    setattr(sys, "stderr", _StderrRecords(service, logger="stderr", level=logging.WARNING))  # noqa: B010
 
 
 def _shutdown_notice(sig: str = "", how: str = "", **kwargs: Any) -> None:
