@@ -24,6 +24,10 @@ from ._config import HOST, PORTS, SERVICE_PORTS, service_env
 from ._credentials import test_run_env
 from ._process import ManagedProcess, StartError, log_tail
 
+# The demo staff account (user_service's seed_demo), also each service's admin login.
+ADMIN_EMAIL = "staff@comptoir.dev"
+ADMIN_PASSWORD = "Comptoir-staff-2026"  # noqa: S105 - a published demo credential, devstack only
+
 
 def _infra_processes() -> list[ManagedProcess]:
     return [
@@ -99,6 +103,9 @@ def _prepare_service(service: str) -> str:
     if _platform.has_command(service, "seed_demo"):
         _platform.manage(service, "seed_demo")
         steps.append("seed_demo")
+    # After seed_demo: in user_service the admin login is the demo staff account itself.
+    _platform.manage(service, "seed_admin", "--email", ADMIN_EMAIL, admin_password=ADMIN_PASSWORD)
+    steps.append("seed_admin")
     return f"devstack: {service}: {', '.join(steps)}"
 
 
@@ -110,6 +117,9 @@ def up_services() -> None:
         for line in pool.map(_prepare_service, django_services):
             print(line, flush=True)
     for proc in _platform.all_processes():
+        if not proc.running():
+            # Each log holds the lines of the run `up` starts; the previous run's is kept as .log.1.
+            proc.rotate_log()
         _start(proc)
 
 
@@ -200,7 +210,10 @@ def print_endpoints() -> None:
     )
     for service in _platform.services():
         port = SERVICE_PORTS[service]
-        print(f"  {service:<16} http://{HOST}:{port}/  (health: /health/ready)")
+        admin = ", admin: /admin/" if _platform.is_django(service) else ""
+        print(f"  {service:<16} http://{HOST}:{port}/  (health: /health/ready{admin})")
+    print(f"\n  Admin login (every service's /admin/): {ADMIN_EMAIL} / {ADMIN_PASSWORD}")
+    print("  Demo accounts: alice@comptoir.dev / Alice-demo-2026, bob@comptoir.dev / Bob-demo-2026")
 
 
 def main(argv: list[str] | None = None) -> int:

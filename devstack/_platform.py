@@ -116,15 +116,18 @@ def _expand(word: str, env: dict[str, str]) -> str:
     return word
 
 
-def manage(service: str, *args: str, kafka_admin: bool = False) -> None:
+def manage(service: str, *args: str, kafka_admin: bool = False, admin_password: str | None = None) -> None:
     """Runs `manage.py <args>` for a service, failing loudly with its output.
 
     `kafka_admin`: as the Kafka admin principal (creating topics), not the service's own.
+    `admin_password`: given as DJANGO_ADMIN_PASSWORD (seed_admin), never on the command line.
     """
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **_env(service)}
     if kafka_admin:
         env.update(kafka_client_env(KAFKA_ADMIN))
+    if admin_password is not None:
+        env["DJANGO_ADMIN_PASSWORD"] = admin_password
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=SERVICES_DIR / service,

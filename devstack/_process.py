@@ -8,6 +8,7 @@ process group as a last resort), so `down` stops exactly what `up` started.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ecs_logging
+
 from ._config import LOG_DIR, RUN_DIR
+
+_ECS = ecs_logging.StdlibFormatter(exclude_fields=["process", "log.origin", "log.original"])
 
 
 class StartError(RuntimeError):
@@ -28,6 +33,14 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return f"(no log at {path})"
     content = path.read_text(errors="replace").splitlines()
     return "\n".join(content[-lines:])
+
+
+def start_line(name: str) -> bytes:
+    """What the devstack writes in a process's log as it starts it: an ECS JSON line,
+    like every line the platform's processes write (`service.name` devstack)."""
+    record = logging.LogRecord("devstack", logging.INFO, __file__, 0, "devstack: starting %s", (name,), None)
+    record.__dict__["service.name"] = "devstack"
+    return (_ECS.format(record) + "\n").encode()
 
 
 def wait_until(check: Callable[[], bool], *, deadline_s: float, interval_s: float = 0.2) -> bool:
@@ -85,6 +98,11 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def rotate_log(self) -> None:
+        """Moves the log aside (`<name>.log.1`, replacing the one before): a fresh start's log."""
+        if self.log_file.exists():
+            self.log_file.replace(self.log_file.with_name(self.log_file.name + ".1"))
+
     def start(self) -> None:
         """Starts the process unless it runs already, then waits until it is ready."""
         if self.running():
@@ -96,7 +114,9 @@ class ManagedProcess:
         if self.prepare is not None:
             self.prepare()
         with self.log_file.open("ab") as log:
-            log.write(f"\n--- devstack: starting {self.name} at {time.strftime('%F %T')}\n".encode())
+            if log.tell() and not _ends_a_line(self.log_file):
+                log.write(b"\n")  # the last process left half a line: keep ours whole
+            log.write(start_line(self.name))
             log.flush()
             proc = subprocess.Popen(
                 list(self.argv),
@@ -155,6 +175,12 @@ class ManagedProcess:
 
     def _failure(self, what: str) -> str:
         return f"{self.name} {what}; last lines of {self.log_file}:\n{log_tail(self.log_file)}"
+
+
+def _ends_a_line(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def _alive(pid: int) -> bool:

@@ -11,6 +11,12 @@ from platform_client import Platform, devstack, processes_of, wait_for
 SAGA_MODES = ["orchestration", "choreography"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `after_every_scenario` (reading what the whole suite left behind,
+    e.g. every process's log) run last, whatever their file's name."""
+    items.sort(key=lambda item: item.get_closest_marker("after_every_scenario") is not None)
+
+
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
     import httpx

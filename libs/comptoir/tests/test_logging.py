@@ -99,3 +99,42 @@ def test_no_password_token_or_secret_is_ever_logged(
         assert secret not in output
     assert output.count("[REDACTED]") >= 6
     assert "login failed for" in output  # the lines are there, only the values are gone
+
+
+def test_warnings_and_uncaught_exceptions_become_ecs_records() -> None:
+    import sys
+    import threading
+    import warnings
+
+    from comptoir._logging import configure_logging
+
+    logging.captureWarnings(False)  # Django's set-up captured them already, pytest restored its own
+    configure_logging(logging_config("order_service"))
+    stream = io.StringIO()
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("a deprecated call", DeprecationWarning, stacklevel=1)
+        try:
+            raise RuntimeError("nobody caught me")
+        except RuntimeError as error:
+            sys.excepthook(RuntimeError, error, error.__traceback__)
+    finally:
+        logging.captureWarnings(False)
+        sys.excepthook = sys.__excepthook__
+        threading.excepthook = threading.__excepthook__
+        logging.config.dictConfig(logging_config("comptoir_chassis", "WARNING"))
+
+    warning, uncaught = _records(stream)
+    assert "DeprecationWarning: a deprecated call" in str(warning["message"])
+    assert warning["log"] == {"logger": "py.warnings"}
+    assert warning["service"] == {"name": "order_service"}
+    assert uncaught["message"] == "uncaught exception"
+    assert uncaught["log.level"] == "critical"
+    details = uncaught["error"]
+    assert isinstance(details, dict)
+    assert details["type"] == "RuntimeError"
+    assert details["message"] == "nobody caught me"

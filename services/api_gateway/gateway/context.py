@@ -10,6 +10,8 @@ from starlette.types import Scope
 SCOPE_KEY = "comptoir.gateway"
 # The same request id, for code that sees no scope (each request runs in its own task).
 current_request_id: ContextVar[str | None] = ContextVar("gateway_request_id", default=None)
+# And its traceparent, whose trace and span ids every log line of the request carries.
+current_traceparent: ContextVar[str | None] = ContextVar("gateway_traceparent", default=None)
 
 
 @dataclass

@@ -1,5 +1,13 @@
 """The outermost layer: request id, trace context, security headers, metrics,
-one JSON access log line per request, and a last-resort 500 that reveals nothing."""
+one ECS JSON access line per request, and a last-resort 500 that reveals nothing.
+
+Every line the gateway's processes write is an ECS JSON object (ecs-logging's
+formatter, as in the Django services): its own records, uvicorn's (through
+`logging_config`, which `gateway.serve` hands to uvicorn) and the access line,
+which carries `service.name`, `http.request.id`, `trace.id`, `span.id`,
+`http.request.method`, `url.path`, `http.response.status_code`,
+`http.response.body.bytes`, `event.duration` (ns), `client.ip`, `user.id`,
+`error.code` and the route and upstream as `labels`."""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import atexit
 import contextlib
 import json
 import logging
+import logging.config
 import os
 import re
 import secrets
@@ -15,14 +24,15 @@ import sys
 import time
 from typing import Any
 
+import ecs_logging
 from prometheus_client import Counter, Histogram
-from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .context import SCOPE_KEY, RequestContext, current_request_id
+from .context import SCOPE_KEY, RequestContext, current_request_id, current_traceparent
 from .errors import ErrorCode, send_error
 from .metrics import LATENCY, REQUESTS
 
+SERVICE_NAME = "api_gateway"
 access_logger = logging.getLogger("gateway.access")
 logger = logging.getLogger("gateway")
 
@@ -163,23 +173,69 @@ def log_level() -> int:
     return level
 
 
+class RequestContextFilter(logging.Filter):
+    """Adds `service.name` and, inside a request, its `http.request.id`, `trace.id` and
+    `span.id` to every record (fields a record already carries are kept)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = record.__dict__
+        fields.setdefault("service.name", SERVICE_NAME)
+        request_id = current_request_id.get()
+        if request_id is not None:
+            fields.setdefault("http.request.id", request_id)
+        traceparent = current_traceparent.get()
+        if traceparent is not None:
+            fields.setdefault("trace.id", traceparent[3:35])
+            fields.setdefault("span.id", traceparent[36:52])
+        return True
+
+
+def logging_config(level: int | None = None) -> dict[str, Any]:
+    """A `logging.config.dictConfig` mapping: ECS JSON lines on stdout for every logger
+    of the process (the gateway's, uvicorn's, the libraries'), at `level` (default:
+    LOG_LEVEL). `gateway.serve` gives it to uvicorn, so its lines are ECS too."""
+    level_name = logging.getLevelName(log_level() if level is None else level)
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": RequestContextFilter}},
+        "formatters": {
+            "ecs": {
+                "()": "ecs_logging.StdlibFormatter",
+                # As in the services: the process/origin fields add little and cost bytes;
+                # uvicorn's colour-coded copy of the message is for terminals.
+                "exclude_fields": ["process", "log.origin", "log.original", "color_message"],
+            }
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "ecs",
+                "filters": ["context"],
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level_name},
+        "loggers": {
+            "gateway": {"handlers": [], "level": level_name, "propagate": True},
+            "uvicorn": {"handlers": [], "level": "INFO", "propagate": True},
+            "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
+            # The gateway writes its own access line.
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+            "py.warnings": {"handlers": [], "level": "WARNING", "propagate": True},
+        },
+    }
+
+
 def configure_logging(level: int | None = None) -> None:
-    """JSON lines on stdout for the gateway's loggers, at `level` (default: LOG_LEVEL).
+    """ECS JSON lines on stdout for every logger (`logging_config`), Python warnings
+    included, at `level` (default: LOG_LEVEL); the access line has its own handler.
 
     The access log is on the hot path: its line is serialised once, here, and
-    its handler only writes it (python-json-logger's generic formatter costs
-    several times more per line)."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        )
-    )
-    root = logging.getLogger("gateway")
-    root.handlers[:] = [handler]
-    root.setLevel(log_level() if level is None else level)
-    root.propagate = False
+    its handler only writes it (ecs-logging's formatter costs several times more
+    per line: `access_line`)."""
+    logging.config.dictConfig(logging_config(level))
+    logging.captureWarnings(True)
     access_handler = BatchedLineHandler(sys.stdout.fileno())
     access_handler.setFormatter(logging.Formatter("%(message)s"))
     access_logger.handlers[:] = [access_handler]
@@ -249,15 +305,18 @@ async def flush_periodically() -> None:
 
 _dumps = json.JSONEncoder(ensure_ascii=True).encode
 _second_cache: tuple[int, str] = (-1, "")
+# ecs-logging's version of the schema, as its formatter writes it on every line.
+ECS_VERSION = ecs_logging.ECS_VERSION
 
 
 def _timestamp(now: float) -> str:
-    """ISO 8601 UTC with milliseconds; the part up to the second is computed once a second."""
+    """`@timestamp` as ecs-logging writes it (UTC, milliseconds, `Z`); the part up to
+    the second is computed once a second."""
     global _second_cache
     second = int(now)
     if _second_cache[0] != second:
         _second_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{_second_cache[1]}.{int((now - second) * 1000):03d}+00:00"
+    return f"{_second_cache[1]}.{int((now - second) * 1000):03d}Z"
 
 
 def access_line(
@@ -268,25 +327,40 @@ def access_line(
     route: str,
     upstream: str | None,
     status: int,
-    duration_ms: float,
+    duration_ns: int,
     sent: int,
     client_ip: str,
     user_id: str | None,
     error_code: str | None,
     traceparent: str,
+    now: float | None = None,
 ) -> str:
-    """One JSON object, assembled directly: this runs for every request.
+    """One ECS JSON object, assembled directly: this runs for every request.
 
-    Every value a client controls (method, path, client address) goes through
-    the JSON encoder; request id and traceparent are validated, the rest is ours.
+    It is the line ecs-logging's formatter writes for a record with these fields
+    (same keys, nesting and order; a test holds it to that), without that
+    formatter's cost (about 55 µs a line here, a third of the gateway's CPU per
+    request). Every value a client controls (method, path, client address) goes
+    through the JSON encoder; request id and traceparent are validated, the rest
+    is ours.
     """
+    message = _dumps(f"{method} {path} {status}")
+    error = f'"error":{{"code":{_dumps(error_code)}}},' if error_code is not None else ""
+    labels = (
+        f'"labels":{{"route":{_dumps(route)},"upstream":{_dumps(upstream)}}},'
+        if upstream is not None
+        else f'"labels":{{"route":{_dumps(route)}}},'
+    )
+    user = f',"user":{{"id":{_dumps(user_id)}}}' if user_id is not None else ""
     return (
-        f'{{"time": "{_timestamp(time.time())}", "level": "INFO", "logger": "gateway.access", '
-        f'"message": "request", "request_id": "{request_id}", "method": {_dumps(method)}, '
-        f'"path": {_dumps(path)}, "route": {_dumps(route)}, "upstream": {_dumps(upstream)}, '
-        f'"status": {status}, "duration_ms": {duration_ms}, "bytes": {sent}, '
-        f'"client_ip": {_dumps(client_ip)}, "user_id": {_dumps(user_id)}, '
-        f'"error_code": {_dumps(error_code)}, "traceparent": "{traceparent}"}}'
+        f'{{"@timestamp":"{_timestamp(time.time() if now is None else now)}","log.level":"info",'
+        f'"message":{message},"client":{{"ip":{_dumps(client_ip)}}},"ecs.version":"{ECS_VERSION}",'
+        f'{error}"event":{{"duration":{duration_ns}}},'
+        f'"http":{{"request":{{"id":"{request_id}","method":{_dumps(method)}}},'
+        f'"response":{{"body":{{"bytes":{sent}}},"status_code":{status}}}}},'
+        f'{labels}"log":{{"logger":"gateway.access"}},"service":{{"name":"{SERVICE_NAME}"}},'
+        f'"span":{{"id":"{traceparent[36:52]}"}},"trace":{{"id":"{traceparent[3:35]}"}},'
+        f'"url":{{"path":{_dumps(path)}}}{user}}}'
     )
 
 
@@ -336,6 +410,7 @@ class ObservabilityMiddleware:
         )
         scope[SCOPE_KEY] = context
         request_id_token = current_request_id.set(context.request_id)
+        traceparent_token = current_traceparent.set(context.traceparent)
         extra_headers = [*SECURITY_HEADERS, (b"x-request-id", context.request_id.encode())]
         if not has_origin:
             # The CORS layer is skipped without an Origin; caches must still key on it.
@@ -362,9 +437,7 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
-            logger.exception(
-                "unhandled error", extra={"request_id": context.request_id, "path": scope["path"]}
-            )
+            logger.exception("unhandled error", extra={"url.path": scope["path"]})
             context.error_code = ErrorCode.INTERNAL_ERROR
             if started:
                 raise
@@ -376,6 +449,7 @@ class ObservabilityMiddleware:
                 trace_id=context.request_id,
             )
         finally:
+            current_traceparent.reset(traceparent_token)
             current_request_id.reset(request_id_token)
             duration = time.perf_counter() - began
             self._observe(context.route, scope["method"], status, duration)
@@ -390,7 +464,7 @@ class ObservabilityMiddleware:
                         route=context.route,
                         upstream=context.upstream,
                         status=status,
-                        duration_ms=round(duration * 1000, 3),
+                        duration_ns=int(duration * 1_000_000_000),
                         sent=sent,
                         client_ip=context.client_ip,
                         user_id=context.user_id,

@@ -1,12 +1,12 @@
 """`python -m gateway.serve --port 8000`: uvicorn with one worker per core.
 
-uvloop + httptools; no uvicorn access log (the gateway writes its own JSON
-line) and no proxy-header trust at this level (the app trusts only
-`GATEWAY_TRUSTED_PROXIES`). Prometheus metrics are served on a port of their own
-(`--metrics-port`, default `COMPTOIR_METRICS_PORT` else 9400; 0: none), which
-is not routed to the public: the supervising process serves them, aggregated
-across the workers through `PROMETHEUS_MULTIPROC_DIR` (a fresh temporary folder
-unless one is given).
+uvloop + httptools; no uvicorn access log (the gateway writes its own ECS
+line), uvicorn's own lines in ECS JSON like the rest, and no proxy-header trust
+at this level (the app trusts only `GATEWAY_TRUSTED_PROXIES`). Prometheus
+metrics are served on a port of their own (`--metrics-port`, default
+`COMPTOIR_METRICS_PORT` else 9400; 0: none), which is not routed to the public:
+the supervising process serves them, aggregated across the workers through
+`PROMETHEUS_MULTIPROC_DIR` (a fresh temporary folder unless one is given).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         from gateway.metrics import registry
 
         start_http_server(args.metrics_port, addr=args.host, registry=registry())
+    from .observability import logging_config  # after PROMETHEUS_MULTIPROC_DIR is set
+
     try:
         uvicorn.run(
             "gateway.app:app",
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             http="httptools",
             lifespan="on",
             access_log=False,
+            log_config=logging_config(),
             server_header=False,
             proxy_headers=False,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
 
@@ -93,20 +94,26 @@ def test_metrics_count_requests_latency_and_breaker_state(gateway: httpx.Client,
 def test_access_log_is_one_json_line_per_request(gateway: httpx.Client, platform: Platform) -> None:
     gateway.get("/api/products/", headers={"X-Request-ID": "logged-once"})
 
-    lines: list[dict[str, object]] = []
+    lines: list[dict[str, Any]] = []
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and not lines:
         for raw in platform.log.read_text().splitlines():
             if raw.startswith("{") and '"logged-once"' in raw:
                 lines.append(json.loads(raw))
         time.sleep(0.05)
-    [line] = [entry for entry in lines if entry.get("logger") == "gateway.access"]
-    assert line["method"] == "GET"
-    assert line["path"] == "/api/products/"
-    assert line["route"] == "/api/products/"
-    assert line["upstream"] == "product_service"
-    assert line["status"] == 200
-    assert isinstance(line["duration_ms"], float)
+    [line] = [entry for entry in lines if entry.get("log") == {"logger": "gateway.access"}]
+    assert line["message"] == "GET /api/products/ 200"
+    assert line["log.level"] == "info"
+    assert line["ecs.version"] == "1.6.0"
+    assert line["service"] == {"name": "api_gateway"}
+    assert line["http"]["request"] == {"id": "logged-once", "method": "GET"}
+    assert line["http"]["response"]["status_code"] == 200
+    assert line["url"] == {"path": "/api/products/"}
+    assert line["labels"] == {"route": "/api/products/", "upstream": "product_service"}
+    assert isinstance(line["event"]["duration"], int)
+    assert line["event"]["duration"] > 0
+    assert len(line["trace"]["id"]) == 32
+    assert len(line["span"]["id"]) == 16
 
 
 def test_metrics_are_not_served_on_the_public_port(gateway: httpx.Client, request_id: str) -> None:

@@ -88,3 +88,58 @@ class OrderAdmin(admin.ModelAdmin[Order]):
     def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         # The change page stays viewable (view permission); nothing on it is editable.
         return False
+
+
+@admin.register(OrderSaga)
+class OrderSagaAdmin(admin.ModelAdmin[OrderSaga]):
+    """Every saga's state, to find the stuck or failed ones (filters) or one order's (search)."""
+
+    list_display = (
+        "order",
+        "status",
+        "current_step",
+        "attempts",
+        "failure_reason",
+        "reservation_id",
+        "payment_id",
+        "stall_deadline",
+        "updated_at",
+    )
+    list_filter = ("status", "current_step", "failure_reason")
+    search_fields = ("=order__id", "=reservation_id", "=payment_id")
+    search_help_text = "Order id, reservation id or payment id."
+    list_select_related = ("order",)
+    ordering = ("-updated_at",)
+    readonly_fields = (*list_display, "compensation_plan", "last_error", "created_at")
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: OrderSaga | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: OrderSaga | None = None) -> bool:
+        return False
+
+
+@admin.register(SagaTimelineEntry)
+class SagaTimelineEntryAdmin(admin.ModelAdmin[SagaTimelineEntry]):
+    """The saga's steps across orders: which step fails, and how often."""
+
+    list_display = ("order", "step", "status", "error", "at")
+    list_filter = ("step", "status")
+    search_fields = ("=order__id",)
+    search_help_text = "Order id."
+    list_select_related = ("order",)
+    ordering = ("-at",)
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SagaTimelineEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SagaTimelineEntry | None = None) -> bool:
+        return False

@@ -51,3 +51,56 @@ def test_the_admin_cannot_change_an_order(admin_client_: Client, make_order: Cal
 
     assert response.status_code == 403
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
+
+
+def test_sagas_are_searchable_by_order_id_and_read_only(
+    admin_client_: Client, make_order: Callable[..., Order]
+) -> None:
+    from orders.models import OrderSaga, SagaStatus
+
+    wanted, other = make_order(), make_order()
+    OrderSaga.objects.create(order=wanted, status=SagaStatus.RUNNING, reservation_id="res-1")
+    OrderSaga.objects.create(order=other, status=SagaStatus.RUNNING)
+
+    found = admin_client_.get("/admin/orders/ordersaga/", {"q": str(wanted.pk)})
+    by_reservation = admin_client_.get("/admin/orders/ordersaga/", {"q": "res-1"})
+    change = admin_client_.post(f"/admin/orders/ordersaga/{wanted.pk}/change/", {"status": "COMPENSATED"})
+
+    assert found.status_code == 200
+    assert f"/admin/orders/ordersaga/{wanted.pk}/change/" in found.content.decode()
+    assert f"/admin/orders/ordersaga/{other.pk}/change/" not in found.content.decode()
+    assert f"/admin/orders/ordersaga/{wanted.pk}/change/" in by_reservation.content.decode()
+    assert change.status_code == 403
+    assert OrderSaga.objects.get(pk=wanted.pk).status == SagaStatus.RUNNING
+
+
+def test_the_outbox_and_inbox_are_listed_and_searchable(admin_client_: Client) -> None:
+    import uuid
+
+    from comptoir.events.models import InboxMessage, OutboxMessage
+
+    event_id = uuid.uuid4()
+    OutboxMessage.objects.create(
+        event_id=event_id, event_type="order.created", topic="orders.order-created", key="4242", envelope="{}"
+    )
+    InboxMessage.objects.create(
+        consumer="order_service.saga",
+        event_id=event_id,
+        event_type="stock.reserved",
+        topic="stock.stock-reserved",
+        partition=0,
+        offset=7,
+    )
+
+    outbox = admin_client_.get("/admin/comptoir_events/outboxmessage/", {"q": "4242"})
+    nothing = admin_client_.get("/admin/comptoir_events/outboxmessage/", {"q": "4243"})
+    pending = admin_client_.get("/admin/comptoir_events/outboxmessage/", {"published": "no"})
+    inbox = admin_client_.get("/admin/comptoir_events/inboxentry/", {"q": str(event_id)})
+
+    assert outbox.status_code == 200
+    assert '<td class="field-key">4242</td>' in outbox.content.decode()
+    assert '<td class="field-key">4242</td>' not in nothing.content.decode()
+    assert '<td class="field-key">4242</td>' in pending.content.decode()
+    assert inbox.status_code == 200
+    assert "order_service.saga" in inbox.content.decode()
+    assert admin_client_.get("/admin/comptoir_events/outboxmessage/add/").status_code == 403

@@ -30,9 +30,9 @@ helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version }}
 {{- define "comptoir.command" -}}
 {{- $service := index . 0 -}}{{- $process := index . 1 -}}
 {{- if eq $process "worker" -}}
-["celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2", "-Q", {{ $service | quote }}, "--without-gossip", "--without-mingle"]
+["celery", "-A", "config", "--quiet", "worker", "--loglevel=INFO", "--concurrency=2", "-Q", {{ $service | quote }}, "--without-gossip", "--without-mingle"]
 {{- else if eq $process "beat" -}}
-["celery", "-A", "config", "beat", "--loglevel=INFO", "--schedule", "/tmp/celerybeat-schedule"]
+["celery", "-A", "config", "--quiet", "beat", "--loglevel=INFO", "--schedule", "/tmp/celerybeat-schedule"]
 {{- else if eq $process "relay" -}}
 ["python", "manage.py", "outbox_relay"]
 {{- else if eq $process "consumer" -}}

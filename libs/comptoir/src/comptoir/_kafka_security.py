@@ -19,6 +19,7 @@ may write and read follows from the credentials it is given.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -97,7 +98,13 @@ def kafka_client_config(bootstrap_servers: str | None = None, **overrides: Any) 
         from django.conf import settings
 
         bootstrap_servers = str(settings.KAFKA_BOOTSTRAP_SERVERS)
-    return {"bootstrap.servers": bootstrap_servers, **kafka_security(), **overrides}
+    # librdkafka's own messages go through Python logging (ECS lines), not to stderr.
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "logger": logging.getLogger("comptoir.kafka"),
+        **kafka_security(),
+        **overrides,
+    }
 
 
 def kafka_principal() -> str | None:

@@ -9,12 +9,20 @@ shipped to one index and joined on the trace.
 
 Secrets never reach the output: bearer tokens, JWTs and password/secret/token
 values in messages and extras are replaced with `[REDACTED]` before formatting.
+
+Nothing else reaches the output either: `configure_logging` (Django's
+LOGGING_CONFIG, and the Celery processes') also routes Python warnings and
+uncaught exceptions through the same handler, so a process's stdout holds ECS
+lines only. gunicorn's own lines go the same way: see `comptoir.gunicorn`.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
+import sys
+import threading
 from contextvars import ContextVar
 from typing import Any
 
@@ -65,7 +73,10 @@ def _redact_value(key: str, value: Any) -> Any:
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds the ECS context fields to every record and removes secrets from it."""
+    """Adds the ECS context fields to every record and removes secrets from it.
+
+    A field the record already carries (given with `extra=`, as gunicorn's access
+    line does once the request's context is gone) is kept."""
 
     def __init__(self, service: str = "") -> None:
         super().__init__()
@@ -74,14 +85,16 @@ class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         fields = record.__dict__
         fields["service.name"] = self.service
-        fields["http.request.id"] = request_id_var.get()
+        if fields.get("http.request.id") is None:
+            fields["http.request.id"] = request_id_var.get()
         user_id = user_id_var.get()
-        if user_id is not None:
+        if user_id is not None and fields.get("user.id") is None:
             fields["user.id"] = user_id
-        trace_id, span_id = _current_trace_ids()
-        if trace_id is not None:
-            fields["trace.id"] = trace_id
-            fields["span.id"] = span_id
+        if fields.get("trace.id") is None:
+            trace_id, span_id = _current_trace_ids()
+            if trace_id is not None:
+                fields["trace.id"] = trace_id
+                fields["span.id"] = span_id
         # The message once, redacted (args may hold a token or a request body).
         try:
             message = record.getMessage()
@@ -126,7 +139,42 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
+            # Django's default handlers for these (plain text when DEBUG, mail to
+            # ADMINS) are replaced: their records reach the root's handler.
+            "django": {"level": "INFO", "handlers": [], "propagate": True},
             "django.server": {"level": "WARNING"},
             "django.db.backends": {"level": "INFO"},
+            # Python warnings, once `configure_logging` captured them.
+            "py.warnings": {"level": "WARNING"},
         },
     }
+
+
+def configure_logging(config: dict[str, Any]) -> None:
+    """Applies a `logging_config()` mapping, and sends what would bypass it through
+    it too: warnings (`warnings.warn` prints to stderr) and uncaught exceptions
+    (the interpreter prints their traceback to stderr) become ECS records.
+
+    Django calls it with LOGGING (the chassis sets LOGGING_CONFIG to it)."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    logging.getLogger("comptoir").critical("uncaught exception", exc_info=(kind, error, traceback))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("comptoir").critical(
+        "uncaught exception in thread %s",
+        thread,
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+    )

@@ -121,6 +121,8 @@ def service_settings(
             "comptoir._metrics.MetricsMiddleware",
             "comptoir.RequestIdMiddleware",
             "django.middleware.security.SecurityMiddleware",
+            # The admin's static files, served by the web process itself (DEBUG or not).
+            "whitenoise.middleware.WhiteNoiseMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
@@ -158,7 +160,12 @@ def service_settings(
         "USE_I18N": True,
         "USE_TZ": True,
         "STATIC_URL": "static/",
-        "STATIC_ROOT": env.str("DJANGO_STATIC_ROOT", default=str(base_dir / "staticfiles")),
+        # Static files are the admin's (and DRF's): WhiteNoise finds them where the
+        # apps keep them, at start-up, so no collectstatic step is needed in the image
+        # or the devstack. A collected folder (`collectstatic` into DJANGO_STATIC_ROOT)
+        # is served too when one is given.
+        "STATIC_ROOT": env.str("DJANGO_STATIC_ROOT", default=None),
+        "WHITENOISE_USE_FINDERS": True,
         "REST_FRAMEWORK": {
             "DEFAULT_AUTHENTICATION_CLASSES": ["comptoir.JWTAuthentication"],
             "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -184,6 +191,7 @@ def service_settings(
             "SERVE_INCLUDE_SCHEMA": False,
         },
         "LOGGING": logging_config(service, env.str("LOG_LEVEL", default="INFO")),
+        "LOGGING_CONFIG": "comptoir._logging.configure_logging",
         "REDIS_URL": urls["REDIS_URL"],
         "KAFKA_BOOTSTRAP_SERVERS": urls["KAFKA_BOOTSTRAP_SERVERS"],
         # librdkafka security properties (SASL/TLS) of every Kafka client: comptoir._kafka_security.

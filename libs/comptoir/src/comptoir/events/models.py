@@ -53,3 +53,27 @@ class InboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer} handled {self.event_type} {self.event_id}"
+
+
+class InboxEntry(models.Model):
+    """The inbox table as the admin reads it. Django's admin cannot list a model
+    with a composite primary key (InboxMessage's), so this unmanaged model maps
+    the same table with `event_id` as its key; it is never written (and several
+    consumer groups may hold the same event id, so it is never fetched by key)."""
+
+    event_id = models.UUIDField(primary_key=True)
+    consumer = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=200)
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    handled_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "comptoir_events_inboxmessage"
+        verbose_name = "inbox entry"
+        verbose_name_plural = "inbox"
+
+    def __str__(self) -> str:
+        return f"{self.consumer} handled {self.event_type} {self.event_id}"

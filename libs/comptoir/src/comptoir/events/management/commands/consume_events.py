@@ -41,5 +41,5 @@ class Command(BaseCommand):
         # `until` runs after every poll, broker down or not: the loop's heartbeat, which the
         # liveness probe reads (`python -m comptoir.probe live consumer`).
         heartbeat = Heartbeat(settings.COMPTOIR["SERVICE_NAME"], "consumer")
-        stats = consumer.run(max_seconds=options["max_seconds"], until=heartbeat.keep_going)
-        self.stdout.write(f"{consumer.group}: {stats}")
+        # Its totals are logged by the consumer as it leaves its group (an ECS record).
+        consumer.run(max_seconds=options["max_seconds"], until=heartbeat.keep_going)

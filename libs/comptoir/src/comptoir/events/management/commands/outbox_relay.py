@@ -34,5 +34,5 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: relay.stop())
         # The heartbeat file is the liveness probe's (`python -m comptoir.probe live relay`).
         heartbeat = Heartbeat(settings.COMPTOIR["SERVICE_NAME"], "relay")
-        stats = relay.run(max_seconds=options["max_seconds"], heartbeat=heartbeat.beat)
-        self.stdout.write(f"relayed {stats.sent} event(s) in {stats.batches} batch(es)")
+        # Its totals are logged by the relay as it stops (an ECS record, like every line).
+        relay.run(max_seconds=options["max_seconds"], heartbeat=heartbeat.beat)
