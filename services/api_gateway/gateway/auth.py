@@ -70,7 +70,7 @@ class JWKSCache:
                     response.raise_for_status()
                     data = await response.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-                logger.warning("jwks fetch failed", extra={"url": self.url, "error": repr(error)})
+                logger.warning("jwks fetch failed", extra={"url.full": self.url, "error.message": repr(error)})
                 return
             keys: dict[str, jwt.PyJWK] = {}
             for entry in data.get("keys", []) if isinstance(data, dict) else []:
@@ -80,7 +80,7 @@ class JWKSCache:
                 try:
                     keys[kid] = jwt.PyJWK(entry, algorithm=ALGORITHM)
                 except jwt.PyJWTError as error:
-                    logger.warning("jwks entry skipped", extra={"kid": kid, "error": repr(error)})
+                    logger.warning("jwks entry skipped", extra={"kid": kid, "error.message": repr(error)})
             self.keys = keys
             self.fetched_at = time.monotonic()
 

@@ -109,7 +109,7 @@ class DocsMerger:
                 response.raise_for_status()
                 document = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            logger.warning("schema fetch failed", extra={"upstream": name, "error": repr(error)})
+            logger.warning("schema fetch failed", extra={"upstream": name, "error.message": repr(error)})
             return None
         return document if isinstance(document, dict) else None
 

@@ -396,7 +396,7 @@ async def _relay(response: aiohttp.ClientResponse, method: str, send: Send, name
         except (aiohttp.ClientError, TimeoutError) as error:
             UPSTREAM_ERRORS.labels(name, "aborted").inc()
             logger.warning(
-                "upstream response aborted mid-stream", extra={"upstream": name, "error": repr(error)}
+                "upstream response aborted mid-stream", extra={"upstream": name, "error.message": repr(error)}
             )
             raise
         await send({"type": "http.response.body", "body": b""})

@@ -111,7 +111,7 @@ class Revocations:
                 if not self._failing:
                     logger.warning(
                         "revocation list unreachable; known revocations still apply",
-                        extra={"error": repr(error)},
+                        extra={"error.message": repr(error)},
                     )
                 self._failing = True
                 self.synced = False
