@@ -12,11 +12,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from comptoir import IsEndUser, Principal, requires_scope
+from comptoir import ErrorResponseSerializer, IsEndUser, Principal, requires_scope
 
 from . import keys, selectors, services
 from .serializers import (
-    ErrorSerializer,
     InternalUserSerializer,
     JWKSSerializer,
     LoginInputSerializer,
@@ -31,7 +30,7 @@ from .serializers import (
 )
 from .throttles import AuthRateThrottle
 
-ERROR = OpenApiResponse(ErrorSerializer, description="Standard error body.")
+ERROR = OpenApiResponse(ErrorResponseSerializer, description="Standard error body.")
 
 
 def _token_pair_body(pair: services.TokenPair) -> dict[str, Any]:
