@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 REPO = Path(__file__).resolve().parents[2]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-GATEWAY_STATUSES = {"413", "429", "502", "503", "504"}
+GATEWAY_STATUSES = {"413", "414", "429", "502", "503", "504"}
 
 schema = load_gateway_schema()
 

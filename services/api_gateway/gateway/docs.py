@@ -11,7 +11,7 @@ when an upstream could not be reached, which the document names).
 Every operation also lists what the gateway itself may answer before (or
 instead of) the service, in the platform's error body (`ErrorResponse`, the
 same component the services' chassis declares): 400 (a malformed
-Content-Length), 401 on routes that are not public, 413, 429, 502, 503, 504.
+Content-Length), 401 on routes that are not public, 413, 414, 429, 502, 503, 504.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 GATEWAY_ERRORS: dict[str, str] = {
     "400": "The request is not valid (bad_request: a malformed Content-Length), or the service refused it.",
     "413": "The request body is larger than the gateway accepts (payload_too_large).",
+    "414": "The URI (path and query) is longer than the gateway accepts (uri_too_long).",
     "429": "Too many requests from this user or address (throttled); Retry-After says when to retry.",
     "502": "The service could not be reached or answered nonsense (bad_gateway).",
     "503": "The service, or token verification, is unavailable (upstream_unavailable, unavailable).",

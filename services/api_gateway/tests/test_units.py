@@ -228,10 +228,10 @@ def test_merge_adds_the_gateways_own_statuses_in_the_one_error_body() -> None:
 
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
     public = merged["paths"]["/api/products/"]["get"]["responses"]
-    assert list(public) == ["200", "400", "413", "429", "502", "503", "504"]
+    assert list(public) == ["200", "400", "413", "414", "429", "502", "503", "504"]
     assert public["413"]["content"] == error
     private = merged["paths"]["/api/orders/"]["post"]["responses"]
-    assert list(private) == ["202", "400", "401", "413", "429", "502", "503", "504"]
+    assert list(private) == ["202", "400", "401", "413", "414", "429", "502", "503", "504"]
     assert private["401"]["content"] == error
     assert private["503"] == {"description": "The saga cannot start.", "content": {"application/json": {}}}
     assert merged["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
