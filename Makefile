@@ -61,6 +61,8 @@ typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
 	@cd libs/comptoir && DJANGO_SETTINGS_MODULE=testproject.settings MYPYPATH=tests ../../$(VENV)/bin/mypy --strict src tests
 	@echo "== mypy tests/e2e"
 	@cd tests/e2e && ../../$(VENV)/bin/mypy --config-file mypy.ini .
+	@echo "== mypy tests/contract"
+	@cd tests/contract && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@for s in $(SERVICES); do \
 	  echo "== mypy services/$$s"; \
 	  if [ -f services/$$s/mypy.ini ]; then \
@@ -83,9 +85,10 @@ E2E_ENV := GATEWAY_RATE_LIMIT_AUTHENTICATED=100000/minute GATEWAY_RATE_LIMIT_ANO
 pytest: ## every unit/integration suite (needs the infrastructure: use `make test`)
 	@$(PY) tests/run_suites.py --reports $(REPORTS) $(SUITES)
 
-e2e: install ## the whole platform started: observability checks, then the saga scenarios (both modes)
+# The fuzz run (tests/contract) goes last: it writes through every public route.
+e2e: install ## the whole platform started: observability checks, the saga scenarios (both modes), the API fuzz run
 	@$(E2E_ENV) $(PY) -m devstack run --platform -- \
-	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e
+	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e tests/contract
 
 test: install ## every check: lint, types, contracts, alerts, delivery, suites, e2e (all run; fails if any fails)
 	@rm -rf $(REPORTS)
@@ -112,13 +115,18 @@ clean: down ## stop everything and delete local state (databases, Kafka data, ve
 	  shutil.rmtree(postgres_home(), ignore_errors=True)" || true
 	rm -rf .devstack $(VENV)
 
-.PHONY: contracts-check
-contracts-check: ## event contracts: AsyncAPI parser, schema compatibility with git history
+.PHONY: contracts-check openapi
+contracts-check: $(VENV)/.installed ## event and REST contracts: compatibility with git history, OpenAPI documents up to date, AsyncAPI parser
 	@echo "== contracts"
 	@$(PY) contracts/check_compatibility.py
+	@$(PY) contracts/check_openapi.py check
+	@$(PY) tests/run_suites.py --reports $(REPORTS) contracts
 	@test -d contracts/node_modules/@asyncapi/parser || \
 	  (cd contracts && npm install --no-package-lock --no-fund --no-audit --ignore-scripts --loglevel=error)
 	@node contracts/validate-asyncapi.mjs
+
+openapi: $(VENV)/.installed ## write contracts/openapi/<service>.yaml (and the gateway's merged one) from the code
+	@$(PY) contracts/check_openapi.py generate
 
 .PHONY: delivery-check
 delivery-check: $(VENV)/.installed ## Dockerfiles, compose, workflows, Helm chart, image commands (no Docker engine)

@@ -5,8 +5,10 @@ def test_public_api_is_exactly_the_documented_names() -> None:
     # Adding to or removing from the chassis API must be a deliberate change here.
     assert sorted(comptoir.__all__) == [
         "ApplicationError",
+        "AutoSchema",
         "ConflictError",
         "ErrorCode",
+        "ErrorResponseSerializer",
         "InvalidToken",
         "IsEndUser",
         "IsServiceClient",

@@ -34,7 +34,7 @@ from .auth import Authenticator
 from .config import Settings, load_settings
 from .context import context_of, current_request_id
 from .docs import DOCS_CSP, DOCS_HTML, DocsMerger
-from .errors import ErrorCode, error_body
+from .errors import ErrorCode, error_body, send_error
 from .health import readiness
 from .observability import ObservabilityMiddleware, configure_logging, flush_periodically
 from .proxy import Proxy
@@ -103,6 +103,26 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     return _error(request, 500, ErrorCode.INTERNAL_ERROR, "An unexpected error occurred.")
+
+
+def _uri_bytes(scope: Scope) -> int:
+    query: bytes = scope.get("query_string", b"")
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    return len(raw_path) + (len(query) + 1 if query else 0)
+
+
+async def _uri_too_long(scope: Scope, send: Send, limit: int) -> None:
+    context = context_of(scope)
+    context.route = "other"
+    context.error_code = ErrorCode.URI_TOO_LONG
+    await send_error(
+        send,
+        414,
+        ErrorCode.URI_TOO_LONG,
+        f"The URI (path and query) exceeds {limit} bytes.",
+        trace_id=context.request_id,
+        details={"max_bytes": limit},
+    )
 
 
 class CORS(CORSMiddleware):
@@ -207,6 +227,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/api/"):
+                if _uri_bytes(scope) > runtime.settings.max_uri_bytes:
+                    await _uri_too_long(scope, send, runtime.settings.max_uri_bytes)
+                    return
                 assert runtime.proxy is not None, "the lifespan must run before requests"
                 await runtime.proxy(scope, receive, send)
                 return

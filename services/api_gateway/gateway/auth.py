@@ -70,7 +70,9 @@ class JWKSCache:
                     response.raise_for_status()
                     data = await response.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-                logger.warning("jwks fetch failed", extra={"url.full": self.url, "error.message": repr(error)})
+                logger.warning(
+                    "jwks fetch failed", extra={"url.full": self.url, "error.message": repr(error)}
+                )
                 return
             keys: dict[str, jwt.PyJWK] = {}
             for entry in data.get("keys", []) if isinstance(data, dict) else []:

@@ -131,6 +131,9 @@ class Settings:
     trusted_proxies: tuple[str, ...]
     access_log: bool
     preserve_host: bool
+    # Below the services' request-line limit (gunicorn: 4094 bytes), so that a
+    # longer URI is refused here in the standard body instead of in their HTML.
+    max_uri_bytes: int = 4000
 
     def route_for(self, path: str) -> Route | None:
         """The route whose prefix is the longest match (routes are kept sorted)."""
@@ -298,6 +301,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cors=cors,
         max_body_bytes=env.integer("GATEWAY_MAX_BODY_BYTES", limits_raw.get("max_body_bytes", 1048576)),
         body_timeout_s=env.number("GATEWAY_BODY_TIMEOUT_S", limits_raw.get("body_timeout_s", 10)),
+        max_uri_bytes=env.integer("GATEWAY_MAX_URI_BYTES", limits_raw.get("max_uri_bytes", 4000)),
         connect_timeout_s=env.number("GATEWAY_CONNECT_TIMEOUT_S", limits_raw.get("connect_timeout_s", 2)),
         retries=env.integer("GATEWAY_RETRIES", limits_raw.get("retries", 2)),
         retry_backoff_s=env.number("GATEWAY_RETRY_BACKOFF_S", limits_raw.get("retry_backoff_s", 0.05)),

@@ -7,15 +7,22 @@ so `/internal/…` and anything else unrouted is dropped. Components that two
 services define differently are renamed with the service's name and their
 `$ref`s rewritten. The merged document is cached for a minute (a few seconds
 when an upstream could not be reached, which the document names).
+
+Every operation also lists what the gateway itself may answer before (or
+instead of) the service, in the platform's error body (`ErrorResponse`, the
+same component the services' chassis declares): 400 (a malformed
+Content-Length), 401 on routes that are not public, 413, 414, 429, 502, 503, 504.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -27,6 +34,62 @@ logger = logging.getLogger("gateway.docs")
 SCHEMA_PATH = "/api/schema/?format=json"
 CACHE_S = 60.0
 CACHE_DEGRADED_S = 5.0
+
+
+ERROR_COMPONENT = "ErrorResponse"
+# Equal to the chassis' component (libs/comptoir `_schema.ERROR_SCHEMA`), so the
+# merge keeps one error component; a service that differs gets renamed, visibly.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The platform's error body: a stable code, a message, details, the request id.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "Stable, machine-readable code."},
+                "message": {"type": "string"},
+                "details": {"description": "Per-field problems for validation errors, else {}."},
+                "trace_id": {"type": "string", "nullable": True, "description": "The request id."},
+            },
+            "required": ["code", "message", "details", "trace_id"],
+        }
+    },
+    "required": ["error"],
+}
+GATEWAY_ERRORS: dict[str, str] = {
+    "400": "The request is not valid (bad_request: a malformed Content-Length), or the service refused it.",
+    "413": "The request body is larger than the gateway accepts (payload_too_large).",
+    "414": "The URI (path and query) is longer than the gateway accepts (uri_too_long).",
+    "429": "Too many requests from this user or address (throttled); Retry-After says when to retry.",
+    "502": "The service could not be reached or answered nonsense (bad_gateway).",
+    "503": "The service, or token verification, is unavailable (upstream_unavailable, unavailable).",
+    "504": "The service did not answer in time (upstream_timeout).",
+}
+NOT_AUTHENTICATED = "No bearer token, or an invalid one (not_authenticated, authentication_failed)."
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}}},
+    }
+
+
+def add_gateway_responses(paths: dict[str, Any], is_public: Callable[[str, str], bool]) -> None:
+    """Adds the statuses the gateway answers itself to every operation that lacks them."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method not in _METHODS or not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            statuses = dict(GATEWAY_ERRORS)
+            if not is_public(method.upper(), path):
+                statuses["401"] = NOT_AUTHENTICATED
+            for status, description in statuses.items():
+                if not (responses.get(status) or {}).get("content"):
+                    responses[status] = _error_response(description)
+            operation["responses"] = dict(sorted(responses.items()))
 
 
 def _camel(name: str) -> str:
@@ -47,8 +110,15 @@ def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
     return node
 
 
-def merge_documents(documents: list[tuple[str, tuple[str, ...], dict[str, Any]]]) -> dict[str, Any]:
-    """Merges (upstream name, routed prefixes, OpenAPI document) into one document."""
+def merge_documents(
+    documents: list[tuple[str, tuple[str, ...], dict[str, Any]]],
+    is_public: Callable[[str, str], bool] | None = None,
+) -> dict[str, Any]:
+    """Merges (upstream name, routed prefixes, OpenAPI document) into one document.
+
+    With `is_public` (the gateway's public rules), every operation also lists
+    the gateway's own error statuses.
+    """
     merged: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
@@ -57,7 +127,7 @@ def merge_documents(documents: list[tuple[str, tuple[str, ...], dict[str, Any]]]
             "description": "Every public route of the platform, served through the API gateway.",
         },
         "paths": {},
-        "components": {},
+        "components": {"schemas": {ERROR_COMPONENT: copy.deepcopy(ERROR_SCHEMA)}} if is_public else {},
         "tags": [],
     }
     seen_tags: set[str] = set()
@@ -86,6 +156,8 @@ def merge_documents(documents: list[tuple[str, tuple[str, ...], dict[str, Any]]]
                 seen_tags.add(str(tag.get("name")))
                 merged["tags"].append(tag)
     merged["paths"] = dict(sorted(merged["paths"].items()))
+    if is_public is not None:
+        add_gateway_responses(merged["paths"], is_public)
     if not merged["tags"]:
         del merged["tags"]
     return merged
@@ -127,7 +199,7 @@ class DocsMerger:
                 for name, doc in zip(names, fetched, strict=True)
                 if doc is not None
             ]
-            merged = merge_documents(documents)
+            merged = merge_documents(documents, self.settings.is_public)
             missing = [name for name, doc in zip(names, fetched, strict=True) if doc is None]
             if missing:
                 merged["info"]["x-unavailable-services"] = missing

@@ -147,7 +147,8 @@ class Limiter:
         RATE_LIMIT_ERRORS.inc()
         cause = error.storage_error if isinstance(error, StorageError) else error
         logger.warning(
-            "rate limit storage unavailable; letting the request through", extra={"error.message": repr(cause)}
+            "rate limit storage unavailable; letting the request through",
+            extra={"error.message": repr(cause)},
         )
 
     def _grant(self, key: tuple[str, str, int], tokens: int, expires: float) -> None:

@@ -207,6 +207,20 @@ def test_oversized_body_is_refused_before_the_service(
     assert platform.accounts.seen(request_id) == []
 
 
+def test_an_overlong_uri_is_refused_in_the_standard_body_before_the_service(
+    gateway: httpx.Client, platform: Platform, token_factory: TokenFactory, user_id: int, request_id: str
+) -> None:
+    headers = {**token_factory.header(token_factory.user(user_id)), "X-Request-ID": request_id}
+    response = gateway.get(PROTECTED, params={"q": "x" * 4000}, headers=headers)
+
+    assert_error(response, 414, "uri_too_long", request_id)
+    assert response.json()["error"]["details"] == {"max_bytes": 4000}
+    assert platform.accounts.seen(request_id) == []
+
+    within = gateway.get(PROTECTED, params={"q": "x" * 3000}, headers=headers)
+    assert within.status_code == 200
+
+
 def test_oversized_chunked_body_is_refused_before_the_service(
     gateway: httpx.Client, platform: Platform, token_factory: TokenFactory, user_id: int, request_id: str
 ) -> None:

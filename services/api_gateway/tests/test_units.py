@@ -205,3 +205,33 @@ async def test_an_unexpected_failure_is_a_plain_500_in_the_standard_body() -> No
     }
     assert "secret" not in response.text
     assert response.headers["x-request-id"] == "boom-1"
+
+
+def test_merge_adds_the_gateways_own_statuses_in_the_one_error_body() -> None:
+    document = {
+        "openapi": "3.0.3",
+        "paths": {
+            "/api/products/": {"get": {"responses": {"200": {"description": "Catalogue."}}}},
+            "/api/orders/": {
+                "post": {
+                    "responses": {
+                        "202": {"description": "Placed."},
+                        "503": {"description": "The saga cannot start.", "content": {"application/json": {}}},
+                    }
+                }
+            },
+        },
+    }
+    merged = merge_documents(
+        [("shop", ("/api/",), document)], is_public=lambda method, path: path == "/api/products/"
+    )
+
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    public = merged["paths"]["/api/products/"]["get"]["responses"]
+    assert list(public) == ["200", "400", "413", "414", "429", "502", "503", "504"]
+    assert public["413"]["content"] == error
+    private = merged["paths"]["/api/orders/"]["post"]["responses"]
+    assert list(private) == ["202", "400", "401", "413", "414", "429", "502", "503", "504"]
+    assert private["401"]["content"] == error
+    assert private["503"] == {"description": "The saga cannot start.", "content": {"application/json": {}}}
+    assert merged["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]

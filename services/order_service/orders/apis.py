@@ -15,14 +15,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import ApplicationError, IsEndUser, Principal
+from comptoir import ApplicationError, ErrorResponseSerializer, IsEndUser, Principal
 
 from .errors import OrderErrorCode
 from .models import Order
 from .product_quotes import RequestedLine
 from .selectors import order_get_for_user, order_list_for_user
 from .serializers import (
-    ErrorResponseSerializer,
     OrderCreateInputSerializer,
     OrderDetailSerializer,
     OrderSerializer,

@@ -76,16 +76,3 @@ class OrderDetailSerializer(OrderSerializer):
     class Meta(OrderSerializer.Meta):
         fields = (*OrderSerializer.Meta.fields, "saga_mode", "status_history", "timeline")
         read_only_fields = fields
-
-
-class ErrorSerializer(serializers.Serializer[Any]):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.JSONField()
-    trace_id = serializers.CharField(allow_null=True)
-
-
-class ErrorResponseSerializer(serializers.Serializer[Any]):
-    """The standard error body of every Comptoir service."""
-
-    error = ErrorSerializer()

@@ -86,16 +86,3 @@ class PaymentResultSerializer(serializers.ModelSerializer[Payment]):
         model = Payment
         fields = ("payment_id", "order_id", "user_id", "status", "amount", "currency")
         read_only_fields = fields
-
-
-class ErrorDetailSerializer(serializers.Serializer[Any]):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.JSONField()
-    trace_id = serializers.CharField(allow_null=True)
-
-
-class ErrorSerializer(serializers.Serializer[Any]):
-    """The platform's error body."""
-
-    error = ErrorDetailSerializer()

@@ -34,6 +34,7 @@ from .errors import (
 from .models import LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
 
 CENT = Decimal("0.01")
+MAX_USER_ID = 2**63 - 1  # user ids are PostgreSQL bigints
 
 
 def default_currency() -> str:
@@ -68,9 +69,11 @@ def wallet_get_or_create(*, user_id: int) -> Wallet:
 @transaction.atomic
 def wallet_credit(*, user_id: int, amount: Decimal) -> Wallet:
     """Tops the wallet up by `amount` (a CREDIT entry), opening it if needed."""
-    if user_id < 1:
+    if not 1 <= user_id <= MAX_USER_ID:
         raise ApplicationError(
-            ErrorCode.VALIDATION_ERROR, "User ids start at 1.", details={"user_id": user_id}
+            ErrorCode.VALIDATION_ERROR,
+            f"User ids are 1 to {MAX_USER_ID}.",
+            details={"user_id": user_id},
         )
     amount = _money(amount)
     wallet_get_or_create(user_id=user_id)

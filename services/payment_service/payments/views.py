@@ -17,14 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import IsEndUser, IsStaff, Principal, requires_scope
+from comptoir import ErrorResponseSerializer, IsEndUser, IsStaff, Principal, requires_scope
 
 from . import selectors, services
 from .models import Payment
 from .serializers import (
     ChargeRequestSerializer,
     CreditRequestSerializer,
-    ErrorSerializer,
     PaymentResultSerializer,
     PaymentSerializer,
     RefundRequestSerializer,
@@ -40,7 +39,10 @@ def _caller_id(request: Request) -> int:
 
 
 def _errors(**responses: str) -> dict[int, OpenApiResponse]:
-    return {int(code): OpenApiResponse(ErrorSerializer, description=text) for code, text in responses.items()}
+    return {
+        int(code): OpenApiResponse(ErrorResponseSerializer, description=text)
+        for code, text in responses.items()
+    }
 
 
 _AUTH_ERRORS = {"401": "No or invalid token.", "403": "Not allowed for this caller."}

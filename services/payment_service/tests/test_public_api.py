@@ -334,9 +334,13 @@ def test_staff_credit_authorization(
     assert LedgerEntry.objects.count() == 1
 
 
-def test_staff_credit_of_user_zero_is_refused(client: Client, user_headers: Headers) -> None:
+# 2**63 is past PostgreSQL's bigint: refused before it reaches the database (it was a 500).
+@pytest.mark.parametrize("user_id", [0, 2**63, 4178694250420803364566874456064])
+def test_staff_credit_of_a_user_id_out_of_range_is_refused(
+    client: Client, user_headers: Headers, user_id: int
+) -> None:
     response = client.post(
-        credit_url(0),
+        credit_url(user_id),
         {"amount": "5.00"},
         content_type="application/json",
         headers=user_headers(STAFF, is_staff=True),

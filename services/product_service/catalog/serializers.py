@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.core.validators import slug_re
+from django.utils.encoding import smart_str
 from rest_framework import serializers
 
 from .models import Category, Product, StockLevel, StockReservation, StockReservationLine
@@ -60,6 +62,17 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
         read_only_fields = fields
 
 
+class CategorySlugField(serializers.SlugRelatedField[Category]):
+    """A category by its slug; a value that is no slug is refused before the lookup
+    (PostgreSQL refuses a NUL in a query, which would otherwise be a 500)."""
+
+    def to_internal_value(self, data: Any) -> Category:
+        if not isinstance(data, str) or not slug_re.match(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=smart_str(data))
+        category: Category = super().to_internal_value(data)
+        return category
+
+
 class ProductInputSerializer(serializers.Serializer[Any]):
     sku = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
     name = serializers.CharField(max_length=200)
@@ -68,7 +81,7 @@ class ProductInputSerializer(serializers.Serializer[Any]):
     currency = serializers.RegexField(
         r"^[A-Z]{3}$", max_length=3, required=False, default="EUR", help_text="ISO 4217 code."
     )
-    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    category = CategorySlugField(slug_field="slug", queryset=Category.objects.all())
     is_active = serializers.BooleanField(required=False, default=True)
 
 

@@ -153,6 +153,10 @@ def test_duplicate_sku_is_409(staff: Api, make_product: ProductFactory, new_prod
         ({"price": "free"}, "price"),
         ({"currency": "euro"}, "currency"),
         ({"category": "no-such-category"}, "category"),
+        # Not a slug: refused before the lookup (PostgreSQL cannot even compare a NUL).
+        ({"category": "cof\x00fee"}, "category"),
+        ({"category": "café crème"}, "category"),
+        ({"category": 12}, "category"),
         ({"sku": "has spaces"}, "sku"),
         ({"sku": ""}, "sku"),
         ({"name": ""}, "name"),

@@ -78,16 +78,3 @@ class JWKSerializer(serializers.Serializer[None]):
 
 class JWKSSerializer(serializers.Serializer[None]):
     keys = JWKSerializer(many=True)
-
-
-class ErrorDetailSerializer(serializers.Serializer[None]):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
-    trace_id = serializers.CharField(allow_null=True)
-
-
-class ErrorSerializer(serializers.Serializer[None]):
-    """The platform's error body."""
-
-    error = ErrorDetailSerializer()

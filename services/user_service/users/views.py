@@ -13,11 +13,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from comptoir import InvalidToken, IsEndUser, Principal, decode_token, requires_scope
+from comptoir import ErrorResponseSerializer, InvalidToken, IsEndUser, Principal, decode_token, requires_scope
 
 from . import keys, selectors, services
 from .serializers import (
-    ErrorSerializer,
     InternalUserSerializer,
     JWKSSerializer,
     LoginInputSerializer,
@@ -32,7 +31,7 @@ from .serializers import (
 )
 from .throttles import AuthRateThrottle
 
-ERROR = OpenApiResponse(ErrorSerializer, description="Standard error body.")
+ERROR = OpenApiResponse(ErrorResponseSerializer, description="Standard error body.")
 
 
 def _token_pair_body(pair: services.TokenPair) -> dict[str, Any]:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._kafka_security import kafka_client_config
     from ._logging import RequestContextFilter, logging_config, request_id_var
     from ._middleware import RequestIdMiddleware
+    from ._schema import AutoSchema, ErrorResponseSerializer
     from ._scopes import ServiceScopeRequired, requires_scope
     from ._settings import infrastructure_urls, service_settings, service_urls
 
@@ -43,8 +44,10 @@ if TYPE_CHECKING:
 # before Django is configured, without pulling in DRF.
 _SOURCES = {
     "ApplicationError": "._errors",
+    "AutoSchema": "._schema",
     "ConflictError": "._errors",
     "ErrorCode": "._errors",
+    "ErrorResponseSerializer": "._schema",
     "InvalidToken": "._auth",
     "IsEndUser": "._auth",
     "IsServiceClient": "._auth",
@@ -78,8 +81,10 @@ _SOURCES = {
 
 __all__ = [
     "ApplicationError",
+    "AutoSchema",
     "ConflictError",
     "ErrorCode",
+    "ErrorResponseSerializer",
     "InvalidToken",
     "IsEndUser",
     "IsServiceClient",

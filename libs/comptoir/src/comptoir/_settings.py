@@ -172,7 +172,7 @@ def service_settings(
             "UNAUTHENTICATED_USER": None,
             "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
             "PAGE_SIZE": env.int("API_PAGE_SIZE", default=20),
-            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "DEFAULT_SCHEMA_CLASS": "comptoir.AutoSchema",
             "EXCEPTION_HANDLER": "comptoir.exception_handler",
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
             "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
