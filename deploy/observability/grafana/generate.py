@@ -235,7 +235,9 @@ def messaging() -> dict[str, Any]:
             ),
             panel(
                 "DLQ size",
-                {"{{service}}.{{topic}}.dlq ({{group}})": "max by (service, group, topic) (comptoir_dlq_messages)"},
+                {
+                    "{{service}}.{{topic}}.dlq ({{group}})": "max by (service, group, topic) (comptoir_dlq_messages)"
+                },
                 kind="stat",
             ),
         ],
