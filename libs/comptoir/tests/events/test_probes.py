@@ -112,6 +112,8 @@ class Forwarder:
                 client, _ = self.listener.accept()
             except TimeoutError:
                 continue
+            except OSError:
+                return  # closed by close()
             upstream = socket.create_connection(self.target)
             self.connections += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
