@@ -1,18 +1,29 @@
-"""Reads: the catalogue as the public and staff see it, quotes, reservations."""
+"""Reads: the catalogue as the public and staff see it, quotes, reservations,
+and the pages the reconciliation auditor reads (stock balances, reservations)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from comptoir import ApplicationError, NotFoundError
 
 from .errors import CatalogErrorCode
-from .models import Category, Product, StockReservation
+from .models import (
+    Category,
+    Product,
+    ReservationStatus,
+    StockLevel,
+    StockMovement,
+    StockMovementKind,
+    StockReservation,
+    StockReservationLine,
+)
 
 # Every ordering ends on the primary key so that pages never overlap or skip a row.
 PRODUCT_ORDERINGS: dict[str, tuple[str, ...]] = {
@@ -167,3 +178,79 @@ def reservation_get(*, order_id: str) -> StockReservation:
             "No stock reservation for this order.",
             details={"order_id": order_id},
         ) from None
+
+
+# --- the reconciliation auditor's pages -------------------------------------
+
+
+@dataclass(frozen=True)
+class StockBalance:
+    """What one product's stock should add up to, for the auditor to compare.
+
+    `quantity` (available now) must equal `ledger` (the sum of its movements)
+    and `adjusted - held - committed` (stock received minus the units that
+    reservations hold or sold).
+    """
+
+    product_id: int
+    quantity: int
+    ledger: int
+    adjusted: int
+    held: int
+    committed: int
+
+
+def stock_balance_page(*, after: int, limit: int) -> list[StockBalance]:
+    """The stock balances of the products with an id above `after`, by id (keyset pages)."""
+    product_ids = list(
+        Product.objects.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:limit]
+    )
+    quantities = dict(
+        StockLevel.objects.filter(product_id__in=product_ids).values_list("product_id", "quantity")
+    )
+    movements = {
+        row["product_id"]: row
+        for row in StockMovement.objects.filter(product_id__in=product_ids)
+        .values("product_id")
+        .annotate(ledger=Sum("delta"), adjusted=Sum("delta", filter=Q(kind=StockMovementKind.ADJUST)))
+    }
+    reserved = {
+        row["product_id"]: row
+        for row in StockReservationLine.objects.filter(product_id__in=product_ids)
+        .values("product_id")
+        .annotate(
+            held=Sum("quantity", filter=Q(reservation__status=ReservationStatus.RESERVED)),
+            committed=Sum("quantity", filter=Q(reservation__status=ReservationStatus.COMMITTED)),
+        )
+    }
+    return [
+        StockBalance(
+            product_id=product_id,
+            quantity=quantities.get(product_id, 0),
+            ledger=movements.get(product_id, {}).get("ledger") or 0,
+            adjusted=movements.get(product_id, {}).get("adjusted") or 0,
+            held=reserved.get(product_id, {}).get("held") or 0,
+            committed=reserved.get(product_id, {}).get("committed") or 0,
+        )
+        for product_id in product_ids
+    ]
+
+
+def reservation_audit_page(
+    *,
+    after: int,
+    limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    order_ids: Sequence[str] = (),
+) -> list[StockReservation]:
+    """Reservations by id above `after` (keyset pages), created in [since, until),
+    or only those of `order_ids`; with their lines."""
+    reservations = StockReservation.objects.filter(pk__gt=after)
+    if since is not None:
+        reservations = reservations.filter(created_at__gte=since)
+    if until is not None:
+        reservations = reservations.filter(created_at__lt=until)
+    if order_ids:
+        reservations = reservations.filter(order_id__in=list(order_ids))
+    return list(reservations.order_by("pk").prefetch_related("lines")[:limit])
