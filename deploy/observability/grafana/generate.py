@@ -235,7 +235,9 @@ def messaging() -> dict[str, Any]:
             ),
             panel(
                 "DLQ size",
-                {"{{service}}.{{topic}}.dlq ({{group}})": "max by (service, group, topic) (comptoir_dlq_messages)"},
+                {
+                    "{{service}}.{{topic}}.dlq ({{group}})": "max by (service, group, topic) (comptoir_dlq_messages)"
+                },
                 kind="stat",
             ),
         ],
@@ -281,6 +283,18 @@ def saga() -> dict[str, Any]:
                     "{{task}} {{outcome}}": 'sum by (task, outcome) (rate(comptoir_celery_tasks_total{service="order_service"}[5m]))'
                 },
                 unit="ops",
+            ),
+            panel(
+                "Reconciliation violations by kind (last run)",
+                {"{{kind}}": "max by (kind) (comptoir_reconciliation_violations)"},
+            ),
+            panel(
+                "Time since the last reconciliation run",
+                {
+                    "{{service}}": "time() - max by (service) (comptoir_reconciliation_last_run_timestamp_seconds)"
+                },
+                unit="s",
+                kind="stat",
             ),
             panel(
                 "Order events consumed",
