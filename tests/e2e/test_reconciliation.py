@@ -31,28 +31,35 @@ def violations(output: str) -> dict[str, tuple[int, list[str]]]:
     return found
 
 
-def clean_run() -> subprocess.CompletedProcess[str] | None:
-    result = reconcile(*SETTLE)
-    return result if result.returncode == 0 else None
+def until_clean(what: str) -> subprocess.CompletedProcess[str]:
+    """Runs the auditor until it finds nothing (rows settle), or fails showing its last report."""
+    last: list[subprocess.CompletedProcess[str]] = []
+
+    def clean_run() -> subprocess.CompletedProcess[str] | None:
+        last[:] = [reconcile(*SETTLE)]
+        return last[0] if last[0].returncode == 0 else None
+
+    try:
+        return wait_for(clean_run, timeout_s=90, interval_s=3, what=what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; last report:\n{last[0].stdout}") from None
 
 
 def test_a_settled_platform_reconciles_with_zero_violations(platform: Platform, saga_mode: str) -> None:
     customer = platform.new_customer(balance=Decimal("30.00"))
     product = platform.new_product(stock=3, price=PRICE)
-    confirmed = platform.place_order(customer, [(product, 2)])
-    no_funds = platform.place_order(customer, [(product, 1)])
-    no_stock = platform.place_order(customer, [(product, 5)])
-    finished = {
-        placed["id"]: platform.wait_terminal(customer, placed["id"])
-        for placed in (confirmed, no_funds, no_stock)
-    }
-    assert [(o["status"], o["cancel_reason"]) for o in finished.values()] == [
+    # One after the other: concurrent sagas would race for the wallet.
+    finished = [
+        platform.wait_terminal(customer, platform.place_order(customer, lines)["id"])
+        for lines in ([(product, 2)], [(product, 1)], [(product, 5)])
+    ]
+    assert [(o["status"], o["cancel_reason"] or None) for o in finished] == [
         ("CONFIRMED", None),
         ("CANCELLED", "insufficient_funds"),
         ("CANCELLED", "insufficient_stock"),
     ]
 
-    result = wait_for(clean_run, timeout_s=90, interval_s=3, what="a reconciliation run with 0 violations")
+    result = until_clean("a reconciliation run with 0 violations")
 
     report = violations(result.stdout)
     assert len(report) == 12, result.stdout
@@ -125,5 +132,5 @@ def test_each_broken_invariant_is_reported_by_kind_with_a_non_zero_exit(platform
             f"Payment.objects.filter(order_id='{orphan}').delete()",
         )
 
-    repaired = wait_for(clean_run, timeout_s=90, interval_s=3, what="0 violations once repaired")
+    repaired = until_clean("0 violations once repaired")
     assert "reconciliation: 0 violation(s)" in repaired.stdout
