@@ -26,8 +26,6 @@ from .conftest import ALICE, BOB, Upstreams
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("upstreams")]
 
-NOW_SETTLED = {"settle_s": 0, "deadline_s": 600}
-
 
 def found(report: ReconciliationReport) -> dict[str, int]:
     return {kind: count for kind, count in report.by_kind().items() if count}
@@ -60,7 +58,7 @@ def test_settled_orders_reconcile_with_zero_violations(
     no_stock = settle([(1, 1)])
     assert [o.status for o in (confirmed, no_funds, no_stock)] == ["CONFIRMED", "CANCELLED", "CANCELLED"]
 
-    report = reconcile(**NOW_SETTLED)
+    report = reconcile(settle_s=0, deadline_s=600)
 
     assert found(report) == {}
     assert report.total == 0
@@ -97,7 +95,7 @@ def test_each_broken_invariant_is_reported_with_its_ids(
     upstreams.products.stock[100] += 1
     upstreams.payments.wallets[ALICE] += Decimal("0.01")
 
-    report = reconcile(**NOW_SETTLED)
+    report = reconcile(settle_s=0, deadline_s=600)
 
     assert found(report) == {
         "confirmed_without_capture": 1,
@@ -150,8 +148,8 @@ def test_small_pages_find_the_same(settle: Callable[..., Order], make_order: Cal
     for _ in range(2):
         make_order(status=OrderStatus.CONFIRMED)
 
-    one_by_one = reconcile(page_size=1, **NOW_SETTLED)
-    at_once = reconcile(page_size=500, **NOW_SETTLED)
+    one_by_one = reconcile(page_size=1, settle_s=0, deadline_s=600)
+    at_once = reconcile(page_size=500, settle_s=0, deadline_s=600)
 
     assert (
         found(one_by_one) == found(at_once) == {"confirmed_without_capture": 2, "confirmed_without_commit": 2}
@@ -188,11 +186,12 @@ def test_the_beat_task_exports_every_kind_as_a_gauge(make_order: Callable[..., O
     settings.RECONCILE_SETTLE_S = 0
     make_order(status=OrderStatus.CONFIRMED)
 
-    assert reconcile_task() == {
-        **dict.fromkeys(ViolationKind, 0),
+    expected: dict[str, int] = {
+        **{kind.value: 0 for kind in ViolationKind},
         "confirmed_without_capture": 1,
         "confirmed_without_commit": 1,
     }
+    assert reconcile_task() == expected
 
     text = metrics.render(include_database=False)[0].decode()
     assert (

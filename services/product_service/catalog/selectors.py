@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import F, Q, QuerySet, Sum, Value
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from comptoir import ApplicationError, NotFoundError
@@ -18,7 +19,6 @@ from .models import (
     Category,
     Product,
     ReservationStatus,
-    StockLevel,
     StockMovement,
     StockMovementKind,
     StockReservation,
@@ -200,39 +200,41 @@ class StockBalance:
     committed: int
 
 
+def _total(rows: QuerySet[Any], field: str) -> Coalesce:
+    """SUM(field) of `rows` (already filtered on the outer product) as a subquery, 0 when none."""
+    summed = rows.order_by().values("product").annotate(total=Sum(field)).values("total")
+    return Coalesce(Subquery(summed), Value(0))
+
+
 def stock_balance_page(*, after: int, limit: int) -> list[StockBalance]:
-    """The stock balances of the products with an id above `after`, by id (keyset pages)."""
-    product_ids = list(
-        Product.objects.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:limit]
-    )
-    quantities = dict(
-        StockLevel.objects.filter(product_id__in=product_ids).values_list("product_id", "quantity")
-    )
-    movements = {
-        row["product_id"]: row
-        for row in StockMovement.objects.filter(product_id__in=product_ids)
-        .values("product_id")
-        .annotate(ledger=Sum("delta"), adjusted=Sum("delta", filter=Q(kind=StockMovementKind.ADJUST)))
-    }
-    reserved = {
-        row["product_id"]: row
-        for row in StockReservationLine.objects.filter(product_id__in=product_ids)
-        .values("product_id")
+    """The stock balances of the products with an id above `after`, by id (keyset pages).
+
+    One statement, so one snapshot: a reservation committing meanwhile cannot
+    show its hold in one figure and not in another."""
+    movements = StockMovement.objects.filter(product=OuterRef("pk"))
+    lines = StockReservationLine.objects.filter(product=OuterRef("pk"))
+    rows = (
+        Product.objects.filter(pk__gt=after)
         .annotate(
-            held=Sum("quantity", filter=Q(reservation__status=ReservationStatus.RESERVED)),
-            committed=Sum("quantity", filter=Q(reservation__status=ReservationStatus.COMMITTED)),
+            available=Coalesce(F("stock__quantity"), Value(0)),
+            ledger=_total(movements, "delta"),
+            adjusted=_total(movements.filter(kind=StockMovementKind.ADJUST), "delta"),
+            held=_total(lines.filter(reservation__status=ReservationStatus.RESERVED), "quantity"),
+            committed=_total(lines.filter(reservation__status=ReservationStatus.COMMITTED), "quantity"),
         )
-    }
+        .order_by("pk")
+        .values_list("pk", "available", "ledger", "adjusted", "held", "committed")[:limit]
+    )
     return [
         StockBalance(
-            product_id=product_id,
-            quantity=quantities.get(product_id, 0),
-            ledger=movements.get(product_id, {}).get("ledger") or 0,
-            adjusted=movements.get(product_id, {}).get("adjusted") or 0,
-            held=reserved.get(product_id, {}).get("held") or 0,
-            committed=reserved.get(product_id, {}).get("committed") or 0,
+            product_id=pk,
+            quantity=available,
+            ledger=ledger,
+            adjusted=adjusted,
+            held=held,
+            committed=committed,
         )
-        for product_id in product_ids
+        for pk, available, ledger, adjusted, held, committed in rows
     ]
 
 
