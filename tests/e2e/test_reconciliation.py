@@ -79,26 +79,59 @@ def test_each_broken_invariant_is_reported_by_kind_with_a_non_zero_exit(platform
 
     # Each owner's ORM, in its own database: money and stock moved behind the ledgers,
     # an order cancelled while its money and stock stay taken, a payment of no order.
-    created = django_shell(
-        "payment_service",
-        "from django.db.models import F; from payments.models import Payment, Wallet; "
-        f"assert Wallet.objects.filter(user_id={customer.user_id}).update(balance=F('balance') + 1) == 1; "
-        f"print(Payment.objects.create(order_id='{orphan}', user_id={customer.user_id}, amount=1, "
-        "currency='EUR', status='FAILED').pk)",
-    )
-    orphan_id = int(created.split()[-1])  # the last line printed: the new payment's id
-    django_shell(
-        "product_service",
-        "from django.db.models import F; from catalog.models import StockLevel; "
-        f"assert StockLevel.objects.filter(product_id={product}).update(quantity=F('quantity') + 1) == 1",
-    )
-    django_shell(
-        "order_service",
-        "from orders.models import Order; "
-        f"assert Order.objects.filter(pk={order_id})"
-        ".update(status='CANCELLED', cancel_reason='system_error') == 1",
-    )
+    # Each one is undone afterwards, so the platform is left as consistent as it was.
+    undo: list[tuple[str, str]] = []
     try:
+        django_shell(
+            "payment_service",
+            "from django.db.models import F; from payments.models import Wallet; "
+            f"assert Wallet.objects.filter(user_id={customer.user_id}).update(balance=F('balance') + 1) == 1",
+        )
+        undo.append(
+            (
+                "payment_service",
+                "from django.db.models import F; from payments.models import Wallet; "
+                f"Wallet.objects.filter(user_id={customer.user_id}).update(balance=F('balance') - 1)",
+            )
+        )
+        undo.append(
+            (
+                "payment_service",
+                f"from payments.models import Payment; Payment.objects.filter(order_id='{orphan}').delete()",
+            )
+        )
+        created = django_shell(
+            "payment_service",
+            f"from payments.models import Payment; print(Payment.objects.create(order_id='{orphan}', "
+            f"user_id={customer.user_id}, amount=1, currency='EUR', status='FAILED').pk)",
+        )
+        orphan_id = int(created.split()[-1])  # the last line printed: the new payment's id
+        django_shell(
+            "product_service",
+            "from django.db.models import F; from catalog.models import StockLevel; "
+            f"assert StockLevel.objects.filter(product_id={product}).update(quantity=F('quantity') + 1) == 1",
+        )
+        undo.append(
+            (
+                "product_service",
+                "from django.db.models import F; from catalog.models import StockLevel; "
+                f"StockLevel.objects.filter(product_id={product}).update(quantity=F('quantity') - 1)",
+            )
+        )
+        django_shell(
+            "order_service",
+            "from orders.models import Order; "
+            f"assert Order.objects.filter(pk={order_id})"
+            ".update(status='CANCELLED', cancel_reason='system_error') == 1",
+        )
+        undo.append(
+            (
+                "order_service",
+                "from orders.models import Order; "
+                f"Order.objects.filter(pk={order_id}).update(status='CONFIRMED', cancel_reason=None)",
+            )
+        )
+
         result = reconcile("--settle-seconds", "0", "--deadline-seconds", "600", "--sample-size", "50")
 
         assert result.returncode == 1, result.stdout
@@ -110,22 +143,8 @@ def test_each_broken_invariant_is_reported_by_kind_with_a_non_zero_exit(platform
         assert f"payment {orphan_id}" in report["payment_without_order"][1], result.stdout
         assert "violation(s) of the cross-service invariants" in result.stderr
     finally:
-        django_shell(
-            "order_service",
-            "from orders.models import Order; "
-            f"Order.objects.filter(pk={order_id}).update(status='CONFIRMED', cancel_reason=None)",
-        )
-        django_shell(
-            "product_service",
-            "from django.db.models import F; from catalog.models import StockLevel; "
-            f"StockLevel.objects.filter(product_id={product}).update(quantity=F('quantity') - 1)",
-        )
-        django_shell(
-            "payment_service",
-            "from django.db.models import F; from payments.models import Payment, Wallet; "
-            f"Wallet.objects.filter(user_id={customer.user_id}).update(balance=F('balance') - 1); "
-            f"Payment.objects.filter(order_id='{orphan}').delete()",
-        )
+        for service, code in reversed(undo):
+            django_shell(service, code)
 
     repaired = until_clean("0 violations once repaired")
     assert "reconciliation: 0 violation(s)" in repaired.stdout
