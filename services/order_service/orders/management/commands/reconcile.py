@@ -8,6 +8,7 @@ could not be asked, 0 otherwise. Celery beat runs the same checks periodically
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,8 @@ class Command(BaseCommand):
         parser.add_argument("--sample-size", type=int, help="offending ids shown per kind")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # One line per page asked would bury the report.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         try:
             report = reconcile(
                 since=options["since"],
