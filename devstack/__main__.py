@@ -6,6 +6,7 @@ down                stop everything the devstack started
 status              what runs, with pids and ports
 start|stop|restart NAME   one process (e.g. kafka, order_service.web)
 logs [NAME]         list the log files, or print the end of one
+manage SERVICE ARGS `manage.py ARGS` with the service's own environment (`manage order_service reconcile`)
 env                 the environment of a test run: infrastructure, secrets, the Kafka admin principal
 kafka-acls          the broker ACLs derived from contracts/events/catalog.json (applied at `up`)
 """
@@ -235,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run")
     run.add_argument("--platform", action="store_true", help="also start every service")
     run.add_argument("command", nargs=argparse.REMAINDER)
+    manage_parser = sub.add_parser("manage")
+    manage_parser.add_argument("service")
+    manage_parser.add_argument("args", nargs=argparse.REMAINDER)
     logs = sub.add_parser("logs")
     logs.add_argument("name", nargs="?")
     logs.add_argument("-n", "--lines", type=int, default=50)
@@ -252,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.verb == "run":
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         return run_with(command, platform=args.platform)
+    elif args.verb == "manage":
+        manage_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+        return _platform.manage_passthrough(args.service, manage_args)
     elif args.verb == "env":
         # What a test run gets: `eval "$(python -m devstack env)"` before running pytest by hand.
         for key, value in {**service_env(), **test_run_env()}.items():

@@ -117,6 +117,9 @@ def service_env() -> dict[str, str]:
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{PORTS.otlp_http}",
         # Relays' and consumers' heartbeats (`python -m comptoir.probe live`): this checkout's own.
         "COMPTOIR_HEARTBEAT_DIR": str(RUN_DIR),
+        # order_service's reconciliation auditor (Celery beat): often, locally, so
+        # comptoir_reconciliation_violations shows soon after `make up`.
+        "RECONCILE_INTERVAL_S": "30",
     }
     for name, port in SERVICE_PORTS.items():
         env[f"{name.upper()}_URL"] = f"http://{HOST}:{port}"

@@ -143,6 +143,17 @@ def manage(service: str, *args: str, kafka_admin: bool = False, admin_password: 
         raise SystemExit(f"devstack: {service}: manage.py {' '.join(args)} failed:\n{log_tail(log, 40)}")
 
 
+def manage_passthrough(service: str, args: list[str]) -> int:
+    """`manage.py <args>` for an operator: the service's own environment (its
+    secrets and service-client credentials), output straight to the terminal."""
+    if service not in SERVICE_PORTS or not is_django(service):
+        raise SystemExit(f"devstack: {service!r} is not a Django service of this checkout")
+    env = {**os.environ, **_env(service)}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=SERVICES_DIR / service, env=env
+    ).returncode
+
+
 def is_django(service: str) -> bool:
     return (SERVICES_DIR / service / "manage.py").exists()
 

@@ -92,6 +92,26 @@ def deactivate_user(user_id: int) -> None:
     )
 
 
+def manage(service: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py ARGS` of a service, with that service's own environment
+    (`python -m devstack manage`); the caller judges the exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "devstack", "manage", service, *args],
+        cwd=REPO_ROOT,
+        check=False,
+        timeout=180,
+        capture_output=True,
+        text=True,
+    )
+
+
+def django_shell(service: str, code: str) -> str:
+    """Runs Python in a service's Django shell (its own database, its own ORM)."""
+    result = manage(service, "shell", "-c", code)
+    assert result.returncode == 0, f"{service} shell failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
 # ----------------------------------------------------------------------- API
 
 

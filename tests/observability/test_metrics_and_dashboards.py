@@ -70,6 +70,21 @@ def test_saga_outcomes_are_counted() -> None:
     assert [name for name in SAGA_FAMILIES if not _exists(name)] == []
 
 
+def test_the_reconciliation_auditor_exports_its_findings() -> None:
+    """Celery beat runs the auditor (every 30 s on the devstack): its gauge exists for
+    every violation kind, and its last run is recent."""
+    series = wait_for(
+        lambda: prometheus('comptoir_reconciliation_violations{service="order_service"}') or None,
+        timeout_s=120,
+        what="a reconciliation run exported by order_service's worker",
+        interval_s=2.0,
+    )
+    assert len({s["metric"]["kind"] for s in series}) == 12
+    assert all(float(s["value"][1]) >= 0 for s in series)
+    age = prometheus("time() - max(comptoir_reconciliation_last_run_timestamp_seconds)")
+    assert float(age[0]["value"][1]) < 300
+
+
 def _panel_queries() -> list[tuple[str, str, str]]:
     found = []
     for board in DASHBOARDS:

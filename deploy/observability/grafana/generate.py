@@ -285,6 +285,18 @@ def saga() -> dict[str, Any]:
                 unit="ops",
             ),
             panel(
+                "Reconciliation violations by kind (last run)",
+                {"{{kind}}": "max by (kind) (comptoir_reconciliation_violations)"},
+            ),
+            panel(
+                "Time since the last reconciliation run",
+                {
+                    "{{service}}": "time() - max by (service) (comptoir_reconciliation_last_run_timestamp_seconds)"
+                },
+                unit="s",
+                kind="stat",
+            ),
+            panel(
                 "Order events consumed",
                 {
                     "{{group}} {{outcome}}": 'sum by (group, outcome) (rate(comptoir_consumer_messages_total{topic=~".*order.*"}[5m]))'

@@ -46,6 +46,12 @@ def test_public_api_is_exactly_the_documented_names() -> None:
 def test_metrics_api_is_exactly_the_documented_names() -> None:
     from comptoir import metrics
 
-    assert sorted(metrics.__all__) == ["register_saga_backlog", "render", "saga_finished", "serve_metrics"]
+    assert sorted(metrics.__all__) == [
+        "reconciliation_reported",
+        "register_saga_backlog",
+        "render",
+        "saga_finished",
+        "serve_metrics",
+    ]
     for name in metrics.__all__:
         assert callable(getattr(metrics, name))

@@ -42,6 +42,24 @@ SAGA_RETRY_BACKOFF_MAX_S = env.float("SAGA_RETRY_BACKOFF_MAX_S", default=30.0)
 SAGA_STALL_SECONDS = env.float("SAGA_STALL_SECONDS", default=30.0)
 SAGA_SWEEP_INTERVAL_S = env.float("SAGA_SWEEP_INTERVAL_S", default=10.0)
 
+# An order still PENDING this long after it was placed has missed its saga
+# deadline (both modes): the reconciliation auditor reports it. Above the
+# longest the saga may take with the settings above (20 attempts, 30 s apart).
+SAGA_DEADLINE_S = env.float("SAGA_DEADLINE_S", default=900.0)
+
+# --- The reconciliation auditor (orders.reconciliation) --------------------
+# Rows younger than this are still in flight and not judged (choreography
+# refunds and releases after the order is CANCELLED).
+RECONCILE_SETTLE_S = env.float("RECONCILE_SETTLE_S", default=300.0)
+# Rows per page asked of payment_service and product_service (their routes cap it at 500).
+RECONCILE_PAGE_SIZE = env.int("RECONCILE_PAGE_SIZE", default=200)
+if not 1 <= RECONCILE_PAGE_SIZE <= 500:
+    raise ImproperlyConfigured("RECONCILE_PAGE_SIZE must be between 1 and 500")
+# Offending ids shown (and logged) per violation kind.
+RECONCILE_SAMPLE_SIZE = env.int("RECONCILE_SAMPLE_SIZE", default=10)
+# How often Celery beat runs the auditor (comptoir_reconciliation_violations).
+RECONCILE_INTERVAL_S = env.float("RECONCILE_INTERVAL_S", default=900.0)
+
 # acks_late and reject_on_worker_lost come from the chassis. A task whose
 # worker died with it stays unacknowledged in Redis until the visibility
 # timeout, then is delivered again: keep it short (the sweeper is the other
@@ -63,7 +81,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SAGA_SWEEP_INTERVAL_S,
         # A sweep nobody ran in time is superseded by the next one.
         "options": {"expires": SAGA_SWEEP_INTERVAL_S},
-    }
+    },
+    "reconcile": {
+        "task": "orders.reconcile",
+        "schedule": RECONCILE_INTERVAL_S,
+        "options": {"expires": RECONCILE_INTERVAL_S},
+    },
 }
 
 # The topics order_service produces (the relay creates them at start-up; the

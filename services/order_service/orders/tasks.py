@@ -15,9 +15,9 @@ import httpx
 from celery import Task, shared_task
 from django.db import DatabaseError
 
-from comptoir import UpstreamError
+from comptoir import UpstreamError, metrics
 
-from . import orchestration
+from . import orchestration, reconciliation
 from .models import SagaStep
 from .orchestration import STEP_TASK_NAME
 
@@ -102,3 +102,22 @@ STEP_TASKS: dict[str, Task[[int], None]] = {
 def sweep_stalled_sagas() -> list[int]:
     """Run by Celery beat every SAGA_SWEEP_INTERVAL_S: resumes stalled sagas."""
     return orchestration.saga_sweep_stalled()
+
+
+@shared_task(name="orders.reconcile", acks_late=True, ignore_result=True)
+def reconcile() -> dict[str, int]:
+    """Run by Celery beat every RECONCILE_INTERVAL_S: checks the cross-service
+    invariants and exports what it found as comptoir_reconciliation_violations."""
+    report = reconciliation.reconcile()
+    metrics.reconciliation_reported(report.by_kind())
+    log = logger.warning if report.total else logger.info
+    log(
+        "reconciliation finished",
+        extra={
+            "violations": report.total,
+            "by_kind": {kind: count for kind, count in report.by_kind().items() if count},
+            "samples": {kind.value: ids for kind, ids in report.samples.items()},
+            "checked": report.checked,
+        },
+    )
+    return report.by_kind()

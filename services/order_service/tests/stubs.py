@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 QUOTE_PATH = "/internal/products/quote/"
 TOKEN_PATH = "/internal/users/auth/service-token/"
@@ -114,6 +115,10 @@ class ServiceStub:
     def serve(self, method: str, path: str, headers: dict[str, str], body: Any) -> Answer:
         if path == TOKEN_PATH:
             return 200, {"access_token": STUB_SERVICE_TOKEN, "token_type": "Bearer", "expires_in": 300}
+        if method == "GET" and "?" in path:
+            # A GET's query string stands for its body: {name: [values]}.
+            url = urlsplit(path)
+            path, body = url.path, parse_qs(url.query)
         operation = self.operation(method, path)
         if operation is None:
             return 404, error_body("not_found", "No such resource.", {})
@@ -139,6 +144,23 @@ class ServiceStub:
 
     def answer(self, operation: str, path: str, body: Any) -> Answer:
         raise NotImplementedError
+
+
+def audit_page(rows: list[dict[str, Any]], query: dict[str, list[str]] | None) -> Answer:
+    """The audit routes' keyset page (`after`, `limit`, `order_id`...) over `rows`, sorted by "id".
+
+    The stand-ins keep no creation times: `since` and `until` are ignored.
+    """
+    query = query or {}
+    after, limit = int(query.get("after", ["0"])[0]), int(query.get("limit", ["200"])[0])
+    wanted = set(query.get("order_id", []))
+    chosen = [
+        row
+        for row in sorted(rows, key=lambda row: int(row["id"]))
+        if int(row["id"]) > after and (not wanted or row["order_id"] in wanted)
+    ][:limit]
+    next_after = chosen[-1]["id"] if len(chosen) == limit else None
+    return 200, {"results": chosen, "next_after": next_after}
 
 
 @dataclass
@@ -195,6 +217,11 @@ class ProductServiceStub(ServiceStub):
         return self.calls("quote")
 
     def operation(self, method: str, path: str) -> str | None:
+        if method == "GET" and path in (
+            "/internal/stock/audit/reservations/",
+            "/internal/stock/audit/products/",
+        ):
+            return "audit_" + path.split("/")[4]
         if method != "POST":
             return None
         if path == QUOTE_PATH:
@@ -205,6 +232,15 @@ class ProductServiceStub(ServiceStub):
         return match[1] if match else None
 
     def answer(self, operation: str, path: str, body: Any) -> Answer:
+        if operation == "audit_reservations":
+            with self.lock:
+                rows = [
+                    {"id": n, "order_id": order_id, **reservation}
+                    for n, (order_id, reservation) in enumerate(self.reservations.items(), start=1)
+                ]
+            return audit_page(rows, body)
+        if operation == "audit_products":
+            return audit_page(self._balances(), body)
         if operation == "quote":
             if self.quote_barrier is not None:
                 self.quote_barrier.wait(timeout=10)
@@ -228,6 +264,29 @@ class ProductServiceStub(ServiceStub):
                         self.stock[line["product_id"]] += line["quantity"]
                 reservation["status"] = "RELEASED"
             return 200, {"order_id": order_id, **reservation}
+
+    def _balances(self) -> list[dict[str, Any]]:
+        """Every product started with 100 units (its stock count); reservations
+        hold and commit units, and the ledger moves with `stock` in this stand-in."""
+        with self.lock:
+            out = {"RESERVED": dict.fromkeys(self.stock, 0), "COMMITTED": dict.fromkeys(self.stock, 0)}
+            for reservation in self.reservations.values():
+                for line in reservation["lines"]:
+                    if reservation["status"] in out:
+                        out[reservation["status"]][line["product_id"]] += line["quantity"]
+            return [
+                {
+                    "id": product_id,
+                    "order_id": "",
+                    "product_id": product_id,
+                    "quantity": quantity,
+                    "ledger": 100 - out["RESERVED"][product_id] - out["COMMITTED"][product_id],
+                    "adjusted": 100,
+                    "held": out["RESERVED"][product_id],
+                    "committed": out["COMMITTED"][product_id],
+                }
+                for product_id, quantity in self.stock.items()
+            ]
 
     def _reserve(self, order_id: str, lines: list[dict[str, int]]) -> Answer:
         with self.lock:
@@ -280,13 +339,21 @@ class PaymentServiceStub(ServiceStub):
     wallets: dict[int, Decimal] = field(default_factory=dict)
     # order id -> {"payment_id", "status", "amount", "user_id"}.
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # user id -> the balance its wallet opened with (its ledger's first credit).
+    opening: dict[int, Decimal] = field(default_factory=dict)
 
     def reset(self) -> None:
         super().reset()
         self.wallets = {1: Decimal("1000.00"), 2: Decimal("500.00"), 3: Decimal("20.00")}
+        self.opening = dict(self.wallets)
         self.payments = {}
 
     def operation(self, method: str, path: str) -> str | None:
+        if method == "GET" and path in (
+            "/internal/payments/audit/payments/",
+            "/internal/payments/audit/wallets/",
+        ):
+            return "audit_" + path.split("/")[4]
         if method == "POST" and path == "/internal/payments/charge/":
             return "charge"
         if method == "POST" and path == "/internal/payments/refund/":
@@ -299,6 +366,8 @@ class PaymentServiceStub(ServiceStub):
             return sorted(o for o, p in self.payments.items() if p["status"] == "CAPTURED")
 
     def answer(self, operation: str, path: str, body: Any) -> Answer:
+        if operation.startswith("audit_"):
+            return self._audit(operation, body)
         order_id = str(body["order_id"])
         with self.lock:
             payment = self.payments.get(order_id)
@@ -319,6 +388,44 @@ class PaymentServiceStub(ServiceStub):
             payment["user_id"] = user_id
             self.payments[order_id] = payment
             return 201, self._result(order_id, payment)
+
+    def _audit(self, operation: str, query: dict[str, list[str]] | None) -> Answer:
+        """Payments with what the ledger moved, wallets with the sum of their ledger
+        (the opening credit, minus what captured payments took)."""
+        with self.lock:
+            payments = [
+                {
+                    **self._result(order_id, payment),
+                    "id": payment["payment_id"],
+                    "charged": str(payment["amount"]),
+                    "refunded": str(
+                        payment["amount"] if payment["status"] == "REFUNDED" else Decimal("0.00")
+                    ),
+                }
+                for order_id, payment in self.payments.items()
+            ]
+            wallets = [
+                {
+                    "id": user_id,
+                    "order_id": "",
+                    "user_id": user_id,
+                    "balance": str(balance),
+                    "currency": "EUR",
+                    "ledger": str(
+                        self.opening.get(user_id, Decimal("0.00"))
+                        - sum(
+                            (
+                                p["amount"]
+                                for p in self.payments.values()
+                                if p["user_id"] == user_id and p["status"] == "CAPTURED"
+                            ),
+                            Decimal("0.00"),
+                        )
+                    ),
+                }
+                for user_id, balance in self.wallets.items()
+            ]
+        return audit_page(payments if operation == "audit_payments" else wallets, query)
 
     @staticmethod
     def _result(order_id: str, payment: dict[str, Any]) -> dict[str, Any]:

@@ -9,4 +9,6 @@ app_name = "payments_internal"
 urlpatterns = [
     path("charge/", views.ChargeView.as_view(), name="charge"),
     path("refund/", views.RefundView.as_view(), name="refund"),
+    path("audit/payments/", views.PaymentAuditView.as_view(), name="audit-payments"),
+    path("audit/wallets/", views.WalletAuditView.as_view(), name="audit-wallets"),
 ]

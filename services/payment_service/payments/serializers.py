@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from .models import MONEY_DIGITS, MONEY_PLACES, LedgerEntry, Payment
+from .models import MONEY_DIGITS, MONEY_PLACES, LedgerEntry, Payment, Wallet
 
 
 def _amount_field() -> serializers.DecimalField:
@@ -86,3 +86,80 @@ class PaymentResultSerializer(serializers.ModelSerializer[Payment]):
         model = Payment
         fields = ("payment_id", "order_id", "user_id", "status", "amount", "currency")
         read_only_fields = fields
+
+
+# --- internal: the reconciliation auditor's pages -----------------------------
+
+AUDIT_MAX_PAGE_SIZE = 500
+AUDIT_DEFAULT_PAGE_SIZE = 200
+ORDER_ID_MAX_LENGTH = 64
+
+
+class AuditPageQuerySerializer(serializers.Serializer[Any]):
+    """Keyset paging: the rows with an id above `after`, at most `limit` of them."""
+
+    after = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=AUDIT_MAX_PAGE_SIZE, default=AUDIT_DEFAULT_PAGE_SIZE
+    )
+
+
+class PaymentAuditQuerySerializer(AuditPageQuerySerializer):
+    """Also a window on the creation time, or a list of order ids (`order_id`, repeated)."""
+
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    order_id = serializers.ListField(
+        child=serializers.CharField(max_length=ORDER_ID_MAX_LENGTH),
+        required=False,
+        max_length=AUDIT_MAX_PAGE_SIZE,
+    )
+
+
+class PaymentAuditSerializer(serializers.ModelSerializer[Payment]):
+    charged = serializers.DecimalField(
+        max_digits=14, decimal_places=2, read_only=True, help_text="What its CHARGE entry took."
+    )
+    refunded = serializers.DecimalField(
+        max_digits=14, decimal_places=2, read_only=True, help_text="What its REFUND entry gave back."
+    )
+
+    class Meta:
+        model = Payment
+        fields = (
+            "id",
+            "order_id",
+            "user_id",
+            "amount",
+            "currency",
+            "status",
+            "created_at",
+            "charged",
+            "refunded",
+        )
+        read_only_fields = fields
+
+
+class PaymentAuditPageSerializer(serializers.Serializer[Any]):
+    results = PaymentAuditSerializer(many=True)
+    next_after = serializers.IntegerField(
+        allow_null=True, help_text="`after` of the next page; null: last page."
+    )
+
+
+class WalletAuditSerializer(serializers.ModelSerializer[Wallet]):
+    ledger = serializers.DecimalField(
+        max_digits=14, decimal_places=2, read_only=True, help_text="The sum of its ledger entries."
+    )
+
+    class Meta:
+        model = Wallet
+        fields = ("id", "user_id", "balance", "currency", "ledger")
+        read_only_fields = fields
+
+
+class WalletAuditPageSerializer(serializers.Serializer[Any]):
+    results = WalletAuditSerializer(many=True)
+    next_after = serializers.IntegerField(
+        allow_null=True, help_text="`after` of the next page; null: last page."
+    )

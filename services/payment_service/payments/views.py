@@ -7,6 +7,8 @@ platform and needs a service token.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,11 +24,15 @@ from comptoir import ErrorResponseSerializer, IsEndUser, IsStaff, Principal, req
 from . import selectors, services
 from .models import Payment
 from .serializers import (
+    AuditPageQuerySerializer,
     ChargeRequestSerializer,
     CreditRequestSerializer,
+    PaymentAuditPageSerializer,
+    PaymentAuditQuerySerializer,
     PaymentResultSerializer,
     PaymentSerializer,
     RefundRequestSerializer,
+    WalletAuditPageSerializer,
     WalletSerializer,
 )
 
@@ -166,3 +172,61 @@ class RefundView(APIView):
         body.is_valid(raise_exception=True)
         payment = services.payment_refund(order_id=body.validated_data["order_id"])
         return Response(PaymentResultSerializer(payment).data)
+
+
+# --- internal: the reconciliation auditor (read only) ---------------------------
+
+
+def _audit_query(serializer_class: type[AuditPageQuerySerializer], request: Request) -> dict[str, Any]:
+    data: dict[str, Any] = {key: request.query_params.get(key) for key in request.query_params}
+    if "order_id" in request.query_params:
+        data["order_id"] = request.query_params.getlist("order_id")
+    query = serializer_class(data=data)
+    query.is_valid(raise_exception=True)
+    return dict(query.validated_data)
+
+
+def _next_after(rows: list[Any], limit: int) -> int | None:
+    return int(rows[-1].pk) if len(rows) == limit else None
+
+
+class PaymentAuditView(APIView):
+    permission_classes = (requires_scope("payments:audit"),)
+
+    @extend_schema(
+        tags=["internal"],
+        summary="Payments by id (keyset pages) with what the ledger moved, for the reconciliation auditor",
+        parameters=[PaymentAuditQuerySerializer],
+        responses={200: PaymentAuditPageSerializer, **_errors(**_AUTH_ERRORS, **{"400": "Invalid query."})},
+    )
+    def get(self, request: Request) -> Response:
+        query = _audit_query(PaymentAuditQuerySerializer, request)
+        rows = selectors.payment_audit_page(
+            after=query["after"],
+            limit=query["limit"],
+            since=query.get("since"),
+            until=query.get("until"),
+            order_ids=query.get("order_id", ()),
+        )
+        return Response(
+            PaymentAuditPageSerializer(
+                {"results": rows, "next_after": _next_after(rows, query["limit"])}
+            ).data
+        )
+
+
+class WalletAuditView(APIView):
+    permission_classes = (requires_scope("payments:audit"),)
+
+    @extend_schema(
+        tags=["internal"],
+        summary="Wallets by id (keyset pages) with the sum of their ledger, for the reconciliation auditor",
+        parameters=[AuditPageQuerySerializer],
+        responses={200: WalletAuditPageSerializer, **_errors(**_AUTH_ERRORS, **{"400": "Invalid query."})},
+    )
+    def get(self, request: Request) -> Response:
+        query = _audit_query(AuditPageQuerySerializer, request)
+        rows = selectors.wallet_audit_page(after=query["after"], limit=query["limit"])
+        return Response(
+            WalletAuditPageSerializer({"results": rows, "next_after": _next_after(rows, query["limit"])}).data
+        )

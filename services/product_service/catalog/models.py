@@ -4,6 +4,13 @@
 takes units out of it at once, a release puts them back, a commit makes the
 reservation final. The database refuses a negative quantity, so even a bug
 in the locking could not oversell.
+
+Every change of a quantity is explained by a `StockMovement` written in the
+same transaction (append-only, like a wallet's ledger): a stock count by staff
+(ADJUST), a hold for a reservation (HOLD, negative) and its release (RELEASE).
+So the reconciliation auditor can check, per product, that the available
+quantity is the sum of its movements, and that it equals the stock received
+(the adjustments) minus the units held and committed by reservations.
 """
 
 from __future__ import annotations
@@ -109,3 +116,44 @@ class StockReservationLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_id} x {self.quantity}"
+
+
+class StockMovementKind(models.TextChoices):
+    ADJUST = "ADJUST", "Stock count (staff, seed)"
+    HOLD = "HOLD", "Held for a reservation"
+    RELEASE = "RELEASE", "Released by a reservation"
+
+
+class StockMovement(models.Model):
+    """An immutable change of a product's available quantity: positive in, negative out."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="stock_movements")
+    kind = models.CharField(max_length=16, choices=StockMovementKind.choices)
+    delta = models.IntegerField()
+    reservation = models.ForeignKey(
+        StockReservation, on_delete=models.PROTECT, related_name="movements", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind=StockMovementKind.ADJUST, reservation__isnull=True)
+                    | Q(kind=StockMovementKind.HOLD, delta__lt=0, reservation__isnull=False)
+                    | Q(kind=StockMovementKind.RELEASE, delta__gt=0, reservation__isnull=False)
+                ),
+                name="catalog_stock_movement_sign_matches_kind",
+            ),
+            # A reservation holds a product once and gives it back once, whatever retries happen.
+            models.UniqueConstraint(
+                fields=["reservation", "product", "kind"],
+                condition=Q(reservation__isnull=False),
+                name="catalog_stock_movement_once_per_reservation_line",
+            ),
+        ]
+        indexes = [models.Index(fields=["product", "kind"], name="catalog_movement_product_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.delta:+d} on product {self.product_id}"

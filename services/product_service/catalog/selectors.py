@@ -1,18 +1,29 @@
-"""Reads: the catalogue as the public and staff see it, quotes, reservations."""
+"""Reads: the catalogue as the public and staff see it, quotes, reservations,
+and the pages the reconciliation auditor reads (stock balances, reservations)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from comptoir import ApplicationError, NotFoundError
 
 from .errors import CatalogErrorCode
-from .models import Category, Product, StockReservation
+from .models import (
+    Category,
+    Product,
+    ReservationStatus,
+    StockMovement,
+    StockMovementKind,
+    StockReservation,
+    StockReservationLine,
+)
 
 # Every ordering ends on the primary key so that pages never overlap or skip a row.
 PRODUCT_ORDERINGS: dict[str, tuple[str, ...]] = {
@@ -167,3 +178,81 @@ def reservation_get(*, order_id: str) -> StockReservation:
             "No stock reservation for this order.",
             details={"order_id": order_id},
         ) from None
+
+
+# --- the reconciliation auditor's pages -------------------------------------
+
+
+@dataclass(frozen=True)
+class StockBalance:
+    """What one product's stock should add up to, for the auditor to compare.
+
+    `quantity` (available now) must equal `ledger` (the sum of its movements)
+    and `adjusted - held - committed` (stock received minus the units that
+    reservations hold or sold).
+    """
+
+    product_id: int
+    quantity: int
+    ledger: int
+    adjusted: int
+    held: int
+    committed: int
+
+
+def _total(rows: QuerySet[Any], field: str) -> Coalesce:
+    """SUM(field) of `rows` (already filtered on the outer product) as a subquery, 0 when none."""
+    summed = rows.order_by().values("product").annotate(total=Sum(field)).values("total")
+    return Coalesce(Subquery(summed), Value(0))
+
+
+def stock_balance_page(*, after: int, limit: int) -> list[StockBalance]:
+    """The stock balances of the products with an id above `after`, by id (keyset pages).
+
+    One statement, so one snapshot: a reservation committing meanwhile cannot
+    show its hold in one figure and not in another."""
+    movements = StockMovement.objects.filter(product=OuterRef("pk"))
+    lines = StockReservationLine.objects.filter(product=OuterRef("pk"))
+    rows = (
+        Product.objects.filter(pk__gt=after)
+        .annotate(
+            available=Coalesce(F("stock__quantity"), Value(0)),
+            ledger=_total(movements, "delta"),
+            adjusted=_total(movements.filter(kind=StockMovementKind.ADJUST), "delta"),
+            held=_total(lines.filter(reservation__status=ReservationStatus.RESERVED), "quantity"),
+            committed=_total(lines.filter(reservation__status=ReservationStatus.COMMITTED), "quantity"),
+        )
+        .order_by("pk")
+        .values_list("pk", "available", "ledger", "adjusted", "held", "committed")[:limit]
+    )
+    return [
+        StockBalance(
+            product_id=pk,
+            quantity=available,
+            ledger=ledger,
+            adjusted=adjusted,
+            held=held,
+            committed=committed,
+        )
+        for pk, available, ledger, adjusted, held, committed in rows
+    ]
+
+
+def reservation_audit_page(
+    *,
+    after: int,
+    limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    order_ids: Sequence[str] = (),
+) -> list[StockReservation]:
+    """Reservations by id above `after` (keyset pages), created in [since, until),
+    or only those of `order_ids`; with their lines."""
+    reservations = StockReservation.objects.filter(pk__gt=after)
+    if since is not None:
+        reservations = reservations.filter(created_at__gte=since)
+    if until is not None:
+        reservations = reservations.filter(created_at__lt=until)
+    if order_ids:
+        reservations = reservations.filter(order_id__in=list(order_ids))
+    return list(reservations.order_by("pk").prefetch_related("lines")[:limit])

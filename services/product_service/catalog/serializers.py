@@ -11,7 +11,7 @@ from django.utils.encoding import smart_str
 from rest_framework import serializers
 
 from .models import Category, Product, StockLevel, StockReservation, StockReservationLine
-from .selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, RequestedLine
+from .selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, RequestedLine, StockBalance
 
 MAX_LINE_QUANTITY = 10_000
 MAX_LINES = 100
@@ -177,3 +177,62 @@ class ReservationSerializer(serializers.ModelSerializer[StockReservation]):
         model = StockReservation
         fields = ("order_id", "status", "lines")
         read_only_fields = fields
+
+
+# --- internal: the reconciliation auditor's pages -----------------------------
+
+AUDIT_MAX_PAGE_SIZE = 500
+AUDIT_DEFAULT_PAGE_SIZE = 200
+
+
+class AuditPageQuerySerializer(serializers.Serializer[Any]):
+    """Keyset paging: the rows with an id above `after`, at most `limit` of them."""
+
+    after = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=AUDIT_MAX_PAGE_SIZE, default=AUDIT_DEFAULT_PAGE_SIZE
+    )
+
+
+class ReservationAuditQuerySerializer(AuditPageQuerySerializer):
+    """Also a window on the creation time, or a list of order ids (`order_id`, repeated)."""
+
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    order_id = serializers.ListField(
+        child=serializers.CharField(max_length=ORDER_ID_MAX_LENGTH),
+        required=False,
+        max_length=AUDIT_MAX_PAGE_SIZE,
+    )
+
+
+class StockBalanceSerializer(serializers.Serializer[StockBalance]):
+    product_id = serializers.IntegerField()
+    quantity = serializers.IntegerField(help_text="Available now.")
+    ledger = serializers.IntegerField(help_text="Sum of the product's stock movements.")
+    adjusted = serializers.IntegerField(help_text="Stock received: the sum of the stock counts.")
+    held = serializers.IntegerField(help_text="Units held by RESERVED reservations.")
+    committed = serializers.IntegerField(help_text="Units sold: COMMITTED reservations.")
+
+
+class StockBalancePageSerializer(serializers.Serializer[Any]):
+    results = StockBalanceSerializer(many=True)
+    next_after = serializers.IntegerField(
+        allow_null=True, help_text="`after` of the next page; null: last page."
+    )
+
+
+class ReservationAuditSerializer(serializers.ModelSerializer[StockReservation]):
+    lines = ReservationLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = StockReservation
+        fields = ("id", "order_id", "status", "created_at", "lines")
+        read_only_fields = fields
+
+
+class ReservationAuditPageSerializer(serializers.Serializer[Any]):
+    results = ReservationAuditSerializer(many=True)
+    next_after = serializers.IntegerField(
+        allow_null=True, help_text="`after` of the next page; null: last page."
+    )

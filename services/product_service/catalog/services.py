@@ -6,6 +6,10 @@ replays), then locks the stock rows of every line in product-id order (so two
 orders naming the same products in a different order cannot deadlock), checks
 them all, and only then decrements each with `F()`. Anything refused rolls the
 whole transaction back: all lines or none.
+
+Every change of a stock quantity writes its `StockMovement` in the same
+transaction (an adjustment, a hold, a release), so the movements of a product
+always add up to its available quantity.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from .models import (
     Product,
     ReservationStatus,
     StockLevel,
+    StockMovement,
+    StockMovementKind,
     StockReservation,
     StockReservationLine,
 )
@@ -159,8 +165,11 @@ def stock_set(*, product_id: int, quantity: int) -> StockLevel:
         raise ValueError("stock quantity cannot be negative")
     _locked(Product, product_id, CatalogErrorCode.PRODUCT_NOT_FOUND, "No such product.")
     stock, _ = StockLevel.objects.select_for_update().get_or_create(product_id=product_id)
+    delta = quantity - stock.quantity
     stock.quantity = quantity
     stock.save(update_fields=["quantity", "updated_at"])
+    if delta:
+        StockMovement.objects.create(product_id=product_id, kind=StockMovementKind.ADJUST, delta=delta)
     return stock
 
 
@@ -256,6 +265,15 @@ def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[
         StockReservationLine(reservation=reservation, product_id=product_id, quantity=quantities[product_id])
         for product_id in product_ids
     )
+    StockMovement.objects.bulk_create(
+        StockMovement(
+            product_id=product_id,
+            kind=StockMovementKind.HOLD,
+            delta=-quantities[product_id],
+            reservation=reservation,
+        )
+        for product_id in product_ids
+    )
     return reservation, True
 
 
@@ -290,6 +308,12 @@ def _release(reservation: StockReservation) -> None:
     """Puts a locked RESERVED reservation's units back on sale."""
     for line in reservation.lines.order_by("product_id"):
         StockLevel.objects.filter(product_id=line.product_id).update(quantity=F("quantity") + line.quantity)
+        StockMovement.objects.create(
+            product_id=line.product_id,
+            kind=StockMovementKind.RELEASE,
+            delta=line.quantity,
+            reservation=reservation,
+        )
     reservation.status = ReservationStatus.RELEASED
     reservation.save(update_fields=["status", "updated_at"])
 

@@ -11,6 +11,12 @@ public_urlpatterns = [
 ]
 
 internal_urlpatterns = [
+    path("stock/audit/products/", views.StockBalanceAuditView.as_view(), name="internal-stock-audit"),
+    path(
+        "stock/audit/reservations/",
+        views.ReservationAuditView.as_view(),
+        name="internal-reservation-audit",
+    ),
     path("products/quote/", views.QuoteView.as_view(), name="internal-quote"),
     path("stock/reservations/", views.ReservationCreateView.as_view(), name="internal-reservation-create"),
     path(

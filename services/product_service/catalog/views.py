@@ -24,6 +24,7 @@ from . import selectors, services
 from .errors import CatalogErrorCode
 from .models import Category, Product
 from .serializers import (
+    AuditPageQuerySerializer,
     CategoryInputSerializer,
     CategorySerializer,
     LinesInputSerializer,
@@ -31,8 +32,11 @@ from .serializers import (
     ProductListQuerySerializer,
     ProductSerializer,
     QuoteSerializer,
+    ReservationAuditPageSerializer,
+    ReservationAuditQuerySerializer,
     ReservationInputSerializer,
     ReservationSerializer,
+    StockBalancePageSerializer,
     StockInputSerializer,
     StockSerializer,
 )
@@ -245,3 +249,59 @@ class ReservationCommitView(APIView):
     def post(self, request: Request, order_id: str) -> Response:
         services.reservation_commit(order_id=order_id)
         return _reservation_response(order_id)
+
+
+# --- internal: the reconciliation auditor (read only) ---------------------------
+
+
+def _query(serializer_class: type[AuditPageQuerySerializer], request: Request) -> dict[str, Any]:
+    data: dict[str, Any] = {key: request.query_params.get(key) for key in request.query_params}
+    if "order_id" in request.query_params:
+        data["order_id"] = request.query_params.getlist("order_id")
+    query = serializer_class(data=data)
+    query.is_valid(raise_exception=True)
+    return dict(query.validated_data)
+
+
+def _next_after(rows: list[Any], limit: int, key: str) -> int | None:
+    return int(getattr(rows[-1], key)) if len(rows) == limit else None
+
+
+class StockBalanceAuditView(APIView):
+    permission_classes = [requires_scope("stock:audit")]
+
+    @extend_schema(
+        tags=["internal"],
+        summary="Stock balances by product id (keyset pages), for the reconciliation auditor",
+        parameters=[AuditPageQuerySerializer],
+        responses={200: StockBalancePageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        query = _query(AuditPageQuerySerializer, request)
+        rows = selectors.stock_balance_page(after=query["after"], limit=query["limit"])
+        body = {"results": rows, "next_after": _next_after(rows, query["limit"], "product_id")}
+        return Response(StockBalancePageSerializer(body).data)
+
+
+class ReservationAuditView(APIView):
+    permission_classes = [requires_scope("stock:audit")]
+
+    @extend_schema(
+        tags=["internal"],
+        summary="Stock reservations by id (keyset pages), for the reconciliation auditor",
+        parameters=[
+            ReservationAuditQuerySerializer,
+        ],
+        responses={200: ReservationAuditPageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        query = _query(ReservationAuditQuerySerializer, request)
+        rows = selectors.reservation_audit_page(
+            after=query["after"],
+            limit=query["limit"],
+            since=query.get("since"),
+            until=query.get("until"),
+            order_ids=query.get("order_id", ()),
+        )
+        body = {"results": rows, "next_after": _next_after(rows, query["limit"], "pk")}
+        return Response(ReservationAuditPageSerializer(body).data)

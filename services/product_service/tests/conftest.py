@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from catalog.models import Category, Product, StockLevel
+from catalog.services import stock_set
 from comptoir.events.testing import ServiceProcesses, service_processes, unique_topics
 
 if TYPE_CHECKING:
@@ -109,7 +110,8 @@ def make_product(make_category: CategoryFactory) -> ProductFactory:
             category=make_category(category),
             is_active=is_active,
         )
-        StockLevel.objects.create(product=product, quantity=stock)
+        # Through the service, so the stock ledger explains the quantity.
+        stock_set(product_id=product.pk, quantity=stock)
         return product
 
     return make

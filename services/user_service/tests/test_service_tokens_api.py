@@ -31,8 +31,8 @@ def test_client_credentials_yield_a_short_service_token(api: Api, make_service_c
         "aud": "comptoir-internal",
         "sub": "service:order_service",
         "token_use": "service",
-        "scope": "payments:charge payments:refund products:quote stock:commit stock:read stock:release "
-        "stock:reserve users:read",
+        "scope": "payments:audit payments:charge payments:refund products:quote stock:audit stock:commit "
+        "stock:read stock:release stock:reserve users:read",
     }
     assert claims["exp"] - claims["iat"] == 300
 

@@ -16,6 +16,10 @@
   `comptoir_saga_duration_seconds{service,mode,status}` through `saga_finished()`;
   `comptoir_saga_pending{mode}` / `comptoir_saga_oldest_pending_age_seconds{mode}`
   when the service registers `register_saga_backlog()`.
+- Reconciliation: `comptoir_reconciliation_violations{service,kind}` (what the
+  last run of the cross-service auditor found, per violation kind) and
+  `comptoir_reconciliation_last_run_timestamp_seconds{service}`, through
+  `reconciliation_reported()`.
 
 Multiprocess mode: a server running several processes (gunicorn workers, the
 Celery prefork pool) shares one `PROMETHEUS_MULTIPROC_DIR` per process group and
@@ -31,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -133,6 +137,19 @@ SAGA_DURATION = Histogram(
     ["service", "mode", "status"],
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
+RECONCILIATION_VIOLATIONS = Gauge(
+    "comptoir_reconciliation_violations",
+    "Cross-service invariants broken, by kind, as the last reconciliation run found them.",
+    ["service", "kind"],
+    # Whichever worker process ran last speaks for the service, even once recycled.
+    multiprocess_mode="mostrecent",
+)
+RECONCILIATION_LAST_RUN = Gauge(
+    "comptoir_reconciliation_last_run_timestamp_seconds",
+    "When the last reconciliation run finished (Unix time).",
+    ["service"],
+    multiprocess_mode="mostrecent",
+)
 
 
 def service_name() -> str:
@@ -156,6 +173,15 @@ def saga_finished(*, mode: str, status: str, reason: str = "", duration_s: float
     SAGA_FINISHED.labels(service, mode, status, reason or "none").inc()
     if duration_s is not None:
         SAGA_DURATION.labels(service, mode, status).observe(max(0.0, duration_s))
+
+
+def reconciliation_reported(violations: Mapping[str, int]) -> None:
+    """Records a finished reconciliation run: the count of each violation kind
+    (every kind, zeros included, so a fixed violation stops alerting)."""
+    service = service_name()
+    for kind, count in violations.items():
+        RECONCILIATION_VIOLATIONS.labels(service, kind).set(count)
+    RECONCILIATION_LAST_RUN.labels(service).set(time.time())
 
 
 SagaBacklog = Callable[[], Iterable[tuple[str, int, float]]]

@@ -43,6 +43,9 @@ SERVICE_CLIENT_SCOPES: dict[str, tuple[str, ...]] = {
         "stock:release",
         "payments:charge",
         "payments:refund",
+        # The reconciliation auditor: read-only pages of payments, wallets, stock.
+        "payments:audit",
+        "stock:audit",
     ),
     "email_service": ("users:read",),
     "product_service": (),

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from catalog.models import Category, Product, StockLevel
+from catalog.models import Category, Product, StockLevel, StockMovement, StockMovementKind
 
 CATEGORIES = {
     "coffee": "Coffee",
@@ -77,7 +77,10 @@ class Command(BaseCommand):
                     "category": categories[category],
                 },
             )
-            StockLevel.objects.get_or_create(product=product, defaults={"quantity": stock})
+            _, stock_created = StockLevel.objects.get_or_create(product=product, defaults={"quantity": stock})
+            if stock_created and stock:
+                # The opening count, so the stock ledger explains the quantity.
+                StockMovement.objects.create(product=product, kind=StockMovementKind.ADJUST, delta=stock)
             created += int(was_created)
         self.stdout.write(
             f"seed_demo: {len(CATEGORIES)} categories, {len(PRODUCTS)} products ({created} new)"

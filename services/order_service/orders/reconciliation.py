@@ -1,0 +1,311 @@
+"""The reconciliation auditor: checks the invariants that span services.
+
+No service reads another's database: order_service reads its own orders, and
+asks payment_service and product_service for theirs through read-only internal
+routes (`payments:audit`, `stock:audit`) that page by id (keyset pages of at
+most RECONCILE_PAGE_SIZE rows). Each page is compared in memory, so a run on a
+big database holds one page at a time.
+
+The invariants, one violation kind each (`ViolationKind`):
+
+- a CONFIRMED order has a CAPTURED (unrefunded) payment of its total, and a
+  COMMITTED reservation of exactly its lines;
+- a CANCELLED order has no captured payment left and no held or committed stock;
+- no order stays PENDING past its saga deadline (SAGA_DEADLINE_S, both modes);
+- every payment and reservation belongs to an order order_service knows;
+- a payment's ledger entries match its status; a wallet's balance is the sum of
+  its ledger; a product's available stock is the sum of its stock movements and
+  equals the stock received minus the units held and committed.
+
+Rows still in flight are not judged: an order is judged once it has not
+changed for RECONCILE_SETTLE_S (choreography compensates after the order is
+CANCELLED), a payment or reservation once it is that old. Wallets and stock
+balances are read each in one statement, so they are always consistent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from comptoir import ErrorCode, UpstreamError
+
+from .clients import payment_service_client, product_service_client
+from .models import Order, OrderStatus
+
+PAYMENTS_AUDIT_PATH = "/internal/payments/audit/payments/"
+WALLETS_AUDIT_PATH = "/internal/payments/audit/wallets/"
+RESERVATIONS_AUDIT_PATH = "/internal/stock/audit/reservations/"
+STOCK_AUDIT_PATH = "/internal/stock/audit/products/"
+ZERO = Decimal("0.00")
+# Order ids asked for in one query string (stays well under a server's request-line limit).
+ORDER_IDS_PER_LOOKUP = 100
+
+
+class ViolationKind(StrEnum):
+    CONFIRMED_WITHOUT_CAPTURE = "confirmed_without_capture"
+    CONFIRMED_AMOUNT_MISMATCH = "confirmed_amount_mismatch"
+    CONFIRMED_WITHOUT_COMMIT = "confirmed_without_commit"
+    CONFIRMED_LINES_MISMATCH = "confirmed_lines_mismatch"
+    CANCELLED_WITH_CAPTURE = "cancelled_with_capture"
+    CANCELLED_WITH_STOCK = "cancelled_with_stock"
+    ORDER_PENDING_PAST_DEADLINE = "order_pending_past_deadline"
+    PAYMENT_WITHOUT_ORDER = "payment_without_order"
+    RESERVATION_WITHOUT_ORDER = "reservation_without_order"
+    PAYMENT_LEDGER_MISMATCH = "payment_ledger_mismatch"
+    WALLET_LEDGER_MISMATCH = "wallet_ledger_mismatch"
+    STOCK_LEDGER_MISMATCH = "stock_ledger_mismatch"
+
+
+@dataclass
+class ReconciliationReport:
+    """Counts per violation kind (every kind, zeros included), the first
+    offending ids of each, and how many rows of each sort were checked."""
+
+    sample_size: int
+    violations: dict[ViolationKind, int] = field(default_factory=lambda: dict.fromkeys(ViolationKind, 0))
+    samples: dict[ViolationKind, list[str]] = field(default_factory=dict)
+    checked: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("orders", "payments", "reservations", "wallets", "products"), 0
+        )
+    )
+
+    def add(self, kind: ViolationKind, offender: object) -> None:
+        self.violations[kind] += 1
+        sample = self.samples.setdefault(kind, [])
+        if len(sample) < self.sample_size:
+            sample.append(str(offender))
+
+    @property
+    def total(self) -> int:
+        return sum(self.violations.values())
+
+    def by_kind(self) -> dict[str, int]:
+        return {kind.value: count for kind, count in self.violations.items()}
+
+    def lines(self) -> list[str]:
+        """The report as printed by `manage.py reconcile`."""
+        checked = ", ".join(f"{count} {what}" for what, count in self.checked.items())
+        out = [f"reconciliation: checked {checked}"]
+        for kind, count in self.violations.items():
+            sample = self.samples.get(kind, [])
+            more = f" (first: {', '.join(sample)})" if sample else ""
+            out.append(f"  {kind.value:<30} {count}{more}")
+        out.append(f"reconciliation: {self.total} violation(s)")
+        return out
+
+
+def reconcile(
+    *,
+    now: datetime | None = None,
+    since: datetime | None = None,
+    settle_s: float | None = None,
+    deadline_s: float | None = None,
+    page_size: int | None = None,
+    sample_size: int | None = None,
+) -> ReconciliationReport:
+    """One run of every check; `since` bounds the orders, payments and
+    reservations looked at to those created since then (wallets and stock
+    balances are always read whole, page by page)."""
+    now = now or timezone.now()
+    settled = now - timedelta(seconds=float(settings.RECONCILE_SETTLE_S if settle_s is None else settle_s))
+    deadline = now - timedelta(seconds=float(settings.SAGA_DEADLINE_S if deadline_s is None else deadline_s))
+    size = int(page_size or settings.RECONCILE_PAGE_SIZE)
+    report = ReconciliationReport(
+        sample_size=int(settings.RECONCILE_SAMPLE_SIZE if sample_size is None else sample_size)
+    )
+    _check_orders(report, since=since, settled=settled, deadline=deadline, size=size)
+    _check_payments(report, since=since, settled=settled, size=size)
+    _check_reservations(report, since=since, settled=settled, size=size)
+    _check_wallets(report, size=size)
+    _check_stock(report, size=size)
+    return report
+
+
+# --- orders: each judged against its payment and its reservation ---------------
+
+
+def _check_orders(
+    report: ReconciliationReport, *, since: datetime | None, settled: datetime, deadline: datetime, size: int
+) -> None:
+    orders = Order.objects.filter(
+        Q(status=OrderStatus.PENDING, created_at__lt=deadline)
+        | (~Q(status=OrderStatus.PENDING) & Q(updated_at__lt=settled))
+    )
+    if since is not None:
+        orders = orders.filter(created_at__gte=since)
+    after = 0
+    while True:
+        page = list(orders.filter(pk__gt=after).order_by("pk").prefetch_related("lines")[:size])
+        if not page:
+            return
+        after = page[-1].pk
+        report.checked["orders"] += len(page)
+        ids = [str(order.pk) for order in page if order.status != OrderStatus.PENDING]
+        payments = _by_order(_fetch(payment_service_client, PAYMENTS_AUDIT_PATH, order_id=ids, limit=size))
+        reservations = _by_order(
+            _fetch(product_service_client, RESERVATIONS_AUDIT_PATH, order_id=ids, limit=size)
+        )
+        for order in page:
+            if order.status == OrderStatus.PENDING:
+                report.add(ViolationKind.ORDER_PENDING_PAST_DEADLINE, order.pk)
+                continue
+            payment = payments.get(str(order.pk))
+            reservation = reservations.get(str(order.pk))
+            if order.status == OrderStatus.CONFIRMED:
+                _judge_confirmed(report, order, payment, reservation)
+            else:
+                _judge_cancelled(report, order, payment, reservation)
+        if len(page) < size:
+            return
+
+
+def _judge_confirmed(
+    report: ReconciliationReport,
+    order: Order,
+    payment: dict[str, Any] | None,
+    reservation: dict[str, Any] | None,
+) -> None:
+    if payment is None or payment["status"] != "CAPTURED":
+        report.add(ViolationKind.CONFIRMED_WITHOUT_CAPTURE, order.pk)
+    elif (Decimal(payment["amount"]), payment["currency"], int(payment["user_id"])) != (
+        order.total,
+        order.currency,
+        order.user_id,
+    ):
+        report.add(ViolationKind.CONFIRMED_AMOUNT_MISMATCH, order.pk)
+    if reservation is None or reservation["status"] != "COMMITTED":
+        report.add(ViolationKind.CONFIRMED_WITHOUT_COMMIT, order.pk)
+    else:
+        held = {int(line["product_id"]): int(line["quantity"]) for line in reservation["lines"]}
+        ordered = {line.product_id: line.quantity for line in order.lines.all()}
+        if held != ordered:
+            report.add(ViolationKind.CONFIRMED_LINES_MISMATCH, order.pk)
+
+
+def _judge_cancelled(
+    report: ReconciliationReport,
+    order: Order,
+    payment: dict[str, Any] | None,
+    reservation: dict[str, Any] | None,
+) -> None:
+    if payment is not None and payment["status"] == "CAPTURED":
+        report.add(ViolationKind.CANCELLED_WITH_CAPTURE, order.pk)
+    if reservation is not None and reservation["status"] in ("RESERVED", "COMMITTED"):
+        report.add(ViolationKind.CANCELLED_WITH_STOCK, order.pk)
+
+
+# --- payments and reservations: each must belong to a known order ---------------
+
+
+def _check_payments(
+    report: ReconciliationReport, *, since: datetime | None, settled: datetime, size: int
+) -> None:
+    for page in _pages(payment_service_client, PAYMENTS_AUDIT_PATH, size, since=since, until=settled):
+        report.checked["payments"] += len(page)
+        known = _known_orders(payment["order_id"] for payment in page)
+        for payment in page:
+            if payment["order_id"] not in known:
+                report.add(ViolationKind.PAYMENT_WITHOUT_ORDER, f"payment {payment['id']}")
+            if not _ledger_matches(payment):
+                report.add(ViolationKind.PAYMENT_LEDGER_MISMATCH, f"payment {payment['id']}")
+
+
+def _ledger_matches(payment: Mapping[str, Any]) -> bool:
+    """A captured payment was debited once, a refunded one debited and paid back, a failed one neither."""
+    amount, charged, refunded = (Decimal(payment[key]) for key in ("amount", "charged", "refunded"))
+    expected = {
+        "CAPTURED": (amount, ZERO),
+        "REFUNDED": (amount, amount),
+        "FAILED": (ZERO, ZERO),
+    }.get(payment["status"])
+    return expected == (charged, refunded)
+
+
+def _check_reservations(
+    report: ReconciliationReport, *, since: datetime | None, settled: datetime, size: int
+) -> None:
+    for page in _pages(product_service_client, RESERVATIONS_AUDIT_PATH, size, since=since, until=settled):
+        report.checked["reservations"] += len(page)
+        known = _known_orders(reservation["order_id"] for reservation in page)
+        for reservation in page:
+            if reservation["order_id"] not in known:
+                report.add(ViolationKind.RESERVATION_WITHOUT_ORDER, f"reservation {reservation['id']}")
+
+
+def _known_orders(order_ids: Iterator[str]) -> set[str]:
+    numeric = {int(order_id) for order_id in order_ids if order_id.isdigit() and 0 < int(order_id) < 2**63}
+    return {str(pk) for pk in Order.objects.filter(pk__in=numeric).values_list("pk", flat=True)}
+
+
+# --- balances: wallets against their ledger, stock against its movements ---------
+
+
+def _check_wallets(report: ReconciliationReport, *, size: int) -> None:
+    for page in _pages(payment_service_client, WALLETS_AUDIT_PATH, size):
+        report.checked["wallets"] += len(page)
+        for wallet in page:
+            if Decimal(wallet["balance"]) != Decimal(wallet["ledger"]):
+                report.add(ViolationKind.WALLET_LEDGER_MISMATCH, f"wallet of user {wallet['user_id']}")
+
+
+def _check_stock(report: ReconciliationReport, *, size: int) -> None:
+    for page in _pages(product_service_client, STOCK_AUDIT_PATH, size):
+        report.checked["products"] += len(page)
+        for stock in page:
+            expected = stock["adjusted"] - stock["held"] - stock["committed"]
+            if not stock["quantity"] == stock["ledger"] == expected:
+                report.add(ViolationKind.STOCK_LEDGER_MISMATCH, f"product {stock['product_id']}")
+
+
+# --- paging through the other services' audit routes -------------------------------
+
+
+def _pages(
+    client: Callable[[], Any], path: str, size: int, **window: datetime | None
+) -> Iterator[list[dict[str, Any]]]:
+    after: int | None = 0
+    params = {key: value.isoformat() for key, value in window.items() if value is not None}
+    while after is not None:
+        body = _get(client, path, {**params, "after": after, "limit": size})
+        yield body["results"]
+        after = body["next_after"]
+
+
+def _fetch(
+    client: Callable[[], Any], path: str, *, order_id: Sequence[str], limit: int
+) -> list[dict[str, Any]]:
+    """The rows of these orders (at most one each, so `limit` rows always fit one answer)."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(order_id), ORDER_IDS_PER_LOOKUP):
+        chunk = list(order_id[start : start + ORDER_IDS_PER_LOOKUP])
+        results.extend(_get(client, path, {"order_id": chunk, "limit": limit})["results"])
+    return results
+
+
+def _by_order(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(row["order_id"]): row for row in rows}
+
+
+def _get(client: Callable[[], Any], path: str, params: dict[str, Any]) -> dict[str, Any]:
+    response: httpx.Response = client().get(path, params=params)
+    if response.status_code != 200:
+        raise UpstreamError(
+            ErrorCode.UNAVAILABLE, f"{path} answered HTTP {response.status_code}: {response.text[:300]}"
+        )
+    body = response.json()
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        raise UpstreamError(
+            ErrorCode.UNAVAILABLE, f"{path} answered with an unexpected body", status_code=502
+        )
+    return body
