@@ -12,10 +12,13 @@ class CategoryAdmin(admin.ModelAdmin[Category]):
 
 
 class StockLevelInline(admin.StackedInline[StockLevel, Product]):
+    """Read-only: a stock count goes through the API (`stock_set`), which writes the
+    stock ledger entry the reconciliation auditor checks the level against."""
+
     model = StockLevel
     can_delete = False
     fields = ("quantity", "updated_at")
-    readonly_fields = ("updated_at",)
+    readonly_fields = fields
 
 
 @admin.register(Product)
