@@ -74,7 +74,9 @@ def _start_kafka() -> None:
         # Seen after the test suites: the broker, loading the logs of the hundreds of
         # topics the tests made, was not ready by its deadline. The local data is
         # disposable: format again, start once more (the reason is printed above).
-        print(f"{failure.code}\ndevstack: formatting Kafka's storage again", flush=True)
+        reason = _infra.kafka_probe_failure or "its port never opened"
+        print(f"{failure.code}\ndevstack: last readiness probe: {reason}", flush=True)
+        print("devstack: formatting Kafka's storage again", flush=True)
         _infra.kafka_reset()
         _infra.kafka_prepare()
         _start(kafka)

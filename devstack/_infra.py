@@ -426,7 +426,20 @@ def kafka_prepare() -> None:
     marker.write_text(_admin_fingerprint() + "\n")
 
 
+# Why the last readiness probe of Kafka failed: printed when the broker misses its deadline.
+kafka_probe_failure = ""
+
+
 def _kafka_ready() -> bool:
+    global kafka_probe_failure
+    try:
+        return _kafka_answers()
+    except Exception as error:
+        kafka_probe_failure = f"{type(error).__name__}: {error}"
+        raise
+
+
+def _kafka_answers() -> bool:
     from confluent_kafka.admin import AdminClient
 
     if not _port_open(PORTS.kafka):
