@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from platform_client import GATEWAY_URL, Platform, wait_for
+from platform_client import GATEWAY_URL, STAFF_EMAIL, STAFF_PASSWORD, Platform, wait_for
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
@@ -31,6 +31,9 @@ class Caller:
     # Path parameters a staff write is pointed at: the suite's own objects, so
     # the fuzz run never rewrites or deletes the catalogue and wallets it did not make.
     own: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Email and password: an operation that ends the session (logout) is sent with
+    # a session of its own, so the caller's token stays valid for the rest of the run.
+    credentials: tuple[str, str] | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -100,6 +103,6 @@ def callers(platform: Platform) -> dict[str, Caller]:
     }
     return {
         "anonymous": Caller("anonymous", None),
-        "customer": Caller("customer", customer.token),
-        "staff": Caller("staff", platform.staff_token, own),
+        "customer": Caller("customer", customer.token, credentials=(customer.email, customer.password)),
+        "staff": Caller("staff", platform.staff_token, own, credentials=(STAFF_EMAIL, STAFF_PASSWORD)),
     }
