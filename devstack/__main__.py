@@ -14,6 +14,7 @@ kafka-acls          the broker ACLs derived from contracts/events/catalog.json (
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -62,18 +63,26 @@ def _start(proc: ManagedProcess) -> None:
     print(f"{verb} (pid {proc.pid()})", flush=True)
 
 
+# A broker restarted on its old data gets this long before its storage is formatted
+# again (a fresh one gets the process's full deadline).
+KAFKA_RESTART_DEADLINE_S = 30.0
+
+
 def _start_kafka() -> None:
     kafka = _infra.kafka_process()
     if kafka.running():  # never (re)format the storage under a running broker
         _start(kafka)
         return
+    restarting = _infra.kafka_formatted()
     _infra.kafka_prepare()
     try:
-        _start(kafka)
+        _start(dataclasses.replace(kafka, ready_deadline_s=KAFKA_RESTART_DEADLINE_S) if restarting else kafka)
     except SystemExit as failure:
-        # Seen after the test suites: the broker, loading the logs of the hundreds of
-        # topics the tests made, was not ready by its deadline. The local data is
-        # disposable: format again, start once more (the reason is printed above).
+        # Seen after the test suites: restarted on a metadata log full of the topics
+        # and SCRAM users the tests made and deleted, the broker refused every SCRAM
+        # login ("invalid credentials") for minutes while it deleted the old topics'
+        # logs. The local data is disposable: format again, start once more (the
+        # reason is printed above).
         reason = _infra.kafka_probe_failure or "its port never opened"
         print(f"{failure.code}\ndevstack: last readiness probe: {reason}", flush=True)
         print("devstack: formatting Kafka's storage again", flush=True)

@@ -379,6 +379,12 @@ def kafka_reset() -> None:
     _storage_marker().unlink(missing_ok=True)
 
 
+def kafka_formatted() -> bool:
+    """Whether the storage holds a formatted broker with the current admin's credentials."""
+    marker = _storage_marker()
+    return marker.exists() and marker.read_text().strip() == _admin_fingerprint()
+
+
 def kafka_prepare() -> None:
     """Fetches the jars and formats the KRaft storage once, with the admin's SCRAM credentials.
 
