@@ -201,9 +201,6 @@ def test_celery_app_of_the_worker_and_beat_commands_loads(service: str) -> None:
     assert loaded.stdout.strip() == service
 
 
-CORE = {"migrate", "create_topics", "seed_demo"}
-
-
 @pytest.mark.parametrize("service", DJANGO_SERVICES)
 def test_management_commands_of_the_processes_exist(service: str) -> None:
     require_service(service)
@@ -212,11 +209,5 @@ def test_management_commands_of_the_processes_exist(service: str) -> None:
         text = " ".join(command)
         wanted |= set(re.findall(r"manage\.py (\w+)", text))
     available = management_commands(service)
-    missing_core = sorted((wanted & CORE) - available)
-    assert missing_core == [], f"{service}: compose/helm run manage.py {missing_core}, which it lacks"
-    missing_events = sorted(wanted - CORE - available)
-    if missing_events:
-        pytest.skip(
-            f"{service}: manage.py has no {', '.join(missing_events)} yet (comptoir.events not in its "
-            "INSTALLED_APPS): its relay/consumer containers would exit until it has"
-        )
+    missing = sorted(wanted - available)
+    assert missing == [], f"{service}: compose/helm run manage.py {missing}, which it lacks"
