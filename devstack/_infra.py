@@ -414,8 +414,9 @@ def kafka_prepare() -> None:
             f"-Dlog4j2.configurationFile={_kafka_dir() / 'log4j2.properties'}",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # One argument: a URL-safe base64 id may begin with "-", which the tool's
+            # parser would take for an option when given as a separate word.
+            f"--cluster-id={cluster_id}",
             "-c",
             str(config),
             # KIP-900: the admin exists before the broker first starts; the services'
