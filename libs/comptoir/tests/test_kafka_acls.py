@@ -9,6 +9,7 @@ topics of its own (the catalogue's, renamed), and checks what they may do.
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -291,6 +292,11 @@ def test_applying_again_creates_nothing_and_removes_rules_the_catalogue_no_longe
     stray = AclRule(principal, "topic", "literal", realm.topic("payment.succeeded"), "WRITE")
     for future in client.create_acls([stray.binding()]).values():
         future.result(timeout=TIMEOUT_S)
+    # The broker answers describe requests from its metadata cache, which may lag the
+    # create by a moment: wait until the stray rule is visible before applying.
+    deadline = time.monotonic() + TIMEOUT_S
+    while stray not in current_acls(client, principal) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
     created, deleted = apply_acls(client, rules)
 
