@@ -217,6 +217,8 @@ class Bench:
             "postgres": [],
             "kafka": [],
         }
+        # Events per second at which each stage of the full path finished (published, relayed, handled).
+        self.stages: dict[str, list[float]] = {}
 
     def prepare(self) -> None:
         print("== migrate bench_events", flush=True)
@@ -308,9 +310,8 @@ class Bench:
             for w in range(writers)
         ]
         start_at = self.go(publishers)
-        done = wait_until(
-            lambda: self.count("benchapp_ordereffect") >= share * writers + 1, 600, "the full path"
-        )
+        stages = self.watch_stages(share * writers, start_at)
+        done = stages["handled"]
         publisher_cpu_s = 0.0
         for p in publishers:
             out, _ = p.communicate(timeout=60)
@@ -326,8 +327,32 @@ class Bench:
         self.stop(relay, consumer)
         rate = share * writers / (done - start_at)
         self.results["full"].append(rate)
+        for stage, at in stages.items():
+            self.stages.setdefault(stage, []).append(share * writers / (at - start_at))
         cpu = ", ".join(f"{name} {values[-1]:.2f}" for name, values in self.cpu.items())
+        by_stage = ", ".join(f"{stage} {values[-1]:.0f}/s" for stage, values in self.stages.items())
         print(f"   A full path      {rate:8.0f} events/s  (CPU ms per event: {cpu})", flush=True)
+        print(f"     each stage done at: {by_stage}", flush=True)
+
+    def watch_stages(self, n: int, start_at: float) -> dict[str, float]:
+        """When the last event was committed by its publisher, marked sent by the relay, handled."""
+        stages: dict[str, float] = {}
+        deadline = time.monotonic() + 600
+        queries = {
+            "published": "SELECT count(*) FROM comptoir_events_outboxmessage",
+            "relayed": "SELECT count(*) FROM comptoir_events_outboxmessage WHERE sent_at IS NOT NULL",
+            "handled": "SELECT count(*) FROM benchapp_ordereffect",
+        }
+        while "handled" not in stages:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: the full path did not finish in 600 s ({stages})")
+            for stage, query in queries.items():
+                if stage not in stages:
+                    row = self.db.execute(query).fetchone()
+                    if row is not None and int(row[0]) >= n + 1:  # + the warm-up event
+                        stages[stage] = time.time()
+            time.sleep(0.02)
+        return stages
 
     def storage_floor(self) -> None:
         n, writers = self.args.events, self.args.writers
@@ -471,6 +496,7 @@ def main() -> None:
         "median_full_over_storage": round(statistics.median(ratios_storage), 2),
         "median_full_over_broker": round(statistics.median(ratios_broker), 3),
         "cpu_ms_per_event": {k: [round(v, 3) for v in vs] for k, vs in bench.cpu.items()},
+        "full_path_stage_events_per_s": {k: [round(v) for v in vs] for k, vs in bench.stages.items()},
         "latency_ms": {k: round(v, 2) for k, v in lat.items()},
         "envelope_bytes": len(_sample_envelope_size()),
     }

@@ -55,6 +55,7 @@ from ._contracts import ContractError, producer_mismatch, topic_for, validate_pa
 from ._envelope import Envelope, EnvelopeError
 from ._registry import DEFAULT_PURPOSE, Handler, handlers_for
 from ._relay import DELIVERY_TIMEOUT_S, producer_config
+from ._retention import RetentionSweeper
 from ._topics import declare_topics_when_reachable, dlq_topic, parse_retry_topic, retry_topic
 from .models import InboxMessage
 
@@ -70,11 +71,11 @@ INSERT_INBOX_ROWS = (
     "VALUES {rows} ON CONFLICT DO NOTHING RETURNING event_id"
 )
 DELETE_OLD_INBOX = (
-    f"DELETE FROM {_INBOX} WHERE consumer = %s "  # noqa: S608 - table name is ours
-    "AND handled_at < now() - make_interval(secs => %s)"
+    f"DELETE FROM {_INBOX} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {_INBOX} "  # noqa: S608 - ours
+    "WHERE consumer = %s AND handled_at < now() - make_interval(secs => %s) LIMIT %s))"
 )
 ERROR_MESSAGE_MAX = 1000
-CLEANUP_EVERY_S = 300.0
+CLEANUP_EVERY_S = 60.0
 # At most this many messages share one transaction and one inbox statement.
 BATCHED_CHUNK_MAX = 100
 # A batch commits at least this often, so effects show and SIGTERM ends soon.
@@ -176,6 +177,12 @@ class EventConsumer:
         self._paused: dict[tuple[str, int], float] = {}
         self._producer = Producer(producer_config(self.config.bootstrap_servers))
         self._consumer: Consumer | None = None
+        self._sweeper = RetentionSweeper(
+            statement=DELETE_OLD_INBOX,
+            params=[self.group, self.config.inbox_retention],
+            every_s=CLEANUP_EVERY_S,
+            using=using,
+        )
 
     def stop(self) -> None:
         """Asks `run()` to finish the message in progress, commit and leave the group."""
@@ -227,7 +234,6 @@ class EventConsumer:
         _observe.initialise(self)
         lag_reporter = _observe.LagReporter(self, self._new_probe())
         lag_reporter.start()
-        next_cleanup = time.monotonic()
         logger.info("consumer %s: subscribed to %s", self.group, ", ".join(self.topics))
         try:
             while not self._stop.is_set():
@@ -243,9 +249,8 @@ class EventConsumer:
                 if until is not None and until():
                     break
                 lag_reporter.offer(consumer)
-                if time.monotonic() >= next_cleanup:
-                    self._delete_old_inbox_rows()
-                    next_cleanup = time.monotonic() + CLEANUP_EVERY_S
+                if self._sweeper.due():
+                    self.delete_old_inbox_rows(budget_s=self._sweeper.budget_s)
         finally:
             lag_reporter.stop()
             consumer.close()
@@ -574,6 +579,6 @@ class EventConsumer:
             )
         )
 
-    def _delete_old_inbox_rows(self) -> None:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(DELETE_OLD_INBOX, [self.group, self.config.inbox_retention])
+    def delete_old_inbox_rows(self, *, budget_s: float = float("inf")) -> int:
+        """Deletes this group's inbox rows past INBOX_RETENTION in chunks (by default until none is left)."""
+        return self._sweeper.sweep(budget_s=budget_s)

@@ -10,7 +10,8 @@ the event id through their inbox.
 
 The relay sleeps on PostgreSQL LISTEN (publish_event NOTIFYs after commit)
 with a short poll as a safety net, drains while full batches come back, and
-deletes sent rows older than OUTBOX_RETENTION now and then.
+deletes sent rows older than OUTBOX_RETENTION in short chunks, between
+batches (see `_retention`).
 
 With several relays running, two events of one aggregate written close together
 may be published by different relays in either order; run one relay per service
@@ -36,6 +37,7 @@ from comptoir._kafka_security import kafka_client_config
 from . import _observe
 from ._config import EventSettings, event_settings
 from ._outbox import NOTIFY_CHANNEL
+from ._retention import RetentionSweeper
 from ._topics import declare_topics, declare_topics_when_reachable, declared_topic_names
 from .models import OutboxMessage
 
@@ -49,7 +51,7 @@ SELECT_PENDING = (
 MARK_SENT = f"UPDATE {_TABLE} SET sent_at = now() WHERE id = ANY(%s)"  # noqa: S608
 DELETE_SENT = (
     f"DELETE FROM {_TABLE} WHERE id IN (SELECT id FROM {_TABLE} "  # noqa: S608
-    "WHERE sent_at < now() - make_interval(secs => %s) LIMIT 10000)"
+    "WHERE sent_at < now() - make_interval(secs => %s) LIMIT %s)"
 )
 DELIVERY_TIMEOUT_S = 30.0
 CLEANUP_EVERY_S = 60.0
@@ -90,6 +92,9 @@ class OutboxRelay:
         self._known_topics: set[str] = set()
         self._listener: psycopg.Connection[Any] | None = None
         self._last_batch_failed = False
+        self._sweeper = RetentionSweeper(
+            statement=DELETE_SENT, params=[self.config.outbox_retention], every_s=CLEANUP_EVERY_S, using=using
+        )
 
     def stop(self) -> None:
         """Asks `run()` to return after the batch in progress."""
@@ -178,10 +183,9 @@ class OutboxRelay:
             declare_topics(missing, self.config, with_failure_topics=False)
             self._known_topics |= missing
 
-    def delete_old_sent(self) -> int:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(DELETE_SENT, [self.config.outbox_retention])
-            deleted = int(cursor.rowcount)
+    def delete_old_sent(self, *, budget_s: float = float("inf")) -> int:
+        """Deletes sent rows past OUTBOX_RETENTION in chunks (by default until none is left)."""
+        deleted = self._sweeper.sweep(budget_s=budget_s)
         self.stats.deleted += deleted
         return deleted
 
@@ -232,18 +236,16 @@ class OutboxRelay:
             alive=heartbeat,
             deadline=deadline,
         )
-        next_cleanup = time.monotonic()
         _observe.relay_started(self.config.service)
         logger.info("relay: started")
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
             if heartbeat is not None:
                 heartbeat()
             sent = self.relay_once()
+            if self._sweeper.due():  # full batches or not: the sweep keeps pace with the writes
+                self.delete_old_sent(budget_s=self._sweeper.budget_s)
             if sent >= self.config.relay_batch_size:
                 continue
-            if time.monotonic() >= next_cleanup:
-                self.delete_old_sent()
-                next_cleanup = time.monotonic() + CLEANUP_EVERY_S
             if self._last_batch_failed:
                 self._stop.wait(1.0)  # the broker refuses: do not spin
             wait = self.config.relay_poll_interval
