@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from jsonschema import Draft202012Validator
@@ -61,13 +62,28 @@ def _catalog(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 @functools.cache
-def _validator(folder: Path, event_type: str, version: int) -> Draft202012Validator:
+def _schema(folder: Path, event_type: str, version: int) -> dict[str, Any]:
     path = folder / event_type / f"{version}.json"
     if not path.is_file():
         raise ContractError(event_type, f"no schema for version {version} ({path})")
-    schema = json.loads(path.read_text())
+    schema: dict[str, Any] = json.loads(path.read_text())
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return schema
+
+
+@functools.cache
+def _validator(folder: Path, event_type: str, version: int) -> Draft202012Validator:
+    """The reference validator: it decides, and its messages are what a violation reports."""
+    return Draft202012Validator(
+        _schema(folder, event_type, version), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+@functools.cache
+def _fast_validator(folder: Path, event_type: str, version: int) -> Any:
+    """The same schema compiled by jsonschema-rs (about a hundred times faster): it only
+    answers "valid" early; anything it refuses goes to the reference validator, which decides."""
+    return jsonschema_rs.Draft202012Validator(_schema(folder, event_type, version), validate_formats=True)
 
 
 def _entry(event_type: str) -> dict[str, Any]:
@@ -98,7 +114,11 @@ def current_version(event_type: str) -> int:
 def validate_payload(event_type: str, version: int, payload: Any) -> None:
     """Raises ContractError listing every violation (path: message) of the schema."""
     _entry(event_type)
-    validator = _validator(contracts_dir(), event_type, version)
+    folder = contracts_dir()
+    # Every event is validated where it is published and again where it is consumed.
+    if _fast_validator(folder, event_type, version).is_valid(payload):
+        return
+    validator = _validator(folder, event_type, version)
     errors = sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         raise ContractError(
