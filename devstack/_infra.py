@@ -507,10 +507,15 @@ def kafka_process() -> ManagedProcess:
         name="kafka",
         argv=[
             _java(),
-            "-Xms256m",
-            "-Xmx512m",
+            # The broker of a laptop platform: a small heap that G1 gives back to the
+            # system when it is idle (the whole platform is held to 2 GiB).
+            "-Xms64m",
+            "-Xmx384m",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
+            "-XX:G1PeriodicGCInterval=15000",
+            "-XX:MinHeapFreeRatio=10",
+            "-XX:MaxHeapFreeRatio=30",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={_kafka_dir() / 'log4j2.properties'}",
             "-cp",

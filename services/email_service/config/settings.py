@@ -37,6 +37,9 @@ EMAIL_RETRY_BACKOFF_MAX_S = env.int("EMAIL_RETRY_BACKOFF_MAX_S", default=300)
 # The Celery queue mails are delivered through (the `worker` process reads
 # `email_service`; tests give the processes they start a queue of their own).
 CELERY_TASK_DEFAULT_QUEUE = env.str("EMAIL_TASK_QUEUE", default="email_service")
+# Mails go out one at a time over one kept SMTP session (mailer.services): the
+# worker runs them in its own process, with no pool process beside it.
+CELERY_WORKER_POOL = "solo"
 
 # Events (comptoir.events). The topics this service consumes, so `manage.py
 # create_topics` makes them; the consumer adds their retry and dead-letter topics.

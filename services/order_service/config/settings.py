@@ -67,6 +67,9 @@ RECONCILE_INTERVAL_S = env.float("RECONCILE_INTERVAL_S", default=900.0)
 # The unacked keys are this service's own: every service shares one Redis
 # database, and another service's worker must not restore our tasks (or we theirs)
 # with its own timeout.
+# A saga step mostly waits on another service's HTTP answer: threads wait side by
+# side in one process (prefork would hold a process, and its memory, per waiting step).
+CELERY_WORKER_POOL = "threads"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=60),
     "unacked_key": "order_service.unacked",
