@@ -59,6 +59,11 @@ if not 1 <= RECONCILE_PAGE_SIZE <= 500:
 RECONCILE_SAMPLE_SIZE = env.int("RECONCILE_SAMPLE_SIZE", default=10)
 # How often Celery beat runs the auditor (comptoir_reconciliation_violations).
 RECONCILE_INTERVAL_S = env.float("RECONCILE_INTERVAL_S", default=900.0)
+# What the periodic run looks at: orders, payments and reservations created in the
+# last RECONCILE_WINDOW_S (0: all of history, as `manage.py reconcile` does by default),
+# so its cost follows the traffic, not the age of the database. Wallets and stock
+# are always checked whole.
+RECONCILE_WINDOW_S = env.float("RECONCILE_WINDOW_S", default=86400.0)
 
 # acks_late and reject_on_worker_lost come from the chassis. A task whose
 # worker died with it stays unacknowledged in Redis until the visibility

@@ -9,11 +9,14 @@ has its task delivered again; the step is idempotent, so that is harmless.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import DatabaseError
+from django.utils import timezone
 
 from comptoir import UpstreamError, metrics
 
@@ -107,8 +110,11 @@ def sweep_stalled_sagas() -> list[int]:
 @shared_task(name="orders.reconcile", acks_late=True, ignore_result=True)
 def reconcile() -> dict[str, int]:
     """Run by Celery beat every RECONCILE_INTERVAL_S: checks the cross-service
-    invariants and exports what it found as comptoir_reconciliation_violations."""
-    report = reconciliation.reconcile()
+    invariants and exports what it found as comptoir_reconciliation_violations.
+    Orders, payments and reservations: those created in the last RECONCILE_WINDOW_S."""
+    window_s = float(settings.RECONCILE_WINDOW_S)
+    since = timezone.now() - timedelta(seconds=window_s) if window_s > 0 else None
+    report = reconciliation.reconcile(since=since)
     metrics.reconciliation_reported(report.by_kind())
     log = logger.warning if report.total else logger.info
     log(

@@ -203,3 +203,18 @@ def test_the_beat_task_exports_every_kind_as_a_gauge(make_order: Callable[..., O
         in text
     )
     assert "comptoir_reconciliation_last_run_timestamp_seconds{" in text
+
+
+def test_the_beat_task_looks_at_the_window_and_the_command_at_all_history(
+    make_order: Callable[..., Order], settings: Any
+) -> None:
+    settings.RECONCILE_SETTLE_S = 0
+    settings.RECONCILE_WINDOW_S = 24 * 3600
+    old = make_order(status=OrderStatus.CONFIRMED)
+    Order.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
+
+    assert reconcile_task()["confirmed_without_capture"] == 0  # three days old: outside the window
+    assert found(reconcile(settle_s=0, deadline_s=600))["confirmed_without_capture"] == 1
+
+    settings.RECONCILE_WINDOW_S = 0  # all of history
+    assert reconcile_task()["confirmed_without_capture"] == 1
