@@ -10,7 +10,9 @@ class ComptoirConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from . import _metrics, _schema, _tracing  # noqa: F401 - _schema registers the OpenAPI auth extension
+        # Not `_schema` (drf-spectacular, a fifth of a relay's start-up): it is imported,
+        # and registers its OpenAPI extensions, with DEFAULT_SCHEMA_CLASS when a schema is built.
+        from . import _metrics, _tracing
 
         _tracing.configure_tracing(str(getattr(settings, "COMPTOIR", {}).get("SERVICE_NAME", "comptoir")))
         _metrics.install()
