@@ -164,6 +164,15 @@ def targets(
         "events: full path ≥ 0.5 x storage floor", events["median_full_over_storage"], lambda v: v >= 0.5, "x"
     )
     add("events: full path ≥ 2,000 events/s", rates["full"], lambda v: v >= 2000, "/s")
+    ceiling = events.get("full_path_cpu_ceiling_events_per_s")
+    if ceiling is not None:
+        found.append(
+            Target(
+                "events: full path's CPU ceiling, cores / CPU per event of its processes (bound)",
+                f"{ceiling:g}/s ({events['full_path_cpu_ms_per_event']:g} ms per event)",
+                True,
+            )
+        )
     add("events: p50 at 200/s ≤ 10 ms", events["latency_ms"]["p50"], lambda v: v <= 10, " ms")
     add("events: p99 at 200/s ≤ 50 ms", events["latency_ms"]["p99"], lambda v: v <= 50, " ms")
     for key, value in gateway.items():

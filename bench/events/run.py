@@ -497,6 +497,10 @@ def main() -> None:
         "median_full_over_broker": round(statistics.median(ratios_broker), 3),
         "cpu_ms_per_event": {k: [round(v, 3) for v in vs] for k, vs in bench.cpu.items()},
         "full_path_stage_events_per_s": {k: [round(v) for v in vs] for k, vs in bench.stages.items()},
+        # What the cores allow the full path at its measured CPU per event (every process on
+        # its path together: publishers, relay, consumer, PostgreSQL, Kafka): its bound.
+        "full_path_cpu_ms_per_event": round(_full_path_cpu_ms(bench.cpu), 3),
+        "full_path_cpu_ceiling_events_per_s": round((os.cpu_count() or 1) * 1000 / _full_path_cpu_ms(bench.cpu)),
         "latency_ms": {k: round(v, 2) for k, v in lat.items()},
         "envelope_bytes": len(_sample_envelope_size()),
     }
@@ -506,6 +510,11 @@ def main() -> None:
     out = results / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"argv": sys.argv, "summary": summary}, indent=2))
     print(f"raw figures: {out.relative_to(ROOT)}")
+
+
+def _full_path_cpu_ms(cpu: dict[str, list[float]]) -> float:
+    """Median over the rounds of the full path's CPU per event, all its processes together."""
+    return sum(statistics.median(values) for values in cpu.values() if values) or float("nan")
 
 
 def _sample_envelope_size() -> bytes:
