@@ -500,7 +500,9 @@ def main() -> None:
         # What the cores allow the full path at its measured CPU per event (every process on
         # its path together: publishers, relay, consumer, PostgreSQL, Kafka): its bound.
         "full_path_cpu_ms_per_event": round(_full_path_cpu_ms(bench.cpu), 3),
-        "full_path_cpu_ceiling_events_per_s": round((os.cpu_count() or 1) * 1000 / _full_path_cpu_ms(bench.cpu)),
+        "full_path_cpu_ceiling_events_per_s": round(
+            (os.cpu_count() or 1) * 1000 / _full_path_cpu_ms(bench.cpu)
+        ),
         "latency_ms": {k: round(v, 2) for k, v in lat.items()},
         "envelope_bytes": len(_sample_envelope_size()),
     }
