@@ -31,9 +31,10 @@ if SAGA_MODE not in ("orchestration", "choreography"):
     raise ImproperlyConfigured(f"SAGA_MODE must be orchestration or choreography, not {SAGA_MODE!r}")
 # A step failing for a transient reason (timeout, unreachable, 5xx) is retried
 # after min(MAX, BACKOFF * 2^(attempt-1)) seconds, half of it jittered; a
-# forward step gives up (and the saga compensates, reason system_error) after
-# SAGA_STEP_MAX_ATTEMPTS runs: with the defaults, never before 4 minutes.
-# Compensations never give up.
+# forward step before the charge gives up (and the saga compensates, reason
+# system_error) after SAGA_STEP_MAX_ATTEMPTS runs: with the defaults, never
+# before 4 minutes. Compensations and the steps after a successful charge never
+# give up (past SAGA_STEP_MAX_ATTEMPTS the latter log "saga stuck going forward").
 SAGA_STEP_MAX_ATTEMPTS = env.int("SAGA_STEP_MAX_ATTEMPTS", default=20)
 SAGA_RETRY_BACKOFF_S = env.float("SAGA_RETRY_BACKOFF_S", default=1.0)
 SAGA_RETRY_BACKOFF_MAX_S = env.float("SAGA_RETRY_BACKOFF_MAX_S", default=30.0)
