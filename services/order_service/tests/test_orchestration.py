@@ -32,6 +32,7 @@ from orders.models import (
     SagaStep,
 )
 from orders.tasks import STEP_TASKS, sweep_stalled_sagas
+from orders.upstream import StepRefused, StockLine, stock_reserve
 
 from .conftest import ALICE, BOB, INACTIVE_USER, Upstreams
 from .support import event_summary, timeline
@@ -268,6 +269,40 @@ def test_a_forward_step_that_keeps_failing_gives_up_and_compensates_its_unknown_
     assert saga.last_error.startswith(
         "gave up after 3 attempts: UpstreamError: product_service answered HTTP 503"
     )
+    # A reservation still in flight when the saga gave up lands now: refused, nothing held.
+    upstreams.products.failures.clear()
+    with pytest.raises(StepRefused) as refused:
+        stock_reserve(order_id=order.pk, lines=[StockLine(1, 2)])
+    assert (refused.value.reason, str(refused.value)) == (
+        CancelReason.SYSTEM_ERROR,
+        "product_service: the order was compensated before this step (order_compensated)",
+    )
+    assert upstreams.products.stock[1] == 100
+    assert str(order.pk) not in upstreams.products.reservations
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "done"),
+    [
+        ("payments", "charge", ["user", "reserve", "charge", "release"]),
+        ("products", "reserve", ["user", "reserve"]),
+    ],
+)
+def test_a_step_refused_as_already_compensated_fails_without_compensating_itself(
+    settle: Settle, upstreams: Upstreams, service: str, operation: str, done: list[str]
+) -> None:
+    getattr(upstreams, service).refuse(operation, 409, "order_compensated")
+
+    order = settle()
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.SYSTEM_ERROR)
+    # Nothing was taken by the refused step: only the steps before it are undone.
+    assert upstreams.operations() == done
+    assert upstreams.payments.captured() == []
+    assert upstreams.payments.wallets[ALICE] == Decimal("500.00")
+    assert upstreams.products.stock[1] == 100
+    step = "charge_payment" if operation == "charge" else "reserve_stock"
+    assert (step, "failed", "system_error") in timeline(order)
 
 
 def test_a_compensation_retries_until_it_succeeds(
