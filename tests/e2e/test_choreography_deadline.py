@@ -33,9 +33,14 @@ print(json.dumps([str(e) for e in OutboxMessage.objects.filter(
 """
 
 
+def _last_json_line(output: str) -> str:
+    """The printed answer: the last line that is a JSON list (log lines are JSON objects)."""
+    return [line for line in output.splitlines() if line.startswith("[")][-1]
+
+
 def _event_ids(service: str, order_id: int, event_type: str) -> list[str]:
     ids: list[str] = json.loads(
-        django_shell(service, EVENT_IDS.format(order_id=order_id, event_type=event_type)).splitlines()[-1]
+        _last_json_line(django_shell(service, EVENT_IDS.format(order_id=order_id, event_type=event_type)))
     )
     return ids
 
@@ -77,7 +82,7 @@ def test_a_choreographed_order_stuck_past_its_deadline_is_cancelled_and_compensa
 
     def both_handled() -> bool:
         output = django_shell("payment_service", HANDLED.format(event_ids=stuck + cancelled))
-        return bool(json.loads(output.splitlines()[-1]) == ["order.cancelled", "stock.reserved"])
+        return bool(json.loads(_last_json_line(output)) == ["order.cancelled", "stock.reserved"])
 
     wait_for(both_handled, timeout_s=120, what="payment_service to handle the stuck events", interval_s=2)
     assert [p for p in platform.payments(customer) if p["status"] == "CAPTURED"] == []

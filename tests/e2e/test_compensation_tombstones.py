@@ -50,7 +50,9 @@ def test_a_charge_and_a_reservation_landing_after_the_compensations_are_refused(
         LATE_CALLS.format(order_id=order["id"], user_id=customer.user_id, amount=PRICE, product_id=product),
     )
 
-    assert output.splitlines()[-2:] == [
+    # The shell's output also carries the process's log lines.
+    answers = [line for line in output.splitlines() if line.startswith(("charge ", "reserve "))]
+    assert answers == [
         "charge REFUSED system_error payment_service: the order was compensated before this step "
         "(order_compensated)",
         "reserve REFUSED system_error product_service: the order was compensated before this step "
