@@ -19,6 +19,7 @@ FAMILIES = [
     "comptoir_celery_task_duration_seconds_bucket",
     "comptoir_outbox_pending_messages",
     "comptoir_outbox_oldest_pending_age_seconds",
+    "comptoir_outbox_quarantined",
     "comptoir_outbox_relayed_total",
     "comptoir_outbox_relay_failures_total",
     "comptoir_consumer_messages_total",

@@ -1,4 +1,6 @@
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 
 class SentEmail(models.Model):
@@ -26,6 +28,9 @@ class SentEmail(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # While QUEUED: when the sweep enqueues the delivery again if it has not run
+    # by then (its task lost). Pushed back by every enqueue and every attempt.
+    requeue_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -37,6 +42,9 @@ class SentEmail(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="mailer_sentemail_status_idx"),
             models.Index(fields=["to"], name="mailer_sentemail_to_idx"),
+            models.Index(
+                fields=["requeue_at"], condition=Q(status="QUEUED"), name="mailer_sentemail_requeue_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,4 +1,12 @@
-"""Writes of email_service: queue a mail once per (template, object id), deliver it."""
+"""Writes of email_service: queue a mail once per (template, object id), deliver it.
+
+A mail is recorded (QUEUED) in the transaction that asks for it, e.g. the
+consumer's with its inbox row; its delivery task is enqueued once that
+commits. Redis may be down at that moment: the mail then waits, and the sweep
+(`email_requeue_stalled`, Celery beat) enqueues every QUEUED mail whose
+`requeue_at` has passed, so a mail is sent later, never dropped, and sent once
+(`email_deliver` locks the row and sends only a QUEUED mail).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import contextlib
 import logging
 import smtplib
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -14,6 +23,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from .mail_templates import mail_render, mail_template_get
 from .models import SentEmail
@@ -24,12 +34,21 @@ logger = logging.getLogger(__name__)
 DELIVERY_ERRORS: tuple[type[Exception], ...] = (smtplib.SMTPException, OSError)
 
 ERROR_TEXT_LIMIT = 2000
+SWEEP_BATCH = 500
+
+
+def _requeue_at(*, extra_s: float = 0.0) -> datetime:
+    return timezone.now() + timedelta(seconds=float(settings.EMAIL_REQUEUE_AFTER_S) + extra_s)
 
 
 def _enqueue_delivery(email_id: int) -> None:
     from .tasks import send_email  # the task module imports this one
 
-    send_email.delay(email_id)
+    try:
+        send_email.delay(email_id)
+    except (BrokerError, OSError):
+        # The broker is down: the mail stays QUEUED and the sweep enqueues it later.
+        logger.warning("could not enqueue a mail's delivery; the sweep will", extra={"email_id": email_id})
 
 
 @transaction.atomic
@@ -42,7 +61,8 @@ def email_request(
     unique constraint (get_or_create retries the read after an IntegrityError),
     so two concurrent requests still make one row and one delivery. The task is
     enqueued after commit: a worker must find the row. If the broker is down at
-    that moment the row stays QUEUED; `email_requeue` sends it later.
+    that moment the row stays QUEUED and the sweep enqueues it after
+    EMAIL_REQUEUE_AFTER_S.
     """
     mail_template = mail_template_get(name=template)
     rendered = mail_render(template=mail_template, context=context)
@@ -55,6 +75,7 @@ def email_request(
             "body": rendered.body,
             "html_body": rendered.html_body,
             "context": dict(context),
+            "requeue_at": _requeue_at(),
         },
     )
     if created:
@@ -140,6 +161,8 @@ def email_deliver(*, email_id: int, final_attempt: bool) -> SentEmail:
                 )
             else:
                 failure = error
+                # The retry comes within the backoff's cap; if it is lost, the sweep sends it.
+                email.requeue_at = _requeue_at(extra_s=float(settings.EMAIL_RETRY_BACKOFF_MAX_S))
                 logger.warning(
                     "mail delivery failed, will retry",
                     extra={"email_id": email.pk, "attempts": email.attempts, "error": email.last_error},
@@ -148,7 +171,7 @@ def email_deliver(*, email_id: int, final_attempt: bool) -> SentEmail:
             email.status = SentEmail.Status.SENT
             email.sent_at = timezone.now()
             email.last_error = ""
-        email.save(update_fields=["status", "attempts", "last_error", "sent_at"])
+        email.save(update_fields=["status", "attempts", "last_error", "sent_at", "requeue_at"])
     if failure is not None:
         raise failure
     return email
@@ -165,6 +188,31 @@ def email_requeue(*, email_ids: list[int]) -> list[int]:
         )
         for email in emails:
             email.status = SentEmail.Status.QUEUED
-            email.save(update_fields=["status"])
+            email.requeue_at = _requeue_at()
+            email.save(update_fields=["status", "requeue_at"])
             transaction.on_commit(partial(_enqueue_delivery, email.pk))
     return [email.pk for email in emails]
+
+
+def email_requeue_stalled() -> list[int]:
+    """Enqueues again every QUEUED mail whose delivery has not run by its
+    `requeue_at` (its task was never enqueued, or lost); returns their ids.
+
+    A mail being delivered right now is locked and skipped.
+    """
+    with transaction.atomic():
+        stalled = list(
+            SentEmail.objects.select_for_update(skip_locked=True)
+            .filter(status=SentEmail.Status.QUEUED, requeue_at__lt=timezone.now())
+            .order_by("requeue_at")[:SWEEP_BATCH]
+        )
+        for email in stalled:
+            email.requeue_at = _requeue_at()
+            email.save(update_fields=["requeue_at"])
+            transaction.on_commit(partial(_enqueue_delivery, email.pk))
+    if stalled:
+        logger.warning(
+            "mails whose delivery was lost enqueued again",
+            extra={"count": len(stalled), "email_ids": [email.pk for email in stalled][:20]},
+        )
+    return [email.pk for email in stalled]

@@ -1,4 +1,5 @@
-"""Celery entry point: deliver one queued mail, retrying while SMTP is unavailable."""
+"""Celery entry points: deliver one queued mail, retrying while SMTP is
+unavailable; and the beat's sweep that enqueues the mails whose task was lost."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from .models import SentEmail
-from .services import DELIVERY_ERRORS, email_deliver
+from .services import DELIVERY_ERRORS, email_deliver, email_requeue_stalled
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +34,9 @@ def send_email(self: Task[[int], str], email_id: int) -> str:
         logger.warning("no such mail to deliver", extra={"email_id": email_id})
         return "MISSING"
     return email.status
+
+
+@shared_task(name="mailer.requeue_stalled_emails", acks_late=True, ignore_result=True)
+def requeue_stalled_emails() -> list[int]:
+    """Run by Celery beat every EMAIL_SWEEP_INTERVAL_S."""
+    return email_requeue_stalled()

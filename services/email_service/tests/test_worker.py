@@ -1,14 +1,20 @@
 """The queue path end to end: API → Redis → a real `celery worker` process → SMTP sink."""
 
+import os
+import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from comptoir.testing import TokenFactory
 from mailer.models import SentEmail
+from mailer.services import email_requeue_stalled
 
-from .conftest import WorkerProcess
+from .conftest import SERVICE_DIR, WorkerProcess
 from .smtp_sink import SmtpSink
 
 WORKER_DEADLINE_S = 60.0
@@ -61,3 +67,56 @@ def test_real_worker_delivers_once_per_template_and_object(
         ("welcome", "SENT", 1),
     ]
     assert celery_through_broker.process.poll() is None
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mail_whose_enqueue_failed_is_sent_once_by_the_sweep(
+    celery_through_broker: WorkerProcess, worker_smtp_sink: SmtpSink
+) -> None:
+    # Another process asks for the mail (as the consumer does) while its Redis is
+    # unreachable: the row commits, the enqueue after commit fails.
+    db = connection.settings_dict
+    asking = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from mailer.services import email_request; "
+            "email_request(template='welcome', object_id='5', to='carol@comptoir.dev', "
+            "context={'full_name': 'Carol'})",
+        ],
+        cwd=SERVICE_DIR,
+        env={
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{_closed_port()}/0",
+            "EMAIL_REQUEUE_AFTER_S": "0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert asking.returncode == 0, asking.stderr[-3000:]
+    assert "could not enqueue a mail's delivery" in asking.stdout + asking.stderr
+    email = SentEmail.objects.get()
+    assert (email.template, email.status, email.attempts) == ("welcome", "QUEUED", 0)
+
+    # The beat's sweep, with Redis back: the worker sends it, once.
+    before = len(worker_smtp_sink.mails())
+    assert email_requeue_stalled() == [email.pk]
+    mails = worker_smtp_sink.wait_for(before + 1, timeout_s=WORKER_DEADLINE_S)[before:]
+    assert [(m.rcpt_tos, m.subject) for m in mails] == [
+        (["carol@comptoir.dev"], "Welcome to Comptoir, Carol")
+    ], celery_through_broker.log_tail()
+    email.refresh_from_db()
+    assert (email.status, email.attempts) == ("SENT", 1)
+    assert email_requeue_stalled() == []
+    assert len(worker_smtp_sink.mails()) == before + 1

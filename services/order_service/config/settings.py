@@ -31,9 +31,10 @@ if SAGA_MODE not in ("orchestration", "choreography"):
     raise ImproperlyConfigured(f"SAGA_MODE must be orchestration or choreography, not {SAGA_MODE!r}")
 # A step failing for a transient reason (timeout, unreachable, 5xx) is retried
 # after min(MAX, BACKOFF * 2^(attempt-1)) seconds, half of it jittered; a
-# forward step gives up (and the saga compensates, reason system_error) after
-# SAGA_STEP_MAX_ATTEMPTS runs: with the defaults, never before 4 minutes.
-# Compensations never give up.
+# forward step before the charge gives up (and the saga compensates, reason
+# system_error) after SAGA_STEP_MAX_ATTEMPTS runs: with the defaults, never
+# before 4 minutes. Compensations and the steps after a successful charge never
+# give up (past SAGA_STEP_MAX_ATTEMPTS the latter log "saga stuck going forward").
 SAGA_STEP_MAX_ATTEMPTS = env.int("SAGA_STEP_MAX_ATTEMPTS", default=20)
 SAGA_RETRY_BACKOFF_S = env.float("SAGA_RETRY_BACKOFF_S", default=1.0)
 SAGA_RETRY_BACKOFF_MAX_S = env.float("SAGA_RETRY_BACKOFF_MAX_S", default=30.0)
@@ -46,6 +47,15 @@ SAGA_SWEEP_INTERVAL_S = env.float("SAGA_SWEEP_INTERVAL_S", default=10.0)
 # deadline (both modes): the reconciliation auditor reports it. Above the
 # longest the saga may take with the settings above (20 attempts, 30 s apart).
 SAGA_DEADLINE_S = env.float("SAGA_DEADLINE_S", default=900.0)
+# A choreographed order (no coordinator to retry or give up) still PENDING this
+# long after it was placed is cancelled by the beat (reason system_error) and
+# order.cancelled makes payment_service refund and product_service release
+# whatever they did, or leave a tombstone that refuses what comes later (an
+# event parked in a dead-letter topic, replayed or not). Below SAGA_DEADLINE_S,
+# so the auditor only reports an order this failed to settle.
+CHOREOGRAPHY_DEADLINE_S = env.float("CHOREOGRAPHY_DEADLINE_S", default=600.0)
+if not 0 < CHOREOGRAPHY_DEADLINE_S < SAGA_DEADLINE_S:
+    raise ImproperlyConfigured("CHOREOGRAPHY_DEADLINE_S must be positive and below SAGA_DEADLINE_S")
 
 # --- The reconciliation auditor (orders.reconciliation) --------------------
 # Rows younger than this are still in flight and not judged (choreography
@@ -88,6 +98,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.sweep_stalled_sagas",
         "schedule": SAGA_SWEEP_INTERVAL_S,
         # A sweep nobody ran in time is superseded by the next one.
+        "options": {"expires": SAGA_SWEEP_INTERVAL_S},
+    },
+    "expire-choreographed-orders": {
+        "task": "orders.expire_choreographed_orders",
+        "schedule": SAGA_SWEEP_INTERVAL_S,
         "options": {"expires": SAGA_SWEEP_INTERVAL_S},
     },
     "reconcile": {

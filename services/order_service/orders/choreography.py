@@ -15,13 +15,24 @@ user, cancels at once and publishes `order.cancelled`. From then on:
 Each function runs in the consumer's transaction, with the inbox row: a
 redelivered event is skipped there. An event about an order that is already
 CONFIRMED or CANCELLED, or that another mode settles, changes nothing.
+
+The deadline: nobody drives a choreographed order, so an event parked in a
+dead-letter topic (or lost to a bug) would leave it PENDING with its stock
+held. Celery beat runs `saga_expire_overdue` every SAGA_SWEEP_INTERVAL_S: an
+order still PENDING CHOREOGRAPHY_DEADLINE_S after it was placed is cancelled
+(system_error) with `order.cancelled`, on which payment_service refunds a
+captured charge and product_service releases held stock; with nothing there
+they leave a tombstone, so an event that arrives later takes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from .models import (
     CancelReason,
@@ -40,6 +51,8 @@ from .upstream import StepRefused, user_verify
 logger = logging.getLogger(__name__)
 
 PAYMENT_REFUSALS = {CancelReason.INSUFFICIENT_FUNDS.value: CancelReason.INSUFFICIENT_FUNDS}
+EXPIRE_BATCH = 500
+DEADLINE_ERROR = "deadline passed"
 
 
 def user_can_order(*, user_id: int) -> bool:
@@ -136,6 +149,42 @@ def compensation_done(*, order_id: str, step: SagaStep) -> None:
     if order is None or order.saga_mode != SagaMode.CHOREOGRAPHY:
         return
     timeline_record(order_id=order.pk, step=step, status=TimelineStatus.COMPENSATED)
+
+
+def saga_expire_overdue() -> list[int]:
+    """Cancels every choreographed order still PENDING CHOREOGRAPHY_DEADLINE_S
+    after it was placed (a batch per run); returns their ids."""
+    deadline = timezone.now() - timedelta(seconds=float(settings.CHOREOGRAPHY_DEADLINE_S))
+    with transaction.atomic():
+        overdue = list(
+            OrderSaga.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("order")
+            .filter(
+                order__saga_mode=SagaMode.CHOREOGRAPHY,
+                order__status=OrderStatus.PENDING,
+                order__created_at__lt=deadline,
+            )
+            .order_by("order__created_at")[:EXPIRE_BATCH]
+        )
+        for saga in overdue:
+            step = saga.current_step or SagaStep.RESERVE_STOCK
+            logger.warning(
+                "choreographed order past its deadline: cancelling",
+                extra={
+                    "order_id": saga.order_id,
+                    "step": step,
+                    "placed_at": saga.order.created_at.isoformat(),
+                },
+            )
+            timeline_record(
+                order_id=saga.order_id,
+                step=step,
+                status=TimelineStatus.FAILED,
+                error=CancelReason.SYSTEM_ERROR,
+            )
+            saga.last_error = f"{DEADLINE_ERROR} at {step}"
+            _cancel(saga, CancelReason.SYSTEM_ERROR)
+    return [saga.order_id for saga in overdue]
 
 
 def _order(order_id: str) -> Order | None:

@@ -63,7 +63,13 @@ class Order(models.Model):
 
     class Meta:
         ordering = ("-created_at", "-id")
-        indexes = (models.Index(fields=("user_id", "-created_at"), name="orders_order_user_recent"),)
+        indexes = (
+            models.Index(fields=("user_id", "-created_at"), name="orders_order_user_recent"),
+            # The choreography deadline's sweep (and the auditor) look for old PENDING orders.
+            models.Index(
+                fields=("created_at",), condition=Q(status="PENDING"), name="orders_order_pending_created"
+            ),
+        )
         constraints = (
             models.UniqueConstraint(
                 fields=("user_id", "idempotency_key"),

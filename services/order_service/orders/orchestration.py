@@ -28,10 +28,19 @@ The steps, what undoes each and what follows it are one table, `STEPS`.
 A crash anywhere leaves the current step in the table: the task is delivered
 again (acks late) or the sweeper re-enqueues it after SAGA_STALL_SECONDS, and
 re-running it asks upstream again, which answers the same thing. A transient
-failure is retried with exponential backoff and jitter; a forward step that
-keeps failing gives up after SAGA_STEP_MAX_ATTEMPTS runs and compensates as
-`system_error` (including the compensation of its own step, whose outcome is
-then unknown). Compensations never give up.
+failure is retried with exponential backoff and jitter; a forward step before
+the charge that keeps failing gives up after SAGA_STEP_MAX_ATTEMPTS runs and
+compensates as `system_error` (including the compensation of its own step,
+whose outcome is then unknown). Compensations never give up.
+
+Once the money is taken the saga only goes forward: the steps after a
+successful charge (`ForwardStep.may_give_up` False: committing the stock)
+never give up and never compensate. A failure there, even a refusal, is
+retried with the same capped backoff until upstream accepts it or an operator
+acts; past SAGA_STEP_MAX_ATTEMPTS each retry logs "saga stuck going forward"
+at error level, and the order shows in `comptoir_saga_oldest_pending_age_seconds`
+(the saga-stuck alert). Giving up there would refund a paid order whose
+stock commit may have landed, and a committed reservation cannot be released.
 """
 
 from __future__ import annotations
@@ -47,6 +56,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
+
+from comptoir import ErrorCode, UpstreamError
 
 from .models import (
     ACTIVE_SAGA_STATUSES,
@@ -139,6 +150,12 @@ def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, bool]
     try:
         result = STEPS[step].action(claim.order)
     except StepRefused as refusal:
+        if not STEPS[step].may_give_up:
+            # The money is taken: no refusal sends the saga back. Retried like
+            # an outage until upstream accepts (or an operator acts).
+            raise UpstreamError(
+                ErrorCode.UNAVAILABLE, f"refused after the charge, retrying: {refusal}"
+            ) from refusal
         return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False), False
     if step == SagaStep.CONFIRM_ORDER:
         _confirm(order_id)
@@ -150,13 +167,14 @@ def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, bool]
 def saga_retry_delay(*, order_id: int, step: str, error: str) -> float | None:
     """After a transient failure of `step`: seconds until the next try, or None
     when there is nothing to retry (the step is no longer current, or a forward
-    step has used its attempts: the saga then compensates as system_error)."""
+    step that may give up has used its attempts: the saga then compensates as
+    system_error). A step after the charge is retried for ever."""
     with transaction.atomic():
         saga = _locked_current(order_id, step)
         if saga is None:
             return None
         saga.last_error = error[:MAX_ERROR_LENGTH]
-        if step in FORWARD_STEPS and saga.attempts >= settings.SAGA_STEP_MAX_ATTEMPTS:
+        if _out_of_attempts(step, saga.attempts):
             saga.save(update_fields=["last_error", "updated_at"])
             message = f"gave up after {saga.attempts} attempts: {error}"
             _enqueue_on_commit(
@@ -164,6 +182,8 @@ def saga_retry_delay(*, order_id: int, step: str, error: str) -> float | None:
             )
             return None
         delay = retry_delay(saga.attempts)
+        if step in FORWARD_STEPS and saga.attempts >= settings.SAGA_STEP_MAX_ATTEMPTS:
+            _log_stuck_forward(saga, delay)
         saga.stall_deadline = _stall_deadline(extra_s=delay)
         saga.save(update_fields=["last_error", "stall_deadline", "updated_at"])
         return delay
@@ -230,11 +250,14 @@ def _commit_stock(order: Order) -> dict[str, str | None]:
 @dataclass(frozen=True)
 class ForwardStep:
     """A forward step: its upstream call, the compensation that undoes it (if it
-    changes something upstream) and the step after it (None: the order is confirmed)."""
+    changes something upstream), the step after it (None: the order is
+    confirmed), and whether it may fail the saga (False once the money is taken:
+    it is retried until it succeeds)."""
 
     action: Callable[[Order], dict[str, str | None]]
     compensation: SagaStep | None
     next: SagaStep | None
+    may_give_up: bool = True
 
 
 # The forward path in order; compensations run newest first.
@@ -246,7 +269,8 @@ STEPS: dict[str, ForwardStep] = {
     SagaStep.CHARGE_PAYMENT: ForwardStep(
         _charge_payment, compensation=SagaStep.REFUND_PAYMENT, next=SagaStep.CONFIRM_ORDER
     ),
-    SagaStep.CONFIRM_ORDER: ForwardStep(_commit_stock, compensation=None, next=None),
+    # After the charge: forward only.
+    SagaStep.CONFIRM_ORDER: ForwardStep(_commit_stock, compensation=None, next=None, may_give_up=False),
 }
 FORWARD_STEPS = tuple(STEPS)
 COMPENSATIONS: dict[str, Callable[[int], None]] = {
@@ -268,7 +292,7 @@ def _claim(order_id: int, step: str) -> _Claim | None:
         saga = _locked_current(order_id, step)
         if saga is None:
             return None
-        if step in FORWARD_STEPS and saga.attempts >= settings.SAGA_STEP_MAX_ATTEMPTS:
+        if _out_of_attempts(step, saga.attempts):
             # Runs that never reported back (killed workers) count too.
             message = f"gave up after {saga.attempts} attempts: {saga.last_error or 'no answer'}"
             _enqueue_on_commit(
@@ -280,6 +304,25 @@ def _claim(order_id: int, step: str) -> _Claim | None:
         saga.save(update_fields=["attempts", "stall_deadline", "updated_at"])
         order = Order.objects.prefetch_related("lines").get(pk=order_id)
         return _Claim(order=order, attempts=saga.attempts, compensation_plan=tuple(saga.compensation_plan))
+
+
+def _out_of_attempts(step: str, attempts: int) -> bool:
+    """A forward step that may give up has had its SAGA_STEP_MAX_ATTEMPTS runs."""
+    spec = STEPS.get(step)
+    return spec is not None and spec.may_give_up and attempts >= settings.SAGA_STEP_MAX_ATTEMPTS
+
+
+def _log_stuck_forward(saga: OrderSaga, delay: float) -> None:
+    logger.error(
+        "saga stuck going forward after the charge: retrying until upstream accepts",
+        extra={
+            "order_id": saga.order_id,
+            "step": saga.current_step,
+            "attempts": saga.attempts,
+            "retry_in_s": round(delay, 2),
+            "error": saga.last_error,
+        },
+    )
 
 
 def _locked_current(order_id: int, step: str) -> OrderSaga | None:

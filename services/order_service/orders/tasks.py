@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from comptoir import UpstreamError, metrics
 
-from . import orchestration, reconciliation
+from . import choreography, orchestration, reconciliation
 from .models import SagaStep
 from .orchestration import STEP_TASK_NAME
 
@@ -105,6 +105,13 @@ STEP_TASKS: dict[str, Task[[int], None]] = {
 def sweep_stalled_sagas() -> list[int]:
     """Run by Celery beat every SAGA_SWEEP_INTERVAL_S: resumes stalled sagas."""
     return orchestration.saga_sweep_stalled()
+
+
+@shared_task(name="orders.expire_choreographed_orders", acks_late=True)
+def expire_choreographed_orders() -> list[int]:
+    """Run by Celery beat every SAGA_SWEEP_INTERVAL_S: cancels choreographed
+    orders past CHOREOGRAPHY_DEADLINE_S (their compensations follow the event)."""
+    return choreography.saga_expire_overdue()
 
 
 @shared_task(name="orders.reconcile", acks_late=True, ignore_result=True)

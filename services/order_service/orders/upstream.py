@@ -7,6 +7,12 @@ turned into one of three outcomes the saga can act on:
 - nobody could tell (timeout, unreachable, 5xx, a body that makes no sense):
   `UpstreamError`, which the saga retries.
 
+A compensation that finds nothing to undo (404) leaves a tombstone upstream:
+a charge or reservation of that order arriving later (one still in flight
+when the saga gave up on it) is refused with 409 `order_compensated`. The
+saga reads that as a refusal whose step took nothing, so it is not
+compensated itself.
+
 Every call here is idempotent upstream per order id (the contracts say so), so
 repeating one after a crash or a lost answer has no second effect.
 """
@@ -32,6 +38,8 @@ REFUND_PATH = "/internal/payments/refund/"
 MAX_ERROR_LENGTH = 500
 # 4xx answers that say "not now" rather than "no": retried like a 5xx.
 TRANSIENT_4XX = frozenset({408, 425, 429})
+# The code of payment_service's and product_service's 409 for an order already compensated.
+ORDER_COMPENSATED = "order_compensated"
 
 
 class StepRefused(Exception):
@@ -69,6 +77,7 @@ def stock_reserve(*, order_id: int, lines: Iterable[StockLine]) -> str | None:
     )
     if response.status_code == 409 and _error_code(response) == CancelReason.INSUFFICIENT_STOCK:
         raise StepRefused(CancelReason.INSUFFICIENT_STOCK, "insufficient_stock")
+    _refuse_compensated(response, "product_service")
     _refuse_4xx(response, CancelReason.SYSTEM_ERROR, "product_service refused the reservation")
     body = _expect(response, (200, 201), "product_service")
     reservation_id = body.get("reservation_id") or body.get("id")
@@ -83,7 +92,8 @@ def stock_commit(*, order_id: int) -> None:
 
 
 def stock_release(*, order_id: int) -> None:
-    """Gives the held stock back; nothing held (404) is as good as released."""
+    """Gives the held stock back; nothing held (404) is as good as released (and
+    product_service now refuses a reservation of the order)."""
     response = product_service_client().post(f"{RESERVATIONS_PATH}{order_id}/release/")
     if response.status_code == 404:
         return
@@ -103,6 +113,7 @@ def payment_charge(*, order_id: int, user_id: int, amount: Decimal, currency: st
     )
     if response.status_code == 409 and _error_code(response) == CancelReason.INSUFFICIENT_FUNDS:
         raise StepRefused(CancelReason.INSUFFICIENT_FUNDS, "insufficient_funds")
+    _refuse_compensated(response, "payment_service")
     _refuse_4xx(response, CancelReason.PAYMENT_FAILED, "payment_service refused the charge")
     body = _expect(response, (200, 201), "payment_service")
     payment_id = body.get("payment_id")
@@ -112,7 +123,8 @@ def payment_charge(*, order_id: int, user_id: int, amount: Decimal, currency: st
 
 
 def payment_refund(*, order_id: int) -> None:
-    """Gives the money back; nothing captured (404) is as good as refunded."""
+    """Gives the money back; nothing captured (404) is as good as refunded (and
+    payment_service now refuses a charge of the order)."""
     response = payment_service_client().post(REFUND_PATH, json={"order_id": str(order_id)})
     if response.status_code == 404:
         return
@@ -132,6 +144,15 @@ def _error_code(response: httpx.Response) -> str | None:
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, str) else None
+
+
+def _refuse_compensated(response: httpx.Response, service: str) -> None:
+    """The order was compensated before this call landed: nothing was taken."""
+    if response.status_code == 409 and _error_code(response) == ORDER_COMPENSATED:
+        raise StepRefused(
+            CancelReason.SYSTEM_ERROR,
+            f"{service}: the order was compensated before this step ({ORDER_COMPENSATED})",
+        )
 
 
 def _refuse_4xx(response: httpx.Response, reason: CancelReason, what: str) -> None:

@@ -74,10 +74,13 @@ class ServiceStub:
     holds: dict[str, threading.Event] = field(default_factory=dict)
     # operation -> set once a call of it is waiting on its hold.
     arrived: dict[str, threading.Event] = field(default_factory=dict)
+    # Order ids a compensation found nothing for: a later charge/reservation is refused.
+    tombstones: set[str] = field(default_factory=set)
 
     def reset(self) -> None:
         with self.lock:
             self.requests = []
+            self.tombstones = set()
             self.failures = {}
             self.refusals = {}
         for event in self.holds.values():
@@ -251,6 +254,8 @@ class ProductServiceStub(ServiceStub):
         with self.lock:
             reservation = self.reservations.get(order_id)
             if reservation is None:
+                if operation == "release":
+                    self.tombstones.add(order_id)
                 return 404, error_body("reservation_not_found", "No reservation.", {})
             if operation == "commit":
                 if reservation["status"] == "RELEASED":
@@ -292,6 +297,8 @@ class ProductServiceStub(ServiceStub):
         with self.lock:
             if order_id in self.reservations:
                 return 201, {"order_id": order_id, **self.reservations[order_id]}
+            if order_id in self.tombstones:
+                return 409, error_body("order_compensated", "Compensated.", {"order_id": order_id})
             short = [
                 {
                     "product_id": line["product_id"],
@@ -373,6 +380,7 @@ class PaymentServiceStub(ServiceStub):
             payment = self.payments.get(order_id)
             if operation == "refund":
                 if payment is None:
+                    self.tombstones.add(order_id)
                     return 404, error_body("payment_not_found", "Nothing captured.", {})
                 if payment["status"] == "CAPTURED":
                     self.wallets[payment["user_id"]] += payment["amount"]
@@ -380,6 +388,8 @@ class PaymentServiceStub(ServiceStub):
                 return 200, self._result(order_id, payment)
             if payment is not None:
                 return 201, self._result(order_id, payment)
+            if order_id in self.tombstones:
+                return 409, error_body("order_compensated", "Compensated.", {"order_id": order_id})
             user_id, amount = int(body["user_id"]), Decimal(body["amount"])
             if self.wallets.get(user_id, Decimal("0")) < amount:
                 return 409, error_body("insufficient_funds", "Not enough money.", {})

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from comptoir.events import Envelope, InboxMessage, current_version, handlers_for, validate_payload
 from orders import handlers  # noqa: F401 - registers the handlers
 from orders.models import CancelReason, Order, OrderSaga, OrderStatus, SagaMode, SagaStatus
+from orders.tasks import expire_choreographed_orders
 
 from .conftest import ALICE, INACTIVE_USER, Upstreams
 from .support import event_summary, timeline
@@ -355,3 +358,60 @@ def test_the_detail_shows_the_choreographed_timeline(
         ("cancel_order", "succeeded", None),
     ]
     assert all(entry["at"] for entry in body["timeline"])
+
+
+# ------------------------------------------------------------------ the deadline
+
+
+def test_an_order_past_its_deadline_is_cancelled_and_order_cancelled_names_what_to_undo(
+    pending: Order,
+    place_order: Callable[..., Any],
+    make_order: Callable[..., Order],
+    settings: Any,
+    celery_eager: None,
+) -> None:
+    settings.CHOREOGRAPHY_DEADLINE_S = 60
+    # Reserved and charged, but payment.succeeded never came (parked in a dead-letter topic).
+    assert deliver(stock_reserved(pending.pk))
+    Order.objects.filter(pk=pending.pk).update(created_at=timezone.now() - timedelta(seconds=61))
+    fresh = Order.objects.get(pk=place_order([(1, 2)]).json()["id"])
+    orchestrated = make_order()
+    Order.objects.filter(pk=orchestrated.pk).update(
+        saga_mode=SagaMode.ORCHESTRATION, created_at=timezone.now() - timedelta(hours=1)
+    )
+    OrderSaga.objects.create(order=orchestrated, current_step="charge_payment")
+    events_before = event_summary()
+
+    assert expire_choreographed_orders.delay().get() == [pending.pk]
+
+    pending.refresh_from_db()
+    assert (pending.status, pending.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.SYSTEM_ERROR)
+    assert timeline(pending) == [
+        ("verify_user", "succeeded", None),
+        ("reserve_stock", "succeeded", None),
+        ("charge_payment", "failed", "system_error"),
+        ("cancel_order", "succeeded", None),
+    ]
+    assert event_summary() == [
+        *events_before,
+        _cancelled(pending, "system_error", reservation_id=f"r-{pending.pk}"),
+    ]
+    saga = OrderSaga.objects.get(pk=pending.pk)
+    assert (saga.status, saga.current_step, saga.last_error) == (
+        SagaStatus.COMPENSATED,
+        None,
+        "deadline passed at charge_payment",
+    )
+    assert Order.objects.get(pk=fresh.pk).status == OrderStatus.PENDING
+    assert Order.objects.get(pk=orchestrated.pk).status == OrderStatus.PENDING
+    # A late payment.succeeded changes nothing: payment_service refunds on order.cancelled.
+    assert deliver(payment_succeeded(pending.pk))
+    assert Order.objects.get(pk=pending.pk).status == OrderStatus.CANCELLED
+    assert expire_choreographed_orders.delay().get() == []
+
+
+def test_the_choreography_deadline_must_stay_below_the_auditors() -> None:
+    assert 0 < django_settings.CHOREOGRAPHY_DEADLINE_S < django_settings.SAGA_DEADLINE_S
+    assert django_settings.CELERY_BEAT_SCHEDULE["expire-choreographed-orders"]["task"] == (
+        "orders.expire_choreographed_orders"
+    )

@@ -32,6 +32,7 @@ from orders.models import (
     SagaStep,
 )
 from orders.tasks import STEP_TASKS, sweep_stalled_sagas
+from orders.upstream import StepRefused, StockLine, stock_reserve
 
 from .conftest import ALICE, BOB, INACTIVE_USER, Upstreams
 from .support import event_summary, timeline
@@ -186,29 +187,49 @@ def test_another_payment_refusal_cancels_as_payment_failed(settle: Settle, upstr
     ]
 
 
-def test_a_refused_commit_refunds_then_releases_in_reverse_order(
-    settle: Settle, upstreams: Upstreams
+def test_a_refused_commit_after_the_charge_is_retried_never_compensated(
+    settle: Settle, upstreams: Upstreams, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The money is taken: a refusal of the commit does not send the saga back.
+    settings.SAGA_STEP_MAX_ATTEMPTS = 1
     upstreams.products.refuse("commit", 409, "reservation_released")
 
     order = settle()
 
-    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.SYSTEM_ERROR)
-    assert upstreams.operations() == ["user", "reserve", "charge", "commit", "refund", "release"]
-    assert upstreams.payments.wallets[ALICE] == Decimal("500.00")
-    assert upstreams.payments.payments[str(order.pk)]["status"] == "REFUNDED"
-    assert upstreams.products.stock[1] == 100
-    assert timeline(order) == [
-        *HAPPY_TIMELINE[:3],
-        ("confirm_order", "failed", "system_error"),
-        ("refund_payment", "compensated", None),
-        ("release_stock", "compensated", None),
-        ("cancel_order", "succeeded", None),
+    assert (order.status, order.cancel_reason) == (OrderStatus.CONFIRMED, None)
+    assert upstreams.operations() == ["user", "reserve", "charge", "commit", "commit"]
+    assert upstreams.payments.wallets[ALICE] == Decimal("475.00")
+    assert upstreams.payments.payments[str(order.pk)]["status"] == "CAPTURED"
+    assert upstreams.products.reservations[str(order.pk)]["status"] == "COMMITTED"
+    assert upstreams.products.stock[1] == 98
+    assert timeline(order) == HAPPY_TIMELINE
+    assert [event[0] for event in event_summary()] == ["order.confirmed"]
+    assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [
+        "saga stuck going forward after the charge: retrying until upstream accepts"
     ]
-    assert event_summary() == [_cancelled_event(order, "system_error", payment_id="1")]
-    assert OrderSaga.objects.get(pk=order.pk).last_error == (
-        "product_service refused to commit the reservation: HTTP 409 reservation_released"
-    )
+
+
+def test_a_product_service_outage_after_the_charge_confirms_once_it_answers_again(
+    settle: Settle, upstreams: Upstreams, settings: Any
+) -> None:
+    # Far more failed runs of the commit than a forward step before the charge
+    # may have (the client tries 3 times per run): the saga keeps going forward.
+    settings.SAGA_STEP_MAX_ATTEMPTS = 3
+    upstreams.products.fail("commit", 3 * 6)
+
+    order = settle()
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CONFIRMED, None)
+    assert len(upstreams.operations()) == 3 + 3 * 6 + 1
+    assert upstreams.operations()[:3] == ["user", "reserve", "charge"]
+    assert set(upstreams.operations()[3:]) == {"commit"}
+    assert upstreams.payments.captured() == [str(order.pk)]
+    assert upstreams.payments.wallets[ALICE] == Decimal("475.00")
+    assert upstreams.products.reservations[str(order.pk)]["status"] == "COMMITTED"
+    assert timeline(order) == HAPPY_TIMELINE
+    assert [event[0] for event in event_summary()] == ["order.confirmed"]
+    saga = OrderSaga.objects.get(pk=order.pk)
+    assert (saga.status, saga.current_step, saga.compensation_plan) == (SagaStatus.COMPLETED, None, [])
 
 
 def test_a_transient_503_is_retried_and_charges_once(settle: Settle, upstreams: Upstreams) -> None:
@@ -248,6 +269,40 @@ def test_a_forward_step_that_keeps_failing_gives_up_and_compensates_its_unknown_
     assert saga.last_error.startswith(
         "gave up after 3 attempts: UpstreamError: product_service answered HTTP 503"
     )
+    # A reservation still in flight when the saga gave up lands now: refused, nothing held.
+    upstreams.products.failures.clear()
+    with pytest.raises(StepRefused) as refused:
+        stock_reserve(order_id=order.pk, lines=[StockLine(1, 2)])
+    assert (refused.value.reason, str(refused.value)) == (
+        CancelReason.SYSTEM_ERROR,
+        "product_service: the order was compensated before this step (order_compensated)",
+    )
+    assert upstreams.products.stock[1] == 100
+    assert str(order.pk) not in upstreams.products.reservations
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "done"),
+    [
+        ("payments", "charge", ["user", "reserve", "charge", "release"]),
+        ("products", "reserve", ["user", "reserve"]),
+    ],
+)
+def test_a_step_refused_as_already_compensated_fails_without_compensating_itself(
+    settle: Settle, upstreams: Upstreams, service: str, operation: str, done: list[str]
+) -> None:
+    getattr(upstreams, service).refuse(operation, 409, "order_compensated")
+
+    order = settle()
+
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.SYSTEM_ERROR)
+    # Nothing was taken by the refused step: only the steps before it are undone.
+    assert upstreams.operations() == done
+    assert upstreams.payments.captured() == []
+    assert upstreams.payments.wallets[ALICE] == Decimal("500.00")
+    assert upstreams.products.stock[1] == 100
+    step = "charge_payment" if operation == "charge" else "reserve_stock"
+    assert (step, "failed", "system_error") in timeline(order)
 
 
 def test_a_compensation_retries_until_it_succeeds(

@@ -13,6 +13,7 @@ class PaymentErrorCode(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     PAYMENT_NOT_FOUND = "payment_not_found"
+    ORDER_COMPENSATED = "order_compensated"
 
 
 class PaymentDeclined(ConflictError):
@@ -49,3 +50,15 @@ class IdempotencyConflict(ConflictError):
 class PaymentNotFound(NotFoundError):
     def __init__(self, message: str = "No such payment.") -> None:
         super().__init__(PaymentErrorCode.PAYMENT_NOT_FOUND, message)
+
+
+class OrderCompensated(ConflictError):
+    """The order was refunded (compensated) before this charge: it may never capture."""
+
+    def __init__(self, *, order_id: str) -> None:
+        super().__init__(
+            PaymentErrorCode.ORDER_COMPENSATED,
+            "This order's payment was already compensated (refunded before any charge captured); "
+            "nothing was charged.",
+            details={"order_id": order_id},
+        )

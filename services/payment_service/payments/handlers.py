@@ -16,7 +16,7 @@ from typing import Any
 
 from comptoir.events import Envelope, event_handler, publish_event
 
-from .errors import PaymentErrorCode
+from .errors import OrderCompensated, PaymentErrorCode
 from .models import Payment
 from .services import payment_charge_once, payment_refund_if_captured
 
@@ -56,12 +56,18 @@ def charge_for_reserved_stock(event: Envelope) -> None:
             },
         )
         return
-    attempt = payment_charge_once(
-        order_id=order_id,
-        user_id=int(user_id),
-        amount=Decimal(str(reserved["amount"])),
-        currency=str(reserved["currency"]),
-    )
+    try:
+        attempt = payment_charge_once(
+            order_id=order_id,
+            user_id=int(user_id),
+            amount=Decimal(str(reserved["amount"])),
+            currency=str(reserved["currency"]),
+        )
+    except OrderCompensated:
+        # order.cancelled came first (e.g. the choreography deadline) and left a
+        # tombstone: the order is over, nothing is taken and nobody waits for an answer.
+        logger.warning("stock.reserved for order %s after its cancellation: not charged", order_id)
+        return
     if not attempt.attempted:
         logger.info("stock.reserved for order %s: already charged (%s)", order_id, attempt.payment.status)
         return

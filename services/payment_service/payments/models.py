@@ -128,3 +128,23 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} on wallet {self.wallet_id}"
+
+
+class ChargeTombstone(models.Model):
+    """An order whose refund came before any charge landed (or after its charge
+    was declined): no charge for it may capture money any more.
+
+    Written by a refund that finds nothing captured, so a charge still in
+    flight (a slow or retried request the saga already gave up on) is refused
+    with `order_compensated` when it arrives instead of taking money nobody
+    will give back. Kept for good: it is one small row per such order.
+    """
+
+    order_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"no charge may capture for order {self.order_id}"

@@ -9,6 +9,13 @@ Idempotency: `order_id` is unique on `Payment`; a repeated charge finds the
 row and answers with it, a repeated refund finds it REFUNDED and answers the
 same. The ledger's unique constraints (one CHARGE and one REFUND entry per
 payment) back this up in the database.
+
+Tombstones: a refund that finds nothing captured for the order (no payment,
+or only a declined one) writes a `ChargeTombstone`, and every later charge of
+that order is refused with `order_compensated` (409) without touching the
+wallet. Charges and tombstones of one order are serialised by a transaction
+advisory lock on the order id, taken first, so a charge in flight either
+lands before the refund (which then pays it back) or is refused after it.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -28,10 +35,11 @@ from .errors import (
     CurrencyMismatch,
     IdempotencyConflict,
     InsufficientFunds,
+    OrderCompensated,
     PaymentDeclined,
     PaymentNotFound,
 )
-from .models import LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
+from .models import ChargeTombstone, LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
 
 CENT = Decimal("0.01")
 MAX_USER_ID = 2**63 - 1  # user ids are PostgreSQL bigints
@@ -56,6 +64,12 @@ def _move(*, wallet: Wallet, amount: Decimal, kind: LedgerEntryKind, payment: Pa
     """Adds `amount` (signed) to the locked `wallet` and records why, in the caller's transaction."""
     Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount, updated_at=timezone.now())
     return LedgerEntry.objects.create(wallet=wallet, amount=amount, kind=kind, payment=payment)
+
+
+def _lock_order(order_id: str) -> None:
+    """Serialises every charge and refund of `order_id` until the transaction ends."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"payment:{order_id}"])
 
 
 def wallet_get_or_create(*, user_id: int) -> Wallet:
@@ -152,6 +166,7 @@ def payment_charge_once(*, order_id: str, user_id: int, amount: Decimal, currenc
 def _charge(
     *, order_id: str, user_id: int, amount: Decimal, currency: str, retry_declined: bool = True
 ) -> ChargeAttempt:
+    _lock_order(order_id)
     # The wallet lock serialises every charge of one user: funds are checked and
     # debited by one transaction at a time, so concurrent charges cannot overdraw.
     wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
@@ -160,7 +175,9 @@ def _charge(
         _ensure_same_charge(payment=payment, user_id=user_id, amount=amount, currency=currency)
         if payment.status != PaymentStatus.FAILED or not retry_declined:
             return ChargeAttempt(payment=payment, declined=None, attempted=False)
-    else:
+    if ChargeTombstone.objects.filter(order_id=order_id).exists():
+        raise OrderCompensated(order_id=order_id)
+    if payment is None:
         payment = Payment(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
 
     declined = _decline_reason(wallet=wallet, order_id=order_id, amount=amount, currency=currency)
@@ -212,22 +229,27 @@ def payment_refund(*, order_id: str) -> Payment:
     """Pays a CAPTURED payment back into its wallet, once; a repeat returns the REFUNDED payment.
 
     An order with no payment, or only a FAILED one, has nothing to refund:
-    `PaymentNotFound`, which the saga reads as "nothing to compensate".
+    `PaymentNotFound`, which the saga reads as "nothing to compensate"; a
+    tombstone then refuses any later charge of the order.
     """
-    owner = Payment.objects.filter(order_id=order_id).values_list("user_id", flat=True).first()
-    if owner is None:
-        raise PaymentNotFound("No payment for this order.")
-    return _refund(order_id=order_id, user_id=owner)
+    payment = _refund(order_id=order_id)
+    if payment is None:
+        raise PaymentNotFound("Nothing was captured for this order; no charge of it can capture now.")
+    return payment
 
 
 @transaction.atomic
-def _refund(*, order_id: str, user_id: int) -> Payment:
-    wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
-    payment = Payment.objects.select_for_update().get(order_id=order_id)
-    if payment.status == PaymentStatus.REFUNDED:
+def _refund(*, order_id: str) -> Payment | None:
+    """The refunded payment, or None (nothing captured: tombstoned)."""
+    _lock_order(order_id)
+    owner = Payment.objects.filter(order_id=order_id).values_list("user_id", flat=True).first()
+    wallet = None if owner is None else Wallet.objects.select_for_update().filter(user_id=owner).first()
+    payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
+    if payment is not None and payment.status == PaymentStatus.REFUNDED:
         return payment
-    if payment.status == PaymentStatus.FAILED or wallet is None:
-        raise PaymentNotFound("Nothing was captured for this order.")
+    if payment is None or payment.status == PaymentStatus.FAILED or wallet is None:
+        ChargeTombstone.objects.get_or_create(order_id=order_id)
+        return None
     _pay_back(wallet=wallet, payment=payment)
     return payment
 
@@ -247,22 +269,21 @@ class Refund:
     entry: LedgerEntry
 
 
+@transaction.atomic
 def payment_refund_if_captured(*, order_id: str) -> Refund | None:
     """Pays the order's payment back if it is CAPTURED; returns the refund only then.
 
     None when there is nothing to pay back: no payment, a FAILED one, or one
-    already REFUNDED (e.g. by the orchestrator over HTTP).
+    already REFUNDED (e.g. by the orchestrator over HTTP). With nothing
+    captured, a tombstone refuses any later charge of the order.
     """
+    _lock_order(order_id)
     owner = Payment.objects.filter(order_id=order_id).values_list("user_id", flat=True).first()
-    if owner is None:
+    wallet = None if owner is None else Wallet.objects.select_for_update().filter(user_id=owner).first()
+    payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
+    if payment is None or payment.status == PaymentStatus.FAILED:
+        ChargeTombstone.objects.get_or_create(order_id=order_id)
         return None
-    return _refund_if_captured(order_id=order_id, user_id=owner)
-
-
-@transaction.atomic
-def _refund_if_captured(*, order_id: str, user_id: int) -> Refund | None:
-    wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
-    payment = Payment.objects.select_for_update().get(order_id=order_id)
     if payment.status != PaymentStatus.CAPTURED or wallet is None:
         return None
     return Refund(payment=payment, entry=_pay_back(wallet=wallet, payment=payment))

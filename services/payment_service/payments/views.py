@@ -137,7 +137,10 @@ class ChargeView(APIView):
                 **_AUTH_ERRORS,
                 **{
                     "400": "Invalid body (validation_error).",
-                    "409": "insufficient_funds, currency_mismatch, or idempotency_conflict.",
+                    "409": (
+                        "insufficient_funds, currency_mismatch, idempotency_conflict, or order_compensated "
+                        "(the order was refunded before this charge: it can never capture)."
+                    ),
                 },
             ),
         },
@@ -162,7 +165,10 @@ class RefundView(APIView):
                 **_AUTH_ERRORS,
                 **{
                     "400": "Invalid body (validation_error).",
-                    "404": "payment_not_found: nothing was captured for this order.",
+                    "404": (
+                        "payment_not_found: nothing was captured for this order; a tombstone now refuses "
+                        "any later charge of it (order_compensated)."
+                    ),
                 },
             ),
         },

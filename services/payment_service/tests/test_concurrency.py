@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from payments.errors import InsufficientFunds
-from payments.models import LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
+from payments.errors import InsufficientFunds, OrderCompensated, PaymentNotFound
+from payments.models import ChargeTombstone, LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
 from payments.services import payment_charge, payment_refund
 
 from .conftest import ALICE, CHARGE_URL, assert_ledger_explains_balance
@@ -97,4 +97,34 @@ def test_concurrent_refunds_credit_once(make_payment: Callable[..., Payment]) ->
     wallet = Wallet.objects.get(user_id=ALICE)
     assert wallet.balance == Decimal("25.00")
     assert LedgerEntry.objects.filter(kind=LedgerEntryKind.REFUND).count() == 1
+    assert_ledger_explains_balance(wallet)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_racing_a_charge_of_the_same_order_never_leaves_money_taken(
+    make_wallet: Callable[..., Wallet],
+) -> None:
+    """Either the charge lands first and the refund pays it back, or the refund
+    leaves its tombstone first and the charge is refused: never a capture left."""
+    wallet = make_wallet(user_id=ALICE, balance="100.00")
+    orders = [f"order-{i}" for i in range(THREADS // 2)]
+
+    def work(index: int) -> Any:
+        order_id = orders[index // 2]
+        try:
+            if index % 2:
+                return payment_refund(order_id=order_id)
+            return payment_charge(order_id=order_id, user_id=ALICE, amount=Decimal("10.00"), currency="EUR")
+        except (PaymentNotFound, OrderCompensated) as refused:
+            return refused
+
+    run_together(THREADS, work)
+
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("100.00")
+    assert not Payment.objects.filter(status=PaymentStatus.CAPTURED).exists()
+    for order_id in orders:
+        refunded = Payment.objects.filter(order_id=order_id, status=PaymentStatus.REFUNDED).exists()
+        tombstoned = ChargeTombstone.objects.filter(order_id=order_id).exists()
+        assert refunded != tombstoned, order_id
     assert_ledger_explains_balance(wallet)

@@ -219,3 +219,17 @@ def test_order_cancelled_after_the_orchestrator_refunded_is_a_no_op(
     assert balance_of(ALICE) == Decimal("100.00")
     assert LedgerEntry.objects.filter(kind=LedgerEntryKind.REFUND).count() == 1
     assert OutboxMessage.objects.count() == 0
+
+
+def test_stock_reserved_after_order_cancelled_charges_nothing_and_publishes_nothing(
+    make_wallet: Callable[..., Wallet],
+) -> None:
+    # The cancellation (e.g. the order's deadline) overtook the reservation's event.
+    make_wallet(ALICE, "100.00")
+    deliver(make_envelope("order.cancelled", cancelled(reason="system_error")))
+
+    deliver(make_envelope("stock.reserved", stock_reserved()))
+
+    assert balance_of(ALICE) == Decimal("100.00")
+    assert not Payment.objects.exists()
+    assert OutboxMessage.objects.count() == 0

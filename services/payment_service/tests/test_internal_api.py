@@ -243,6 +243,27 @@ def test_refund_of_an_unknown_order_is_404_payment_not_found(
     assert Payment.objects.get().status == PaymentStatus.CAPTURED
 
 
+def test_a_charge_after_the_refund_of_an_unknown_order_is_409_order_compensated(
+    make_wallet: Callable[..., Wallet],
+    post_json: Post,
+    service_headers: dict[str, str],
+    charge_body: Callable[..., dict[str, Any]],
+) -> None:
+    make_wallet(balance="100.00")
+    refund = post_json(REFUND_URL, {"order_id": "order-1"}, service_headers)
+    assert refund.status_code == 404
+    assert refund.json()["error"]["code"] == "payment_not_found"
+
+    response = post_json(CHARGE_URL, charge_body(order_id="order-1"), service_headers)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "order_compensated"
+    assert response.json()["error"]["details"] == {"order_id": "order-1"}
+    assert balance_of(ALICE) == Decimal("100.00")
+    assert not Payment.objects.exists()
+    assert not LedgerEntry.objects.exclude(kind=LedgerEntryKind.CREDIT).exists()
+
+
 def test_refund_without_order_id_is_400(post_json: Post, service_headers: dict[str, str]) -> None:
     response = post_json(REFUND_URL, {"status": "REFUNDED"}, service_headers)
     assert response.status_code == 400

@@ -9,10 +9,11 @@ from payments.errors import (
     CurrencyMismatch,
     IdempotencyConflict,
     InsufficientFunds,
+    OrderCompensated,
     PaymentErrorCode,
     PaymentNotFound,
 )
-from payments.models import LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
+from payments.models import ChargeTombstone, LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
 from payments.services import payment_charge, payment_refund, wallet_credit, wallet_get_or_create
 
 from .conftest import ALICE, BOB, assert_ledger_explains_balance, balance_of
@@ -280,3 +281,58 @@ def test_wallet_get_or_create_opens_an_empty_wallet_once() -> None:
     assert first.pk == second.pk
     assert (first.balance, first.currency) == (Decimal("0.00"), "EUR")
     assert not LedgerEntry.objects.exists()
+
+
+# --- tombstones: a refund that found nothing refuses every later charge ---------------
+
+
+def test_a_charge_after_the_refund_of_an_unknown_order_is_refused_and_takes_nothing(
+    make_wallet: Callable[..., Wallet],
+) -> None:
+    make_wallet(balance="100.00")
+    with pytest.raises(PaymentNotFound):
+        payment_refund(order_id="order-1")
+
+    with pytest.raises(OrderCompensated) as caught:
+        charge(order_id="order-1", amount="10.00")
+
+    assert (caught.value.code, caught.value.status_code) == ("order_compensated", 409)
+    assert caught.value.details == {"order_id": "order-1"}
+    assert balance_of(ALICE) == Decimal("100.00")
+    assert not Payment.objects.exists()
+    assert not LedgerEntry.objects.filter(kind=LedgerEntryKind.CHARGE).exists()
+    assert list(ChargeTombstone.objects.values_list("order_id", flat=True)) == ["order-1"]
+    # The tombstone is for that order only; a repeated refund keeps one.
+    with pytest.raises(PaymentNotFound):
+        payment_refund(order_id="order-1")
+    assert ChargeTombstone.objects.count() == 1
+    assert charge(order_id="order-2", amount="10.00").status == PaymentStatus.CAPTURED
+
+
+def test_a_declined_charge_refunded_then_retried_with_funds_is_refused(
+    make_wallet: Callable[..., Wallet],
+) -> None:
+    make_wallet(balance="5.00")
+    with pytest.raises(InsufficientFunds):
+        charge(amount="50.00")
+    with pytest.raises(PaymentNotFound):
+        payment_refund(order_id="order-1")
+    wallet_credit(user_id=ALICE, amount=Decimal("100.00"))
+
+    with pytest.raises(OrderCompensated):
+        charge(amount="50.00")
+
+    assert balance_of(ALICE) == Decimal("105.00")
+    assert Payment.objects.get().status == PaymentStatus.FAILED
+    assert not LedgerEntry.objects.filter(kind=LedgerEntryKind.CHARGE).exists()
+
+
+def test_a_refund_of_a_captured_payment_leaves_no_tombstone(make_wallet: Callable[..., Wallet]) -> None:
+    make_wallet(balance="100.00")
+    charge(amount="10.00")
+
+    assert payment_refund(order_id="order-1").status == PaymentStatus.REFUNDED
+
+    assert not ChargeTombstone.objects.exists()
+    assert charge(amount="10.00").status == PaymentStatus.REFUNDED
+    assert balance_of(ALICE) == Decimal("100.00")

@@ -18,3 +18,4 @@ class CatalogErrorCode(StrEnum):
     RESERVATION_MISMATCH = "reservation_mismatch"
     RESERVATION_RELEASED = "reservation_released"
     RESERVATION_COMMITTED = "reservation_committed"
+    ORDER_COMPENSATED = "order_compensated"

@@ -44,7 +44,14 @@ REJECTING_CODES = frozenset(
     }
 )
 # The order already has a reservation that this event cannot be applied to: logged, nothing else.
-STALE_CODES = frozenset({CatalogErrorCode.RESERVATION_RELEASED, CatalogErrorCode.RESERVATION_MISMATCH})
+# ORDER_COMPENSATED: order.cancelled came first and left a tombstone (nothing is held).
+STALE_CODES = frozenset(
+    {
+        CatalogErrorCode.RESERVATION_RELEASED,
+        CatalogErrorCode.RESERVATION_MISMATCH,
+        CatalogErrorCode.ORDER_COMPENSATED,
+    }
+)
 
 
 def _requested(lines: Sequence[Mapping[str, Any]]) -> list[RequestedLine] | None:

@@ -82,7 +82,12 @@ class ReservationStatus(models.TextChoices):
 
 
 class StockReservation(models.Model):
-    """The stock held for one order; at most one per order id."""
+    """The stock held for one order; at most one per order id.
+
+    A RELEASED reservation without lines is a tombstone: the order's stock was
+    released before any was reserved (a compensation that found nothing), and
+    the row's claim on the order id refuses every later reservation for it.
+    """
 
     order_id = models.CharField(max_length=64, unique=True)
     status = models.CharField(

@@ -10,6 +10,14 @@ whole transaction back: all lines or none.
 Every change of a stock quantity writes its `StockMovement` in the same
 transaction (an adjustment, a hold, a release), so the movements of a product
 always add up to its available quantity.
+
+Tombstones: releasing an order that has no reservation (a saga compensating a
+reservation whose answer it never got) claims the order id with a RELEASED
+reservation without lines. A reservation still in flight then finds the claim
+and is refused with `order_compensated` (409): stock never stays held for an
+order that was already compensated. The claim is the same unique row a
+reservation takes first, so a release and a reservation of one order are
+serialised by the database.
 """
 
 from __future__ import annotations
@@ -190,6 +198,13 @@ def _quantities(lines: Sequence[RequestedLine]) -> dict[int, int]:
 def _replay(reservation: StockReservation, quantities: dict[int, int]) -> StockReservation:
     """A repeated reserve for the same order: the first answer again, if it still holds."""
     held = {line.product_id: line.quantity for line in reservation.lines.all()}
+    if not held:
+        raise ConflictError(
+            CatalogErrorCode.ORDER_COMPENSATED,
+            "This order's stock was released before any was reserved (the order was compensated); "
+            "nothing is reserved for it.",
+            details={"order_id": reservation.order_id},
+        )
     if held != quantities:
         raise ConflictError(
             CatalogErrorCode.RESERVATION_MISMATCH,
@@ -288,11 +303,45 @@ def _locked_reservation(order_id: str) -> StockReservation:
         ) from None
 
 
-@transaction.atomic
+def _tombstone(order_id: str) -> StockReservation | None:
+    """The order's reservation, locked, after claiming the order id with a
+    tombstone if it had none; None when this call (or an earlier one) left the
+    tombstone: nothing was ever held for the order."""
+    reservation = StockReservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None:
+        try:
+            with transaction.atomic():
+                StockReservation.objects.create(order_id=order_id, status=ReservationStatus.RELEASED)
+        except IntegrityError:
+            # A reservation (or another release) claimed it first and has committed.
+            reservation = StockReservation.objects.select_for_update().get(order_id=order_id)
+        else:
+            return None
+    if reservation.status == ReservationStatus.RELEASED and not reservation.lines.exists():
+        return None
+    return reservation
+
+
 def reservation_release(*, order_id: str) -> StockReservation:
-    """Gives the held stock back (a cancelled order); idempotent, refused once committed."""
-    reservation = _locked_reservation(order_id)
-    if reservation.status == ReservationStatus.RELEASED:
+    """Gives the held stock back (a cancelled order); idempotent, refused once committed.
+
+    An order with nothing reserved is `reservation_not_found` (as good as
+    released for the saga), and a tombstone refuses its reservation from now on.
+    """
+    reservation = _release_or_tombstone(order_id=order_id)
+    if reservation is None:
+        raise NotFoundError(
+            CatalogErrorCode.RESERVATION_NOT_FOUND,
+            "No stock reservation for this order; none can be made for it any more.",
+            details={"order_id": order_id},
+        )
+    return reservation
+
+
+@transaction.atomic
+def _release_or_tombstone(*, order_id: str) -> StockReservation | None:
+    reservation = _tombstone(order_id)
+    if reservation is None or reservation.status == ReservationStatus.RELEASED:
         return reservation
     if reservation.status == ReservationStatus.COMMITTED:
         raise ConflictError(
@@ -323,10 +372,11 @@ def reservation_release_if_held(*, order_id: str) -> StockReservation | None:
     """Releases the order's reservation if it still holds stock; returns it only then.
 
     None when there is nothing to give back: no reservation (stock was
-    refused, or never asked for), already released (e.g. by the orchestrator
-    over HTTP), or committed (a confirmed order's stock is sold).
+    refused, or never asked for: a tombstone then refuses a reservation still
+    on its way), already released (e.g. by the orchestrator over HTTP), or
+    committed (a confirmed order's stock is sold).
     """
-    reservation = StockReservation.objects.select_for_update().filter(order_id=order_id).first()
+    reservation = _tombstone(order_id)
     if reservation is None or reservation.status != ReservationStatus.RESERVED:
         return None
     _release(reservation)

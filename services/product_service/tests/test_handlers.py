@@ -234,7 +234,28 @@ def test_order_cancelled_without_a_reservation_is_a_no_op(
     deliver(make_envelope("order.cancelled", cancelled("never-reserved", "insufficient_stock")))
 
     assert stock_of(cup) == 5
-    assert StockReservation.objects.count() == 0
+    # Only a tombstone, which refuses a reservation of the order still on its way.
+    (tombstone,) = StockReservation.objects.all()
+    assert (tombstone.order_id, tombstone.status, tombstone.lines.count()) == (
+        "never-reserved",
+        ReservationStatus.RELEASED,
+        0,
+    )
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_order_created_after_order_cancelled_reserves_nothing_and_publishes_nothing(
+    make_product: ProductFactory, stock_of: StockOf, order_created: Callable[..., dict[str, Any]]
+) -> None:
+    # The cancellation (e.g. the order's deadline) overtook order.created.
+    cup = make_product(stock=5)
+    payload = order_created([(cup, 2)])
+    deliver(make_envelope("order.cancelled", cancelled(payload["order_id"], "system_error")))
+
+    deliver(make_envelope("order.created", payload))
+
+    assert stock_of(cup) == 5
+    assert StockReservation.objects.get().lines.count() == 0
     assert OutboxMessage.objects.count() == 0
 
 

@@ -323,6 +323,20 @@ def test_release_of_an_unknown_order_is_404(order_service: Api, db: None) -> Non
     assert response.json()["error"]["details"] == {"order_id": "nope"}
 
 
+def test_reserve_after_the_release_of_an_unknown_order_is_409_order_compensated(
+    order_service: Api, beans: Product, stock_of: StockOf
+) -> None:
+    assert order_service.post(f"{RESERVATIONS}order-9/release/").status_code == 404
+
+    response = order_service.post(RESERVATIONS, {"order_id": "order-9", "lines": lines((beans, 2))})
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "order_compensated"
+    assert response.json()["error"]["details"] == {"order_id": "order-9"}
+    assert stock_of(beans) == 5
+    assert order_service.post(f"{RESERVATIONS}order-9/release/").status_code == 404
+
+
 def test_release_after_commit_is_409_and_keeps_the_stock_taken(
     order_service: Api, reserved: dict[str, Any], beans: Product, stock_of: StockOf
 ) -> None:

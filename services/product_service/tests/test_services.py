@@ -73,3 +73,28 @@ def test_release_of_an_unknown_order(db: None) -> None:
     with pytest.raises(NotFoundError) as raised:
         services.reservation_release(order_id="missing")
     assert raised.value.code == CatalogErrorCode.RESERVATION_NOT_FOUND
+
+
+def test_a_reservation_after_the_release_of_an_unknown_order_is_refused_and_holds_nothing(
+    make_product: ProductFactory,
+) -> None:
+    product = make_product(stock=3)
+    with pytest.raises(NotFoundError):
+        services.reservation_release(order_id="o-1")
+
+    with pytest.raises(ConflictError) as refused:
+        services.reservation_create(order_id="o-1", lines=[RequestedLine(product.pk, 2)])
+
+    assert (refused.value.code, refused.value.status_code) == (CatalogErrorCode.ORDER_COMPENSATED, 409)
+    assert refused.value.details == {"order_id": "o-1"}
+    assert StockLevel.objects.get(product=product).quantity == 3
+    tombstone = StockReservation.objects.get(order_id="o-1")
+    assert (tombstone.status, tombstone.lines.count()) == (ReservationStatus.RELEASED, 0)
+    # Still nothing to release, commit or reserve for that order; other orders are untouched.
+    with pytest.raises(NotFoundError):
+        services.reservation_release(order_id="o-1")
+    with pytest.raises(ConflictError):
+        services.reservation_commit(order_id="o-1")
+    assert services.reservation_create(order_id="o-2", lines=[RequestedLine(product.pk, 2)]).status == (
+        ReservationStatus.RESERVED
+    )

@@ -7,7 +7,8 @@
 - Celery: `comptoir_celery_tasks_total{service,task,outcome}` and
   `comptoir_celery_task_duration_seconds{service,task}`.
 - Outbox (read from the database at scrape time): `comptoir_outbox_pending_messages`
-  and `comptoir_outbox_oldest_pending_age_seconds` (0 when nothing waits).
+  and `comptoir_outbox_oldest_pending_age_seconds` (0 when nothing waits), and
+  `comptoir_outbox_quarantined` (rows the broker refused for good, out of the relay's way).
 - Relay and consumers: `comptoir_outbox_relayed_total`, `comptoir_outbox_relay_failures_total`,
   `comptoir_consumer_messages_total{group,topic,outcome}`, `comptoir_consumer_lag{group,topic,partition}`,
   `comptoir_consumer_retries_total`, `comptoir_consumer_dead_letters_total`,
@@ -198,8 +199,11 @@ def register_saga_backlog(callback: SagaBacklog) -> None:
 
 # ------------------------------------------------- scrape-time collectors
 
+# Quarantined rows (refused by the broker for good) wait for an operator, not the relay.
 _OUTBOX_SQL = (
-    "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) "
+    "SELECT count(*) FILTER (WHERE quarantined_at IS NULL), "
+    "COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE quarantined_at IS NULL)), 0), "
+    "count(*) FILTER (WHERE quarantined_at IS NOT NULL) "
     "FROM comptoir_events_outboxmessage WHERE sent_at IS NULL"
 )
 
@@ -217,15 +221,22 @@ class DatabaseCollector(Collector):
             "Age of the oldest unpublished outbox row (0 when none waits).",
             labels=["service"],
         )
+        quarantined = GaugeMetricFamily(
+            "comptoir_outbox_quarantined",
+            "Outbox rows the broker refused for good, no longer relayed (an operator's to look at).",
+            labels=["service"],
+        )
         try:
-            count, age = _outbox_backlog()
+            count, age, quarantined_count = _outbox_backlog()
         except Exception as error:  # noqa: BLE001 - a scrape must not fail on a database hiccup
             logger.warning("metrics: outbox backlog unavailable: %s", error)
         else:
             pending.add_metric([service], count)
             oldest.add_metric([service], age)
+            quarantined.add_metric([service], quarantined_count)
             yield pending
             yield oldest
+            yield quarantined
         if _saga_backlog:
             saga_pending = GaugeMetricFamily(
                 "comptoir_saga_pending", "Sagas not yet in a final state.", labels=["service", "mode"]
@@ -248,7 +259,7 @@ class DatabaseCollector(Collector):
             yield saga_oldest
 
 
-def _outbox_backlog() -> tuple[int, float]:
+def _outbox_backlog() -> tuple[int, float, int]:
     from django.apps import apps
     from django.db import connection
 
@@ -258,8 +269,8 @@ def _outbox_backlog() -> tuple[int, float]:
     with connection.cursor() as cursor:
         cursor.execute(_OUTBOX_SQL)
         row = cursor.fetchone()
-    count, age = row or (0, 0)
-    return int(count), float(age)
+    count, age, quarantined = row or (0, 0, 0)
+    return int(count), float(age), int(quarantined)
 
 
 _database_collector = DatabaseCollector()

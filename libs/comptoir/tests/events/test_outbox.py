@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka import Producer
 from django.db import connection, transaction
 from pytest_django import Settings
 
@@ -23,6 +24,7 @@ from comptoir.events import (
     event_settings,
     publish_event,
 )
+from comptoir.events._relay import producer_config
 from events.support import Spawner, headers_of, publish_notes, read_topic, wait_for
 
 
@@ -218,3 +220,56 @@ def test_relay_wake_up_run_inside_an_enclosing_transaction_does_not_commit_it(
     ) as other:
         row = other.execute("SELECT count(*) FROM comptoir_events_outboxmessage WHERE key = 'n'").fetchone()
     assert row == (0,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_the_broker_refuses_for_good_is_quarantined_after_its_attempts_and_the_rest_flows(
+    notes_topic: str, settings: Settings
+) -> None:
+    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "OUTBOX_MAX_ATTEMPTS": 3}
+    declare_topics([notes_topic], event_settings(), with_failure_topics=False)
+    # Larger than any message the producer (and the broker) accepts.
+    too_large = OutboxMessage.objects.create(
+        event_id=uuid.uuid4(),
+        event_type="test.note-recorded",
+        topic=notes_topic,
+        key="big",
+        envelope=json.dumps({"text": "x" * 1_100_000}),
+        headers={},
+    )
+    relay = OutboxRelay()
+
+    for attempt in (1, 2, 3):
+        (note,) = publish_notes(1, keys=["fine"], start=attempt)
+        assert relay.relay_once() == 1  # the other rows go out
+        too_large.refresh_from_db()
+        assert (too_large.attempts, too_large.sent_at) == (attempt, None)
+        assert "MSG_SIZE_TOO_LARGE" in too_large.last_error
+        assert (too_large.quarantined_at is not None) == (attempt == 3)
+        assert OutboxMessage.objects.get(event_id=note.event_id).sent_at is not None
+
+    # Quarantined: kept for an operator, no longer tried, counted apart from the backlog.
+    assert relay.relay_once() == 0
+    too_large.refresh_from_db()
+    assert too_large.attempts == 3
+    assert [json.loads(m.value() or b"")["payload"]["seq"] for m in read_topic(notes_topic)] == [1, 2, 3]
+    from comptoir import metrics
+
+    text = metrics.render()[0].decode()
+    assert 'comptoir_outbox_quarantined{service="comptoir_chassis"} 1.0' in text
+    assert 'comptoir_outbox_pending_messages{service="comptoir_chassis"} 0.0' in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_cannot_be_reached_counts_no_attempt(settings: Settings, notes_topic: str) -> None:
+    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "OUTBOX_MAX_ATTEMPTS": 1}
+    publish_notes(1, keys=["a"])
+    relay = OutboxRelay()
+    # Nothing listens there: every delivery times out, which says nothing about the row.
+    relay._producer = Producer(producer_config("127.0.0.1:1", **{"message.timeout.ms": 1000}))
+    relay._known_topics.add(notes_topic)
+
+    assert relay.relay_once() == 0
+
+    row = OutboxMessage.objects.get()
+    assert (row.attempts, row.quarantined_at, row.sent_at) == (0, None, None)

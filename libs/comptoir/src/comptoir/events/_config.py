@@ -4,7 +4,8 @@ environment variables over defaults that suit the local devstack.
 Keys: RETRY_DELAYS (seconds, one retry topic each), TOPIC_PARTITIONS,
 TOPIC_REPLICATION_FACTOR (of the topics the service creates; at most the broker
 count), TOPIC_RETENTION_MS, DLQ_RETENTION_MS, RELAY_BATCH_SIZE, RELAY_POLL_INTERVAL,
-OUTBOX_RETENTION (seconds a sent row is kept), INBOX_RETENTION (seconds),
+OUTBOX_RETENTION (seconds a sent row is kept), OUTBOX_MAX_ATTEMPTS (publishes the
+broker refuses for good before a row is quarantined), INBOX_RETENTION (seconds),
 CONSUMER_BATCH_SIZE, TOPICS (event type -> topic, overriding the catalogue),
 PRODUCERS (event type -> the service its consumers accept it from, overriding
 the catalogue's owner).
@@ -33,6 +34,7 @@ class EventSettings:
     relay_batch_size: int = 500
     relay_poll_interval: float = 1.0
     outbox_retention: float = 3600.0
+    outbox_max_attempts: int = 5
     inbox_retention: float = 30 * 24 * 3600.0
     consumer_batch_size: int = 500
     topics: dict[str, str] = field(default_factory=dict)
@@ -66,6 +68,7 @@ def event_settings() -> EventSettings:
         relay_batch_size=number("RELAY_BATCH_SIZE", defaults.relay_batch_size),
         relay_poll_interval=number("RELAY_POLL_INTERVAL", defaults.relay_poll_interval),
         outbox_retention=number("OUTBOX_RETENTION", defaults.outbox_retention),
+        outbox_max_attempts=number("OUTBOX_MAX_ATTEMPTS", defaults.outbox_max_attempts),
         inbox_retention=number("INBOX_RETENTION", defaults.inbox_retention),
         consumer_batch_size=number("CONSUMER_BATCH_SIZE", defaults.consumer_batch_size),
         topics=dict(configured.get("TOPICS", {})),

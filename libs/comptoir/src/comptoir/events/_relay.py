@@ -13,6 +13,12 @@ with a short poll as a safety net, drains while full batches come back, and
 deletes sent rows older than OUTBOX_RETENTION in short chunks, between
 batches (see `_retention`).
 
+Quarantine: a row the broker refuses for good (`PERMANENT_ERRORS`: too large,
+topic not authorized or unknown...) counts an attempt; after OUTBOX_MAX_ATTEMPTS
+it is quarantined (`quarantined_at`): kept with its last error for an operator,
+no longer relayed, counted by `comptoir_outbox_quarantined` (alert
+ComptoirOutboxQuarantined). A broker that is down or slow counts nothing.
+
 With several relays running, two events of one aggregate written close together
 may be published by different relays in either order; run one relay per service
 (several only for availability) where that matters.
@@ -29,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from django.db import connections, transaction
 
 from comptoir._kafka_security import kafka_client_config
@@ -46,9 +52,29 @@ logger = logging.getLogger("comptoir.events.relay")
 _TABLE = OutboxMessage._meta.db_table
 SELECT_PENDING = (
     f"SELECT id, topic, key, envelope, headers FROM {_TABLE} "  # noqa: S608 - table name is ours
-    "WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+    "WHERE sent_at IS NULL AND quarantined_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
 )
 MARK_SENT = f"UPDATE {_TABLE} SET sent_at = now() WHERE id = ANY(%s)"  # noqa: S608
+RECORD_REFUSAL = (
+    f"UPDATE {_TABLE} SET attempts = attempts + 1, last_error = %s, "  # noqa: S608
+    "quarantined_at = CASE WHEN attempts + 1 >= %s THEN now() END WHERE id = %s "
+    "RETURNING attempts, quarantined_at IS NOT NULL"
+)
+# Broker or client answers that no retry of the same row can change.
+PERMANENT_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError._INVALID_ARG,
+    }
+)
+ERROR_TEXT_LIMIT = 2000
 DELETE_SENT = (
     f"DELETE FROM {_TABLE} WHERE id IN (SELECT id FROM {_TABLE} "  # noqa: S608
     "WHERE sent_at < now() - make_interval(secs => %s) LIMIT %s)"
@@ -115,6 +141,7 @@ class OutboxRelay:
             acknowledged: list[int] = []
             acknowledged_topics: list[str] = []
             failures: list[str] = []
+            refused: dict[int, str] = {}  # row id -> a permanent refusal
 
             def on_delivery(row_id: int) -> Callable[[KafkaError | None, Message], None]:
                 def report(error: KafkaError | None, message: Message) -> None:
@@ -123,17 +150,29 @@ class OutboxRelay:
                         acknowledged_topics.append(str(message.topic()))
                     else:
                         failures.append(f"{message.topic()}: {error}")
+                        if error.code() in PERMANENT_ERRORS:
+                            refused[row_id] = str(error)
 
                 return report
 
             for row_id, topic, key, envelope, headers in rows:
                 with _observe.producing(topic, key, envelope) as traceparent:
-                    self._produce(topic, key, envelope, headers, on_delivery(row_id), traceparent=traceparent)
+                    try:
+                        self._produce(
+                            topic, key, envelope, headers, on_delivery(row_id), traceparent=traceparent
+                        )
+                    except KafkaException as error:  # refused before it left (e.g. too large)
+                        failures.append(f"{topic}: {error}")
+                        if error.args[0].code() not in PERMANENT_ERRORS:
+                            raise
+                        refused[row_id] = str(error.args[0])
             remaining = self._producer.flush(DELIVERY_TIMEOUT_S + 5)
             if remaining:
                 failures.append(f"{remaining} message(s) not acknowledged in time")
             if acknowledged:
                 self._mark_sent(cursor, acknowledged)
+            if refused:
+                self._record_refusals(cursor, refused)
         self._last_batch_failed = bool(failures)
         _observe.relayed(self.config.service, acknowledged_topics, len(rows) - len(acknowledged))
         self.stats.batches += 1
@@ -176,6 +215,18 @@ class OutboxRelay:
 
     def _mark_sent(self, cursor: Any, ids: list[int]) -> None:
         cursor.execute(MARK_SENT, [ids])
+
+    def _record_refusals(self, cursor: Any, refused: dict[int, str]) -> None:
+        """Counts a permanent refusal of each row; quarantines those out of attempts."""
+        for row_id, error in refused.items():
+            cursor.execute(
+                RECORD_REFUSAL, [error[:ERROR_TEXT_LIMIT], self.config.outbox_max_attempts, row_id]
+            )
+            attempts, quarantined = cursor.fetchone()
+            if quarantined:
+                logger.error(
+                    "relay: outbox row %d quarantined after %d refused publishes: %s", row_id, attempts, error
+                )
 
     def _ensure_topics(self, topics: set[str]) -> None:
         missing = topics - self._known_topics

@@ -37,9 +37,12 @@ class PublishedFilter(admin.SimpleListFilter):
     parameter_name = "published"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("no", "pending"), ("yes", "sent")]
+        return [("no", "pending"), ("yes", "sent"), ("quarantined", "quarantined")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "quarantined":
+            # Refused by the broker for good: `last_error` says why (see the relay).
+            return queryset.filter(quarantined_at__isnull=False)
         if self.value() in ("yes", "no"):
             return queryset.filter(sent_at__isnull=self.value() == "no")
         return queryset
@@ -47,7 +50,7 @@ class PublishedFilter(admin.SimpleListFilter):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(_ReadOnlyAdmin):
-    list_display = ("id", "event_type", "key", "topic", "event_id", "created_at", "sent_at")
+    list_display = ("id", "event_type", "key", "topic", "event_id", "created_at", "sent_at", "quarantined_at")
     list_filter = (PublishedFilter, "event_type", "topic")
     search_fields = ("=key", "event_type", "event_id")
     search_help_text = "Aggregate id (e.g. an order's id), event type or event id."

@@ -20,6 +20,11 @@ class OutboxMessage(models.Model):
     headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(db_default=Now())
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Publishes the broker refused for good (too large, topic not allowed...); after
+    # OUTBOX_MAX_ATTEMPTS of them the row is quarantined: kept, no longer relayed.
+    attempts = models.PositiveIntegerField(db_default=0, default=0)
+    last_error = models.TextField(db_default="", default="", blank=True)
+    quarantined_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -32,7 +37,8 @@ class OutboxMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} {self.event_id} ({'sent' if self.sent_at else 'pending'})"
+        state = "sent" if self.sent_at else "quarantined" if self.quarantined_at else "pending"
+        return f"{self.event_type} {self.event_id} ({state})"
 
 
 class InboxMessage(models.Model):
