@@ -5,7 +5,7 @@ Run by `make load` (bench/load/run.py), or by hand:
     LOAD_RATE=5 LOAD_USERS=10 locust -f bench/load/locustfile.py --headless \
         --host http://127.0.0.1:8000 --users 10 --spawn-rate 10 --run-time 60s
 
-- Setup, once (`test_start`): the staff account creates three products of its
+- Setup, once (`init`, before the run's clock starts): the staff account creates three products of its
   own (one cheap with ample stock, one out of stock, one no wallet can pay) and
   a pool of `LOAD_CUSTOMERS` customers with funded wallets. Few logins: the
   gateway allows 10 a minute per address, so the pool is small and shared.
@@ -157,11 +157,13 @@ def prepare(host: str) -> Fixture:
     return Fixture(staff=staff, products=products, catalogue=catalogue, customers=customers)
 
 
-@events.test_start.add_listener
-def _on_test_start(environment: Environment, **kwargs: Any) -> None:
+@events.init.add_listener
+def _on_init(environment: Environment, **kwargs: Any) -> None:
+    """Before the run (and its --run-time clock) starts: the setup takes a few seconds."""
     global FIXTURE
-    assert environment.host, "name the gateway with --host"
-    FIXTURE = prepare(environment.host.rstrip("/"))
+    host = environment.host or getattr(environment.parsed_options, "host", None)
+    assert host, "name the gateway with --host"
+    FIXTURE = prepare(host.rstrip("/"))
 
 
 class _Customer(HttpUser):
