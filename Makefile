@@ -164,12 +164,12 @@ traces-backend: ## build Jaeger v2 from its Go module (~10 min once); without it
 # `make load` (with `make up` running): LOAD_RATE orders/s between LOAD_USERS simulated
 # customers (half order, half browse) for LOAD_SECONDS, split between the saga modes.
 LOAD_RATE ?= 5
-LOAD_USERS ?= 10
+LOAD_USERS ?= 20
 LOAD_SECONDS ?= 60
 LOAD_MODES ?= orchestration choreography
 $(VENV)/.load-installed: requirements/load.txt $(VENV)/.installed
 	@$(UV) pip install -q --python $(PY) --require-hashes -r requirements/load.txt
 	@touch $@
 
-load: $(VENV)/.load-installed ## with `make up` running: steady Locust load, every order outcome, both saga modes (LOAD_RATE=5 LOAD_USERS=10 LOAD_SECONDS=60)
+load: $(VENV)/.load-installed ## with `make up` running: steady Locust load, every order outcome, both saga modes (LOAD_RATE=5 LOAD_USERS=20 LOAD_SECONDS=60)
 	@$(PY) bench/load/run.py --rate $(LOAD_RATE) --users $(LOAD_USERS) --seconds $(LOAD_SECONDS) --modes "$(LOAD_MODES)"

@@ -51,7 +51,7 @@ def switch_mode(mode: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=5.0, help="orders a second, all users together")
-    parser.add_argument("--users", type=int, default=10, help="simulated customers (half order, half browse)")
+    parser.add_argument("--users", type=int, default=20, help="simulated customers (half order, half browse)")
     parser.add_argument("--seconds", type=int, default=60, help="the whole run, split between the modes")
     parser.add_argument("--modes", default=" ".join(MODES), help="saga modes, in turn (space separated)")
     parser.add_argument("--host", default=GATEWAY)
