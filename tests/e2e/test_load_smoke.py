@@ -7,12 +7,12 @@ import csv
 import subprocess
 import sys
 
-from platform_client import GATEWAY_URL, REPO_ROOT
+from platform_client import GATEWAY_URL, REPO_ROOT, Platform
 
 SMOKE_SECONDS = 10
 
 
-def test_a_short_load_run_places_orders_of_every_outcome_without_failures() -> None:
+def test_a_short_load_run_places_orders_of_every_outcome_without_failures(platform: Platform) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -48,3 +48,7 @@ def test_a_short_load_run_places_orders_of_every_outcome_without_failures() -> N
     ]:
         assert int(rows[name]["Request Count"]) >= 1, (name, rows.keys())
     assert rows["Aggregated"]["Failure Count"] == "0"
+    # The orders reach their end: the last day's cancellations count both failures.
+    sagas = platform.check(platform.http.get("/api/ops/order_service/sagas/", headers=platform.staff), 200)
+    reasons = {row["reason"] for row in sagas["cancellations_by_reason"]}
+    assert {"insufficient_stock", "insufficient_funds"} <= reasons
