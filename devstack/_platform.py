@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ._config import HOST, LOG_DIR, ROOT, SERVICE_PORTS, STATE_DIR, metrics_port, service_env
+from ._config import HOST, LOG_DIR, PORTS, ROOT, SERVICE_PORTS, STATE_DIR, metrics_port, service_env
 from ._credentials import KAFKA_ADMIN, kafka_client_env, service_secrets_env
 from ._process import ManagedProcess, log_tail
 
@@ -41,6 +41,10 @@ def _env(service: str) -> dict[str, str]:
     if is_django(service):
         # Its own secrets and Kafka principal, drawn for this checkout.
         env.update(service_secrets_env(service))
+    if service == "api_gateway":
+        # What the staff-only /api/ops/traces/ and /api/ops/metrics/ routes read.
+        env["GATEWAY_TRACES_URL"] = f"http://{HOST}:{PORTS.traces_ui}"
+        env["GATEWAY_PROMETHEUS_URL"] = f"http://{HOST}:{PORTS.prometheus}"
     return env
 
 

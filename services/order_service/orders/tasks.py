@@ -123,6 +123,7 @@ def reconcile() -> dict[str, int]:
     since = timezone.now() - timedelta(seconds=window_s) if window_s > 0 else None
     report = reconciliation.reconcile(since=since)
     metrics.reconciliation_reported(report.by_kind())
+    reconciliation.reconciliation_run_record(report=report, source="beat")
     log = logger.warning if report.total else logger.info
     log(
         "reconciliation finished",
