@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0002_saga'),
+        ('orders', '0003_pending_orders_index'),
     ]
 
     operations = [

@@ -4,7 +4,7 @@ from django.db.models.functions import Now
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("comptoir_events", "0003_inbox_entry_for_the_admin"),
+        ("comptoir_events", "0004_outbox_quarantine"),
     ]
 
     operations = [
