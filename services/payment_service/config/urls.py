@@ -3,9 +3,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from comptoir import health_urlpatterns
+from comptoir.events import ops_urlpatterns
 
 urlpatterns = [
     *health_urlpatterns(),
+    *ops_urlpatterns(),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/payments/", include("payments.urls")),

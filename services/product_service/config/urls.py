@@ -4,9 +4,11 @@ from drf_spectacular.views import SpectacularAPIView
 
 from catalog.urls import internal_urlpatterns, public_urlpatterns
 from comptoir import health_urlpatterns
+from comptoir.events import ops_urlpatterns
 
 urlpatterns = [
     *health_urlpatterns(),
+    *ops_urlpatterns(),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/products/", include(public_urlpatterns)),

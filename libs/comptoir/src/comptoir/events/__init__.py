@@ -33,11 +33,12 @@ if TYPE_CHECKING:
     from ._contracts import ContractError, contracts_dir, current_version, topic_for, validate_payload
     from ._dlq import DeadLetter, get_dead_letter, list_dead_letters, purge_dead_letters, replay_dead_letter
     from ._envelope import Envelope, EnvelopeError
+    from ._ops_api import ops_urlpatterns
     from ._outbox import NotInTransactionError, publish_event
     from ._registry import DEFAULT_PURPOSE, Handler, event_handler, handled_topics, handlers_for
     from ._relay import OutboxRelay, RelayStats
     from ._topics import declare_topics, dlq_topic, retry_topic
-    from .models import InboxMessage, OutboxMessage
+    from .models import InboxMessage, OutboxMessage, ReplayedDeadLetter
 
 _WHERE = {
     "EventSettings": "_config",
@@ -72,6 +73,8 @@ _WHERE = {
     "retry_topic": "_topics",
     "InboxMessage": "models",
     "OutboxMessage": "models",
+    "ReplayedDeadLetter": "models",
+    "ops_urlpatterns": "_ops_api",
 }
 
 __all__ = [
@@ -90,6 +93,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxRelay",
     "RelayStats",
+    "ReplayedDeadLetter",
     "contracts_dir",
     "current_delivery",
     "current_version",
@@ -101,6 +105,7 @@ __all__ = [
     "handled_topics",
     "handlers_for",
     "list_dead_letters",
+    "ops_urlpatterns",
     "publish_event",
     "purge_dead_letters",
     "replay_dead_letter",

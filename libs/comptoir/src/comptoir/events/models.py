@@ -77,3 +77,19 @@ class InboxEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer} handled {self.event_type} {self.event_id}"
+
+
+class ReplayedDeadLetter(models.Model):
+    """A dead letter the operations API wrote back to its topic: each is replayed
+    once. Kafka keeps no such fact (the letter stays in its `.dlq` topic until
+    purged or expired), so it is kept here, keyed by the letter's id."""
+
+    letter_id = models.CharField(
+        primary_key=True, max_length=300, help_text="<dlq topic>:<partition>:<offset>"
+    )
+    replayed_to = models.CharField(max_length=249)
+    replayed_at = models.DateTimeField(db_default=Now())
+    replayed_by = models.CharField(max_length=200, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.letter_id} replayed to {self.replayed_to}"

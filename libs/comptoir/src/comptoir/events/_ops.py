@@ -1,0 +1,313 @@
+"""What the operations console reads and does with a service's event backbone:
+the outbox backlog, each consumer group's lag, the dead letters (list, show,
+replay once, purge).
+
+Everything is asked of the broker with the service's own Kafka credentials:
+its consumer groups are `<service>.<purpose>` (its principal may READ them,
+which lets it DESCRIBE their committed offsets), its dead-letter topics
+`<service>.<topic>.dlq` are its own. A letter is replayed at most once through
+here: the fact is kept in `ReplayedDeadLetter`, written in the same transaction
+that waits for the broker's acknowledgement of the replayed message.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
+
+from comptoir._kafka_security import kafka_client_config
+
+from ._config import event_settings
+from ._contracts import topic_for
+from ._dlq import DeadLetter, get_dead_letter, list_dead_letters, parse_id, replay_dead_letter
+from ._registry import handlers_for, purposes
+from ._topics import dlq_topic, retry_topic
+from .models import OutboxMessage, ReplayedDeadLetter
+
+BROKER_TIMEOUT_S = 5.0
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not answer a query of the operations API."""
+
+
+class AlreadyReplayed(Exception):
+    def __init__(self, record: ReplayedDeadLetter) -> None:
+        super().__init__(f"{record.letter_id} was replayed to {record.replayed_to} at {record.replayed_at}")
+        self.record = record
+
+
+def _service() -> str:
+    return str(settings.COMPTOIR["SERVICE_NAME"])
+
+
+def _load_handlers() -> None:
+    """The handlers register themselves when `<app>/handlers.py` is imported (the
+    consumer process does it at start; a web process does it here, once)."""
+    autodiscover_modules("handlers")
+
+
+def outbox_status(*, now: datetime | None = None) -> dict[str, Any]:
+    """Pending rows, the age of the oldest, and rows the relay published in the last hour
+    (sent rows are kept OUTBOX_RETENTION seconds, an hour by default)."""
+    now = now or timezone.now()
+    pending = OutboxMessage.objects.filter(sent_at__isnull=True)
+    oldest = pending.aggregate(oldest=Min("created_at"))["oldest"]
+    return {
+        "pending": pending.count(),
+        "oldest_pending_age_s": round((now - oldest).total_seconds(), 3) if oldest else None,
+        "published_last_hour": OutboxMessage.objects.filter(sent_at__gte=now - timedelta(hours=1)).count(),
+    }
+
+
+@dataclass(frozen=True)
+class ConsumerGroup:
+    group: str
+    topics: list[str]  # event topics and this service's retry topics of them
+
+
+def consumer_groups() -> list[ConsumerGroup]:
+    """The service's consumer groups (one per handler purpose) and the topics each reads."""
+    _load_handlers()
+    config = event_settings()
+    groups = []
+    for purpose in purposes():
+        topics = sorted({topic_for(event_type) for event_type in handlers_for(purpose)})
+        retries = [
+            retry_topic(topic, n, config.service)
+            for topic in topics
+            for n in range(1, len(config.retry_delays) + 1)
+        ]
+        groups.append(ConsumerGroup(group=f"{config.service}.{purpose}", topics=topics + retries))
+    return groups
+
+
+def dead_letter_topics() -> list[str]:
+    """This service's dead-letter topics: one per event topic it handles."""
+    _load_handlers()
+    service = _service()
+    topics = {topic_for(event_type) for purpose in purposes() for event_type in handlers_for(purpose)}
+    return sorted(dlq_topic(topic, service) for topic in topics)
+
+
+def _probe(group: str) -> Consumer:
+    """A client that asks the broker about `group` without ever joining it."""
+    return Consumer(
+        {
+            **kafka_client_config(settings.KAFKA_BOOTSTRAP_SERVERS),
+            "group.id": group,
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+
+
+def _partitions(probe: Consumer, topic: str) -> list[int]:
+    metadata = probe.list_topics(topic, timeout=BROKER_TIMEOUT_S).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        return []
+    return sorted(metadata.partitions)
+
+
+def consumer_lag() -> list[dict[str, Any]]:
+    """Per group, topic and partition: end offset minus the group's committed offset
+    (the whole partition when the group committed nothing there yet)."""
+    rows: list[dict[str, Any]] = []
+    for group in consumer_groups():
+        probe = _probe(group.group)
+        try:
+            partitions = [
+                TopicPartition(topic, partition)
+                for topic in group.topics
+                for partition in _partitions(probe, topic)
+            ]
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in (probe.committed(partitions, timeout=BROKER_TIMEOUT_S) if partitions else [])
+            }
+            for tp in partitions:
+                low, high = probe.get_watermark_offsets(tp, timeout=BROKER_TIMEOUT_S, cached=False)
+                position = committed.get((tp.topic, tp.partition), -1)
+                if position < 0:
+                    position = low
+                rows.append(
+                    {
+                        "group": group.group,
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "lag": max(0, high - position),
+                    }
+                )
+        except KafkaException as error:
+            raise BrokerUnavailable(str(error)) from error
+        finally:
+            probe.close()
+    return rows
+
+
+def dead_letter_counts() -> list[dict[str, Any]]:
+    """How many messages each of the service's dead-letter topics holds now."""
+    topics = dead_letter_topics()
+    if not topics:
+        return []
+    probe = _probe(f"{_service()}.ops-{uuid.uuid4().hex[:8]}")
+    try:
+        counts = []
+        for topic in topics:
+            count = 0
+            for partition in _partitions(probe, topic):
+                low, high = probe.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=BROKER_TIMEOUT_S, cached=False
+                )
+                count += max(0, high - low)
+            counts.append({"topic": topic, "count": count})
+        return counts
+    except KafkaException as error:
+        raise BrokerUnavailable(str(error)) from error
+    finally:
+        probe.close()
+
+
+def events_status() -> dict[str, Any]:
+    return {
+        "service": _service(),
+        "outbox": outbox_status(),
+        "consumers": consumer_lag(),
+        "dead_letters": dead_letter_counts(),
+    }
+
+
+# Dead letters -------------------------------------------------------------------------------
+
+
+def resolve_dead_letter_topic(topic: str) -> str | None:
+    """The service's dead-letter topic named by `topic` (an event topic or its `.dlq` name);
+    None when the service has no such dead-letter topic."""
+    own = dead_letter_topics()
+    candidate = topic if topic.endswith(".dlq") else dlq_topic(topic, _service())
+    return candidate if candidate in own else None
+
+
+def _iso_ms(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _attempts(letter: DeadLetter) -> int | None:
+    raw = letter.header("x-attempts")
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def letter_summary(letter: DeadLetter, replayed: ReplayedDeadLetter | None) -> dict[str, Any]:
+    error_type, error_message = letter.header("x-error-type"), letter.header("x-error-message")
+    error = ": ".join(part for part in (error_type, error_message) if part)
+    return {
+        "id": letter.id,
+        "topic": letter.topic,
+        "event_type": letter.header("event_type"),
+        "event_id": letter.header("event_id"),
+        "error": error or None,
+        "failed_at": letter.header("x-dead-lettered-at") or _iso_ms(letter.timestamp_ms),
+        "attempts": _attempts(letter),
+        "replayed_at": replayed.replayed_at if replayed else None,
+    }
+
+
+def letter_detail(letter: DeadLetter, replayed: ReplayedDeadLetter | None) -> dict[str, Any]:
+    raw = letter.value or b""
+    payload: Any
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        payload = raw.decode(errors="replace")
+    return {
+        **letter_summary(letter, replayed),
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "key": (letter.key or b"").decode(errors="replace"),
+        "consumer_group": letter.header("x-consumer-group"),
+        "original_topic": letter.header("x-original-topic"),
+        "headers": {name: value.decode(errors="replace") for name, value in letter.headers},
+        "payload": payload,
+    }
+
+
+def _replays(ids: list[str]) -> dict[str, ReplayedDeadLetter]:
+    return {record.letter_id: record for record in ReplayedDeadLetter.objects.filter(letter_id__in=ids)}
+
+
+def dead_letter_list(*, topic: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """The dead letters of one of the service's DLQ topics, or of every one, oldest first."""
+    topics = [topic] if topic else dead_letter_topics()
+    letters: list[DeadLetter] = []
+    try:
+        for name in topics:
+            letters += list_dead_letters(
+                name, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, limit=limit
+            )
+    except KafkaException as error:
+        raise BrokerUnavailable(str(error)) from error
+    letters = letters[:limit]
+    replays = _replays([letter.id for letter in letters])
+    return [letter_summary(letter, replays.get(letter.id)) for letter in letters]
+
+
+def dead_letter_get(letter_id: str) -> DeadLetter | None:
+    """The letter `letter_id` names, if it is in one of the service's dead-letter topics."""
+    try:
+        topic, _partition, _offset = parse_id(letter_id)
+    except ValueError:
+        return None
+    if topic not in dead_letter_topics():
+        return None
+    try:
+        return get_dead_letter(letter_id, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+    except KafkaException as error:
+        raise BrokerUnavailable(str(error)) from error
+
+
+def replay_record(letter_id: str) -> ReplayedDeadLetter | None:
+    return ReplayedDeadLetter.objects.filter(letter_id=letter_id).first()
+
+
+@transaction.atomic
+def dead_letter_replay(*, letter: DeadLetter, replayed_by: str = "") -> ReplayedDeadLetter:
+    """Writes `letter` back to its topic, once: a second call raises AlreadyReplayed.
+
+    The record is inserted first (a concurrent replay of the same letter waits on
+    its key, then finds it) and commits only once the broker acknowledged the
+    message; a failed produce rolls it back, so the letter can be replayed again."""
+    record, created = ReplayedDeadLetter.objects.get_or_create(
+        letter_id=letter.id, defaults={"replayed_to": "", "replayed_by": replayed_by}
+    )
+    if not created:
+        raise AlreadyReplayed(record)
+    try:
+        record.replayed_to = replay_dead_letter(letter, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+    except (KafkaException, RuntimeError) as error:
+        raise BrokerUnavailable(str(error)) from error
+    record.save(update_fields=["replayed_to"])
+    record.refresh_from_db(fields=["replayed_at"])
+    return record
+
+
+def dead_letter_purge(*, topic: str) -> int:
+    """Deletes every message of one of the service's dead-letter topics; how many."""
+    from ._dlq import purge_dead_letters
+
+    try:
+        return purge_dead_letters(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+    except KafkaException as error:
+        raise BrokerUnavailable(str(error)) from error
