@@ -41,6 +41,8 @@ class StandInGateway:
     refreshes: int = 0
     fail_next: httpx.Response | None = None
     headers_seen: list[httpx.Headers] = field(default_factory=list)
+    # Canned answers by path (the operations routes the console reads).
+    routes: dict[str, httpx.Response] = field(default_factory=dict)
 
     def add_user(self, email: str, password: str, *, is_staff: bool = False) -> None:
         self.users[email] = {
@@ -127,6 +129,8 @@ class StandInGateway:
         user = self.caller(request)
         if user is None:
             return error(401, "not_authenticated", "Authentication credentials were not provided.")
+        if path in self.routes:
+            return self.routes[path]
         if path == "/api/users/me/":
             return httpx.Response(200, json={**user, "date_joined": "2026-01-01T00:00:00Z"})
         if path == "/api/orders/" and method == "POST":
