@@ -95,7 +95,7 @@ def order_trace(order_id: int | str) -> str | None:
 
 @require_GET
 def health_live(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+    return JsonResponse({"status": "ok", "service": "storefront"})
 
 
 @require_GET
