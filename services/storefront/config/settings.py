@@ -93,8 +93,12 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 SESSION_COOKIE_AGE = 14 * 24 * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", not DEBUG and _bool("HTTPS", False))
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS: served over TLS behind a proxy (an Ingress) that says so in X-Forwarded-Proto.
+HTTPS = _bool("HTTPS", False)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # Static files: the site's own CSS/JS plus htmx and uPlot straight from node_modules
