@@ -65,6 +65,7 @@ def gateway_document(documents: dict[str, str]) -> str:
     sys.path.insert(0, str(REPO / "services" / GATEWAY))
     from gateway.config import load_settings
     from gateway.docs import merge_documents
+    from gateway.ops import OPENAPI_PATHS
 
     settings = load_settings({})
     prefixes: dict[str, list[str]] = {}
@@ -73,6 +74,7 @@ def gateway_document(documents: dict[str, str]) -> str:
     merged = merge_documents(
         [(name, tuple(prefixes[name]), yaml.safe_load(documents[name])) for name in sorted(prefixes)],
         settings.is_public,
+        OPENAPI_PATHS,
     )
     return yaml.safe_dump(merged, sort_keys=False, allow_unicode=True, width=100)
 

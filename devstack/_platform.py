@@ -17,7 +17,17 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ._config import FRONTENDS, HOST, LOG_DIR, ROOT, SERVICE_PORTS, STATE_DIR, metrics_port, service_env
+from ._config import (
+    FRONTENDS,
+    HOST,
+    LOG_DIR,
+    PORTS,
+    ROOT,
+    SERVICE_PORTS,
+    STATE_DIR,
+    metrics_port,
+    service_env,
+)
 from ._credentials import KAFKA_ADMIN, django_secret_key, kafka_client_env, service_secrets_env
 from ._process import ManagedProcess, log_tail
 
@@ -44,6 +54,10 @@ def _env(service: str) -> dict[str, str]:
     elif service in FRONTENDS:
         # A frontend signs its session cookies; it holds no other secret.
         env["DJANGO_SECRET_KEY"] = django_secret_key(service)
+    if service == "api_gateway":
+        # What the staff-only /api/ops/traces/ and /api/ops/metrics/ routes read.
+        env["GATEWAY_TRACES_URL"] = f"http://{HOST}:{PORTS.traces_ui}"
+        env["GATEWAY_PROMETHEUS_URL"] = f"http://{HOST}:{PORTS.prometheus}"
     return env
 
 

@@ -3,7 +3,9 @@
 Layers, outermost first: the client's address (from `X-Forwarded-For` when the
 connection comes from a trusted proxy) → observability (request id, trace context, security
 headers, metrics, access log, last-resort 500) → CORS → dispatch: `/api/…` to
-the proxy, everything else to the gateway's own routes (health, docs; metrics are
+the proxy (or, for `/api/ops/health/`, `/api/ops/traces/…` and `/api/ops/metrics/`,
+to the staff-only operations routes of `gateway.ops`), everything else to the
+gateway's own routes (health, docs; metrics are
 served on a port of their own, see `gateway.serve`),
 and anything unknown, `/internal/…` included, to a 404 in the standard body.
 """
@@ -37,6 +39,7 @@ from .docs import ASSETS_PREFIX, DOCS_ASSETS, DOCS_CSP, DOCS_HTML, DocsMerger, d
 from .errors import ErrorCode, error_body, send_error
 from .health import readiness
 from .observability import ObservabilityMiddleware, configure_logging, flush_periodically
+from .ops import Operations
 from .proxy import Proxy
 from .ratelimit import Limiter
 from .revocation import Revocations
@@ -58,6 +61,7 @@ class Runtime:
     proxy: Proxy | None = None
     docs: DocsMerger | None = None
     readiness: ReadinessCache | None = None
+    operations: Operations | None = None
 
 
 class ReadinessCache:
@@ -173,6 +177,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         )
         runtime.docs = DocsMerger(config, session)
         runtime.readiness = ReadinessCache(config, session, runtime.limiter)
+        runtime.operations = Operations(config, session, runtime.proxy, runtime.readiness.checks)
         flusher = asyncio.create_task(flush_periodically())
         follower = asyncio.create_task(revocations.follow())
         # Serve knowing the revocations when Redis answers; without it, serve anyway.
@@ -243,6 +248,10 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                     await _uri_too_long(scope, send, runtime.settings.max_uri_bytes)
                     return
                 assert runtime.proxy is not None, "the lifespan must run before requests"
+                if Operations.handles(path):
+                    assert runtime.operations is not None
+                    await runtime.operations(scope, receive, send)
+                    return
                 await runtime.proxy(scope, receive, send)
                 return
             context_of(scope).route = (

@@ -28,6 +28,9 @@ Environment variables (all optional):
   `GATEWAY_HEALTH_CACHE_S` (how long one readiness report is reused),
   `GATEWAY_ACCESS_LOG` (`0` turns the per-request log line off),
   `GATEWAY_PRESERVE_HOST` (`0`: the upstream sees its own host, not the client's).
+- `GATEWAY_TRACES_URL` (the trace backend's Jaeger query API, e.g. `http://jaeger:16686`),
+  `GATEWAY_PROMETHEUS_URL`, `GATEWAY_OPS_TIMEOUT_S`: what the staff-only
+  `/api/ops/traces/` and `/api/ops/metrics/` routes read.
 """
 
 from __future__ import annotations
@@ -131,6 +134,12 @@ class Settings:
     trusted_proxies: tuple[str, ...]
     access_log: bool
     preserve_host: bool
+    # Paths (prefixes) only staff may call: an access token with `is_staff`, else 403.
+    staff_prefixes: tuple[str, ...] = ()
+    # The operations routes' backends: the trace store's Jaeger query API, Prometheus.
+    traces_url: str = ""
+    prometheus_url: str = ""
+    ops_timeout_s: float = 5.0
     # Below the services' request-line limit (gunicorn: 4094 bytes), so that a
     # longer URI is refused here in the standard body instead of in their HTML.
     max_uri_bytes: int = 4000
@@ -144,6 +153,9 @@ class Settings:
 
     def is_public(self, method: str, path: str) -> bool:
         return any(rule.matches(method, path) for rule in self.public)
+
+    def is_staff_only(self, path: str) -> bool:
+        return path.startswith(self.staff_prefixes)
 
 
 def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -289,6 +301,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_age=int(cors_raw.get("max_age", 600)),
     )
 
+    staff_prefixes = tuple(str(item["prefix"]) for item in raw.get("staff", []))
+    ops_raw = _section(raw, "ops")
+
     limits_raw = _section(raw, "limits")
     breaker_raw = _section(raw, "breaker")
     health_raw = _section(raw, "health")
@@ -319,4 +334,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         access_log=env.flag("GATEWAY_ACCESS_LOG", True),
         preserve_host=env.flag("GATEWAY_PRESERVE_HOST", limits_raw.get("preserve_host", True)),
+        staff_prefixes=staff_prefixes,
+        traces_url=env.text("GATEWAY_TRACES_URL", ops_raw.get("traces_url", "http://127.0.0.1:16686")).rstrip(
+            "/"
+        ),
+        prometheus_url=env.text(
+            "GATEWAY_PROMETHEUS_URL", ops_raw.get("prometheus_url", "http://127.0.0.1:9090")
+        ).rstrip("/"),
+        ops_timeout_s=env.number("GATEWAY_OPS_TIMEOUT_S", ops_raw.get("timeout_s", 5)),
     )

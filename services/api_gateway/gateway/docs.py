@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 
 from .config import Settings
+from .ops import OPENAPI_PATHS
 
 logger = logging.getLogger("gateway.docs")
 
@@ -111,11 +112,48 @@ def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
     return node
 
 
+def _operation_ids(document: dict[str, Any], prefixes: tuple[str, ...]) -> set[str]:
+    ids = set()
+    for path, item in (document.get("paths", {}) or {}).items():
+        if any(path.startswith(prefix) for prefix in prefixes) and isinstance(item, dict):
+            for method in _METHODS:
+                operation = item.get(method)
+                if isinstance(operation, dict) and isinstance(operation.get("operationId"), str):
+                    ids.add(operation["operationId"])
+    return ids
+
+
+def _shared_operation_ids(documents: list[tuple[str, tuple[str, ...], dict[str, Any]]]) -> set[str]:
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for _name, prefixes, document in documents:
+        ids = _operation_ids(document, prefixes)
+        shared |= seen & ids
+        seen |= ids
+    return shared
+
+
+def _prefix_operation_ids(item: Any, name: str, shared: set[str]) -> Any:
+    if not shared or not isinstance(item, dict):
+        return item
+    renamed = dict(item)
+    for method in _METHODS:
+        operation = item.get(method)
+        if isinstance(operation, dict) and operation.get("operationId") in shared:
+            renamed[method] = {**operation, "operationId": f"{name}_{operation['operationId']}"}
+    return renamed
+
+
 def merge_documents(
     documents: list[tuple[str, tuple[str, ...], dict[str, Any]]],
     is_public: Callable[[str, str], bool] | None = None,
+    own_paths: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Merges (upstream name, routed prefixes, OpenAPI document) into one document.
+
+    An operationId that several services use (the chassis' operations routes) is
+    prefixed with each one's name, so every id stays unique; `own_paths` are the
+    gateway's own routes.
 
     With `is_public` (the gateway's public rules), every operation also lists
     the gateway's own error statuses.
@@ -132,6 +170,7 @@ def merge_documents(
         "tags": [],
     }
     seen_tags: set[str] = set()
+    shared_ids = _shared_operation_ids(documents)
     for name, prefixes, document in documents:
         merged["openapi"] = str(document.get("openapi", merged["openapi"]))
         components = document.get("components", {}) or {}
@@ -151,11 +190,12 @@ def merge_documents(
                 target[new_ref.rsplit("/", 1)[1] if new_ref else component] = value
         for path, item in (document.get("paths", {}) or {}).items():
             if any(path.startswith(prefix) for prefix in prefixes):
-                merged["paths"][path] = item
+                merged["paths"][path] = _prefix_operation_ids(item, name, shared_ids)
         for tag in document.get("tags", []) or []:
             if isinstance(tag, dict) and tag.get("name") not in seen_tags:
                 seen_tags.add(str(tag.get("name")))
                 merged["tags"].append(tag)
+    merged["paths"].update(copy.deepcopy(own_paths or {}))
     merged["paths"] = dict(sorted(merged["paths"].items()))
     if is_public is not None:
         add_gateway_responses(merged["paths"], is_public)
@@ -200,7 +240,7 @@ class DocsMerger:
                 for name, doc in zip(names, fetched, strict=True)
                 if doc is not None
             ]
-            merged = merge_documents(documents, self.settings.is_public)
+            merged = merge_documents(documents, self.settings.is_public, OPENAPI_PATHS)
             missing = [name for name, doc in zip(names, fetched, strict=True) if doc is None]
             if missing:
                 merged["info"]["x-unavailable-services"] = missing

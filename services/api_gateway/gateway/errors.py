@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_AUTHENTICATED = "not_authenticated"
     AUTHENTICATION_FAILED = "authentication_failed"
+    PERMISSION_DENIED = "permission_denied"
     REQUEST_TIMEOUT = "request_timeout"
     THROTTLED = "throttled"
     PAYLOAD_TOO_LARGE = "payload_too_large"

@@ -186,19 +186,10 @@ class Proxy:
         login = method == "POST" and path in self.settings.rate_limit.login_paths
         await self._rate_limit(login, identity, context.client_ip)
         if identity is None and not self.settings.is_public(method, path):
-            if authorization is None:
-                raise GatewayError(
-                    401,
-                    ErrorCode.NOT_AUTHENTICATED,
-                    "Authentication credentials were not provided.",
-                    headers={"WWW-Authenticate": 'Bearer realm="comptoir"'},
-                )
-            raise GatewayError(
-                401,
-                ErrorCode.AUTHENTICATION_FAILED,
-                "The access token is not valid.",
-                headers={"WWW-Authenticate": 'Bearer realm="comptoir", error="invalid_token"'},
-            )
+            raise _unauthenticated(authorization)
+
+        if self.settings.is_staff_only(path):
+            require_staff(identity)
 
         body: bytes | None = None
         if (chunked and content_length is None) or content_length:
@@ -234,6 +225,19 @@ class Proxy:
         status = await self._forward(link, method, URL(target, encoded=True), headers, body, send)
         if account is not None and status == 401 and self.limiter is not None:
             await self.limiter.count("login_failures", account)
+
+    async def admit_staff(self, scope: Scope) -> Identity:
+        """The gates of the gateway's own staff routes: token (401), rate limit (429), staff (403)."""
+        context = context_of(scope)
+        authorization = next((v for n, v in scope["headers"] if n == b"authorization"), None)
+        identity = await self._authenticate(authorization)
+        if identity is not None:
+            context.user_id = identity.user_id
+        await self._rate_limit(False, identity, context.client_ip)
+        if identity is None:
+            raise _unauthenticated(authorization)
+        require_staff(identity)
+        return identity
 
     async def _authenticate(self, authorization: bytes | None) -> Identity | None:
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
@@ -356,6 +360,28 @@ class Proxy:
             raise AssertionError("unreachable")
         await _relay(response, method, send, name)
         return response.status
+
+
+def _unauthenticated(authorization: bytes | None) -> GatewayError:
+    if authorization is None:
+        return GatewayError(
+            401,
+            ErrorCode.NOT_AUTHENTICATED,
+            "Authentication credentials were not provided.",
+            headers={"WWW-Authenticate": 'Bearer realm="comptoir"'},
+        )
+    return GatewayError(
+        401,
+        ErrorCode.AUTHENTICATION_FAILED,
+        "The access token is not valid.",
+        headers={"WWW-Authenticate": 'Bearer realm="comptoir", error="invalid_token"'},
+    )
+
+
+def require_staff(identity: Identity | None) -> None:
+    """The staff-only paths: an end user whose access token says `is_staff`."""
+    if identity is not None and identity.claims.get("is_staff") is not True:
+        raise GatewayError(403, ErrorCode.PERMISSION_DENIED, "Staff only.")
 
 
 def _login_account(body: bytes | None) -> str | None:

@@ -47,6 +47,11 @@ def test_merged_openapi_has_every_public_path_and_no_internal_one(gateway: httpx
     assert sorted(document["paths"]) == [
         "/api/emails/",
         "/api/emails/{id}/",
+        # The gateway's own operations routes.
+        "/api/ops/health/",
+        "/api/ops/metrics/",
+        "/api/ops/traces/",
+        "/api/ops/traces/{trace_id}",
         "/api/orders/",
         "/api/orders/{id}/",
         "/api/payments/",

@@ -235,3 +235,30 @@ def test_merge_adds_the_gateways_own_statuses_in_the_one_error_body() -> None:
     assert private["401"]["content"] == error
     assert private["503"] == {"description": "The saga cannot start.", "content": {"application/json": {}}}
     assert merged["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
+
+
+def test_merge_prefixes_operation_ids_that_several_services_share() -> None:
+    def document(area: str) -> dict[str, Any]:
+        return {
+            "paths": {
+                f"/api/ops/{area}/events/": {"get": {"operationId": "ops_events", "responses": {}}},
+                f"/api/{area}/": {"get": {"operationId": f"{area}_list", "responses": {}}},
+            }
+        }
+
+    merged = merge_documents(
+        [
+            ("order_service", ("/api/orders/", "/api/ops/orders/"), document("orders")),
+            ("email_service", ("/api/emails/", "/api/ops/emails/"), document("emails")),
+        ],
+        own_paths={"/api/ops/health/": {"get": {"operationId": "ops_health", "responses": {}}}},
+    )
+
+    ids = {path: item["get"]["operationId"] for path, item in merged["paths"].items()}
+    assert ids == {
+        "/api/emails/": "emails_list",
+        "/api/ops/emails/events/": "email_service_ops_events",
+        "/api/ops/health/": "ops_health",
+        "/api/ops/orders/events/": "order_service_ops_events",
+        "/api/orders/": "orders_list",
+    }

@@ -4,10 +4,11 @@ from drf_spectacular.views import SpectacularAPIView
 
 from comptoir import health_urlpatterns
 from comptoir.events import ops_urlpatterns
+from mailer.apis import MailLogOpsApi
 
 urlpatterns = [
     *health_urlpatterns(),
-    *ops_urlpatterns(),
+    *ops_urlpatterns(extra=[path("mails/", MailLogOpsApi.as_view(), name="mails")]),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("mailer.urls")),

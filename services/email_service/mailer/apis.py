@@ -10,16 +10,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import IsStaff, requires_scope
+from comptoir import ApplicationError, ErrorCode, IsStaff, requires_scope
 
 from .models import SentEmail
-from .selectors import email_get, email_list
+from .selectors import MAIL_LOG_MAX, email_get, email_list, mail_log
 from .serializers import (
     EmailDetailSerializer,
     EmailFilterSerializer,
     EmailListSerializer,
     EmailRequestInputSerializer,
     EmailRequestOutputSerializer,
+    MailLogPageSerializer,
 )
 from .services import email_request
 
@@ -81,3 +82,28 @@ class EmailDetailApi(APIView):
     @extend_schema(operation_id="emails_retrieve", responses={200: EmailDetailSerializer})
     def get(self, request: Request, email_id: int) -> Response:
         return Response(EmailDetailSerializer(email_get(email_id=email_id)).data)
+
+
+class MailLogOpsApi(APIView):
+    """Staff, under the chassis' operations routes (`/api/ops/email_service/mails/`)."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        operation_id="ops_mails",
+        summary="The mail log, newest first (staff)",
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT, description=f"1-{MAIL_LOG_MAX}, default 50.")
+        ],
+        responses={200: MailLogPageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        raw = request.query_params.get("limit", "50")
+        limit = int(raw) if raw.isdigit() else 0
+        if not 1 <= limit <= MAIL_LOG_MAX:
+            raise ApplicationError(
+                ErrorCode.VALIDATION_ERROR,
+                f"limit must be a whole number from 1 to {MAIL_LOG_MAX}.",
+                details={"limit": [f"not a number from 1 to {MAIL_LOG_MAX}: {raw!r}"]},
+            )
+        return Response({"results": mail_log(limit=limit)})

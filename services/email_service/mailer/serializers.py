@@ -56,3 +56,17 @@ class EmailDetailSerializer(serializers.ModelSerializer[SentEmail]):
         model = SentEmail
         fields = [*EmailListSerializer.Meta.fields, "body", "html_body", "context"]
         read_only_fields = fields
+
+
+class MailLogSerializer(serializers.Serializer[None]):
+    id = serializers.IntegerField()
+    to = serializers.EmailField()
+    subject = serializers.CharField()
+    template = serializers.CharField()
+    status = serializers.CharField(help_text="QUEUED, SENT or FAILED.")
+    sent_at = serializers.DateTimeField(allow_null=True)
+    order_id = serializers.IntegerField(allow_null=True, help_text="The order of an order mail.")
+
+
+class MailLogPageSerializer(serializers.Serializer[None]):
+    results = MailLogSerializer(many=True)

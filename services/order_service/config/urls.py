@@ -4,10 +4,11 @@ from drf_spectacular.views import SpectacularAPIView
 
 from comptoir import health_urlpatterns
 from comptoir.events import ops_urlpatterns
+from orders.apis import SagasOpsApi
 
 urlpatterns = [
     *health_urlpatterns(),
-    *ops_urlpatterns(),
+    *ops_urlpatterns(extra=[path("sagas/", SagasOpsApi.as_view(), name="sagas")]),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/orders/", include("orders.urls")),

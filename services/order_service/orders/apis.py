@@ -15,16 +15,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import ApplicationError, ErrorResponseSerializer, IsEndUser, Principal
+from comptoir import ApplicationError, ErrorResponseSerializer, IsEndUser, IsStaff, Principal
 
 from .errors import OrderErrorCode
 from .models import Order
 from .product_quotes import RequestedLine
-from .selectors import order_get_for_user, order_list_for_user
+from .selectors import order_get_for_user, order_list_for_user, saga_ops_overview
 from .serializers import (
     OrderCreateInputSerializer,
     OrderDetailSerializer,
     OrderSerializer,
+    SagaOpsSerializer,
 )
 from .services import MAX_IDEMPOTENCY_KEY_LENGTH, order_create
 
@@ -141,3 +142,17 @@ class OrderDetailApi(APIView):
     def get(self, request: Request, order_id: int) -> Response:
         order = order_get_for_user(user_id=_caller_id(request), order_id=order_id)
         return Response(OrderDetailSerializer(order).data)
+
+
+class SagasOpsApi(APIView):
+    """Staff only, under the chassis' operations routes (`/api/ops/order_service/`)."""
+
+    permission_classes = (IsStaff,)
+
+    @extend_schema(
+        operation_id="ops_sagas",
+        summary="Orders pending longest, cancellations by reason, the last reconciliation (staff)",
+        responses={200: SagaOpsSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(saga_ops_overview())

@@ -219,3 +219,21 @@ class SagaTimelineEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step} {self.status}"
+
+
+class ReconciliationRun(models.Model):
+    """The report of one run of the reconciliation auditor (`manage.py reconcile` or
+    the beat task), kept so the operations console can show the last one."""
+
+    finished_at = models.DateTimeField(default=timezone.now, db_index=True)
+    source = models.CharField(max_length=16, help_text="beat or command")
+    total = models.PositiveIntegerField()
+    violations = models.JSONField(help_text="violation kind -> count (every kind, zeros included)")
+    samples = models.JSONField(help_text="violation kind -> the first offending ids")
+    checked = models.JSONField(help_text="what was checked -> how many rows")
+
+    class Meta:
+        ordering = ("-finished_at", "-id")
+
+    def __str__(self) -> str:
+        return f"reconciliation at {self.finished_at}: {self.total} violation(s)"

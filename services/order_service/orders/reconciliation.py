@@ -34,13 +34,14 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from comptoir import ErrorCode, UpstreamError
 
 from .clients import payment_service_client, product_service_client
-from .models import Order, OrderStatus
+from .models import Order, OrderStatus, ReconciliationRun
 
 PAYMENTS_AUDIT_PATH = "/internal/payments/audit/payments/"
 WALLETS_AUDIT_PATH = "/internal/payments/audit/wallets/"
@@ -130,6 +131,25 @@ def reconcile(
     _check_wallets(report, size=size)
     _check_stock(report, size=size)
     return report
+
+
+# Reports kept for the operations console (the newest first); older ones are deleted.
+KEPT_RUNS = 100
+
+
+@transaction.atomic
+def reconciliation_run_record(*, report: ReconciliationReport, source: str) -> ReconciliationRun:
+    """Keeps `report` as the auditor's last one (and drops the oldest beyond KEPT_RUNS)."""
+    run = ReconciliationRun.objects.create(
+        source=source,
+        total=report.total,
+        violations=report.by_kind(),
+        samples={kind.value: ids for kind, ids in report.samples.items()},
+        checked=dict(report.checked),
+    )
+    stale = ReconciliationRun.objects.order_by("-finished_at", "-id").values_list("pk", flat=True)[KEPT_RUNS:]
+    ReconciliationRun.objects.filter(pk__in=list(stale)).delete()
+    return run
 
 
 # --- orders: each judged against its payment and its reservation ---------------

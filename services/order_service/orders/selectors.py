@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from comptoir import NotFoundError
 
 from .errors import OrderErrorCode
-from .models import Order, OrderStatus
+from .models import Order, OrderStatus, ReconciliationRun
 
 # Ids beyond a bigint cannot exist; asking the database would fail instead of "not found".
 MAX_ORDER_ID = 2**63 - 1
@@ -49,3 +52,42 @@ def saga_backlog() -> list[tuple[str, int, float]]:
         (row["saga_mode"] or "orchestration", int(row["pending"]), (now - row["oldest"]).total_seconds())
         for row in rows
     ]
+
+
+def saga_ops_overview(*, now: datetime | None = None, pending_limit: int = 10) -> dict[str, Any]:
+    """For the operations console: the orders pending longest, the last day's
+    cancellations by reason, and the reconciliation auditor's last report."""
+    now = now or timezone.now()
+    pending = Order.objects.filter(status=OrderStatus.PENDING).order_by("created_at", "id")[:pending_limit]
+    cancelled = (
+        Order.objects.filter(status=OrderStatus.CANCELLED, updated_at__gte=now - timedelta(hours=24))
+        .values("cancel_reason")
+        .annotate(count=Count("id"))
+        .order_by("-count", "cancel_reason")
+    )
+    run = ReconciliationRun.objects.order_by("-finished_at", "-id").first()
+    return {
+        "pending_longest": [
+            {
+                "id": order.pk,
+                "mode": order.saga_mode,
+                "status": order.status,
+                "age_s": round((now - order.created_at).total_seconds(), 1),
+                "user_id": order.user_id,
+            }
+            for order in pending
+        ],
+        "cancellations_by_reason": [
+            {"reason": row["cancel_reason"] or "unknown", "count": row["count"]} for row in cancelled
+        ],
+        "reconciliation": None
+        if run is None
+        else {
+            "finished_at": run.finished_at,
+            "trigger": run.source,
+            "total": run.total,
+            "violations": run.violations,
+            "samples": run.samples,
+            "checked": run.checked,
+        },
+    }

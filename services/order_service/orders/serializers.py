@@ -76,3 +76,33 @@ class OrderDetailSerializer(OrderSerializer):
     class Meta(OrderSerializer.Meta):
         fields = (*OrderSerializer.Meta.fields, "saga_mode", "status_history", "timeline")
         read_only_fields = fields
+
+
+class PendingSagaSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    mode = serializers.CharField(allow_null=True, help_text="orchestration or choreography")
+    status = serializers.CharField()
+    age_s = serializers.FloatField()
+    user_id = serializers.IntegerField()
+
+
+class CancellationCountSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class ReconciliationReportSerializer(serializers.Serializer[Any]):
+    finished_at = serializers.DateTimeField()
+    trigger = serializers.CharField(help_text="beat (the periodic auditor) or command (manage.py reconcile)")
+    total = serializers.IntegerField()
+    violations = serializers.DictField(child=serializers.IntegerField(), help_text="kind -> count")
+    samples = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), help_text="kind -> first offending ids"
+    )
+    checked = serializers.DictField(child=serializers.IntegerField())
+
+
+class SagaOpsSerializer(serializers.Serializer[Any]):
+    pending_longest = PendingSagaSerializer(many=True)
+    cancellations_by_reason = CancellationCountSerializer(many=True, help_text="The last 24 hours.")
+    reconciliation = ReconciliationReportSerializer(allow_null=True)

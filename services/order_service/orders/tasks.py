@@ -110,6 +110,7 @@ def reconcile() -> dict[str, int]:
     invariants and exports what it found as comptoir_reconciliation_violations."""
     report = reconciliation.reconcile()
     metrics.reconciliation_reported(report.by_kind())
+    reconciliation.reconciliation_run_record(report=report, source="beat")
     log = logger.warning if report.total else logger.info
     log(
         "reconciliation finished",

@@ -3,13 +3,18 @@ backlog and consumer lag; dead letters listed, shown, replayed once, purged."""
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import eventsapp.handlers  # noqa: F401 - registers the handler
 import pytest
 from django.test import Client
 from eventsapp.models import Breakage, HandledNote
+from pytest_django import Settings
 
+from comptoir._health import Heartbeat
 from comptoir.events import EventConsumer, OutboxRelay, ReplayedDeadLetter, event_settings
 from comptoir.testing import TokenFactory
 from events.support import own_dlq, publish_notes, read_topic
@@ -17,6 +22,7 @@ from events.support import own_dlq, publish_notes, read_topic
 PREFIX = "/api/ops/comptoir_chassis/"
 ROUTES = [
     ("get", "events/"),
+    ("get", "processes/"),
     ("get", "dlq/"),
     ("get", "dlq/comptoir_chassis.test.notes.dlq:0:0/"),
     ("post", "dlq/comptoir_chassis.test.notes.dlq:0:0/replay/"),
@@ -65,7 +71,7 @@ def test_every_route_admits_staff(
 ) -> None:
     status, body = _call(client, method, path, tokens.user(1, is_staff=True), {"topic": notes_topic})
     # The letter named does not exist in this fresh topic; purging requires a confirmation.
-    expected = {"events/": 200, "dlq/": 200, "dlq/purge/": 400}.get(path, 404)
+    expected = {"events/": 200, "processes/": 200, "dlq/": 200, "dlq/purge/": 400}.get(path, 404)
     assert status == expected, body
 
 
@@ -169,3 +175,37 @@ def test_a_dead_letter_is_listed_shown_replayed_once_and_purged(
     assert (status, body) == (200, {"topic": dlq, "purged": 1})
     assert _call(client, "get", "dlq/", staff)[1] == {"results": []}
     assert _call(client, "get", "events/", staff)[1]["dead_letters"] == [{"topic": dlq, "count": 0}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processes_report_heartbeats_and_the_broker_view_of_the_consumer_groups(
+    client: Client,
+    tokens: TokenFactory,
+    notes_topic: str,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff = tokens.user(1, is_staff=True)
+    (tmp_path / "Procfile").write_text("# kinds\nweb: gunicorn\nrelay: a\nconsumer: b\nbeat: c\n")
+    settings.BASE_DIR = tmp_path
+    monkeypatch.setenv("COMPTOIR_HEARTBEAT_DIR", str(tmp_path / "beats"))
+    Heartbeat("comptoir_chassis", "relay").beat()
+    Heartbeat("comptoir_chassis", "beat").beat()
+    old = time.time() - 600
+    os.utime(Heartbeat("comptoir_chassis", "beat").path, (old, old))
+
+    status, body = _call(client, "get", "processes/", staff)
+    assert status == 200
+    assert body["service"] == "comptoir_chassis"
+    relay, consumer, beat = body["processes"]
+    assert (relay["process"], relay["status"]) == ("relay", "ok")
+    assert relay["heartbeat_age_s"] < 60
+    assert (beat["process"], beat["status"]) == ("beat", "stale")
+    # No consumer runs: the broker knows the group without members, whatever the heartbeat.
+    assert (consumer["process"], consumer["status"], consumer["heartbeat_age_s"]) == (
+        "consumer",
+        "down",
+        None,
+    )
+    assert [(g["group"], g["members"]) for g in consumer["groups"]] == [("comptoir_chassis.events", 0)]

@@ -311,3 +311,68 @@ def dead_letter_purge(*, topic: str) -> int:
         return purge_dead_letters(topic, bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
     except KafkaException as error:
         raise BrokerUnavailable(str(error)) from error
+
+
+# Processes ------------------------------------------------------------------------------------
+
+# A heartbeat older than this: the process's loop stopped turning (the probes' own limit).
+HEARTBEAT_STALE_S = 120.0
+
+
+def declared_processes() -> list[str]:
+    """The service's processes other than web, from its Procfile (`kind: command` lines)."""
+    procfile = settings.BASE_DIR / "Procfile" if getattr(settings, "BASE_DIR", None) else None
+    if procfile is None or not procfile.exists():
+        return []
+    kinds = []
+    for line in procfile.read_text().splitlines():
+        kind, sep, _command = line.partition(":")
+        if sep and not line.startswith("#") and kind.strip() and kind.strip() != "web":
+            kinds.append(kind.strip())
+    return kinds
+
+
+def _group_members() -> dict[str, dict[str, Any]]:
+    """The broker's view of each of the service's consumer groups: state and member count."""
+    from confluent_kafka.admin import AdminClient
+
+    groups = [group.group for group in consumer_groups()]
+    if not groups:
+        return {}
+    admin = AdminClient(kafka_client_config(settings.KAFKA_BOOTSTRAP_SERVERS, log_level=0))
+    described: dict[str, dict[str, Any]] = {}
+    try:
+        for group, future in admin.describe_consumer_groups(groups, request_timeout=BROKER_TIMEOUT_S).items():
+            result = future.result(timeout=BROKER_TIMEOUT_S)
+            described[group] = {
+                "group": group,
+                "state": str(result.state.name).lower(),
+                "members": len(result.members),
+            }
+    except KafkaException as error:
+        raise BrokerUnavailable(str(error)) from error
+    return described
+
+
+def processes_status() -> dict[str, Any]:
+    """Each process of the service as this web process sees it: its heartbeat (when the
+    heartbeat folder is shared, as in the devstack) and, for the consumer, the broker's
+    view of its groups (members, state), which holds wherever it runs."""
+    from comptoir._health import Heartbeat
+
+    service = _service()
+    processes = []
+    for kind in declared_processes():
+        age = Heartbeat(service, kind).age_s()
+        entry: dict[str, Any] = {
+            "process": kind,
+            "heartbeat_age_s": round(age, 1) if age is not None else None,
+            "status": "unknown" if age is None else ("ok" if age <= HEARTBEAT_STALE_S else "stale"),
+        }
+        if kind == "consumer":
+            groups = list(_group_members().values())
+            entry["groups"] = groups
+            if groups:
+                entry["status"] = "ok" if all(group["members"] > 0 for group in groups) else "down"
+        processes.append(entry)
+    return {"service": service, "processes": processes}

@@ -6,6 +6,7 @@
 
 | method | path | answer |
 | --- | --- | --- |
+| GET | `processes/` | relay/consumer/worker/beat: heartbeat age, consumer groups' members (broker) |
 | GET | `events/` | outbox backlog, consumer lag per group/topic/partition, dead letters per topic |
 | GET | `dlq/?topic=&limit=` | the dead letters (of one topic: an event topic or its `.dlq` name) |
 | GET | `dlq/<id>/` | one dead letter: headers, error, payload (text when not JSON) |
@@ -81,6 +82,24 @@ class EventsStatusSerializer(serializers.Serializer[Any]):
     dead_letters = DeadLetterCountSerializer(many=True)
 
 
+class ConsumerGroupSerializer(serializers.Serializer[Any]):
+    group = serializers.CharField()
+    state = serializers.CharField(help_text="The broker's: stable, empty, preparingrebalance...")
+    members = serializers.IntegerField()
+
+
+class ProcessSerializer(serializers.Serializer[Any]):
+    process = serializers.CharField(help_text="A Procfile kind: relay, consumer, worker, beat.")
+    status = serializers.CharField(help_text="ok, stale, down or unknown.")
+    heartbeat_age_s = serializers.FloatField(allow_null=True)
+    groups = ConsumerGroupSerializer(many=True, required=False)
+
+
+class ProcessesSerializer(serializers.Serializer[Any]):
+    service = serializers.CharField()
+    processes = ProcessSerializer(many=True)
+
+
 class DeadLetterSerializer(serializers.Serializer[Any]):
     id = serializers.CharField(help_text="<dlq topic>:<partition>:<offset>")
     topic = serializers.CharField()
@@ -139,6 +158,24 @@ class EventsOpsApi(OpsApi):
     def get(self, request: Request) -> Response:
         try:
             return Response(_ops.events_status())
+        except _ops.BrokerUnavailable as error:
+            raise _unavailable(error) from None
+
+
+class ProcessesOpsApi(OpsApi):
+    @extend_schema(
+        operation_id="ops_processes",
+        summary="The service's relay, consumer, worker and beat processes as it sees them (staff)",
+        description=(
+            "`status`: `ok` (heartbeat within 120 s, or every consumer group has members), `stale` "
+            "(an old heartbeat), `down` (a consumer group without members), `unknown` (no heartbeat "
+            "visible from the web process: another host)."
+        ),
+        responses={200: ProcessesSerializer, 503: _ERROR},
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            return Response(_ops.processes_status())
         except _ops.BrokerUnavailable as error:
             raise _unavailable(error) from None
 
@@ -270,6 +307,7 @@ def ops_urlpatterns(extra: list[URLPattern | URLResolver] | None = None) -> list
     """The operations routes, under `api/ops/<service>/`; `extra` adds the service's own."""
     routes: list[URLPattern | URLResolver] = [
         path("events/", EventsOpsApi.as_view(), name="events"),
+        path("processes/", ProcessesOpsApi.as_view(), name="processes"),
         path("dlq/", DeadLetterListOpsApi.as_view(), name="dlq-list"),
         path("dlq/purge/", DeadLetterPurgeOpsApi.as_view(), name="dlq-purge"),
         path("dlq/<str:letter_id>/", DeadLetterDetailOpsApi.as_view(), name="dlq-detail"),

@@ -3,7 +3,8 @@
 Prints the report (checked rows, then each violation kind with its count and
 first offending ids) and exits 1 when anything is broken, 2 when a service
 could not be asked, 0 otherwise. Celery beat runs the same checks periodically
-(`orders.reconcile`) and exports them as comptoir_reconciliation_violations.
+(`orders.reconcile`) and exports them as comptoir_reconciliation_violations;
+both keep their report (ReconciliationRun) for `GET /api/ops/order_service/sagas/`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from comptoir import UpstreamError
-from orders.reconciliation import reconcile
+from orders.reconciliation import reconcile, reconciliation_run_record
 
 
 def _since(value: str) -> datetime:
@@ -66,6 +67,8 @@ class Command(BaseCommand):
             )
         except (UpstreamError, httpx.HTTPError) as error:
             raise CommandError(f"reconciliation incomplete: {error}", returncode=2) from error
+        # The operations console shows the last report, whoever ran it.
+        reconciliation_run_record(report=report, source="command")
         for line in report.lines():
             self.stdout.write(line)
         if report.total:
