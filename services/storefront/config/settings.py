@@ -13,6 +13,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -121,11 +123,4 @@ LANGUAGE_CODE = "en"
 USE_I18N = False
 SILENCED_SYSTEM_CHECKS = ["staticfiles.W004"]  # node_modules absent before `make install`
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"ecs": {"()": "ecs_logging.StdlibFormatter", "exclude_fields": ["process"]}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "ecs"}},
-    "root": {"handlers": ["stdout"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
-}
+LOGGING = logging_config(os.environ.get("LOG_LEVEL", "INFO"))

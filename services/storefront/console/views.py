@@ -28,8 +28,8 @@ View = Callable[..., HttpResponse]
 SERVICES = ("user_service", "product_service", "order_service", "payment_service", "email_service")
 # The named Prometheus queries of the gateway's /api/ops/metrics/ the charts draw.
 CHARTS = {
-    "orders_rate": "Orders per second, by outcome",
-    "latency_p99": "p99 latency per service (s)",
+    "orders_by_outcome": "Orders per second, by outcome",
+    "latency_p99_by_service": "p99 latency per service (s)",
     "outbox_backlog": "Outbox backlog per service",
     "consumer_lag": "Consumer lag per group",
 }
@@ -82,23 +82,41 @@ def health_panel(request: HttpRequest) -> HttpResponse:
 
 
 def _health_rows(health: Any) -> list[dict[str, Any]]:
-    """Rows {name, status, detail} from the health report, whatever its nesting."""
+    """Rows {name, status, detail}: the gateway, each service's web process (readiness)
+    and the relay, consumer, worker and beat processes each one reports."""
     if not isinstance(health, dict):
         return []
-    items = health.get("processes") or health.get("checks") or health.get("services") or {}
     rows: list[dict[str, Any]] = []
-    if isinstance(items, list):
-        for item in items:
-            if isinstance(item, dict):
-                name = item.get("name") or item.get("process") or item.get("service") or "?"
-                status = item.get("status") or ("ok" if item.get("up") else "down")
-                detail = {k: v for k, v in item.items() if k not in {"name", "process", "service", "status"}}
-                rows.append({"name": name, "status": str(status), "detail": detail})
-    elif isinstance(items, dict):
-        for name, value in items.items():
-            status = value.get("status") if isinstance(value, dict) else value
-            detail = value if isinstance(value, dict) else {}
-            rows.append({"name": name, "status": str(status), "detail": detail})
+    gateway = health.get("gateway")
+    if isinstance(gateway, dict):
+        checks = gateway.get("checks", {})
+        rows.append(
+            {"name": "api_gateway", "status": str(gateway.get("status", "?")), "detail": _cell(checks)}
+        )
+    for service in health.get("services", []):
+        if not isinstance(service, dict):
+            continue
+        name = str(service.get("service", "?"))
+        failed = [k for k, v in (service.get("checks") or {}).items() if v != "ok"]
+        detail = service.get("error") or (f"failing: {', '.join(failed)}" if failed else "")
+        rows.append(
+            {"name": f"{name}.web", "status": "ok" if service.get("ready") else "down", "detail": detail}
+        )
+        for process in service.get("processes", []):
+            if not isinstance(process, dict):
+                continue
+            age = process.get("heartbeat_age_s")
+            rows.append(
+                {
+                    "name": f"{name}.{process.get('process', '?')}",
+                    "status": str(process.get("status", "unknown")),
+                    "detail": f"heartbeat {age} s ago" if age is not None else "",
+                }
+            )
+        if service.get("processes_error"):
+            rows.append(
+                {"name": f"{name} processes", "status": "unknown", "detail": service["processes_error"]}
+            )
     return rows
 
 
@@ -324,12 +342,17 @@ def metric(request: HttpRequest, name: str) -> JsonResponse:
             "GET", "/api/ops/metrics/", params={"query": name, "range_s": 600, "step_s": 10}
         )
     except ApiError as error:
-        return JsonResponse({"error": error.message, "trace_id": error.trace_id}, status=200)
+        return JsonResponse({"error": error.message, "trace_id": error.trace_id})
     return JsonResponse(series(answer))
 
 
 def series(answer: Any) -> dict[str, Any]:
-    results = (answer or {}).get("data", {}).get("result", []) if isinstance(answer, dict) else []
+    if not isinstance(answer, dict):
+        return {"data": [[]], "labels": []}
+    # The gateway's answer carries Prometheus' `result` at its top level; a raw
+    # query_range answer has it under `data`.
+    found = answer.get("result") if "result" in answer else answer.get("data", {}).get("result")
+    results: list[dict[str, Any]] = found if isinstance(found, list) else []
     stamps = sorted({float(t) for r in results for t, _ in r.get("values", [])})
     index = {t: i for i, t in enumerate(stamps)}
     lines: list[list[float | None]] = []
