@@ -90,7 +90,7 @@ def test_the_trace_page_draws_the_spans(client: Client, api: StandInGateway) -> 
     api.routes["/api/ops/traces/" + "ab" * 16] = httpx.Response(200, json=jaeger_trace())
     html = client.get(f"/console/traces/{'ab' * 16}/").content.decode()
     assert html.count('class="span"') == 3
-    assert "payment_service · op-3 <span class=\"muted\">0.1 ms</span> (error" in html
+    assert 'payment_service · op-3 <span class="muted">0.1 ms</span> (error' in html
 
 
 def test_a_missing_trace_is_said_in_words(client: Client, api: StandInGateway) -> None:
