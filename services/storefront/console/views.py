@@ -209,7 +209,8 @@ def _sections(report: Any) -> list[dict[str, Any]]:
             facts = [(k.replace("_", " "), _cell(v)) for k, v in value.items()]
             sections.append({"title": title, "kind": "facts", "facts": facts})
         else:
-            sections.append({"title": title, "kind": "text", "value": _cell(value)})
+            shown = "none" if value in ([], {}, None, "") else _cell(value)
+            sections.append({"title": title, "kind": "text", "value": shown})
     return sections
 
 
