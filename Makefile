@@ -98,7 +98,7 @@ pytest: ## every unit/integration suite (needs the infrastructure: use `make tes
 	@$(PY) tests/run_suites.py --reports $(REPORTS) $(SUITES)
 
 # The fuzz run (tests/contract) goes last: it writes through every public route.
-e2e: install ## the whole platform started: observability checks, the saga scenarios (both modes), the storefront in chromium, the API fuzz run
+e2e: install $(VENV)/.load-installed ## the whole platform started: observability checks, the saga scenarios (both modes), the storefront in chromium, the API fuzz run
 	@command -v chromium >/dev/null || (echo "== installing chromium" && apt-get install -y -q chromium >/dev/null)
 	@$(E2E_ENV) $(PY) -m devstack run --platform -- \
 	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e tests/browser tests/contract
@@ -118,6 +118,8 @@ test: install ## every check: lint, types, contracts, alerts, delivery, suites, 
 
 lock: ## re-pin requirements (hash-locked, no download host) after editing a .in file
 	@$(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header requirements/dev.in -o requirements/dev.txt
+	@$(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header \
+	  requirements/load.in -c requirements/dev.txt -o requirements/load.txt
 	@for s in $(patsubst services/%/requirements.in,%,$(wildcard services/*/requirements.in)); do \
 	  $(UV) pip compile -q --python-version 3.11 --generate-hashes --no-header \
 	    services/$$s/requirements.in -c requirements/dev.txt -o services/$$s/requirements.txt; \
@@ -154,7 +156,7 @@ observability-check: ## alert rules: promtool check rules + promtool test rules 
 	@promtool test rules deploy/observability/prometheus/tests/*.yml
 
 .PHONY: observability-e2e
-observability-e2e: install ## the whole platform started: one order = one trace (Jaeger), its logs, every metric and dashboard query in Prometheus
+observability-e2e: install $(VENV)/.load-installed ## the whole platform started: one order = one trace (Jaeger), its logs, every metric and dashboard query in Prometheus
 	@$(PY) -m devstack run --platform -- $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability
 
 .PHONY: bench bench-quick
@@ -170,3 +172,17 @@ bench-quick: ## `make bench` with short phases (a smoke run, figures less stable
 .PHONY: traces-backend
 traces-backend: ## build Jaeger v2 from its Go module (~10 min once); without it the devstack runs its OTLP sink
 	@bash devstack/jaeger.sh
+
+.PHONY: load
+# `make load` (with `make up` running): LOAD_RATE orders/s between LOAD_USERS simulated
+# customers (half order, half browse) for LOAD_SECONDS, split between the saga modes.
+LOAD_RATE ?= 5
+LOAD_USERS ?= 20
+LOAD_SECONDS ?= 60
+LOAD_MODES ?= orchestration choreography
+$(VENV)/.load-installed: requirements/load.txt $(VENV)/.installed
+	@$(UV) pip install -q --python $(PY) --require-hashes -r requirements/load.txt
+	@touch $@
+
+load: $(VENV)/.load-installed ## with `make up` running: steady Locust load, every order outcome, both saga modes (LOAD_RATE=5 LOAD_USERS=20 LOAD_SECONDS=60)
+	@$(PY) bench/load/run.py --rate $(LOAD_RATE) --users $(LOAD_USERS) --seconds $(LOAD_SECONDS) --modes "$(LOAD_MODES)"

@@ -4,6 +4,7 @@ backlog and consumer lag; dead letters listed, shown, replayed once, purged."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from pytest_django import Settings
 from comptoir._health import Heartbeat
 from comptoir.events import EventConsumer, OutboxRelay, ReplayedDeadLetter, event_settings
 from comptoir.testing import TokenFactory
-from events.support import own_dlq, publish_notes, read_topic
+from events.support import own_dlq, publish_notes, read_topic, wait_for
 
 PREFIX = "/api/ops/comptoir_chassis/"
 ROUTES = [
@@ -209,3 +210,27 @@ def test_processes_report_heartbeats_and_the_broker_view_of_the_consumer_groups(
         None,
     )
     assert [(g["group"], g["members"]) for g in consumer["groups"]] == [("comptoir_chassis.events", 0)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_is_seen_on_the_service_queue(
+    client: Client,
+    tokens: TokenFactory,
+    settings: Settings,
+    tmp_path: Path,
+    celery_worker_process: subprocess.Popen[bytes],
+) -> None:
+    staff = tokens.user(1, is_staff=True)
+    (tmp_path / "Procfile").write_text("web: gunicorn\nworker: celery\n")
+    settings.BASE_DIR = tmp_path
+    found: list[dict[str, Any]] = []
+
+    def worker_answers() -> bool:
+        status, body = _call(client, "get", "processes/", staff)
+        assert status == 200
+        found[:] = body["processes"]
+        return bool(found[0]["status"] == "ok")
+
+    wait_for(worker_answers, timeout_s=60, what="the worker to answer on the comptoir_chassis queue")
+    assert found[0]["process"] == "worker"
+    assert found[0]["workers"] == 1

@@ -354,10 +354,40 @@ def _group_members() -> dict[str, dict[str, Any]]:
     return described
 
 
+WORKER_PING_TIMEOUT_S = 1.0
+_control_app: Any = None
+
+
+def _workers_on_queue() -> int | None:
+    """How many Celery workers consume the service's queue, by a broadcast on its broker
+    (every worker answers from wherever it runs); None when the broker cannot be asked."""
+    global _control_app
+    from celery import Celery
+
+    broker = getattr(settings, "CELERY_BROKER_URL", None)
+    if not broker:
+        return None
+    if _control_app is None:
+        _control_app = Celery(f"{_service()}-ops", broker=broker, set_as_current=False)
+    queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", _service())
+    try:
+        # The raw replies, one per worker: workers on several hosts may share a node name.
+        replies = _control_app.control.broadcast("active_queues", reply=True, timeout=WORKER_PING_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - the broker is unreachable: the report says so
+        return None
+    return sum(
+        1
+        for reply in replies or []
+        for queues in reply.values()
+        if any(isinstance(q, dict) and q.get("name") == queue for q in queues or [])
+    )
+
+
 def processes_status() -> dict[str, Any]:
     """Each process of the service as this web process sees it: its heartbeat (when the
-    heartbeat folder is shared, as in the devstack) and, for the consumer, the broker's
-    view of its groups (members, state), which holds wherever it runs."""
+    heartbeat folder is shared, as in the devstack); for the consumer, the broker's view
+    of its groups (members, state), for the worker, how many Celery workers answer on
+    the service's queue: both hold wherever those processes run."""
     from comptoir._health import Heartbeat
 
     service = _service()
@@ -369,6 +399,11 @@ def processes_status() -> dict[str, Any]:
             "heartbeat_age_s": round(age, 1) if age is not None else None,
             "status": "unknown" if age is None else ("ok" if age <= HEARTBEAT_STALE_S else "stale"),
         }
+        if kind == "worker":
+            workers = _workers_on_queue()
+            entry["workers"] = workers
+            if workers is not None:
+                entry["status"] = "ok" if workers else "down"
         if kind == "consumer":
             groups = list(_group_members().values())
             entry["groups"] = groups

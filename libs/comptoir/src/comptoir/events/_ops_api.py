@@ -92,7 +92,10 @@ class ProcessSerializer(serializers.Serializer[Any]):
     process = serializers.CharField(help_text="A Procfile kind: relay, consumer, worker, beat.")
     status = serializers.CharField(help_text="ok, stale, down or unknown.")
     heartbeat_age_s = serializers.FloatField(allow_null=True)
-    groups = ConsumerGroupSerializer(many=True, required=False)
+    groups = ConsumerGroupSerializer(many=True, required=False, help_text="consumer: the broker's view")
+    workers = serializers.IntegerField(
+        allow_null=True, required=False, help_text="worker: Celery workers consuming the service's queue"
+    )
 
 
 class ProcessesSerializer(serializers.Serializer[Any]):
@@ -167,9 +170,10 @@ class ProcessesOpsApi(OpsApi):
         operation_id="ops_processes",
         summary="The service's relay, consumer, worker and beat processes as it sees them (staff)",
         description=(
-            "`status`: `ok` (heartbeat within 120 s, or every consumer group has members), `stale` "
-            "(an old heartbeat), `down` (a consumer group without members), `unknown` (no heartbeat "
-            "visible from the web process: another host)."
+            "`status`: `ok` (heartbeat within 120 s, every consumer group has members, a worker "
+            "answers on the service's queue), `stale` (an old heartbeat), `down` (a consumer group "
+            "without members, no worker), `unknown` (no heartbeat visible from the web process: "
+            "another host)."
         ),
         responses={200: ProcessesSerializer, 503: _ERROR},
     )
