@@ -13,7 +13,7 @@ SERVICES := $(sort $(patsubst services/%/pyproject.toml,%,$(wildcard services/*/
 # Suites run one by one: each is its own Django project with its own settings.
 SUITES := libs/comptoir $(addprefix services/,$(SERVICES)) devstack/tests
 
-.PHONY: help install up down status logs test lint typecheck pytest e2e lock demo clean
+.PHONY: help install up down status logs test lint typecheck pytest e2e lock demo clean assets
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -28,9 +28,19 @@ $(VENV)/.installed: requirements/dev.txt libs/comptoir/pyproject.toml
 	@$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e libs/comptoir
 	@touch $@
 
-install: ## install system packages, Python deps and the Kafka jars when missing
+# Front-end assets from npm (package-lock.json): the storefront's htmx and uPlot,
+# axe-core for its browser tests, the gateway's self-hosted Swagger UI.
+NODE_PROJECTS := services/storefront services/api_gateway
+%/node_modules/.package-lock.json: %/package-lock.json
+	@echo "== npm ci ($*)"
+	@cd $* && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-fund --no-audit --ignore-scripts --loglevel=error
+	@touch $@
+
+assets: $(addsuffix /node_modules/.package-lock.json,$(NODE_PROJECTS)) ## front-end assets from npm (lock files), served by the storefront and the gateway
+
+install: ## install system packages, Python deps, the Kafka jars and the front-end assets when missing
 	@bash devstack/install-system-packages.sh
-	@$(MAKE) --no-print-directory $(VENV)/.installed
+	@$(MAKE) --no-print-directory $(VENV)/.installed assets
 
 up: install ## start infrastructure + every service, migrated and seeded
 	@$(PY) -m devstack up
@@ -61,6 +71,8 @@ typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
 	@cd libs/comptoir && DJANGO_SETTINGS_MODULE=testproject.settings MYPYPATH=tests ../../$(VENV)/bin/mypy --strict src tests
 	@echo "== mypy tests/e2e"
 	@cd tests/e2e && ../../$(VENV)/bin/mypy --config-file mypy.ini .
+	@echo "== mypy tests/browser"
+	@cd tests/browser && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@echo "== mypy tests/contract"
 	@cd tests/contract && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@for s in $(SERVICES); do \
@@ -86,9 +98,10 @@ pytest: ## every unit/integration suite (needs the infrastructure: use `make tes
 	@$(PY) tests/run_suites.py --reports $(REPORTS) $(SUITES)
 
 # The fuzz run (tests/contract) goes last: it writes through every public route.
-e2e: install $(VENV)/.load-installed ## the whole platform started: observability checks, the saga scenarios (both modes), the API fuzz run
+e2e: install $(VENV)/.load-installed ## the whole platform started: observability checks, the saga scenarios (both modes), the storefront in chromium, the API fuzz run
+	@command -v chromium >/dev/null || (echo "== installing chromium" && apt-get install -y -q chromium >/dev/null)
 	@$(E2E_ENV) $(PY) -m devstack run --platform -- \
-	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e tests/contract
+	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e tests/browser tests/contract
 
 test: install ## every check: lint, types, contracts, alerts, delivery, suites, e2e (all run; fails if any fails)
 	@rm -rf $(REPORTS)

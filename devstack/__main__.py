@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from . import _infra, _observability, _platform
-from ._config import HOST, PORTS, SERVICE_PORTS, service_env
+from ._config import FRONTENDS, HOST, PORTS, SERVICE_PORTS, service_env
 from ._credentials import test_run_env
 from ._process import ManagedProcess, StartError, log_tail
 
@@ -222,9 +222,17 @@ def print_endpoints() -> None:
     )
     for service in _platform.services():
         port = SERVICE_PORTS[service]
+        if service in FRONTENDS:
+            continue
         admin = ", admin: /admin/" if _platform.is_django(service) else ""
         print(f"  {service:<16} http://{HOST}:{port}/  (health: /health/ready{admin})")
-    print(f"\n  Admin login (every service's /admin/): {ADMIN_EMAIL} / {ADMIN_PASSWORD}")
+    print(f"  API docs    http://{HOST}:{SERVICE_PORTS['api_gateway']}/docs")
+    if "storefront" in _platform.services():
+        print(
+            f"\n  Storefront  http://{HOST}:{SERVICE_PORTS['storefront']}/  "
+            "(operations console: /console/, staff only)"
+        )
+    print(f"\n  Admin login (every service's /admin/, the console): {ADMIN_EMAIL} / {ADMIN_PASSWORD}")
     print("  Demo accounts: alice@comptoir.dev / Alice-demo-2026, bob@comptoir.dev / Bob-demo-2026")
 
 

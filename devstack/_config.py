@@ -60,11 +60,19 @@ SERVICE_PORTS: dict[str, int] = {
     "order_service": _port("COMPTOIR_ORDER_SERVICE_PORT", 8003),
     "payment_service": _port("COMPTOIR_PAYMENT_SERVICE_PORT", 8004),
     "email_service": _port("COMPTOIR_EMAIL_SERVICE_PORT", 8005),
+    # The web frontend (storefront and operations console): a client of the gateway.
+    "storefront": _port("COMPTOIR_STOREFRONT_PORT", 8010),
 }
+
+# Frontends: Django projects with no database, topics or demo data of their own;
+# they reach the platform through the gateway only.
+FRONTENDS = ("storefront",)
 
 # One database (and one role of the same name) per service, plus one for the
 # chassis library's own tests.
-DATABASES = [name for name in SERVICE_PORTS if name != "api_gateway"] + ["comptoir_chassis"]
+DATABASES = [name for name in SERVICE_PORTS if name != "api_gateway" and name not in FRONTENDS] + [
+    "comptoir_chassis"
+]
 
 # Process kinds that serve their metrics on a port of their own (web processes serve /metrics).
 METRICS_KINDS = ("worker", "relay", "consumer")
@@ -74,7 +82,7 @@ def metrics_port(service: str, kind: str) -> int | None:
     """The metrics port of `<service>.<kind>`, or None when it has none (beat; the
     services' web processes serve /metrics on their own port). The gateway's web
     process, the one public port, serves its metrics on base + 10 x its rank."""
-    if service not in SERVICE_PORTS:
+    if service not in SERVICE_PORTS or service in FRONTENDS:
         return None
     rank = PORTS.metrics_base + 10 * list(SERVICE_PORTS).index(service)
     if service == "api_gateway" and kind == "web":

@@ -17,8 +17,18 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ._config import HOST, LOG_DIR, PORTS, ROOT, SERVICE_PORTS, STATE_DIR, metrics_port, service_env
-from ._credentials import KAFKA_ADMIN, kafka_client_env, service_secrets_env
+from ._config import (
+    FRONTENDS,
+    HOST,
+    LOG_DIR,
+    PORTS,
+    ROOT,
+    SERVICE_PORTS,
+    STATE_DIR,
+    metrics_port,
+    service_env,
+)
+from ._credentials import KAFKA_ADMIN, django_secret_key, kafka_client_env, service_secrets_env
 from ._process import ManagedProcess, log_tail
 
 SERVICES_DIR = ROOT / "services"
@@ -41,6 +51,9 @@ def _env(service: str) -> dict[str, str]:
     if is_django(service):
         # Its own secrets and Kafka principal, drawn for this checkout.
         env.update(service_secrets_env(service))
+    elif service in FRONTENDS:
+        # A frontend signs its session cookies; it holds no other secret.
+        env["DJANGO_SECRET_KEY"] = django_secret_key(service)
     if service == "api_gateway":
         # What the staff-only /api/ops/traces/ and /api/ops/metrics/ routes read.
         env["GATEWAY_TRACES_URL"] = f"http://{HOST}:{PORTS.traces_ui}"
@@ -102,6 +115,8 @@ def scrape_targets() -> list[tuple[str, str, str]]:
     """(service, process, host:port) of every process that serves /metrics."""
     targets = []
     for service in services():
+        if service in FRONTENDS:
+            continue  # no metrics of its own: what it calls is measured at the gateway
         for proc in processes(service):
             kind = proc.name.split(".", 1)[1]
             port = metrics_port(service, kind) or (SERVICE_PORTS[service] if kind == "web" else None)
@@ -159,7 +174,8 @@ def manage_passthrough(service: str, args: list[str]) -> int:
 
 
 def is_django(service: str) -> bool:
-    return (SERVICES_DIR / service / "manage.py").exists()
+    """A Django service of the platform (database, topics, admin); frontends are not."""
+    return service not in FRONTENDS and (SERVICES_DIR / service / "manage.py").exists()
 
 
 def has_command(service: str, command: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 from _compose import load_model
-from _repo import CHART_DIR, GATEWAY, KUBERNETES_VERSION, ROOT, VENV_BIN, Dockerfile, run, tool
+from _repo import CHART_DIR, FRONTEND, GATEWAY, KUBERNETES_VERSION, ROOT, VENV_BIN, Dockerfile, run, tool
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -151,7 +151,7 @@ def image_env(service: str) -> dict[str, str]:
 def variables_read(process: ProcessEnvironment, work: Path) -> set[str]:
     """The variables the process reads at start-up, given its rendered environment."""
     out = work / f"{process.source}-{process.container}.json"
-    kind = "gateway" if process.service == GATEWAY else process.process
+    kind = {GATEWAY: "gateway", FRONTEND: "frontend"}.get(process.service, process.process)
     command = list(process.command)
     if not command:
         command = json.loads(Dockerfile.read(ROOT / "services" / process.service / "Dockerfile").final("CMD"))

@@ -3,7 +3,8 @@ it goes without its network peers, and writes which environment variables it rea
 
     python _record_env_reads.py OUT.json KIND COMMAND...
 
-KIND is the process (web, worker, beat, relay, consumer, migrate, seed, gateway);
+KIND is the process (web, worker, beat, relay, consumer, migrate, seed, gateway,
+frontend: the storefront's web process, a Django project without Celery);
 COMMAND the container's command (the image's CMD for web). `os.environ` records every
 variable looked up by name (`[]`, `get`, `in`, `os.getenv`, django-environ,
 gunicorn's defaults) from before the first import of the process's code.
@@ -65,6 +66,15 @@ def start_django_process(kind: str, command: list[str]) -> None:
         ManagementUtility(["manage.py", name]).fetch_command(name).create_parser("manage.py", name)
 
 
+def start_frontend(command: list[str]) -> None:
+    sys.path.insert(0, os.getcwd())
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    sys.argv = command
+    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn")
+    import config.wsgi  # noqa: F401 - django.setup(): settings, apps, middleware's imports
+
+
 def start_gateway() -> None:
     sys.path.insert(0, os.getcwd())
     # Importing the app builds it as a uvicorn worker does: settings, logging, tracing.
@@ -80,6 +90,8 @@ def main() -> None:
     out, kind, *command = sys.argv[1:]
     if kind == "gateway":
         start_gateway()
+    elif kind == "frontend":
+        start_frontend(command)
     else:
         start_django_process(kind, command)
     with open(out, "w") as file:

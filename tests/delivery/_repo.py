@@ -18,10 +18,14 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 VENV_BIN = ROOT / ".venv" / "bin"
 KUBERNETES_VERSION = "1.33.0"
 
-# The platform: the five Django services and the ASGI gateway.
+# The platform: the five Django services, the ASGI gateway and the web frontend
+# (a Django project with no database that calls the gateway only).
 DJANGO_SERVICES = ("user_service", "product_service", "order_service", "payment_service", "email_service")
 GATEWAY = "api_gateway"
-ALL_SERVICES = (*DJANGO_SERVICES, GATEWAY)
+FRONTEND = "storefront"
+ALL_SERVICES = (*DJANGO_SERVICES, GATEWAY, FRONTEND)
+# Images with a first stage that installs front-end assets from npm (package-lock.json).
+NODE_ASSETS = (GATEWAY, FRONTEND)
 
 
 def tool(name: str) -> Path | None:

@@ -140,11 +140,17 @@ def test_no_service_reads_another_services_database(model: dict[str, Any]) -> No
         assert (db["POSTGRES_DB"], db["POSTGRES_USER"]) == (service_name, service_name)
 
 
-def test_gateway_has_no_database_and_is_the_only_published_application(model: dict[str, Any]) -> None:
+def test_gateway_and_storefront_have_no_database_and_are_the_only_published_applications(
+    model: dict[str, Any],
+) -> None:
     services = model["services"]
     assert "DATABASE_URL" not in services["api-gateway"]["environment"]
+    assert "DATABASE_URL" not in services["storefront"]["environment"]
+    # The storefront reaches the platform through the gateway only.
+    assert services["storefront"]["environment"]["API_GATEWAY_URL"] == "http://api-gateway:8000"
+    assert not any(k.endswith("_SERVICE_URL") for k in services["storefront"]["environment"])
     published = {name for name, s in services.items() if s.get("ports") and owner(s)}
-    assert published == {"api-gateway"}
+    assert published == {"api-gateway", "storefront"}
     for name, service in services.items():
         for port in service.get("ports", []):
             text = port if isinstance(port, str) else f"{port.get('host_ip')}:{port.get('published')}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from _repo import ALL_SERVICES, DJANGO_SERVICES, GATEWAY, ROOT, Dockerfile, run, tool
+from _repo import ALL_SERVICES, DJANGO_SERVICES, GATEWAY, NODE_ASSETS, ROOT, Dockerfile, run, tool
 
 DOCKERFILES = {name: ROOT / "services" / name / "Dockerfile" for name in ALL_SERVICES}
 
@@ -42,12 +42,28 @@ def test_base_image_is_pinned_python_311_slim(dockerfile: Dockerfile) -> None:
     base = dockerfile.args()["PYTHON_IMAGE"]
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base), base
     froms = [rest for kw, rest in dockerfile.instructions if kw == "FROM"]
-    assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
+    python_stages = ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
+    if dockerfile.path.parent.name in NODE_ASSETS:
+        # Front-end assets come from npm in a first stage; nothing of node reaches the runtime.
+        assert re.fullmatch(r"node:\d+\.\d+\.\d+-bookworm-slim", dockerfile.args()["NODE_IMAGE"])
+        assert froms == ["${NODE_IMAGE} AS assets", *python_stages]
+    else:
+        assert froms == python_stages
+
+
+def test_front_end_assets_come_from_the_npm_lock_file() -> None:
+    for service in NODE_ASSETS:
+        dockerfile = Dockerfile.read(DOCKERFILES[service])
+        assets = dockerfile.stages()[0]
+        assert ("COPY", f"services/{service}/package.json services/{service}/package-lock.json ./") in assets
+        installs = [rest for kw, rest in assets if kw == "RUN"]
+        assert installs == ["npm ci --omit=dev --ignore-scripts --no-audit --no-fund"]
+        assert (ROOT / "services" / service / "package-lock.json").exists()
 
 
 def test_dependencies_come_from_the_hash_locked_file(dockerfile: Dockerfile) -> None:
     service = dockerfile.path.parent.name
-    builder = dockerfile.stages()[0]
+    builder = next(s for s in dockerfile.stages() if s[0] == ("FROM", "${PYTHON_IMAGE} AS builder"))
     assert ("COPY", f"services/{service}/requirements.txt /tmp/requirements.txt") in builder
     installs = [rest for kw, rest in builder if kw == "RUN" and "pip install" in rest]
     assert len(installs) == 1

@@ -134,6 +134,7 @@ def test_web_and_gateway_have_services_and_disruption_budgets(manifests: list[di
     assert sorted(services) == sorted(
         [
             "api-gateway",
+            "storefront",
             "user-service",
             "product-service",
             "order-service",
@@ -207,12 +208,15 @@ def test_beat_is_a_single_replica_and_migrations_are_jobs(manifests: list[dict[s
 
 def test_each_service_reads_only_its_own_secret(manifests: list[dict[str, Any]]) -> None:
     for name, deployment in by_kind(manifests, "Deployment").items():
-        service = name.split("-")[0]
         refs = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-        kind = "gateway" if service == "api" else "service"
+        if name == "storefront":
+            owner = "storefront"
+        else:
+            service = name.split("-")[0]
+            owner = f"{service}-{'gateway' if service == 'api' else 'service'}"
         # The gateway's Secret holds its Redis credentials: required like the others.
-        secret: dict[str, Any] = {"name": f"{service}-{kind}-secrets"}
-        assert refs == [{"configMapRef": {"name": f"{service}-{kind}-config"}}, {"secretRef": secret}], name
+        secret: dict[str, Any] = {"name": f"{owner}-secrets"}
+        assert refs == [{"configMapRef": {"name": f"{owner}-config"}}, {"secretRef": secret}], name
 
 
 def test_a_service_image_tag_can_move_alone() -> None:

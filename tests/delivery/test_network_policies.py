@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from _compose import load_model
-from _repo import CHART_DIR, DJANGO_SERVICES, GATEWAY, KUBERNETES_VERSION, ROOT
+from _repo import CHART_DIR, DJANGO_SERVICES, FRONTEND, GATEWAY, KUBERNETES_VERSION, ROOT
 from test_helm import VALUES, by_kind, helm, kubeconform, render
 
 SETTING_URL = re.compile(r"settings\.([A-Z]+)_SERVICE_URL\b")
@@ -62,9 +62,17 @@ def gateway_calls() -> set[str]:
     return {route["upstream"] for route in routes["routes"]} | {"user_service"}  # + JWKS
 
 
+def frontend_calls() -> set[str]:
+    """The storefront is configured with the gateway's address and no service's."""
+    settings = (ROOT / "services" / FRONTEND / "config" / "settings.py").read_text()
+    urls = set(re.findall(r'"([A-Z_]+)_URL"', settings)) - {"REDIS", "PUBLIC_GATEWAY"}
+    return {name.lower() for name in urls}
+
+
 CALL_GRAPH: dict[str, set[str]] = {
     **{service: django_service_calls(service) for service in DJANGO_SERVICES},
     GATEWAY: gateway_calls(),
+    FRONTEND: frontend_calls(),
 }
 
 
@@ -77,6 +85,7 @@ def test_the_call_graph_read_from_the_code_is_the_expected_one() -> None:
         "payment_service": {"user_service"},
         "email_service": {"user_service"},
         GATEWAY: set(DJANGO_SERVICES),
+        FRONTEND: {GATEWAY},
     }
     assert expected == CALL_GRAPH
 
@@ -251,11 +260,12 @@ def test_workers_relays_and_consumers_serve_metrics_on_the_port_prometheus_may_o
 def test_no_pod_gets_a_kubernetes_api_token(rendered: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
     docs, _ = rendered
     accounts = by_kind(docs, "ServiceAccount")
-    assert sorted(accounts) == sorted(dns(s) for s in (*DJANGO_SERVICES, GATEWAY))
+    assert sorted(accounts) == sorted(dns(s) for s in (*DJANGO_SERVICES, GATEWAY, FRONTEND))
     for account in accounts.values():
         assert account["automountServiceAccountToken"] is False
     found = pods(docs)
-    assert len(found) == 30  # 24 processes of the Django services, the gateway, 5 migration Jobs
+    # 24 processes of the Django services, the gateway, the storefront, 5 migration Jobs
+    assert len(found) == 31
     for pod in found:
         assert pod.spec["automountServiceAccountToken"] is False, pod.owner
         assert pod.spec["serviceAccountName"] == dns(pod.service), pod.owner
@@ -293,11 +303,12 @@ def test_each_service_reaches_its_own_database_redis_kafka_dns_and_the_collector
         dns_ports = tuple(port["port"] for port in np["dns"]["ports"])
         expected: list[tuple[Any, tuple[Any, ...]]] = [(peer, dns_ports) for peer in np["dns"]["peers"]]
         expected += [(peer, tuple(np["redis"]["ports"])) for peer in np["redis"]["peers"]]
-        expected += [(peer, (otlp_port,)) for peer in np["tracing"]["peers"]]
-        if pod.service != GATEWAY:
+        if pod.service != FRONTEND:  # the storefront exports no traces: its calls are the gateway's
+            expected += [(peer, (otlp_port,)) for peer in np["tracing"]["peers"]]
+        if pod.service not in (GATEWAY, FRONTEND):
             expected += [(peer, tuple(sorted(kafka_ports))) for peer in np["kafka"]["peers"]]
             expected += [(peer, (np["databases"]["port"],)) for peer in np["databases"]["peers"][pod.service]]
-        else:  # the operations routes read the trace query API and Prometheus
+        elif pod.service == GATEWAY:  # the operations routes read the trace query API and Prometheus
             expected += [(peer, tuple(np["opsBackends"]["ports"])) for peer in np["opsBackends"]["peers"]]
         if pod.service == "email_service":
             expected += [(peer, (values["platform"]["emailPort"],)) for peer in np["smtp"]["peers"]]
@@ -311,7 +322,7 @@ def test_no_two_services_share_a_database_peer() -> None:
     assert len(set(dumped)) == len(dumped)
 
 
-def test_only_the_gateway_admits_the_ingress_controller(
+def test_only_the_gateway_and_the_storefront_admit_the_ingress_controller(
     rendered: tuple[list[dict[str, Any]], dict[str, Any]],
 ) -> None:
     docs, values = rendered
@@ -322,12 +333,23 @@ def test_only_the_gateway_admits_the_ingress_controller(
     }
     for pod in pods(docs):
         allowed = ingress_from(docs, pod)
+        storefront = {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "storefront",
+                    "app.kubernetes.io/instance": "comptoir",
+                }
+            }
+        }
         if pod.service == GATEWAY:
             assert sorted((yaml.safe_dump(p), ports) for p, ports, _ in allowed) == sorted(
-                [(yaml.safe_dump(p), ["http"]) for p in controller]
+                [(yaml.safe_dump(p), ["http"]) for p in [*controller, storefront]]
                 # Prometheus scrapes the gateway's metrics port, never its public one.
                 + [(yaml.safe_dump(p), ["metrics"]) for p in monitoring]
             )
+            continue
+        if pod.service == FRONTEND:
+            assert [(p, ports) for p, ports, _ in allowed] == [(p, ["http"]) for p in controller]
             continue
         for peer, _, name in allowed:
             assert peer not in controller, f"{name} admits the ingress controller into {pod.owner}"
@@ -388,8 +410,8 @@ def test_policies_disabled_change_nothing_else() -> None:
 
     on = [doc for doc in yaml.safe_load_all(render()) if doc]
     off = [doc for doc in yaml.safe_load_all(render("--set", "networkPolicy.enabled=false")) if doc]
-    # default deny, 5 x (egress, web ingress, metrics ingress), the gateway
-    assert len(policies(on)) == 17
+    # default deny, 5 x (egress, web ingress, metrics ingress), the gateway, the storefront
+    assert len(policies(on)) == 18
     assert policies(off) == []
     assert off == without_policies(on)
 
@@ -397,7 +419,7 @@ def test_policies_disabled_change_nothing_else() -> None:
 def test_the_default_deny_policy_can_be_left_to_the_namespace_owner() -> None:
     docs = [doc for doc in yaml.safe_load_all(render("--set", "networkPolicy.defaultDeny=false")) if doc]
     assert "default-deny" not in by_kind(docs, "NetworkPolicy")
-    assert len(policies(docs)) == 16
+    assert len(policies(docs)) == 17
 
 
 def test_a_service_without_its_database_peers_is_refused() -> None:
@@ -422,7 +444,7 @@ def test_kubeconform_validates_the_network_policies(tmp_path: Path) -> None:
     good.write_text(yaml.safe_dump_all(policies(docs)))
     result = kubeconform(good)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "17 resources found in 1 file - Valid: 17, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+    assert "18 resources found in 1 file - Valid: 18, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
     broken = policies(docs)[1]
     broken["spec"]["egress"][0]["ports"][0]["prot"] = "UDP"
     bad = tmp_path / "broken.yaml"
@@ -459,7 +481,7 @@ def test_the_chart_gives_every_process_its_own_redis_user_from_its_secret() -> N
         user, _ = redis_credentials(secrets[refs[0]["name"]]["REDIS_URL"])
         assert user == dns(pod.service), pod.owner
         users[pod.service] = user
-    assert len(set(users.values())) == len(users) == 6
+    assert len(set(users.values())) == len(users) == 7
 
 
 def test_the_chart_refuses_a_redis_url_without_credentials() -> None:
@@ -498,5 +520,5 @@ def test_compose_redis_admits_only_its_acl_users() -> None:
         assert redis["environment"][acl[user]] == password, name  # the ACL's password for that user
         assert rules[user] == "$rules", name  # not the admin's rights
         users[service] = user
-    assert sorted(users) == sorted((*DJANGO_SERVICES, GATEWAY))
+    assert sorted(users) == sorted((*DJANGO_SERVICES, GATEWAY, FRONTEND))
     assert set(acl) == {*users.values(), "comptoir_admin"}

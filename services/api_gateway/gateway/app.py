@@ -35,7 +35,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from .auth import Authenticator
 from .config import Settings, load_settings
 from .context import context_of, current_request_id
-from .docs import DOCS_CSP, DOCS_HTML, DocsMerger
+from .docs import ASSETS_PREFIX, DOCS_ASSETS, DOCS_CSP, DOCS_HTML, DocsMerger, docs_asset
 from .errors import ErrorCode, error_body, send_error
 from .health import readiness
 from .observability import ObservabilityMiddleware, configure_logging, flush_periodically
@@ -217,12 +217,24 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     async def docs(request: Request) -> Response:
         return HTMLResponse(DOCS_HTML, headers={"Content-Security-Policy": DOCS_CSP})
 
+    async def docs_assets(request: Request) -> Response:
+        name = str(request.path_params["name"])
+        content = docs_asset(name)
+        if content is None:
+            return _error(request, 404, ErrorCode.NOT_FOUND, "No such file.")
+        return Response(
+            content,
+            media_type=DOCS_ASSETS[name],
+            headers={"Cache-Control": "public, max-age=3600", "Content-Security-Policy": DOCS_CSP},
+        )
+
     own = Starlette(
         routes=[
             Route("/health/live", live, methods=["GET"]),
             Route("/health/ready", ready, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
+            Route(ASSETS_PREFIX + "{name}", docs_assets, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_exception, Exception: _server_error},
         lifespan=lifespan,
@@ -242,7 +254,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                     return
                 await runtime.proxy(scope, receive, send)
                 return
-            context_of(scope).route = path if path in OWN_ROUTES else "other"
+            context_of(scope).route = (
+                path if path in OWN_ROUTES else ASSETS_PREFIX if path.startswith(ASSETS_PREFIX) else "other"
+            )
         await own(scope, receive, send)
 
     cors = runtime.settings.cors

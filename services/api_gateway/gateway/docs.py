@@ -17,12 +17,13 @@ Content-Length), 401 on routes that are not public, 413, 414, 429, 502, 503, 504
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
-import hashlib
+import functools
 import logging
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -248,30 +249,61 @@ class DocsMerger:
             return merged
 
 
-SWAGGER_VERSION = "5.17.14"
-_SWAGGER_INIT = (
-    'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});'
+# Swagger UI is served by the gateway itself from the npm package swagger-ui-dist
+# (services/api_gateway/package-lock.json pins it; `make assets` installs it, the
+# image copies it): the page loads nothing from another host.
+DOCS_ASSETS_DIR = Path(
+    os.environ.get(
+        "GATEWAY_DOCS_ASSETS",
+        str(Path(__file__).resolve().parent.parent / "node_modules" / "swagger-ui-dist"),
+    )
 )
-_INIT_HASH = base64.b64encode(hashlib.sha256(_SWAGGER_INIT.encode()).digest()).decode()
-CDN = "https://cdn.jsdelivr.net"
+ASSETS_PREFIX = "/docs/assets/"
+SWAGGER_INIT = (
+    'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});\n'
+)
+# The only files served, with their media types.
+DOCS_ASSETS: dict[str, str] = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+    "init.js": "text/javascript; charset=utf-8",
+}
 
 DOCS_HTML = f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>Comptoir API</title>
-<link rel="stylesheet" href="{CDN}/npm/swagger-ui-dist@{SWAGGER_VERSION}/swagger-ui.css">
+<link rel="stylesheet" href="{ASSETS_PREFIX}swagger-ui.css">
+<link rel="icon" type="image/png" href="{ASSETS_PREFIX}favicon-32x32.png">
 </head>
 <body>
 <div id="swagger-ui"></div>
 <p><noscript>The raw document is at <a href="/openapi.json">/openapi.json</a>.</noscript></p>
-<script src="{CDN}/npm/swagger-ui-dist@{SWAGGER_VERSION}/swagger-ui-bundle.js"></script>
-<script>{_SWAGGER_INIT}</script>
+<script src="{ASSETS_PREFIX}swagger-ui-bundle.js"></script>
+<script src="{ASSETS_PREFIX}init.js"></script>
 </body>
 </html>
 """
 
 DOCS_CSP = (
-    f"default-src 'none'; script-src {CDN} 'sha256-{_INIT_HASH}'; style-src {CDN}; "
-    f"img-src 'self' data: {CDN}; connect-src 'self'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 )
+
+
+@functools.cache
+def docs_asset(name: str) -> bytes | None:
+    """The bytes of one of DOCS_ASSETS, read once; None for any other name or a missing file."""
+    if name not in DOCS_ASSETS:
+        return None
+    if name == "init.js":
+        return SWAGGER_INIT.encode()
+    try:
+        return (DOCS_ASSETS_DIR / name).read_bytes()
+    except OSError:
+        logger.warning(
+            "Swagger UI asset missing (run `make assets`)", extra={"file.path": str(DOCS_ASSETS_DIR / name)}
+        )
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -81,8 +82,32 @@ def test_docs_page_points_at_the_merged_document(gateway: httpx.Client) -> None:
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert '"/openapi.json"' in response.text
-    assert "script-src https://cdn.jsdelivr.net 'sha256-" in response.headers["content-security-policy"]
+    assert '"/docs/assets/init.js"' in response.text
+    assert "script-src 'self';" in response.headers["content-security-policy"]
+    init = gateway.get("/docs/assets/init.js")
+    assert init.status_code == 200
+    assert '"/openapi.json"' in init.text
+
+
+def test_docs_page_is_self_hosted(gateway: httpx.Client) -> None:
+    """Swagger UI comes from the gateway itself (npm's swagger-ui-dist): no other host is
+    named in the page, its scripts, styles or policy, and each asset is served."""
+    page = gateway.get("/docs")
+    policy = page.headers["content-security-policy"]
+    sources = {word for directive in policy.split(";") for word in directive.split()[1:]}
+    assert sources <= {"'self'", "'none'", "data:"}, policy
+    referenced = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert referenced, page.text
+    for url in referenced:
+        assert url.startswith("/"), f"{url} is not on the gateway"
+        asset = gateway.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 0
+    bundle = gateway.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.headers["content-type"].startswith("text/javascript")
+    assert "SwaggerUIBundle" in bundle.text
+    assert gateway.get("/docs/assets/package.json").status_code == 404
+    assert gateway.get("/docs/assets/..%2Fpackage.json").status_code == 404
 
 
 def test_metrics_count_requests_latency_and_breaker_state(gateway: httpx.Client, platform: Platform) -> None:

@@ -115,13 +115,17 @@ def get_dead_letter(letter_id: str, *, bootstrap_servers: str) -> DeadLetter | N
     topic, partition, offset = parse_id(letter_id)
     reader = _reader(bootstrap_servers)
     try:
+        # Whether the offset exists is the watermarks' answer: a fresh reader may see
+        # an end-of-partition event before the fetch of the message itself arrives
+        # (seen under load: a letter the list had just shown answered 404).
+        low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
+        if not low <= offset < high:
+            return None
         reader.assign([TopicPartition(topic, partition, offset)])
         for _ in range(int(READ_TIMEOUT_S / 0.5)):
             message = reader.poll(0.5)
-            if message is None:
+            if message is None or message.error() is not None:
                 continue
-            if message.error() is not None:
-                return None  # end of partition: no such offset
             return _letter(message) if message.offset() == offset else None
         return None
     finally:
