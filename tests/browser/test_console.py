@@ -20,11 +20,6 @@ def staff_page(browser: Browser) -> Iterator[Page]:
     page.context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ops API replays a letter to its original topic, which the dead-lettering service may not "
-    "write (the broker's ACLs give orders.order-cancelled to order_service only): 503 from the broker",
-)
 def test_a_poisoned_message_is_in_the_dlq_view_and_replays_once(staff_page: Page, platform: Platform) -> None:
     page = staff_page
     # An order.cancelled that names the wrong producer: every consumer dead-letters it.

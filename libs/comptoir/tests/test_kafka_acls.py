@@ -59,8 +59,10 @@ def test_a_service_gets_exactly_its_topics_and_groups() -> None:
         # Its own retry and dead-letter topics: payment_service.<topic>.retry.<n>, .dlq
         ("User:payment_service", "READ", "topic", "payment_service.*"),
         ("User:payment_service", "WRITE", "topic", "payment_service.*"),
+        # ... and purges its own dead letters there.
+        ("User:payment_service", "DELETE", "topic", "payment_service.*"),
     }
-    assert len(rules) == 8
+    assert len(rules) == 9
 
 
 def test_only_the_owner_of_an_event_type_may_write_its_topic() -> None:
@@ -82,7 +84,13 @@ def test_only_the_owner_of_an_event_type_may_write_its_topic() -> None:
         "stock.stock-reserved": ["User:product_service"],
         "users.user-registered": ["User:user_service"],
     }
-    assert {rule.operation for rule in rules} == {"READ", "WRITE"}  # no CREATE, ALTER, DELETE...
+    assert {rule.operation for rule in rules} == {"READ", "WRITE", "DELETE"}  # no CREATE, ALTER...
+    # DELETE only on a service's own failure topics (purging its dead letters).
+    assert all(
+        rule.pattern == "prefixed" and rule.name == rule.principal.removeprefix("User:") + "."
+        for rule in rules
+        if rule.operation == "DELETE"
+    )
 
 
 # ------------------------------------------------------------ on the real broker

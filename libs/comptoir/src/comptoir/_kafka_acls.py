@@ -5,19 +5,21 @@ it and the services that consume it. Each service authenticates as its own
 principal (`User:<service>`) and is allowed exactly:
 
 - WRITE on the topics of the event types it produces (its relay);
-- READ on the topics of the event types it consumes; READ and WRITE on its
-  own failure topics (prefix `<service>.`: `<service>.<topic>.retry.<n>` and
+- READ on the topics of the event types it consumes; READ, WRITE and DELETE
+  (records: purging its dead letters) on its own failure topics (prefix
+  `<service>.`: `<service>.<topic>.retry.<n>` and
   `<service>.<topic>.dlq`), which its consumer writes failed messages to and
   reads back. They are the service's alone: no other principal can write a
   forged event into its retries;
 - READ on its own consumer groups (prefix `<service>.`).
 
 READ and WRITE imply DESCRIBE. Nothing else: no CREATE (topics are made by
-`create_topics` with an admin principal), no ALTER, no DELETE, no access to
-another service's groups. With `allow.everyone.if.no.acl.found=false` on the
-broker, a client without credentials or a principal without a rule is refused.
-Replaying or purging dead letters (writing to another service's topic, deleting
-records) is an operator's task, done with the admin principal.
+`create_topics` with an admin principal), no ALTER, no DELETE elsewhere, no
+access to another service's groups. With `allow.everyone.if.no.acl.found=false`
+on the broker, a client without credentials or a principal without a rule is
+refused. A dead letter is replayed through the service's own first retry topic
+and purged from its own dead-letter topic, so the service's principal (the
+operations API) does both.
 
 `apply_acls` makes the broker hold exactly these rules for the principals it
 manages: missing rules are created, rules of those principals that the
@@ -116,7 +118,8 @@ def catalog_acls(
         for consumer in entry.get("consumers", []):
             principal = principal_of(str(consumer))
             rules.add(AclRule(principal, "topic", "literal", topic, "READ"))
-            for operation in ("READ", "WRITE"):
+            # Its own retry and dead-letter topics; DELETE purges its own dead letters.
+            for operation in ("READ", "WRITE", "DELETE"):
                 rules.add(AclRule(principal, "topic", "prefixed", f"{consumer}.", operation))
     return sorted(rules)
 

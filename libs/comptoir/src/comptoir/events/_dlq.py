@@ -18,9 +18,18 @@ from confluent_kafka.admin import AdminClient
 
 from comptoir._kafka_security import kafka_client_config
 
-from ._consumer import H_ORIGINAL_TOPIC, H_REPLAYED_FROM, header_pairs
+from ._consumer import (
+    H_ATTEMPTS,
+    H_FIRST_FAILURE,
+    H_GROUP,
+    H_ORIGINAL_OFFSET,
+    H_ORIGINAL_PARTITION,
+    H_ORIGINAL_TOPIC,
+    H_REPLAYED_FROM,
+    header_pairs,
+)
 from ._relay import DELIVERY_TIMEOUT_S, producer_config
-from ._topics import dlq_origin
+from ._topics import dlq_origin, retry_topic
 
 READ_TIMEOUT_S = 10.0
 
@@ -133,24 +142,43 @@ def get_dead_letter(letter_id: str, *, bootstrap_servers: str) -> DeadLetter | N
 
 
 def replay_dead_letter(letter: DeadLetter, *, bootstrap_servers: str) -> str:
-    """Writes the letter back to its original topic; returns that topic."""
+    """Hands the letter back to the consumer group that dead-lettered it; returns the topic written.
+
+    It goes to the service's own first retry topic, not to the original topic:
+    the service's principal may write only its own `<service>.` topics (another
+    service owns the event's topic), and only the group that failed should see it
+    again, not every consumer of the event. The retry carries that group, its
+    original coordinates and no spent attempts, so the consumer handles it after the
+    first retry delay with every retry ahead of it; its inbox makes it count once.
+    """
     origin = letter.header(H_ORIGINAL_TOPIC) or dlq_origin(letter.topic)
+    service = letter.topic.removesuffix(f".{dlq_origin(letter.topic)}.dlq")
+    target = retry_topic(origin, 1, service)
+    kept_failure_headers = {
+        H_ORIGINAL_TOPIC,
+        H_ORIGINAL_PARTITION,
+        H_ORIGINAL_OFFSET,
+        H_GROUP,
+        H_FIRST_FAILURE,
+    }
     headers: list[tuple[str, str | bytes | None]] = [
-        (name, value) for name, value in letter.headers if not name.startswith("x-")
+        (name, value)
+        for name, value in letter.headers
+        if not name.startswith("x-") or name in kept_failure_headers
     ]
-    headers.append((H_REPLAYED_FROM, letter.id.encode()))
+    headers += [(H_ATTEMPTS, b"0"), (H_REPLAYED_FROM, letter.id.encode())]
     producer = Producer(producer_config(bootstrap_servers))
     failures: list[str] = []
     producer.produce(
-        origin,
+        target,
         key=letter.key,
         value=letter.value,
         headers=headers,
         on_delivery=lambda error, _message: failures.append(str(error)) if error else None,
     )
     if producer.flush(DELIVERY_TIMEOUT_S) or failures:
-        raise RuntimeError(f"replay of {letter.id} to {origin} failed: {failures}")
-    return origin
+        raise RuntimeError(f"replay of {letter.id} to {target} failed: {failures}")
+    return target
 
 
 def purge_dead_letters(topic: str, *, bootstrap_servers: str, before_offset: int | None = None) -> int:

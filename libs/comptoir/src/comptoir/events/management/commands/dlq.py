@@ -28,7 +28,7 @@ def _dlq_name(topic: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "List, show, replay (to the original topic) or purge dead letters."
+    help = "List, show, replay (to the consumer group that failed them) or purge dead letters."
     # Where `purge` reads its confirmation (tests pass a StringIO).
     stealth_options = ("stdin",)
 
@@ -41,7 +41,9 @@ class Command(BaseCommand):
         listing.add_argument("--limit", type=int, default=1000)
         show = actions.add_parser("show", help="headers and envelope of one dead letter")
         show.add_argument("id", help="<dlq topic>:<partition>:<offset>, as `list` prints")
-        replay = actions.add_parser("replay", help="write dead letters back to their original topic")
+        replay = actions.add_parser(
+            "replay", help="hand dead letters back to the group that failed them (its first retry topic)"
+        )
         replay.add_argument("ids", nargs="*", help="ids as `list` prints")
         replay.add_argument("--all", action="store_true", help="every dead letter of --topic")
         replay.add_argument("--topic", action="append")
