@@ -24,6 +24,11 @@ def orders(n: int) -> int:
 
 def under_load(chaos: Chaos, load: Load, fault: Callable[[], None], *, warmup_s: float = 5.0) -> Result:
     """Runs the load in the background, the fault meanwhile, then the recovery check."""
+    return chaos.recover(load, healed_at=drive(chaos, load, fault, warmup_s=warmup_s))
+
+
+def drive(chaos: Chaos, load: Load, fault: Callable[[], None], *, warmup_s: float = 5.0) -> float:
+    """Runs the load in the background and the fault meanwhile; returns when the fault ended."""
     failure: list[BaseException] = []
 
     def drive() -> None:
@@ -43,7 +48,7 @@ def under_load(chaos: Chaos, load: Load, fault: Callable[[], None], *, warmup_s:
         driver.join(timeout=load.duration_s + load.place_deadline_s + 120)
     if failure:
         raise failure[0]
-    return chaos.recover(load, healed_at=healed_at)
+    return healed_at
 
 
 def assert_recovered(result: Result) -> None:
@@ -82,7 +87,7 @@ def kill_loop(chaos: Chaos, targets: list[str], rounds: int, pause_s: float) -> 
 def test_sigkill_round_under_load(platform: Platform, devstack: Devstack, supervisor: Supervisor) -> None:
     """A short round: a relay, a consumer, the order worker, a web process, SIGKILLed under load."""
     chaos = new_chaos("sigkill (short round)", platform, devstack, supervisor)
-    load = chaos.load(count=orders(30), duration_s=30)
+    load = chaos.load(count=orders(20), duration_s=25, workers=2)
     assert_recovered(under_load(chaos, load, kill_loop(chaos, FAST_KILLS, rounds=1, pause_s=3)))
 
 

@@ -120,8 +120,13 @@ def get_dead_letter(letter_id: str, *, bootstrap_servers: str) -> DeadLetter | N
             message = reader.poll(0.5)
             if message is None:
                 continue
-            if message.error() is not None:
-                return None  # end of partition: no such offset
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return None  # end of partition: no such offset
+                # Not fatal to an assigned read, e.g. GROUP_AUTHORIZATION_FAILED: the service's
+                # principal may not use the reader's throwaway group, which reads no offsets.
+                continue
             return _letter(message) if message.offset() == offset else None
         return None
     finally:
