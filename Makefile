@@ -61,6 +61,8 @@ typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
 	@cd libs/comptoir && DJANGO_SETTINGS_MODULE=testproject.settings MYPYPATH=tests ../../$(VENV)/bin/mypy --strict src tests
 	@echo "== mypy tests/e2e"
 	@cd tests/e2e && ../../$(VENV)/bin/mypy --config-file mypy.ini .
+	@echo "== mypy tests/chaos"
+	@cd tests/chaos && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@echo "== mypy tests/contract"
 	@cd tests/contract && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@for s in $(SERVICES); do \
@@ -86,9 +88,16 @@ pytest: ## every unit/integration suite (needs the infrastructure: use `make tes
 	@$(PY) tests/run_suites.py --reports $(REPORTS) $(SUITES)
 
 # The fuzz run (tests/contract) goes last: it writes through every public route.
-e2e: install ## the whole platform started: observability checks, the saga scenarios (both modes), the API fuzz run
+# tests/chaos runs its fast scenarios here (CHAOS_SCOPE=fast, its default); `make chaos` runs them all.
+e2e: install ## the whole platform started: observability checks, the saga scenarios (both modes), a short chaos round, the API fuzz run
 	@$(E2E_ENV) $(PY) -m devstack run --platform -- \
-	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e tests/contract
+	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e tests/chaos tests/contract
+
+.PHONY: chaos
+chaos: install ## faults under load on the whole platform (SIGKILL loops, Kafka/PostgreSQL/Redis down, poison, rebalance, slow upstream), then recovery and reconciliation; a result table (~30 min)
+	@rm -f $(REPORTS)/tests_chaos.xml
+	@CHAOS_SCOPE=all CHAOS_REPORTS=$(abspath $(REPORTS)) $(E2E_ENV) $(PY) -m devstack run --platform -- \
+	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/chaos
 
 test: install ## every check: lint, types, contracts, alerts, delivery, suites, e2e (all run; fails if any fails)
 	@rm -rf $(REPORTS)

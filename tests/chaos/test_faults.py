@@ -67,7 +67,12 @@ def new_chaos(name: str, platform: Platform, devstack: Devstack, supervisor: Sup
 # ------------------------------------------------------------------ SIGKILL
 
 
-FAST_KILLS = ["order_service.relay", "product_service.consumer", "order_service.worker", "payment_service.web"]
+FAST_KILLS = [
+    "order_service.relay",
+    "product_service.consumer",
+    "order_service.worker",
+    "payment_service.web",
+]
 
 
 def kill_loop(chaos: Chaos, targets: list[str], rounds: int, pause_s: float) -> Callable[[], None]:
@@ -91,7 +96,9 @@ def test_sigkill_round_under_load(platform: Platform, devstack: Devstack, superv
     assert_recovered(under_load(chaos, load, kill_loop(chaos, FAST_KILLS, rounds=1, pause_s=3)))
 
 
-def test_sigkill_every_process_in_a_loop(platform: Platform, devstack: Devstack, supervisor: Supervisor) -> None:
+def test_sigkill_every_process_in_a_loop(
+    platform: Platform, devstack: Devstack, supervisor: Supervisor
+) -> None:
     """Each relay, each consumer, the workers, the beat and each web process, twice, under load."""
     targets = platform_processes()
     chaos = new_chaos("sigkill (every process, 2 rounds)", platform, devstack, supervisor)
@@ -116,7 +123,9 @@ def test_kafka_stopped_60s_under_load(platform: Platform, devstack: Devstack, su
     assert_recovered(under_load(chaos, load, fault))
 
 
-def test_postgres_restarted_under_load(platform: Platform, devstack: Devstack, supervisor: Supervisor) -> None:
+def test_postgres_restarted_under_load(
+    platform: Platform, devstack: Devstack, supervisor: Supervisor
+) -> None:
     chaos = new_chaos("postgresql restarted", platform, devstack, supervisor)
     load = chaos.load(count=orders(40), duration_s=30)
 

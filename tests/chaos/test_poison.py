@@ -99,7 +99,9 @@ def test_poison_messages_then_a_dead_letter_replayed_after_the_fix(
 ) -> None:
     chaos = new_chaos("poison messages + dlq replay", platform, devstack, supervisor)
     load = chaos.load(count=10, duration_s=15, workers=2)
-    keys = {kind: f"chaos-poison-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("not-json", "invalid", "unknown")}
+    keys = {
+        kind: f"chaos-poison-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("not-json", "invalid", "unknown")
+    }
 
     def poison() -> None:
         produce(
@@ -149,7 +151,9 @@ def test_poison_messages_then_a_dead_letter_replayed_after_the_fix(
                         return fields
                 return None
 
-            letter = wait_for(parked, timeout_s=120, interval_s=3, what=f"order {order_id}'s event in the DLQ")
+            letter = wait_for(
+                parked, timeout_s=120, interval_s=3, what=f"order {order_id}'s event in the DLQ"
+            )
             log(f"{chaos.name}: parked {letter[0]} after {letter[5]}")
         finally:
             devstack.overrides.pop("email_service.consumer", None)
