@@ -96,8 +96,10 @@ e2e: install ## the whole platform started: observability checks, the saga scena
 .PHONY: chaos
 chaos: install ## faults under load on the whole platform (SIGKILL loops, Kafka/PostgreSQL/Redis down, poison, rebalance, slow upstream), then recovery and reconciliation; a result table (~30 min)
 	@rm -f $(REPORTS)/tests_chaos.xml
-	@CHAOS_SCOPE=all CHAOS_REPORTS=$(abspath $(REPORTS)) $(E2E_ENV) $(PY) -m devstack run --platform -- \
-	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/chaos
+	@status=0; CHAOS_SCOPE=all CHAOS_REPORTS=$(abspath $(REPORTS)) $(E2E_ENV) $(PY) -m devstack run --platform -- \
+	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/chaos || status=$$?; \
+	  echo; echo "== chaos results ($(REPORTS)/chaos-results.txt)"; cat $(REPORTS)/chaos-results.txt 2>/dev/null || true; \
+	  exit $$status
 
 test: install ## every check: lint, types, contracts, alerts, delivery, suites, e2e (all run; fails if any fails)
 	@rm -rf $(REPORTS)
