@@ -233,6 +233,8 @@ class Load:
     place_deadline_s: float = 180.0
     placed: list[Placed] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    # Set once the first order is placed: the fault is injected after it, under load.
+    flowing: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -267,6 +269,7 @@ class Load:
                         self.placed.append(
                             Placed(int(body["id"]), customer, kind, str(body.get("saga_mode")))
                         )
+                    self.flowing.set()
                     return
                 last = f"{response.status_code} {response.text[:200]}"
                 if response.status_code < 500 and response.status_code not in (408, 409, 429):

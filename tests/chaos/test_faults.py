@@ -39,6 +39,8 @@ def drive(chaos: Chaos, load: Load, fault: Callable[[], None], *, warmup_s: floa
 
     driver = threading.Thread(target=drive, name="chaos-load", daemon=True)
     driver.start()
+    # Orders flow first (the saga mode is set, the first one placed), then the fault.
+    load.flowing.wait(timeout=120)
     time.sleep(warmup_s)
     try:
         fault()
