@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -233,6 +234,7 @@ class Load:
     place_deadline_s: float = 180.0
     placed: list[Placed] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    key_fetch_refusals: int = 0
     # Set once the first order is placed: the fault is injected after it, under load.
     flowing: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -272,6 +274,13 @@ class Load:
                     self.flowing.set()
                     return
                 last = f"{response.status_code} {response.text[:200]}"
+                if response.status_code == 401 and "unknown signing key" in response.text:
+                    # A process started while user_service is down cannot fetch the signing
+                    # keys yet: the token is valid, the refusal lasts as long as the outage.
+                    with self._lock:
+                        self.key_fetch_refusals += 1
+                    time.sleep(1.0)
+                    continue
                 if response.status_code < 500 and response.status_code not in (408, 409, 429):
                     break  # refused for good: a 4xx the platform means
             except httpx.HTTPError as error:
@@ -452,6 +461,48 @@ def reconcile(since: datetime) -> tuple[int, str]:
     return int(match.group(1)), result.stdout
 
 
+# ---------------------------------------------------------------------- mails
+
+
+def mails_per_order(platform: Platform, load: Load) -> dict[int, list[str]]:
+    """order id -> the status of each order_confirmed/order_cancelled mail about it."""
+    placed = {p.order_id for p in load.placed}
+    found: dict[int, list[str]] = {}
+    for customer in {id(p.customer): p.customer for p in load.placed}.values():
+        for mail in platform.mails_to(customer.email):
+            if (
+                mail["template"] in ("order_confirmed", "order_cancelled")
+                and int(mail["object_id"]) in placed
+            ):
+                found.setdefault(int(mail["object_id"]), []).append(str(mail["status"]))
+    return found
+
+
+def one_mail_each(platform: Platform, load: Load, *, timeout_s: float = 120) -> Callable[[Result], None]:
+    """A recovery check: every finished order has exactly one mail, sent (missing ones are lost events)."""
+
+    def check(result: Result) -> None:
+        placed = {p.order_id for p in load.placed}
+        finished = {i for i, order in load.statuses().items() if i in placed and order["status"] in TERMINAL}
+        end = time.monotonic() + timeout_s
+        while True:
+            mails = mails_per_order(platform, load)
+            if all(mails.get(i) == ["SENT"] for i in finished) or time.monotonic() > end:
+                break
+            time.sleep(3)
+        wrong = {i: mails.get(i, []) for i in finished if mails.get(i) != ["SENT"]}
+        if wrong:
+            shape = Counter(tuple(statuses) for statuses in wrong.values())
+            result.notes.append(
+                f"orders without exactly one sent mail (mail statuses: orders): {dict(shape)}"
+            )
+            result.lost_events = max(result.lost_events, 0) + sum(
+                1 for statuses in wrong.values() if not statuses
+            )
+
+    return check
+
+
 # ------------------------------------------------------------------- results
 
 
@@ -558,6 +609,8 @@ class Chaos:
         ids = {p.order_id for p in load.placed}
         for note in load.refused:
             result.notes.append(f"placement refused: {note}")
+        if load.key_fetch_refusals:
+            log(f"{self.name}: {load.key_fetch_refusals} refused (401 unknown signing key), retried")
 
         def poll(what: str, probe: Callable[[], bool]) -> bool:
             while time.monotonic() < end:

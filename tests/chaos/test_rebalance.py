@@ -10,11 +10,10 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 
-from harness import RUN_DIR, Devstack, Load, Result, Supervisor, log
-from platform_client import REPO_ROOT, TERMINAL, Platform, wait_for
+from harness import RUN_DIR, Devstack, Supervisor, log, one_mail_each
+from platform_client import REPO_ROOT, Platform
 from test_faults import assert_recovered, drive, new_chaos, orders
 
 SERVICE = "email_service"
@@ -47,20 +46,6 @@ def second_consumer() -> subprocess.Popen[bytes]:
         )
 
 
-def mails_per_order(platform: Platform, load: Load) -> dict[int, list[str]]:
-    """order id -> the status of each mail about it."""
-    placed = {p.order_id for p in load.placed}
-    found: dict[int, list[str]] = {}
-    for customer in {id(p.customer): p.customer for p in load.placed}.values():
-        for mail in platform.mails_to(customer.email):
-            if (
-                mail["template"] in ("order_confirmed", "order_cancelled")
-                and int(mail["object_id"]) in placed
-            ):
-                found.setdefault(int(mail["object_id"]), []).append(str(mail["status"]))
-    return found
-
-
 def test_rebalance_while_retry_topics_are_paused(
     platform: Platform, devstack: Devstack, supervisor: Supervisor
 ) -> None:
@@ -88,21 +73,5 @@ def test_rebalance_while_retry_topics_are_paused(
             time.sleep(5)
             assert devstack.start("user_service.web")
 
-    def one_mail_each(result: Result) -> None:
-        placed = {p.order_id for p in load.placed}
-        finished = {i for i, order in load.statuses().items() if i in placed and order["status"] in TERMINAL}
-
-        def sent() -> dict[int, list[str]] | None:
-            mails = mails_per_order(platform, load)
-            return mails if all(mails.get(i) == ["SENT"] for i in finished) else None
-
-        try:
-            wait_for(sent, timeout_s=120, interval_s=3, what="one sent mail per finished order")
-        except AssertionError:
-            mails = mails_per_order(platform, load)
-            shape = Counter(tuple(mails.get(i, [])) for i in finished)
-            result.notes.append(f"mails per finished order (statuses: orders): {dict(shape)}")
-            result.lost_events = max(result.lost_events, 0) + sum(1 for i in finished if not mails.get(i))
-
     healed_at = drive(chaos, load, fault)
-    assert_recovered(chaos.recover(load, healed_at=healed_at, extra=one_mail_each))
+    assert_recovered(chaos.recover(load, healed_at=healed_at, extra=one_mail_each(platform, load)))
