@@ -53,6 +53,8 @@ PRICE = Decimal("12.50")
 RECOVERY_S = float(os.environ.get("CHAOS_RECOVERY_S", "300"))
 # After everything is green: every process must stay up this long (no crash loop).
 STABLE_S = float(os.environ.get("CHAOS_STABLE_S", "10"))
+# Once orders, events and processes settled, the auditor gets this long to come out clean.
+RECONCILE_SETTLED_S = float(os.environ.get("CHAOS_RECONCILE_SETTLED_S", "90"))
 # A process restarted this often during one scenario's recovery is crash-looping.
 CRASH_LOOP_RESTARTS = 3
 
@@ -612,8 +614,9 @@ class Chaos:
         if load.key_fetch_refusals:
             log(f"{self.name}: {load.key_fetch_refusals} refused (401 unknown signing key), retried")
 
-        def poll(what: str, probe: Callable[[], bool]) -> bool:
-            while time.monotonic() < end:
+        def poll(what: str, probe: Callable[[], bool], within_s: float | None = None) -> bool:
+            until = end if within_s is None else min(end, time.monotonic() + within_s)
+            while time.monotonic() < until:
                 try:
                     if probe():
                         return True
@@ -653,7 +656,8 @@ class Chaos:
             poll("orders terminal", all_terminal)
             and poll("processes up", processes_up)
             and poll("events drained", events_drained)
-            and poll("reconciliation", reconciled)
+            # Everything else settled: a violation still there after this long stays.
+            and poll("reconciliation", reconciled, within_s=RECONCILE_SETTLED_S)
         )
         if settled:
             result.recover_s = round(time.monotonic() - healed_at, 1)

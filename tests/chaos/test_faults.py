@@ -16,6 +16,7 @@ from platform_client import Platform
 # Scenario sizes: bounded in count and time (`make chaos` may scale them).
 SCALE = float(os.environ.get("CHAOS_SCALE", "1"))
 OUTAGE_S = float(os.environ.get("CHAOS_KAFKA_OUTAGE_S", "60"))
+KILL_ROUNDS = int(os.environ.get("CHAOS_KILL_ROUNDS", "2"))
 
 
 def orders(n: int) -> int:
@@ -103,9 +104,9 @@ def test_sigkill_every_process_in_a_loop(
 ) -> None:
     """Each relay, each consumer, the workers, the beat and each web process, twice, under load."""
     targets = platform_processes()
-    chaos = new_chaos("sigkill (every process, 2 rounds)", platform, devstack, supervisor)
-    load = chaos.load(count=orders(120), duration_s=len(targets) * 2 * 6)
-    assert_recovered(under_load(chaos, load, kill_loop(chaos, targets, rounds=2, pause_s=2)))
+    chaos = new_chaos(f"sigkill (every process, {KILL_ROUNDS} round(s))", platform, devstack, supervisor)
+    load = chaos.load(count=orders(60 * KILL_ROUNDS), duration_s=len(targets) * KILL_ROUNDS * 6)
+    assert_recovered(under_load(chaos, load, kill_loop(chaos, targets, rounds=KILL_ROUNDS, pause_s=2)))
 
 
 # ---------------------------------------------------------------- infrastructure

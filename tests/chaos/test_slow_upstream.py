@@ -85,6 +85,8 @@ def test_a_charge_landing_after_the_saga_gave_up_is_refused_or_undone(
             assert holder.stdin is not None
             holder.stdin.close()
             holder.wait(timeout=60)
+            if holder.stdout is not None:
+                holder.stdout.close()
         # The waiting charge requests go on now: give them their time.
         time.sleep(10)
     finally:
