@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 from harness import Chaos, Devstack, Load, Result, Supervisor, log, one_mail_each, platform_processes
-from platform_client import Platform
+from platform_client import STAFF_EMAIL, STAFF_PASSWORD, Platform
 
 # Scenario sizes: bounded in count and time (`make chaos` may scale them).
 SCALE = float(os.environ.get("CHAOS_SCALE", "1"))
@@ -64,6 +64,8 @@ def assert_recovered(result: Result) -> None:
 
 def new_chaos(name: str, platform: Platform, devstack: Devstack, supervisor: Supervisor) -> Chaos:
     log(f"== scenario {name}")
+    # Access tokens are short-lived: the staff's session of a long run is renewed per scenario.
+    platform.staff_token = platform.login(STAFF_EMAIL, STAFF_PASSWORD)
     return Chaos(platform, devstack, supervisor, name)
 
 
