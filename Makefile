@@ -73,6 +73,8 @@ typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
 	@cd tests/e2e && ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@echo "== mypy tests/browser"
 	@cd tests/browser && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
+	@echo "== mypy tests/chaos"
+	@cd tests/chaos && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@echo "== mypy tests/contract"
 	@cd tests/contract && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@for s in $(SERVICES); do \
@@ -98,10 +100,19 @@ pytest: ## every unit/integration suite (needs the infrastructure: use `make tes
 	@$(PY) tests/run_suites.py --reports $(REPORTS) $(SUITES)
 
 # The fuzz run (tests/contract) goes last: it writes through every public route.
-e2e: install $(VENV)/.load-installed ## the whole platform started: observability checks, the saga scenarios (both modes), the storefront in chromium, the API fuzz run
+# tests/chaos runs its fast scenarios here (CHAOS_SCOPE=fast, its default); `make chaos` runs them all.
+e2e: install $(VENV)/.load-installed ## the whole platform started: observability checks, the saga scenarios (both modes), the storefront in chromium, a short chaos round, the API fuzz run
 	@command -v chromium >/dev/null || (echo "== installing chromium" && apt-get install -y -q chromium >/dev/null)
 	@$(E2E_ENV) $(PY) -m devstack run --platform -- \
-	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e tests/browser tests/contract
+	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/observability tests/e2e tests/browser tests/chaos tests/contract
+
+.PHONY: chaos
+chaos: install ## faults under load on the whole platform (SIGKILL loops, Kafka/PostgreSQL/Redis down, poison, rebalance, slow upstream), then recovery and reconciliation; a result table (~30 min)
+	@rm -f $(REPORTS)/tests_chaos.xml
+	@status=0; CHAOS_SCOPE=all CHAOS_REPORTS=$(abspath $(REPORTS)) $(E2E_ENV) $(PY) -m devstack run --platform -- \
+	  $(PY) tests/run_suites.py --reports $(REPORTS) tests/chaos || status=$$?; \
+	  echo; echo "== chaos results ($(REPORTS)/chaos-results.txt)"; cat $(REPORTS)/chaos-results.txt 2>/dev/null || true; \
+	  exit $$status
 
 test: install ## every check: lint, types, contracts, alerts, delivery, suites, e2e (all run; fails if any fails)
 	@rm -rf $(REPORTS)
