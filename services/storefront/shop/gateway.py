@@ -252,6 +252,12 @@ class Gateway:
         self.last_trace_id = trace_id
         sent_headers.setdefault("X-Request-ID", trace_id)
         sent_headers.setdefault("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01")
+        # The visitor's address, not the storefront's: the gateway's per-address limits
+        # (anonymous requests, logins) count each visitor apart where it trusts the
+        # storefront as a proxy (GATEWAY_TRUSTED_PROXIES; the chart's default does).
+        visitor = self.request.META.get("REMOTE_ADDR")
+        if visitor:
+            sent_headers.setdefault("X-Forwarded-For", str(visitor))
         if token is None and auth:
             token = self._access_token()
         if token is not None:

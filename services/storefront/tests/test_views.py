@@ -20,6 +20,7 @@ def test_catalogue_lists_products_and_forwards_the_filters(client: Client, api: 
     assert "Filter papers" not in html
     sent = next(h for (m, p), h in zip(api.calls, api.headers_seen, strict=True) if p == "/api/products/")
     assert sent["traceparent"].startswith("00-")
+    assert sent["X-Forwarded-For"] == "127.0.0.1"  # the visitor's address (the test client's)
 
 
 def test_an_htmx_search_gets_the_results_only(client: Client, api: StandInGateway) -> None:
