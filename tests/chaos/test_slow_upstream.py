@@ -2,10 +2,11 @@
 
 The customer's wallet row is locked in payment_service's own database, so the
 orchestrator's charge request waits on the lock; its HTTP timeout passes on every
-attempt, the saga gives up, compensates (the refund finds no payment yet) and
-cancels. Then the lock is let go and the waiting charge goes through: unless the
-compensation left a tombstone that refuses it (or undoes it at once), a CANCELLED
-order now has captured money, which the auditor reports.
+attempt and the saga gives up and compensates. Then the lock is let go and the
+waiting charge goes through: unless the compensation refuses it (a tombstone left
+by a refund that found nothing) or undoes it (the refund, serialised behind the
+charge of the same order, finds it and refunds it), a CANCELLED order now has
+captured money, which the auditor reports.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ IMPATIENT = {
     "SAGA_RETRY_BACKOFF_MAX_S": "1",
 }
 HOLD_MAX_S = 240
+# Two charge attempts of 2 s with backoffs of at most 1 s, and the worker's turnaround.
+GIVE_UP_S = 15
 
 
 def hold_wallet_lock(user_id: int) -> subprocess.Popen[str]:
@@ -78,17 +81,20 @@ def test_a_charge_landing_after_the_saga_gave_up_is_refused_or_undone(
         try:
             placed = platform.place_order(customer, [(product, 1)])
             slow["order"] = int(placed["id"])
-            order = platform.wait_terminal(customer, slow["order"], timeout_s=180)
-            log(f"{chaos.name}: order {slow['order']} {order['status']} while the charge waits on the lock")
-            assert order["status"] == "CANCELLED", order
+            # Long enough for every charge attempt to time out and the saga to turn to its
+            # compensation (the refund waits on the charge still in flight, or finds nothing).
+            time.sleep(GIVE_UP_S)
         finally:
             assert holder.stdin is not None
             holder.stdin.close()
             holder.wait(timeout=60)
             if holder.stdout is not None:
                 holder.stdout.close()
-        # The waiting charge requests go on now: give them their time.
-        time.sleep(10)
+        # The waiting charge goes on now, then the refund: the order ends CANCELLED and
+        # either the charge was refused (tombstone) or it was refunded.
+        order = platform.wait_terminal(customer, slow["order"], timeout_s=180)
+        log(f"{chaos.name}: order {slow['order']} {order['status']} after the late charge")
+        assert order["status"] == "CANCELLED", order
     finally:
         devstack.overrides.pop(WORKER, None)
         with supervisor.holding(WORKER):
