@@ -327,7 +327,19 @@ class Operations:
                 return response.status, None
 
 
-def _operation(operation_id: str, summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    parameters: list[dict[str, Any]],
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
     return {
         "get": {
             "operationId": operation_id,
@@ -340,12 +352,8 @@ def _operation(operation_id: str, summary: str, parameters: list[dict[str, Any]]
                     "description": "The report (see the gateway's README, ops API).",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
-                "403": {
-                    "description": "The token is not a staff member's (permission_denied).",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
-                    },
-                },
+                "403": _error("The token is not a staff member's (permission_denied)."),
+                **{status: _error(description) for status, description in (errors or {}).items()},
             },
         }
     }
@@ -390,6 +398,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{1,32}$"},
             }
         ],
+        {"404": "No such trace in the trace backend, or not a trace id (not_found)."},
     ),
     METRICS_PATH: _operation(
         "ops_metrics",
