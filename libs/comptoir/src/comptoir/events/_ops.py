@@ -12,10 +12,12 @@ that waits for the broker's acknowledgement of the replayed message.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -324,12 +326,18 @@ def declared_processes() -> list[str]:
     procfile = settings.BASE_DIR / "Procfile" if getattr(settings, "BASE_DIR", None) else None
     if procfile is None or not procfile.exists():
         return []
+    return list(_procfile_kinds(str(procfile)))
+
+
+@functools.cache
+def _procfile_kinds(path: str) -> tuple[str, ...]:
+    # Read once per process: the console polls the health report every few seconds.
     kinds = []
-    for line in procfile.read_text().splitlines():
+    for line in Path(path).read_text().splitlines():
         kind, sep, _command = line.partition(":")
         if sep and not line.startswith("#") and kind.strip() and kind.strip() != "web":
             kinds.append(kind.strip())
-    return kinds
+    return tuple(kinds)
 
 
 def _group_members() -> dict[str, dict[str, Any]]:
