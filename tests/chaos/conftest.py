@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from harness import RESULTS, TABLE, Devstack, Supervisor, log, read_results, table
-from platform_client import Platform, wait_for
+from platform_client import Platform, ready_platform
 
 SCOPE = os.environ.get("CHAOS_SCOPE", "fast")
 
@@ -44,18 +44,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
-    import httpx
-    from platform_client import GATEWAY_URL
-
-    def gateway_ready() -> bool:
-        try:
-            response = httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5)
-            return response.status_code == 200 and response.json()["failed"] == []
-        except httpx.HTTPError:
-            return False
-
-    wait_for(gateway_ready, timeout_s=120, what="the gateway and its upstreams to be ready")
-    client = Platform()
+    client = ready_platform()
     yield client
     client.http.close()
 

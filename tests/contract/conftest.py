@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from platform_client import GATEWAY_URL, STAFF_EMAIL, STAFF_PASSWORD, Platform, wait_for
+from platform_client import GATEWAY_URL, STAFF_EMAIL, STAFF_PASSWORD, Platform, ready_platform, wait_for
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
@@ -42,15 +42,7 @@ class Caller:
 
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
-    def gateway_ready() -> bool:
-        try:
-            response = httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5)
-            return response.status_code == 200 and response.json()["failed"] == []
-        except httpx.HTTPError:
-            return False
-
-    wait_for(gateway_ready, timeout_s=120, what="the gateway and its upstreams to be ready")
-    client = Platform()
+    client = ready_platform()
     yield client
     client.http.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from platform_client import Platform, devstack, processes_of, wait_for
+from platform_client import Platform, devstack, processes_of, ready_platform
 
 SAGA_MODES = ["orchestration", "choreography"]
 
@@ -19,19 +19,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
-    import httpx
-    from platform_client import GATEWAY_URL
-
-    def gateway_ready() -> bool:
-        try:
-            # The gateway is ready once started; its report says when every upstream is.
-            response = httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5)
-            return response.status_code == 200 and response.json()["failed"] == []
-        except httpx.HTTPError:
-            return False
-
-    wait_for(gateway_ready, timeout_s=120, what="the gateway and its upstreams to be ready")
-    client = Platform()
+    client = ready_platform()
     yield client
     client.http.close()
 

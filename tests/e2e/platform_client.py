@@ -256,3 +256,18 @@ class Platform:
         )
         results: list[dict[str, Any]] = page["results"]
         return results
+
+
+def gateway_ready() -> bool:
+    """The gateway answers, and its readiness report says every upstream is ready."""
+    try:
+        response = httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5)
+        return response.status_code == 200 and response.json()["failed"] == []
+    except httpx.HTTPError:
+        return False
+
+
+def ready_platform(timeout_s: float = 120) -> Platform:
+    """A client of the platform, once the gateway and its upstreams are ready (a session fixture's)."""
+    wait_for(gateway_ready, timeout_s=timeout_s, what="the gateway and its upstreams to be ready")
+    return Platform()

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from platform_client import GATEWAY_URL, Customer, Platform, wait_for
+from platform_client import GATEWAY_URL, Customer, Platform, ready_platform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = Path(os.environ.get("COMPTOIR_DEVSTACK_DIR", str(REPO_ROOT / ".devstack"))) / "logs"
@@ -66,16 +66,7 @@ class PlacedOrder:
 
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
-    def ready() -> bool:
-        try:
-            # The gateway is ready once started; its report says when every upstream is.
-            response = httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5)
-            return response.status_code == 200 and response.json()["failed"] == []
-        except httpx.HTTPError:
-            return False
-
-    wait_for(ready, timeout_s=120, what="the gateway and its upstreams")
-    client = Platform()
+    client = ready_platform()
     yield client
     client.http.close()
 
