@@ -172,10 +172,12 @@ def new_product(platform: Platform, name: str, *, price: Decimal, stock: int) ->
         ),
         201,
     )
+    set_stock(platform, int(product["id"]), stock)
+    return int(product["id"])
+
+
+def set_stock(platform: Platform, product_id: int, stock: int) -> None:
     platform.check(
-        platform.http.put(
-            f"/api/products/{product['id']}/stock/", json={"quantity": stock}, headers=platform.staff
-        ),
+        platform.http.put(f"/api/products/{product_id}/stock/", json={"quantity": stock}, headers=platform.staff),
         200,
     )
-    return int(product["id"])

@@ -14,6 +14,7 @@ from conftest import (
     new_page,
     new_product,
     register_in_browser,
+    set_stock,
 )
 from platform_client import Platform
 from playwright.sync_api import Browser, Page, expect
@@ -64,13 +65,17 @@ def test_a_customer_registers_searches_orders_and_sees_it_confirmed_live(
 
 def test_out_of_stock_and_insufficient_funds_are_said_in_words(page: Page, platform: Platform) -> None:
     tag = f"Scarce{uuid.uuid4().hex[:6]}"
-    gone = new_product(platform, f"{tag} grinder", price=Decimal("5.00"), stock=0)
+    gone = new_product(platform, f"{tag} grinder", price=Decimal("5.00"), stock=1)
     dear = new_product(platform, f"{tag} machine", price=Decimal("900.00"), stock=3)
     register_in_browser(page, platform, balance=Decimal("20.00"))
 
     page.goto(f"/products/{gone}/")
-    expect(page.locator("#availability")).to_have_text("Out of stock")
     page.click("article form button[type=submit]")
+    set_stock(platform, gone, 0)  # sold out between the cart and the checkout
+    page.goto(f"/products/{gone}/")
+    expect(page.locator("#availability")).to_have_text("Out of stock")
+    expect(page.locator("article button")).to_have_text("Sold out")
+    expect(page.locator("article button")).to_be_disabled()
     checkout(page)
     expect(page.locator("#order-status")).to_have_text("CANCELLED", timeout=60_000)
     expect(page.locator("#cancel-reason")).to_contain_text("out of stock")

@@ -293,9 +293,12 @@ def cart_add(request: HttpRequest) -> HttpResponse:
     quantity = _int(request.POST.get("quantity"), 1, 1, carts.MAX_QUANTITY)
     if product_id:
         item = Gateway(request).call("GET", f"/api/products/{product_id}/", auth=False)
-        carts.add(request, product_id, quantity)
-        request.session.pop("checkout_key", None)
-        messages.success(request, f"{item['name']} added to your cart.")
+        if item["stock"] > 0:
+            carts.add(request, product_id, quantity)
+            request.session.pop("checkout_key", None)
+            messages.success(request, f"{item['name']} added to your cart.")
+        else:
+            messages.error(request, f"{item['name']} is out of stock: it was not added to your cart.")
     back = request.POST.get("back", "")
     if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         return HttpResponseRedirect(back)

@@ -32,7 +32,16 @@ def test_an_htmx_search_gets_the_results_only(client: Client, api: StandInGatewa
 
 def test_a_product_page_shows_price_and_availability(client: Client, api: StandInGateway) -> None:
     assert "In stock: 5 available" in client.get("/products/1/").content.decode()
-    assert "Out of stock" in client.get("/products/2/").content.decode()
+    sold_out = client.get("/products/2/").content.decode()
+    assert "Out of stock" in sold_out
+    assert "Add to cart" not in sold_out
+    assert "Sold out" in sold_out
+
+
+def test_an_out_of_stock_product_is_not_added_to_the_cart(client: Client, api: StandInGateway) -> None:
+    response = client.post("/cart/add/", {"product_id": 2, "quantity": 1}, follow=True)
+    assert "is out of stock: it was not added to your cart." in response.content.decode()
+    assert client.session.get("cart", {}) == {}
 
 
 def test_a_missing_product_is_a_readable_404(client: Client, api: StandInGateway) -> None:
@@ -141,7 +150,8 @@ def test_a_double_click_on_checkout_places_one_order(client: Client, api: StandI
 
 def test_an_out_of_stock_checkout_says_so(client: Client, api: StandInGateway) -> None:
     log_in(client)
-    client.post("/cart/add/", {"product_id": 2, "quantity": 1})
+    client.post("/cart/add/", {"product_id": 1, "quantity": 1})
+    api.products[1]["stock"] = 0  # sold out between the cart and the checkout
     response = client.post("/checkout/", {"idempotency_key": "k1"}, follow=True)
     html = response.content.decode()
     assert "Not enough stock for one of the items." in html
