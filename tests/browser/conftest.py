@@ -178,6 +178,8 @@ def new_product(platform: Platform, name: str, *, price: Decimal, stock: int) ->
 
 def set_stock(platform: Platform, product_id: int, stock: int) -> None:
     platform.check(
-        platform.http.put(f"/api/products/{product_id}/stock/", json={"quantity": stock}, headers=platform.staff),
+        platform.http.put(
+            f"/api/products/{product_id}/stock/", json={"quantity": stock}, headers=platform.staff
+        ),
         200,
     )
