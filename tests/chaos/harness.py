@@ -356,7 +356,10 @@ def unpublished_outbox() -> dict[str, int]:
 
 def _kafka_config() -> dict[str, Any]:
     config: dict[str, Any] = {
-        "bootstrap.servers": f"{HOST}:{os.environ.get('COMPTOIR_KAFKA_PORT', '9092')}",
+        # Every broker (the devstack exports them; a 3-broker cluster loses one on purpose).
+        "bootstrap.servers": os.environ.get(
+            "KAFKA_BOOTSTRAP_SERVERS", f"{HOST}:{os.environ.get('COMPTOIR_KAFKA_PORT', '9092')}"
+        ),
         "log_level": 0,
         "socket.timeout.ms": 5000,
     }
