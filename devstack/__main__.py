@@ -20,7 +20,6 @@ three brokers. The default, 1, is the single broker; each layout keeps its own d
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import subprocess
 import sys
@@ -106,11 +105,6 @@ def _start_together(procs: list[ManagedProcess]) -> None:
         raise SystemExit("devstack: " + "\n".join(failures))
 
 
-# A broker restarted on its old data gets this long before its storage is formatted
-# again (a fresh one gets the process's full deadline).
-KAFKA_RESTART_DEADLINE_S = 30.0
-
-
 def _start_kafka() -> None:
     brokers = _infra.kafka_processes()
     other = [proc.name for proc in _infra.other_layout_processes() if proc.running()]
@@ -119,31 +113,9 @@ def _start_kafka() -> None:
             f"devstack: {', '.join(other)} of the other Kafka layout run (COMPTOIR_KAFKA_BROKERS="
             f"{KAFKA_BROKERS} asks for {len(brokers)} broker(s)): `python -m devstack down` first"
         )
-    if any(proc.running() for proc in brokers):  # never (re)format the storage under a running broker
-        _start_together(brokers)
-        return
-    restarting = _infra.kafka_formatted()
-    _infra.kafka_prepare()
-    try:
-        _start_together(
-            [dataclasses.replace(p, ready_deadline_s=KAFKA_RESTART_DEADLINE_S) for p in brokers]
-            if restarting
-            else brokers
-        )
-    except SystemExit as failure:
-        # Seen after the test suites: restarted on a metadata log full of the topics
-        # and SCRAM users the tests made and deleted, the broker refused every SCRAM
-        # login ("invalid credentials") for minutes while it deleted the old topics'
-        # logs. The local data is disposable: format again, start once more (the
-        # reason is printed above).
-        reason = _infra.kafka_probe_failure or "its port never opened"
-        print(f"{failure.code}\ndevstack: last readiness probe: {reason}", flush=True)
-        print("devstack: formatting Kafka's storage again", flush=True)
-        for proc in brokers:
-            proc.stop()
-        _infra.kafka_reset()
+    if not any(proc.running() for proc in brokers):  # never (re)format the storage under a running broker
         _infra.kafka_prepare()
-        _start_together(brokers)
+    _start_together(brokers)
 
 
 def up_infra() -> None:
@@ -153,6 +125,7 @@ def up_infra() -> None:
     _start(_infra.redis_process())
     _start_kafka()
     print(f"devstack: kafka principals and ACLs: {_infra.kafka_secure()}", flush=True)
+    _infra.kafka_wait_for_snapshot()
     _start(_infra.smtp_process())
     prometheus = _observability.prometheus_process()
     already = prometheus.running()
