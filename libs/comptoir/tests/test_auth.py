@@ -164,7 +164,7 @@ class _JWKSServer:
     """user_service's JWKS endpoint as a real HTTP server on a port of its own,
     which can be down (nothing listening) and come up later on the same port."""
 
-    def __init__(self, jwks: dict[str, object]) -> None:
+    def __init__(self, jwks: dict[str, Any]) -> None:
         self.jwks = jwks
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
