@@ -9,12 +9,17 @@ logs [NAME]         list the log files, or print the end of one
 manage SERVICE ARGS `manage.py ARGS` with the service's own environment (`manage order_service reconcile`)
 env                 the environment of a test run: infrastructure, secrets, the Kafka admin principal
 kafka-acls          the broker ACLs derived from contracts/events/catalog.json (applied at `up`)
+
+COMPTOIR_KAFKA_BROKERS=3 (environment, for every command): a KRaft cluster of three
+broker+controller nodes (processes kafka-1, kafka-2, kafka-3; ports COMPTOIR_KAFKA_PORT,
+COMPTOIR_KAFKA_PORT_2, COMPTOIR_KAFKA_PORT_3 and their _CONTROLLER_ ports) instead of the
+single broker `kafka`: replication factor 3, min.insync.replicas 2, every client given all
+three brokers. The default, 1, is the single broker; each layout keeps its own data.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import subprocess
 import sys
@@ -22,7 +27,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from . import _infra, _observability, _platform
-from ._config import FRONTENDS, HOST, PORTS, SERVICE_PORTS, service_env
+from ._config import (
+    FRONTENDS,
+    HOST,
+    KAFKA_BROKERS,
+    PORTS,
+    SERVICE_PORTS,
+    kafka_bootstrap,
+    kafka_env,
+    kafka_nodes,
+    service_env,
+)
 from ._credentials import test_run_env
 from ._process import ManagedProcess, StartError, log_tail
 
@@ -35,7 +50,7 @@ def _infra_processes() -> list[ManagedProcess]:
     return [
         _infra.postgres_process(),
         _infra.redis_process(),
-        _infra.kafka_process(),
+        *_infra.kafka_processes(),
         _infra.smtp_process(),
         _observability.prometheus_process(),
         _observability.traces_process(),
@@ -63,32 +78,44 @@ def _start(proc: ManagedProcess) -> None:
     print(f"{verb} (pid {proc.pid()})", flush=True)
 
 
-# A broker restarted on its old data gets this long before its storage is formatted
-# again (a fresh one gets the process's full deadline).
-KAFKA_RESTART_DEADLINE_S = 30.0
+def _start_together(procs: list[ManagedProcess]) -> None:
+    """Starts processes side by side (a cluster's nodes are ready only once a quorum
+    of them runs), then prints one line each."""
+    if len(procs) == 1:
+        _start(procs[0])
+        return
+
+    def start(proc: ManagedProcess) -> str:
+        began = time.monotonic()
+        was_running = proc.running()
+        proc.start()
+        verb = "already running" if was_running else f"ready in {time.monotonic() - began:.1f} s"
+        return f"{verb} (pid {proc.pid()})"
+
+    with ThreadPoolExecutor(max_workers=len(procs)) as pool:
+        futures = [(proc, pool.submit(start, proc)) for proc in procs]
+        failures = []
+        for proc, future in futures:
+            try:
+                print(f"devstack: {proc.name:<28} {future.result()}", flush=True)
+            except StartError as error:
+                print(f"devstack: {proc.name:<28} FAILED", flush=True)
+                failures.append(str(error))
+    if failures:
+        raise SystemExit("devstack: " + "\n".join(failures))
 
 
 def _start_kafka() -> None:
-    kafka = _infra.kafka_process()
-    if kafka.running():  # never (re)format the storage under a running broker
-        _start(kafka)
-        return
-    restarting = _infra.kafka_formatted()
-    _infra.kafka_prepare()
-    try:
-        _start(dataclasses.replace(kafka, ready_deadline_s=KAFKA_RESTART_DEADLINE_S) if restarting else kafka)
-    except SystemExit as failure:
-        # Seen after the test suites: restarted on a metadata log full of the topics
-        # and SCRAM users the tests made and deleted, the broker refused every SCRAM
-        # login ("invalid credentials") for minutes while it deleted the old topics'
-        # logs. The local data is disposable: format again, start once more (the
-        # reason is printed above).
-        reason = _infra.kafka_probe_failure or "its port never opened"
-        print(f"{failure.code}\ndevstack: last readiness probe: {reason}", flush=True)
-        print("devstack: formatting Kafka's storage again", flush=True)
-        _infra.kafka_reset()
+    brokers = _infra.kafka_processes()
+    other = [proc.name for proc in _infra.other_layout_processes() if proc.running()]
+    if other:
+        raise SystemExit(
+            f"devstack: {', '.join(other)} of the other Kafka layout run (COMPTOIR_KAFKA_BROKERS="
+            f"{KAFKA_BROKERS} asks for {len(brokers)} broker(s)): `python -m devstack down` first"
+        )
+    if not any(proc.running() for proc in brokers):  # never (re)format the storage under a running broker
         _infra.kafka_prepare()
-        _start(kafka)
+    _start_together(brokers)
 
 
 def up_infra() -> None:
@@ -98,6 +125,7 @@ def up_infra() -> None:
     _start(_infra.redis_process())
     _start_kafka()
     print(f"devstack: kafka principals and ACLs: {_infra.kafka_secure()}", flush=True)
+    _infra.kafka_wait_for_snapshot()
     _start(_infra.smtp_process())
     prometheus = _observability.prometheus_process()
     already = prometheus.running()
@@ -137,7 +165,7 @@ def up_services() -> None:
 
 def down(*, services_only: bool = False) -> None:
     # Services first (they hold connections), infrastructure last.
-    infra = [] if services_only else _infra_processes()
+    infra = [] if services_only else _infra.other_layout_processes() + _infra_processes()
     for proc in reversed(infra + _platform.all_processes()):
         if proc.stop():
             print(f"devstack: stopped {proc.name}", flush=True)
@@ -156,7 +184,8 @@ def run_with(command: list[str], *, platform: bool) -> int:
             up_services()
         # Tests authenticate as the Kafka admin (they make topics of their own) and
         # get secrets of their own; the platform's processes have their own principals.
-        return subprocess.run(command, check=False, env={**os.environ, **test_run_env()}).returncode
+        env = {**os.environ, **kafka_env(), **test_run_env()}
+        return subprocess.run(command, check=False, env=env).returncode
     finally:
         for proc in reversed(every):
             if proc.name not in started_before and proc.stop():
@@ -177,7 +206,7 @@ def status() -> int:
     ports = {
         "postgres": PORTS.postgres,
         "redis": PORTS.redis,
-        "kafka": PORTS.kafka,
+        **{_infra.kafka_process_name(node): node.port for node in kafka_nodes()},
         "smtp": PORTS.smtp,
         "prometheus": PORTS.prometheus,
         "traces": PORTS.traces_ui,
@@ -213,7 +242,8 @@ def print_endpoints() -> None:
     print("\nComptoir is up:")
     print(f"  PostgreSQL  {HOST}:{PORTS.postgres}  (one database and role per service)")
     print(f"  Redis       {HOST}:{PORTS.redis}")
-    print(f"  Kafka       {HOST}:{PORTS.kafka}")
+    brokers = f" ({KAFKA_BROKERS} brokers, replication factor 3)" if KAFKA_BROKERS > 1 else ""
+    print(f"  Kafka       {kafka_bootstrap()}{brokers}")
     print(f"  SMTP sink   {HOST}:{PORTS.smtp}  (mail kept in .devstack/mail/)")
     print(f"  Prometheus  http://{HOST}:{PORTS.prometheus}/  (alerts: /alerts, targets: /targets)")
     print(

@@ -52,6 +52,55 @@ PORTS = Ports(
     metrics_base=_port("COMPTOIR_METRICS_PORT_BASE", 9400),
 )
 
+
+def _broker_count() -> int:
+    raw = os.environ.get("COMPTOIR_KAFKA_BROKERS", "1")
+    if raw not in ("1", "3"):
+        raise SystemExit(f"devstack: COMPTOIR_KAFKA_BROKERS={raw!r}: 1 (the default) or 3 (a KRaft cluster)")
+    return int(raw)
+
+
+# COMPTOIR_KAFKA_BROKERS=3: a cluster of three broker+controller nodes instead of the
+# single broker, topics replicated three times, `min.insync.replicas` 2 (the
+# deployment's HA profile). Node 1 listens on the single broker's ports.
+KAFKA_BROKERS = _broker_count()
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    node_id: int
+    port: int
+    controller_port: int
+
+
+def kafka_nodes(brokers: int = KAFKA_BROKERS) -> list[KafkaNode]:
+    """The KRaft nodes of a layout (1 or 3 brokers), each with its client and controller port."""
+    nodes = [KafkaNode(1, PORTS.kafka, PORTS.kafka_controller)]
+    if brokers == 3:
+        nodes += [
+            KafkaNode(
+                number,
+                _port(f"COMPTOIR_KAFKA_PORT_{number}", 9090 + 2 * number),
+                _port(f"COMPTOIR_KAFKA_CONTROLLER_PORT_{number}", 9091 + 2 * number),
+            )
+            for number in (2, 3)
+        ]
+    return nodes
+
+
+def kafka_bootstrap() -> str:
+    """Every broker of the layout: clients keep working while one of them is down."""
+    return ",".join(f"{HOST}:{node.port}" for node in kafka_nodes())
+
+
+def kafka_env() -> dict[str, str]:
+    """Where Kafka is, and how far topics are replicated (every process and test run)."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap()}
+    if KAFKA_BROKERS > 1:
+        env["COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR"] = str(KAFKA_BROKERS)
+    return env
+
+
 # The domain services and the gateway, with the port their web process listens on.
 SERVICE_PORTS: dict[str, int] = {
     "api_gateway": _port("COMPTOIR_API_GATEWAY_PORT", 8000),
@@ -118,7 +167,7 @@ def service_env() -> dict[str, str]:
         "COMPTOIR_REDIS_PORT": str(PORTS.redis),
         "COMPTOIR_KAFKA_PORT": str(PORTS.kafka),
         "REDIS_URL": f"redis://{HOST}:{PORTS.redis}/0",
-        "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{PORTS.kafka}",
+        **kafka_env(),
         "EMAIL_HOST": HOST,
         "EMAIL_PORT": str(PORTS.smtp),
         # Traces go to the local trace backend (Jaeger, or the OTLP sink).

@@ -1,5 +1,7 @@
 """The three infrastructure parts: a private PostgreSQL cluster, Redis and a
-single-node KRaft Kafka broker run from its Maven Central artifacts.
+single-node KRaft Kafka broker run from its Maven Central artifacts (or, with
+COMPTOIR_KAFKA_BROKERS=3, a cluster of three broker+controller nodes from the
+same artifacts: replication factor 3, `min.insync.replicas` 2).
 
 The broker authenticates every client (SASL/SCRAM-SHA-512 on the client
 listener, SASL/PLAIN between the broker and its controller) and authorizes
@@ -10,6 +12,7 @@ every request with KRaft's StandardAuthorizer, denying what no ACL allows; see
 from __future__ import annotations
 
 import base64
+import functools
 import glob
 import hashlib
 import os
@@ -19,10 +22,24 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ._config import CACHE_DIR, DATABASES, HOST, PORTS, ROOT, STATE_DIR, postgres_home
+from ._config import (
+    CACHE_DIR,
+    DATABASES,
+    HOST,
+    KAFKA_BROKERS,
+    PORTS,
+    ROOT,
+    STATE_DIR,
+    KafkaNode,
+    kafka_bootstrap,
+    kafka_nodes,
+    postgres_home,
+)
 from ._credentials import KAFKA_ADMIN, KAFKA_CONTROLLER, KAFKA_MECHANISM, kafka_admin_config, kafka_password
 from ._process import ManagedProcess
 
@@ -273,32 +290,50 @@ def kafka_libs() -> Path:
     return libs
 
 
+def kafka_layout_dir(brokers: int = KAFKA_BROKERS) -> Path:
+    """The single broker's folder, or the cluster's (one sub-folder per node): each
+    layout keeps its own data, so switching between them loses neither."""
+    return STATE_DIR / ("kafka" if brokers == 1 else "kafka-cluster")
+
+
+def _node_dir(node: KafkaNode, brokers: int = KAFKA_BROKERS) -> Path:
+    layout = kafka_layout_dir(brokers)
+    return layout if brokers == 1 else layout / f"node-{node.node_id}"
+
+
 def _kafka_dir() -> Path:
-    return STATE_DIR / "kafka"
+    return kafka_layout_dir()
+
+
+def kafka_process_name(node: KafkaNode, brokers: int = KAFKA_BROKERS) -> str:
+    """`kafka` (the single broker) or `kafka-1`, `kafka-2`, `kafka-3` (the cluster's nodes)."""
+    return "kafka" if brokers == 1 else f"kafka-{node.node_id}"
 
 
 KAFKA_CATALOG = ROOT / "contracts" / "events" / "catalog.json"
 
 
-def _kafka_security_props() -> dict[str, str]:
+def _kafka_security_props(node: KafkaNode) -> dict[str, str]:
     """SASL everywhere, the StandardAuthorizer, and nothing allowed without an ACL."""
     admin, controller = kafka_password(KAFKA_ADMIN), kafka_password(KAFKA_CONTROLLER)
     return {
-        "listeners": f"SASL_PLAINTEXT://{HOST}:{PORTS.kafka},CONTROLLER://{HOST}:{PORTS.kafka_controller}",
-        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{PORTS.kafka}",
+        "listeners": f"SASL_PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{node.port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "SASL_PLAINTEXT",
         # The controller listener authenticates too: a PLAINTEXT one would give anybody
         # on the machine the principal User:ANONYMOUS there.
         "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
         "sasl.enabled.mechanisms": KAFKA_MECHANISM,
+        # Brokers replicate from each other as the admin principal (a super user).
         "sasl.mechanism.inter.broker.protocol": KAFKA_MECHANISM,
         "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
             "org.apache.kafka.common.security.scram.ScramLoginModule required "
             f'username="{KAFKA_ADMIN}" password="{admin}";'
         ),
-        # SCRAM users live in the metadata log, which the controller serves: its own
-        # listener uses PLAIN with one static user, the broker.
+        # SCRAM users live in the metadata log, which the controllers serve: their own
+        # listener uses PLAIN with one static user, known to every node (brokers
+        # reaching the quorum, controllers voting among themselves).
         "sasl.mechanism.controller.protocol": "PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
         "listener.name.controller.plain.sasl.jaas.config": (
@@ -311,27 +346,56 @@ def _kafka_security_props() -> dict[str, str]:
     }
 
 
-def _kafka_config() -> Path:
-    work = _kafka_dir()
+def _replication_props(brokers: int) -> dict[str, str]:
+    """One broker: nothing replicated. Three: every topic (internal ones too) on all
+    three, and a write with acks=all acknowledged by two replicas at least, so the
+    cluster keeps accepting writes, and loses none, with one broker down."""
+    factor, min_isr = ("1", "1") if brokers == 1 else (str(brokers), "2")
+    props = {
+        "offsets.topic.replication.factor": factor,
+        "transaction.state.log.replication.factor": factor,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": factor,
+        "share.coordinator.state.topic.min.isr": min_isr,
+    }
+    if brokers > 1:
+        props.update(
+            {
+                "default.replication.factor": factor,
+                "min.insync.replicas": min_isr,
+                "unclean.leader.election.enable": "false",
+            }
+        )
+    return props
+
+
+def _kafka_config(node: KafkaNode | None = None, brokers: int = KAFKA_BROKERS) -> Path:
+    node = node or kafka_nodes(brokers)[0]
+    work = _node_dir(node, brokers)
     work.mkdir(parents=True, exist_ok=True)
+    voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in kafka_nodes(brokers))
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{HOST}:{PORTS.kafka_controller}",
-        **_kafka_security_props(),
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": voters,
+        **_kafka_security_props(node),
         "log.dirs": str(work / "data"),
         "num.partitions": "3",
-        "offsets.topic.replication.factor": "1",
         "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        **_replication_props(brokers),
         "group.initial.rebalance.delay.ms": "0",
         "num.network.threads": "2",
         "num.io.threads": "2",
         "log.cleaner.dedupe.buffer.size": "8388608",
         "auto.create.topics.enable": "false",
+        # A metadata snapshot within seconds of a change (Kafka's default: an hour or
+        # 20 MB of records later). Kafka 4.1's ScramDelta.apply() (KAFKA-20774) drops
+        # every user of a mechanism when a delta starting with none of them removes
+        # one before adding the others: a restart replaying a metadata log in which
+        # users were created and deleted (the test suites' principals) from its start
+        # lost the admin, and every SCRAM login was refused. Replayed from a snapshot
+        # that holds the admin, the users never run out and nothing is lost.
+        "metadata.log.max.snapshot.interval.ms": str(SNAPSHOT_INTERVAL_MS),
     }
     config = work / "server.properties"
     # It holds passwords: readable by the checkout's owner only.
@@ -358,6 +422,27 @@ def _kafka_config() -> Path:
     return config
 
 
+SNAPSHOT_INTERVAL_MS = 5000
+
+
+def _metadata_snapshots(node: KafkaNode) -> list[Path]:
+    """The node's metadata snapshots (`<offset>-<epoch>.checkpoint`), the bootstrap one aside."""
+    folder = _node_dir(node) / "data" / "__cluster_metadata-0"
+    return [path for path in folder.glob("*.checkpoint") if not path.name.startswith("00000000000000000000-")]
+
+
+def kafka_wait_for_snapshot(deadline_s: float = 60.0) -> None:
+    """Waits until every node wrote a metadata snapshot (a fresh storage's first one,
+    a few seconds after the admin's principals are in force): from then on a restart
+    replays the metadata log from a snapshot that holds the admin (see
+    `metadata.log.max.snapshot.interval.ms` above)."""
+    end = time.monotonic() + deadline_s
+    while not all(_metadata_snapshots(node) for node in kafka_nodes()):
+        if time.monotonic() > end:
+            raise SystemExit(f"devstack: Kafka wrote no metadata snapshot in {deadline_s:.0f} s")
+        time.sleep(0.5)
+
+
 def _java() -> str:
     java = shutil.which("java")
     if java is None:
@@ -365,60 +450,55 @@ def _java() -> str:
     return java
 
 
+# Bumped when a storage formatted before must be formatted again: 2, the metadata
+# snapshots that keep the admin's SCRAM credentials across restarts (see below).
+STORAGE_GENERATION = 2
+
+
 def _admin_fingerprint() -> str:
-    return hashlib.sha256(f"{KAFKA_ADMIN}:{kafka_password(KAFKA_ADMIN)}".encode()).hexdigest()
+    key = f"{KAFKA_ADMIN}:{kafka_password(KAFKA_ADMIN)}:{STORAGE_GENERATION}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _storage_marker() -> Path:
-    return _kafka_dir() / "scram-admin.sha256"
+def _storage_marker(brokers: int = KAFKA_BROKERS) -> Path:
+    return kafka_layout_dir(brokers) / "scram-admin.sha256"
+
+
+def _data_dirs(brokers: int = KAFKA_BROKERS) -> list[Path]:
+    return [_node_dir(node, brokers) / "data" for node in kafka_nodes(brokers)]
 
 
 def kafka_reset() -> None:
-    """Forgets the local broker's data (topics, offsets, users, ACLs): the next prepare formats."""
-    shutil.rmtree(_kafka_dir() / "data", ignore_errors=True)
+    """Forgets the local brokers' data (topics, offsets, users, ACLs): the next prepare formats."""
+    for data in _data_dirs():
+        shutil.rmtree(data, ignore_errors=True)
     _storage_marker().unlink(missing_ok=True)
 
 
 def kafka_formatted() -> bool:
-    """Whether the storage holds a formatted broker with the current admin's credentials."""
+    """Whether the storage holds formatted brokers with the current admin's credentials."""
     marker = _storage_marker()
-    return marker.exists() and marker.read_text().strip() == _admin_fingerprint()
+    return (
+        marker.exists()
+        and marker.read_text().strip() == _admin_fingerprint()
+        and all((data / "meta.properties").exists() for data in _data_dirs())
+    )
 
 
-def kafka_prepare() -> None:
-    """Fetches the jars and formats the KRaft storage once, with the admin's SCRAM credentials.
-
-    A storage formatted before the broker authenticated (or for other admin
-    credentials) cannot let the admin in: it is formatted again, and the
-    services recreate their topics at start-up.
-    """
-    libs = kafka_libs()
-    config = _kafka_config()
-    data = _kafka_dir() / "data"
-    marker = _storage_marker()
-    if (data / "meta.properties").exists():
-        if marker.exists() and marker.read_text().strip() == _admin_fingerprint():
-            return
-        print(
-            "devstack: the Kafka storage predates SASL or the admin's credentials: formatting it again",
-            flush=True,
-        )
-        shutil.rmtree(data)
-    marker.unlink(missing_ok=True)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def _format(node: KafkaNode, cluster_id: str, libs: Path) -> None:
     result = subprocess.run(
         [
             _java(),
             "-cp",
             f"{libs}/*",
-            f"-Dlog4j2.configurationFile={_kafka_dir() / 'log4j2.properties'}",
+            f"-Dlog4j2.configurationFile={_node_dir(node) / 'log4j2.properties'}",
             "kafka.tools.StorageTool",
             "format",
             # One argument: a URL-safe base64 id may begin with "-", which the tool's
             # parser would take for an option when given as a separate word.
             f"--cluster-id={cluster_id}",
             "-c",
-            str(config),
+            str(_node_dir(node) / "server.properties"),
             # KIP-900: the admin exists before the broker first starts; the services'
             # principals are added (and kept current) through it by `kafka_secure`.
             "--add-scram",
@@ -429,31 +509,49 @@ def kafka_prepare() -> None:
         text=True,
     )
     if result.returncode != 0:
-        raise SystemExit(f"devstack: formatting Kafka storage failed:\n{result.stdout}\n{result.stderr}")
-    marker.write_text(_admin_fingerprint() + "\n")
+        raise SystemExit(
+            f"devstack: formatting the Kafka storage of node {node.node_id} failed:\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
 
 
-# Why the last readiness probe of Kafka failed: printed when the broker misses its deadline.
-kafka_probe_failure = ""
+def kafka_prepare() -> None:
+    """Fetches the jars and formats the KRaft storage of every node once (one cluster
+    id for all), with the admin's SCRAM credentials.
+
+    A storage formatted before the broker authenticated (or for other admin
+    credentials), or a cluster with a node missing its storage, cannot let the
+    admin in: it is formatted again, and the services recreate their topics at
+    start-up.
+    """
+    libs = kafka_libs()
+    nodes = kafka_nodes()
+    for node in nodes:
+        _kafka_config(node)
+    if kafka_formatted():
+        return
+    if any(data.exists() for data in _data_dirs()):
+        print(
+            "devstack: the Kafka storage predates SASL or the admin's credentials: formatting it again",
+            flush=True,
+        )
+    kafka_reset()
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        list(pool.map(lambda node: _format(node, cluster_id, libs), nodes))
+    _storage_marker().write_text(_admin_fingerprint() + "\n")
 
 
-def _kafka_ready() -> bool:
-    global kafka_probe_failure
-    try:
-        return _kafka_answers()
-    except Exception as error:
-        kafka_probe_failure = f"{type(error).__name__}: {error}"
-        raise
-
-
-def _kafka_answers() -> bool:
+def _kafka_ready(node: KafkaNode) -> bool:
+    """The node's own listener lets the admin in and names the node among the cluster's
+    live brokers (a restarted node of the cluster is back, not only listening)."""
     from confluent_kafka.admin import AdminClient
 
-    if not _port_open(PORTS.kafka):
+    if not _port_open(node.port):
         return False
     admin = AdminClient(
         {
-            "bootstrap.servers": f"{HOST}:{PORTS.kafka}",
+            "bootstrap.servers": f"{HOST}:{node.port}",
             "socket.timeout.ms": 2000,
             "log_level": 0,
             **kafka_admin_config(),
@@ -463,7 +561,7 @@ def _kafka_answers() -> bool:
     # thousands of partitions test runs leave behind, listing them all could take
     # longer than each probe's deadline, again and again, while the broker serves.
     cluster = admin.describe_cluster(request_timeout=2).result(timeout=3)
-    return bool(cluster.nodes)
+    return any(live.id == node.node_id for live in cluster.nodes)
 
 
 def kafka_secure() -> str:
@@ -479,9 +577,7 @@ def kafka_secure() -> str:
         upsert_scram_users,
     )
 
-    admin = AdminClient(
-        {"bootstrap.servers": f"{HOST}:{PORTS.kafka}", "log_level": 0, **kafka_admin_config()}
-    )
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap(), "log_level": 0, **kafka_admin_config()})
     catalog = load_catalog(KAFKA_CATALOG)
     services = catalog_services(catalog)
     # Upserted on every start: a new service, or a changed password, takes effect.
@@ -501,29 +597,46 @@ def kafka_acl_report() -> list[str]:
     return [str(rule) for rule in catalog_acls(load_catalog(KAFKA_CATALOG))]
 
 
-def kafka_process() -> ManagedProcess:
+def kafka_processes(brokers: int = KAFKA_BROKERS) -> list[ManagedProcess]:
+    """The brokers of a layout: `kafka` alone, or `kafka-1`..`kafka-3`."""
     libs = CACHE_DIR / f"kafka-libs-{_kafka_version()}"
-    return ManagedProcess(
-        name="kafka",
-        argv=[
-            _java(),
-            # The broker of a laptop platform: a small heap that G1 gives back to the
-            # system when it is idle (the whole platform is held to 2 GiB).
-            "-Xms64m",
-            "-Xmx384m",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
-            "-XX:G1PeriodicGCInterval=15000",
-            "-XX:MinHeapFreeRatio=10",
-            "-XX:MaxHeapFreeRatio=30",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={_kafka_dir() / 'log4j2.properties'}",
-            "-cp",
-            f"{libs}/*",
-            "kafka.Kafka",
-            str(_kafka_dir() / "server.properties"),
-        ],
-        ready=_kafka_ready,
-        ready_deadline_s=90,
-        stop_deadline_s=30,
-    )
+    # The broker of a laptop platform: a small heap that G1 gives back to the system
+    # when it is idle (the whole platform is held to 2 GiB); each node of the cluster
+    # gets less (its three JVMs share the machine with the platform).
+    heap = "-Xmx384m" if brokers == 1 else "-Xmx256m"
+    return [
+        ManagedProcess(
+            name=kafka_process_name(node, brokers),
+            argv=[
+                _java(),
+                "-Xms64m",
+                heap,
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:G1PeriodicGCInterval=15000",
+                "-XX:MinHeapFreeRatio=10",
+                "-XX:MaxHeapFreeRatio=30",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={_node_dir(node, brokers) / 'log4j2.properties'}",
+                "-cp",
+                f"{libs}/*",
+                "kafka.Kafka",
+                str(_node_dir(node, brokers) / "server.properties"),
+            ],
+            ready=functools.partial(_kafka_ready, node),
+            ready_deadline_s=90,
+            stop_deadline_s=30,
+        )
+        for node in kafka_nodes(brokers)
+    ]
+
+
+def kafka_process() -> ManagedProcess:
+    """The single broker, or the cluster's first node."""
+    return kafka_processes()[0]
+
+
+def other_layout_processes() -> list[ManagedProcess]:
+    """The brokers of the layout not chosen now (`down` stops them too; `up` refuses
+    to start while they run: node 1 listens on the single broker's ports)."""
+    return kafka_processes(3 if KAFKA_BROKERS == 1 else 1)

@@ -276,9 +276,9 @@ class Load:
                     self.flowing.set()
                     return
                 last = f"{response.status_code} {response.text[:200]}"
-                if response.status_code == 401 and "unknown signing key" in response.text:
+                if response.status_code == 503 and "signing keys" in response.text:
                     # A process started while user_service is down cannot fetch the signing
-                    # keys yet: the token is valid, the refusal lasts as long as the outage.
+                    # keys yet: the token is valid, the 503 lasts as long as the outage.
                     with self._lock:
                         self.key_fetch_refusals += 1
                     time.sleep(1.0)
@@ -356,7 +356,10 @@ def unpublished_outbox() -> dict[str, int]:
 
 def _kafka_config() -> dict[str, Any]:
     config: dict[str, Any] = {
-        "bootstrap.servers": f"{HOST}:{os.environ.get('COMPTOIR_KAFKA_PORT', '9092')}",
+        # Every broker (the devstack exports them; a 3-broker cluster loses one on purpose).
+        "bootstrap.servers": os.environ.get(
+            "KAFKA_BOOTSTRAP_SERVERS", f"{HOST}:{os.environ.get('COMPTOIR_KAFKA_PORT', '9092')}"
+        ),
         "log_level": 0,
         "socket.timeout.ms": 5000,
     }
@@ -612,7 +615,7 @@ class Chaos:
         for note in load.refused:
             result.notes.append(f"placement refused: {note}")
         if load.key_fetch_refusals:
-            log(f"{self.name}: {load.key_fetch_refusals} refused (401 unknown signing key), retried")
+            log(f"{self.name}: {load.key_fetch_refusals} refused (503: signing keys unavailable), retried")
 
         def poll(what: str, probe: Callable[[], bool], within_s: float | None = None) -> bool:
             until = end if within_s is None else min(end, time.monotonic() + within_s)

@@ -4,8 +4,13 @@ for the right issuer and audience, open the doors they are meant for."""
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import jwt
 import pytest
@@ -153,3 +158,95 @@ def test_a_remembered_token_is_refused_once_its_key_leaves_the_key_set(
     error = body["error"]
     assert isinstance(error, dict)
     assert (status, error["code"]) == (401, "authentication_failed")
+
+
+class _JWKSServer:
+    """user_service's JWKS endpoint as a real HTTP server on a port of its own,
+    which can be down (nothing listening) and come up later on the same port."""
+
+    def __init__(self, jwks: dict[str, Any]) -> None:
+        self.jwks = jwks
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
+
+    def up(self) -> None:
+        jwks = self.jwks
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps(jwks).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def jwks_server(tokens: TokenFactory, settings: Any) -> Iterator[_JWKSServer]:
+    """The services' JWKS client pointed at a real HTTP endpoint that starts down."""
+    server = _JWKSServer(tokens.jwks)
+    settings.COMPTOIR_JWKS_PROVIDER = None
+    settings.JWKS_URL = server.url
+    yield server
+    server.down()
+
+
+@pytest.mark.parametrize("token_kind", ["user", "service"])
+def test_signing_keys_unreachable_is_503_then_recovers(
+    client: Client, tokens: TokenFactory, jwks_server: _JWKSServer, token_kind: str
+) -> None:
+    """user_service down when a service starts: its tokens are not invalid, the check is
+    unavailable: 503 with Retry-After and the standard body, then 200 once it is back."""
+    token = tokens.user(7) if token_kind == "user" else tokens.service("order_service")
+    url = "/me/" if token_kind == "user" else "/internal/ping/"
+
+    response = client.get(url, headers=TokenFactory.header(token))
+    body = response.json()
+    assert response.status_code == 503, body
+    assert body["error"]["code"] == "unavailable"
+    assert "signing keys" in body["error"]["message"]
+    assert int(response["Retry-After"]) >= 1
+
+    jwks_server.up()
+    assert client.get(url, headers=TokenFactory.header(token)).status_code == 200
+
+
+def test_remembered_token_with_signing_keys_unreachable_is_503_not_401(
+    client: Client, tokens: TokenFactory, jwks_server: _JWKSServer
+) -> None:
+    """Keys fetched once, then user_service goes away and the cached key set expires:
+    a request is answered 503 (retry), never 401 (log in again)."""
+    from comptoir import _auth
+
+    jwks_server.up()
+    token = tokens.user(7)
+    assert client.get("/me/", headers=TokenFactory.header(token)).status_code == 200
+
+    jwks_server.down()
+    client_ = _auth._jwk_client()
+    assert client_.jwk_set_cache is not None
+    client_.jwk_set_cache.jwk_set_with_timestamp = None  # the cached key set's lifespan is over
+    response = client.get("/me/", headers=TokenFactory.header(token))
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "unavailable")
+
+    jwks_server.up()
+    assert client.get("/me/", headers=TokenFactory.header(token)).status_code == 200

@@ -19,6 +19,11 @@ signed it is still published: the same service token arrives on every internal
 call, the same access token on every request of a session, and checking the
 signature again each time was a tenth of a minimal request's CPU. A retired key
 ends the validity of every remembered token it signed at once.
+
+When the key set cannot be fetched (user_service down or not started yet) no
+token can be judged: the request is answered 503 with Retry-After (the token
+may well be valid), never 401, and the next request after the outage fetches
+the keys again.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from ._errors import Unavailable
 from ._logging import user_id_var
 
 if TYPE_CHECKING:
@@ -145,6 +151,14 @@ class InvalidToken(Exception):
     """The token is not one this platform issued, or no longer valid."""
 
 
+class KeysUnavailable(Exception):
+    """The signing keys could not be fetched: no token can be judged for now."""
+
+
+# Seconds a caller is asked to wait when the keys are unavailable (Retry-After).
+KEYS_RETRY_AFTER_S = 5
+
+
 def decode_token(token: str) -> dict[str, Any]:
     """Verifies a user or service token and returns its claims."""
     remembered = _verified.get(token)
@@ -163,6 +177,8 @@ def decode_token(token: str) -> dict[str, Any]:
 def _still_published(kid: str) -> bool:
     try:
         return any(key.key_id == kid for key in _jwk_client().get_signing_keys())
+    except jwt.PyJWKClientConnectionError as error:
+        raise KeysUnavailable(str(error)) from None
     except jwt.PyJWKClientError:
         return False
 
@@ -180,6 +196,8 @@ def _verify(token: str) -> tuple[dict[str, Any], str]:
         raise InvalidToken("token has no key id")
     try:
         key = _jwk_client().get_signing_key(kid).key
+    except jwt.PyJWKClientConnectionError as error:
+        raise KeysUnavailable(str(error)) from None
     except jwt.PyJWKClientError as error:
         raise InvalidToken(f"unknown signing key: {error}") from None
     try:
@@ -241,6 +259,11 @@ class JWTAuthentication(BaseAuthentication):
             principal = principal_from_claims(decode_token(token))
         except (UnicodeDecodeError, InvalidToken) as error:
             raise AuthenticationFailed(f"Invalid token: {error}") from None
+        except KeysUnavailable:
+            raise Unavailable(
+                "Token verification is unavailable: the signing keys cannot be fetched; retry shortly.",
+                retry_after_s=KEYS_RETRY_AFTER_S,
+            ) from None
         # Log lines of this request name the caller (reset by RequestIdMiddleware).
         user_id_var.set(principal.pk)
         return principal, token

@@ -63,6 +63,19 @@ class ApplicationError(Exception):
             self.status_code = status_code
 
 
+class Unavailable(drf_exceptions.APIException):
+    """Something the answer depends on is down for now: 503 with Retry-After, the
+    standard body (code `unavailable`); the caller should retry, not give up."""
+
+    status_code = 503
+    default_detail = "Temporarily unavailable; retry shortly."
+    default_code = "unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class NotFoundError(ApplicationError):
     status_code = 404
 
@@ -98,6 +111,7 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], ErrorCode] = {
     drf_exceptions.NotAcceptable: ErrorCode.NOT_ACCEPTABLE,
     drf_exceptions.UnsupportedMediaType: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     drf_exceptions.Throttled: ErrorCode.THROTTLED,
+    Unavailable: ErrorCode.UNAVAILABLE,
 }
 
 _DRF_MESSAGES: dict[ErrorCode, str] = {
@@ -134,6 +148,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         wait = getattr(exc, "wait", None)
         if isinstance(exc, drf_exceptions.Throttled) and wait is not None:
             headers["Retry-After"] = str(int(wait) + 1)
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.retry_after_s)
         return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
     logger.exception("unhandled error", extra={"view": type(context.get("view")).__name__})
     return Response(error_body(ErrorCode.INTERNAL_ERROR, "An unexpected error occurred."), status=500)
