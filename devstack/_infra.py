@@ -389,7 +389,7 @@ def _kafka_config(node: KafkaNode | None = None, brokers: int = KAFKA_BROKERS) -
         "log.cleaner.dedupe.buffer.size": "8388608",
         "auto.create.topics.enable": "false",
         # A metadata snapshot within seconds of a change (Kafka's default: an hour or
-        # 20 MB of records later). Kafka 4.1's ScramDelta.apply() (KAFKA-20774) drops
+        # 20 MB of records later). Kafka 4.1's ScramDelta.apply() drops
         # every user of a mechanism when a delta starting with none of them removes
         # one before adding the others: a restart replaying a metadata log in which
         # users were created and deleted (the test suites' principals) from its start

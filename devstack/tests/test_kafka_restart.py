@@ -1,7 +1,7 @@
 """A broker restarted on its old data lets everyone in at once, after SCRAM users were
 created and deleted (as the test suites do with principals of their own).
 
-Kafka 4.1's ScramDelta.apply() (KAFKA-20774) drops every user of a mechanism when a
+Kafka 4.1's ScramDelta.apply() drops every user of a mechanism when a
 delta that starts with none of them removes one before adding the others: replayed
 from the start of a metadata log in which users were deleted, the restarted broker
 lost the admin and refused every SCRAM login. The devstack has the broker write a
