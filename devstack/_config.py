@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from comptoir import ports
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
@@ -101,16 +103,11 @@ def kafka_env() -> dict[str, str]:
     return env
 
 
-# The domain services and the gateway, with the port their web process listens on.
+# The domain services, the gateway and the frontend, with the port their web process
+# listens on: the chassis's port table (comptoir.ports), each movable with
+# COMPTOIR_<NAME>_PORT.
 SERVICE_PORTS: dict[str, int] = {
-    "api_gateway": _port("COMPTOIR_API_GATEWAY_PORT", 8000),
-    "user_service": _port("COMPTOIR_USER_SERVICE_PORT", 8001),
-    "product_service": _port("COMPTOIR_PRODUCT_SERVICE_PORT", 8002),
-    "order_service": _port("COMPTOIR_ORDER_SERVICE_PORT", 8003),
-    "payment_service": _port("COMPTOIR_PAYMENT_SERVICE_PORT", 8004),
-    "email_service": _port("COMPTOIR_EMAIL_SERVICE_PORT", 8005),
-    # The web frontend (storefront and operations console): a client of the gateway.
-    "storefront": _port("COMPTOIR_STOREFRONT_PORT", 8010),
+    name: _port(f"COMPTOIR_{name.upper()}_PORT", port) for name, port in ports.SERVICE_PORTS.items()
 }
 
 # Frontends: Django projects with no database, topics or demo data of their own;

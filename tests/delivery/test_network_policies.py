@@ -2,8 +2,9 @@
 code implies, pods without a Kubernetes API token, Redis only with credentials.
 
 The call graph is read from the code, not from the chart: a Django service calls the
-services whose `settings.<SERVICE>_URL` its code uses, and user_service (JWKS) when it
-verifies tokens through the chassis; the gateway calls the upstreams of its routes.
+services whose `settings.<SERVICE>_URL` or `service_client("<service>")` its code uses,
+and user_service (JWKS) when it verifies tokens through the chassis; the gateway calls
+the upstreams of its routes.
 The rendered policies are then evaluated the way a cluster does (a pod is selected by
 every policy whose podSelector matches its labels; allowed traffic is the union of
 their rules)."""
@@ -22,7 +23,7 @@ from _compose import load_model
 from _repo import CHART_DIR, DJANGO_SERVICES, FRONTEND, GATEWAY, KUBERNETES_VERSION, ROOT
 from test_helm import VALUES, by_kind, helm, kubeconform, render
 
-SETTING_URL = re.compile(r"settings\.([A-Z]+)_SERVICE_URL\b")
+SETTING_URL = re.compile(r"settings\.([A-Z]+)_SERVICE_URL\b|service_client\(\"([a-z]+)_service\"\)")
 WEB_PORT = 8000
 SCRAPED = ("worker", "relay", "consumer")  # processes that serve /metrics on their own port
 
@@ -46,7 +47,8 @@ def code_files(service: str) -> list[Path]:
 def django_service_calls(service: str) -> set[str]:
     called = set()
     for path in code_files(service):
-        called |= {f"{name.lower()}_service" for name in SETTING_URL.findall(path.read_text())}
+        found = SETTING_URL.findall(path.read_text())
+        called |= {f"{(setting or client).lower()}_service" for setting, client in found}
     settings = (ROOT / "services" / service / "config" / "settings.py").read_text()
     # The chassis verifies user tokens with user_service's JWKS unless the service
     # provides its keys itself (user_service signs them).

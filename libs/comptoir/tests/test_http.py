@@ -10,9 +10,19 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
-from comptoir import ServiceClient, ServiceTokenProvider, UpstreamError, request_id_var
+from comptoir import (
+    ErrorBody,
+    ServiceClient,
+    ServiceTokenProvider,
+    UpstreamError,
+    parse_error_body,
+    request_id_var,
+    response_json,
+    service_client,
+)
 
 
 class Upstream:
@@ -145,3 +155,40 @@ def test_401_refreshes_the_service_token_once(upstream: Upstream) -> None:
     assert len(upstream.calls("/token")) == 2
     first, second = upstream.calls("/internal/thing")
     assert first["headers"]["Authorization"] != second["headers"]["Authorization"]
+
+
+def _answer(status: int, content: bytes) -> httpx.Response:
+    return httpx.Response(status, content=content)
+
+
+def test_the_standard_error_body_is_parsed_from_an_answer() -> None:
+    body = {"error": {"code": "insufficient_stock", "message": "Not enough.", "details": {"product_id": 3}}}
+    error = parse_error_body(_answer(409, json.dumps(body).encode()))
+    assert error == ErrorBody(code="insufficient_stock", message="Not enough.", details={"product_id": 3})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"<html>bad gateway</html>", b"[]", b'{"detail": "x"}', b'{"error": "x"}', b'{"error": {"code": 7}}'],
+)
+def test_an_answer_without_the_standard_error_body_has_none(content: bytes) -> None:
+    assert parse_error_body(_answer(502, content)) is None
+    assert response_json(_answer(200, b"not json")) is None
+
+
+def test_service_client_is_built_from_settings_and_reused(upstream: Upstream, settings: Any) -> None:
+    settings.SERVICE_TOKEN_URL = f"{upstream.url}/token"
+    settings.EMAIL_SERVICE_URL = upstream.url
+    settings.EMAIL_SERVICE_TIMEOUT_S = 0.5
+    settings.UPSTREAM_RETRIES = 3
+    client = service_client("email_service")
+    assert client is service_client("email_service")  # one pool of connections per process
+    assert (client.name, client.base_url, client.retries) == ("email_service", upstream.url, 3)
+    upstream.script = [503, 503, 503]
+    assert client.get("/internal/thing").status_code == 200  # retried three times
+    assert len(upstream.calls("/internal/thing")) == 4
+    upstream.delay_s = 1.0
+    with pytest.raises(UpstreamError):
+        client.post("/internal/slow")  # the setting's timeout, not the default 5 s
+    settings.EMAIL_SERVICE_URL = f"{upstream.url}/"
+    assert service_client("email_service") is not client  # a changed setting, a client of its own

@@ -7,6 +7,7 @@ def test_public_api_is_exactly_the_documented_names() -> None:
         "ApplicationError",
         "AutoSchema",
         "ConflictError",
+        "ErrorBody",
         "ErrorCode",
         "ErrorResponseSerializer",
         "InvalidToken",
@@ -33,10 +34,12 @@ def test_public_api_is_exactly_the_documented_names() -> None:
         "infrastructure_urls",
         "kafka_client_config",
         "logging_config",
+        "parse_error_body",
         "request_id_var",
         "requires_scope",
+        "response_json",
         "run_checks",
-        "service_settings",
+        "service_client",
         "service_urls",
     ]
     for name in comptoir.__all__:

@@ -1,19 +1,8 @@
-"""email_service settings: the chassis defaults plus mail delivery."""
+"""email_service settings: the chassis's base settings plus mail delivery."""
 
-import json
-from pathlib import Path
+from comptoir.settings import *
 
-import environ
-
-from comptoir import event_topic_spec, service_settings
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-globals().update(service_settings("email_service", BASE_DIR))
-
-INSTALLED_APPS += ["mailer"]  # type: ignore[name-defined]  # noqa: F821
-
-env = environ.Env()
+INSTALLED_APPS += ["mailer"]
 
 # Outgoing mail: Django's SMTP backend, pointed at the devstack's SMTP sink by
 # default (Mailpit or a real relay in deployment).
@@ -57,12 +46,3 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("EMAIL_TASK_QUEUE", default="email_service")
 # Mails go out one at a time over one kept SMTP session (mailer.services): the
 # worker runs them in its own process, with no pool process beside it.
 CELERY_WORKER_POOL = "solo"
-
-# Events (comptoir.events). The topics this service consumes, so `manage.py
-# create_topics` makes them; the consumer adds their retry and dead-letter topics.
-COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
-    event_topic_spec(name)
-    for name in ("orders.order-confirmed", "orders.order-cancelled", "users.user-registered")
-]
-# Event type -> topic overrides as a JSON object (tests use topics of their own).
-COMPTOIR_EVENTS = {"TOPICS": json.loads(env.str("COMPTOIR_EVENT_TOPICS", default="") or "{}")}

@@ -3,12 +3,9 @@ internal lookup (`GET /internal/users/{id}/`, with this service's token)."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
-from django.conf import settings
-
-from comptoir import ErrorCode, ServiceClient, UpstreamError
+from comptoir import ErrorCode, UpstreamError, service_client
 
 
 @dataclass(frozen=True)
@@ -19,12 +16,6 @@ class Recipient:
     is_active: bool
 
 
-@functools.cache
-def _user_service(base_url: str) -> ServiceClient:
-    # One pooled client per process (per URL: tests point the setting elsewhere).
-    return ServiceClient(base_url, timeout_s=3.0, name="user_service")
-
-
 def recipient_get(*, user_id: str) -> Recipient | None:
     """The user's contact details; None when user_service knows no such user.
 
@@ -33,7 +24,7 @@ def recipient_get(*, user_id: str) -> Recipient | None:
     """
     if not user_id.isdecimal():
         return None
-    response = _user_service(settings.USER_SERVICE_URL).get(f"/internal/users/{user_id}/")
+    response = service_client("user_service").get(f"/internal/users/{user_id}/")
     if response.status_code == 404:
         return None
     if response.status_code != 200:

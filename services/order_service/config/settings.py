@@ -1,26 +1,10 @@
-"""order_service settings: the chassis defaults plus what this service owns."""
+"""order_service settings: the chassis's base settings plus what this service owns."""
 
-from pathlib import Path
-
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from comptoir import event_topic_spec, service_settings
+from comptoir.settings import *
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-
-globals().update(service_settings("order_service", BASE_DIR))
-
-INSTALLED_APPS += ["orders"]  # type: ignore[name-defined]  # noqa: F821
-
-# Placing an order waits for product_service's quote: fail fast rather than
-# hold the caller (and a gunicorn worker) when the catalogue is slow.
-PRODUCT_SERVICE_TIMEOUT_S = env.float("PRODUCT_SERVICE_TIMEOUT_S", default=3.0)
-
-USER_SERVICE_TIMEOUT_S = env.float("USER_SERVICE_TIMEOUT_S", default=3.0)
-PAYMENT_SERVICE_TIMEOUT_S = env.float("PAYMENT_SERVICE_TIMEOUT_S", default=5.0)
+INSTALLED_APPS += ["orders"]
 
 # --- The order saga -------------------------------------------------------
 # "orchestration": order_service drives the steps as Celery tasks over HTTP;
@@ -112,14 +96,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# The topics order_service produces (the relay creates them at start-up; the
-# consumer creates those it reads, with their retry and dead-letter topics).
-COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
-    event_topic_spec(name)
-    for name in ("orders.order-created", "orders.order-confirmed", "orders.order-cancelled")
-]
-
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {  # type: ignore[name-defined]  # noqa: F821
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "OrderStatusEnum": "orders.models.OrderStatus",
     "CancelReasonEnum": "orders.models.CancelReason",
     "SagaModeEnum": "orders.models.SagaMode",

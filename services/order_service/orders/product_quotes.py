@@ -11,7 +11,6 @@ must be exactly what the quote says.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -19,7 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from comptoir import ApplicationError, ErrorCode, UpstreamError
+import httpx
+
+from comptoir import ApplicationError, ErrorCode, UpstreamError, parse_error_body, response_json
 
 from .clients import product_service_client
 from .errors import OrderErrorCode
@@ -126,35 +127,28 @@ def product_quote(*, lines: Sequence[RequestedLine]) -> Quote:
         idempotency_key=f"quote-{uuid.uuid4().hex}",
     )
     if response.status_code == 200:
-        return _checked_quote(_json_or_none(response.content), lines)
+        return _checked_quote(response_json(response), lines)
     if response.status_code in PASSED_THROUGH_STATUSES:
-        raise _refusal(response.status_code, _json_or_none(response.content))
+        raise _refusal(response)
     raise UpstreamError(
         ErrorCode.UNAVAILABLE,
         f"product_service could not quote the order (HTTP {response.status_code}).",
     )
 
 
-def _json_or_none(content: bytes) -> Any:
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None
-
-
-def _refusal(status: int, body: Any) -> ApplicationError:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("code"), str) and error["code"]:
+def _refusal(response: httpx.Response) -> ApplicationError:
+    error = parse_error_body(response)
+    if error is not None and error.code:
         return ApplicationError(
-            error["code"],
-            str(error.get("message") or "product_service refused the order lines."),
-            details=error.get("details") or {},
-            status_code=status,
+            error.code,
+            error.message or "product_service refused the order lines.",
+            details=error.details or {},
+            status_code=response.status_code,
         )
     return ApplicationError(
         OrderErrorCode.PRODUCT_QUOTE_REJECTED,
         "product_service refused the order lines.",
-        status_code=status,
+        status_code=response.status_code,
     )
 
 

@@ -19,7 +19,6 @@ repeating one after a crash or a lost answer has no second effect.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from comptoir import ErrorCode, UpstreamError
+from comptoir import ErrorCode, UpstreamError, parse_error_body, response_json
 
 from .clients import payment_service_client, product_service_client, user_service_client
 from .models import CancelReason
@@ -132,18 +131,9 @@ def payment_refund(*, order_id: int) -> None:
     _expect(response, 200, "payment_service")
 
 
-def _body(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        return None
-
-
 def _error_code(response: httpx.Response) -> str | None:
-    body = _body(response)
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
+    error = parse_error_body(response)
+    return error.code if error is not None else None
 
 
 def _refuse_compensated(response: httpx.Response, service: str) -> None:
@@ -165,7 +155,7 @@ def _expect(response: httpx.Response, statuses: int | tuple[int, ...], service: 
     wanted = (statuses,) if isinstance(statuses, int) else statuses
     if response.status_code not in wanted:
         raise UpstreamError(ErrorCode.UNAVAILABLE, f"{service} answered HTTP {response.status_code}")
-    body = _body(response)
+    body = response_json(response)
     if not isinstance(body, dict):
         raise _unusable(service, "a body that is not a JSON object")
     return body

@@ -1,3 +1,6 @@
 from .celery import app as celery_app
 
-__all__ = ["celery_app"]
+# The service these settings are for: comptoir.settings (the base settings) reads it.
+SERVICE_NAME = "product_service"
+
+__all__ = ["SERVICE_NAME", "celery_app"]

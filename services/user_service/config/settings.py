@@ -1,20 +1,10 @@
-"""user_service settings: the chassis defaults plus what this service owns."""
+"""user_service settings: the chassis's base settings plus what this service owns."""
 
-import json
-from pathlib import Path
-
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from comptoir import event_topic_spec, service_settings
+from comptoir.settings import *
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-
-globals().update(service_settings("user_service", BASE_DIR))
-
-INSTALLED_APPS += ["users"]  # type: ignore[name-defined]  # noqa: F821
+INSTALLED_APPS += ["users"]
 
 AUTH_USER_MODEL = "users.User"
 
@@ -37,7 +27,7 @@ JWT_PREVIOUS_KEY_PEM = env.str("JWT_PREVIOUS_KEY_PEM", default="")
 JWT_PREVIOUS_KEY_ID = env.str("JWT_PREVIOUS_KEY_ID", default="")
 # In production the signing key comes from a secret store: the PEM, or a key folder
 # mounted from it. The folder inside the source tree is for development only.
-if not DEBUG and not JWT_SIGNING_KEY_PEM and not env.str("JWT_PRIVATE_KEYS_DIR", default=""):  # type: ignore[name-defined]  # noqa: F821
+if not DEBUG and not JWT_SIGNING_KEY_PEM and not env.str("JWT_PRIVATE_KEYS_DIR", default=""):
     raise ImproperlyConfigured(
         "refusing to start with DEBUG=False: JWT_SIGNING_KEY_PEM is not set (nor JWT_PRIVATE_KEYS_DIR, "
         "a key folder from a secret store); the development key folder services/user_service/.keys "
@@ -51,12 +41,12 @@ JWT_REFRESH_TOKEN_LIFETIME_S = env.int("JWT_REFRESH_TOKEN_LIFETIME_S", default=1
 JWT_SERVICE_TOKEN_LIFETIME_S = env.int("JWT_SERVICE_TOKEN_LIFETIME_S", default=5 * 60)
 # Where revoked access tokens are listed for the gateway (users/revocation.py): the
 # Redis the gateway reads (GATEWAY_REVOCATION_REDIS_URL there).
-TOKEN_REVOCATION_REDIS_URL = env.str("TOKEN_REVOCATION_REDIS_URL", default=REDIS_URL)  # type: ignore[name-defined]  # noqa: F821
+TOKEN_REVOCATION_REDIS_URL = env.str("TOKEN_REVOCATION_REDIS_URL", default=REDIS_URL)
 
 # This service verifies its own tokens from its key store, not over HTTP.
 COMPTOIR_JWKS_PROVIDER = "users.keys.jwks"
 
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(  # type: ignore[name-defined]  # noqa: F821
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
     {
         "login": env.str("THROTTLE_LOGIN", default="10/minute"),
         "register": env.str("THROTTLE_REGISTER", default="10/minute"),
@@ -64,12 +54,4 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(  # type: ignore[name-defined]  
     }
 )
 # Behind the gateway the client address is the last X-Forwarded-For entry it appended.
-REST_FRAMEWORK["NUM_PROXIES"] = env.int("TRUSTED_PROXY_COUNT", default=1)  # type: ignore[name-defined]  # noqa: F821
-
-# Events (comptoir.events): the topic this service produces to, so `manage.py
-# create_topics` and the relay at start-up make it.
-COMPTOIR["KAFKA_TOPICS"] = [  # type: ignore[name-defined]  # noqa: F821
-    event_topic_spec("users.user-registered")
-]
-# Event type -> topic overrides as a JSON object (tests use topics of their own).
-COMPTOIR_EVENTS = {"TOPICS": json.loads(env.str("COMPTOIR_EVENT_TOPICS", default="") or "{}")}
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("TRUSTED_PROXY_COUNT", default=1)

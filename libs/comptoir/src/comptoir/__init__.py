@@ -1,7 +1,7 @@
 """Comptoir's microservice chassis: what every service shares.
 
-A service calls `service_settings(...)` in its settings, includes
-`health_urlpatterns()` in its URLs, and raises `ApplicationError` for failures
+A service's settings start from `comptoir.settings`, its URLs include
+`health_urlpatterns()`, and it raises `ApplicationError` for failures
 its callers must hear about; the rest (JSON logs, request ids, error bodies,
 Kafka topics, the Celery app) follows from those.
 """
@@ -31,21 +31,30 @@ if TYPE_CHECKING:
         exception_handler,
     )
     from ._health import health_urlpatterns, run_checks
-    from ._http import ServiceClient, ServiceTokenProvider, UpstreamError
+    from ._http import (
+        ErrorBody,
+        ServiceClient,
+        ServiceTokenProvider,
+        UpstreamError,
+        parse_error_body,
+        response_json,
+        service_client,
+    )
     from ._kafka_admin import TopicSpec, ensure_topics, event_topic_spec
     from ._kafka_security import kafka_client_config
     from ._logging import RequestContextFilter, logging_config, request_id_var
     from ._middleware import RequestIdMiddleware
     from ._schema import AutoSchema, ErrorResponseSerializer
     from ._scopes import ServiceScopeRequired, requires_scope
-    from ._settings import infrastructure_urls, service_settings, service_urls
+    from ._settings import infrastructure_urls, service_urls
 
-# Loaded on first use (PEP 562): a settings module can import `service_settings`
-# before Django is configured, without pulling in DRF.
+# Loaded on first use (PEP 562): the settings can import from the chassis before
+# Django is configured, without pulling in DRF.
 _SOURCES = {
     "ApplicationError": "._errors",
     "AutoSchema": "._schema",
     "ConflictError": "._errors",
+    "ErrorBody": "._http",
     "ErrorCode": "._errors",
     "ErrorResponseSerializer": "._schema",
     "InvalidToken": "._auth",
@@ -72,10 +81,12 @@ _SOURCES = {
     "infrastructure_urls": "._settings",
     "kafka_client_config": "._kafka_security",
     "logging_config": "._logging",
+    "parse_error_body": "._http",
     "request_id_var": "._logging",
     "requires_scope": "._scopes",
+    "response_json": "._http",
     "run_checks": "._health",
-    "service_settings": "._settings",
+    "service_client": "._http",
     "service_urls": "._settings",
 }
 
@@ -83,6 +94,7 @@ __all__ = [
     "ApplicationError",
     "AutoSchema",
     "ConflictError",
+    "ErrorBody",
     "ErrorCode",
     "ErrorResponseSerializer",
     "InvalidToken",
@@ -109,10 +121,12 @@ __all__ = [
     "infrastructure_urls",
     "kafka_client_config",
     "logging_config",
+    "parse_error_body",
     "request_id_var",
     "requires_scope",
+    "response_json",
     "run_checks",
-    "service_settings",
+    "service_client",
     "service_urls",
 ]
 

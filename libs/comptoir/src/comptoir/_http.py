@@ -9,14 +9,22 @@ idempotent calls only: GET/HEAD/PUT/DELETE, or a POST that carries an
 the standard error body) instead of a traceback. Its message names the
 upstream service, never its address or path: error bodies travel back to end
 users; the address goes to the log.
+
+`service_client(name)` is the process's client of service `name`: its URL from
+`<NAME>_URL`, its timeout from `<NAME>_TIMEOUT_S` (else UPSTREAM_TIMEOUT_S), its
+retries from UPSTREAM_RETRIES and UPSTREAM_BACKOFF_S. `parse_error_body` reads
+an answer's standard error body.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import random
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -215,3 +223,54 @@ class ServiceClient:
     def _sleep(self, attempt: int) -> None:
         # Full jitter: spreads retries of many callers instead of synchronising them.
         time.sleep(random.uniform(0, self.backoff_s * (2 ** (attempt - 1))))  # noqa: S311
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """The standard error body of an answer: `{"error": {"code", "message", "details"}}`."""
+
+    code: str
+    message: str | None
+    details: Any
+
+
+def response_json(response: httpx.Response) -> Any:
+    """The answer's JSON body, or None when it is not JSON."""
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+def parse_error_body(response: httpx.Response) -> ErrorBody | None:
+    """The answer's standard error body; None when it has none (no JSON, no string code)."""
+    body = response_json(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if not isinstance(error, dict) or not isinstance(code, str):
+        return None
+    message = error.get("message")
+    return ErrorBody(code=code, message=str(message) if message else None, details=error.get("details"))
+
+
+@functools.lru_cache(maxsize=32)
+def _service_client(
+    name: str, base_url: str, timeout_s: float, retries: int, backoff_s: float
+) -> ServiceClient:
+    return ServiceClient(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, name=name)
+
+
+def service_client(name: str) -> ServiceClient:
+    """This process's pooled client of service `name` (e.g. "user_service"), built from
+    the settings in force: one per URL, timeout and retries, so a changed setting (tests)
+    gets a client of its own while every call with the same settings reuses the
+    connections of the first. Its service token is the process's (`default_token_provider`)."""
+    upper = name.upper()
+    timeout_s = getattr(settings, f"{upper}_TIMEOUT_S", None)
+    return _service_client(
+        name,
+        getattr(settings, f"{upper}_URL"),
+        float(settings.UPSTREAM_TIMEOUT_S if timeout_s is None else timeout_s),
+        int(settings.UPSTREAM_RETRIES),
+        float(settings.UPSTREAM_BACKOFF_S),
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -41,6 +43,33 @@ def event_topic_spec(name: str) -> TopicSpec:
         replication_factor=replication_factor,
         config={"retention.ms": str(retention_ms)},
     )
+
+
+def catalog_topic_specs(service: str, base_dir: Path) -> list[TopicSpec]:
+    """`event_topic_spec` of every topic whose event type `service` produces or consumes,
+    as the event catalogue names them: `COMPTOIR_EVENT_CONTRACTS_DIR`/catalog.json, else
+    the first `contracts/events/catalog.json` above `base_dir`. None without a catalogue."""
+    configured = os.environ.get("COMPTOIR_EVENT_CONTRACTS_DIR")
+    folders = (
+        [Path(configured)]
+        if configured
+        else [folder / "contracts" / "events" for folder in [base_dir, *base_dir.parents]]
+    )
+    for folder in folders:
+        catalog = folder / "catalog.json"
+        if catalog.is_file():
+            entries = json.loads(catalog.read_text())["event_types"].values()
+            return [
+                event_topic_spec(name)
+                for name in sorted(
+                    {
+                        str(entry["topic"])
+                        for entry in entries
+                        if entry.get("producer") == service or service in entry.get("consumers", [])
+                    }
+                )
+            ]
+    return []
 
 
 def ensure_topics(

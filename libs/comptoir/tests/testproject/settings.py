@@ -1,22 +1,20 @@
 import os
-from pathlib import Path
-
-from comptoir import event_topic_spec, service_settings
 
 # The tests read whole traces back: keep every one (the shipped default samples).
 os.environ.setdefault("OTEL_TRACES_SAMPLER", "parentbased_always_on")
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from eventsapp import event_settings
 
-globals().update(service_settings("comptoir_chassis", BASE_DIR))
+from comptoir import event_topic_spec
+from comptoir.settings import *
 
-INSTALLED_APPS += ["testapp"]  # type: ignore[name-defined]  # noqa: F821
+INSTALLED_APPS += ["testapp", "eventsapp"]
 ROOT_URLCONF = "testproject.urls"
 WSGI_APPLICATION = None
-INSTALLED_APPS += ["eventsapp"]  # type: ignore[name-defined]
-from eventsapp.event_settings import COMPTOIR_EVENT_CONTRACTS_DIR, COMPTOIR_EVENTS  # noqa: E402, F401
+COMPTOIR_EVENT_CONTRACTS_DIR = event_settings.COMPTOIR_EVENT_CONTRACTS_DIR
+COMPTOIR_EVENTS = event_settings.COMPTOIR_EVENTS
 
 # A spawned relay declares the notes topic at start-up, as a service's relay
 # declares the topics it produces to.
 if os.environ.get("EVENTSAPP_NOTES_TOPIC"):
-    COMPTOIR["KAFKA_TOPICS"] = [event_topic_spec(os.environ["EVENTSAPP_NOTES_TOPIC"])]  # type: ignore[name-defined]  # noqa: F821
+    COMPTOIR["KAFKA_TOPICS"] = [event_topic_spec(os.environ["EVENTSAPP_NOTES_TOPIC"])]
