@@ -77,6 +77,10 @@ typecheck: ## mypy: strict on the chassis and devstack, django-stubs on services
 	@cd tests/chaos && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@echo "== mypy tests/contract"
 	@cd tests/contract && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
+	@echo "== mypy tests/observability"
+	@cd tests/observability && MYPYPATH=../e2e ../../$(VENV)/bin/mypy --config-file mypy.ini .
+	@echo "== mypy tests/delivery"
+	@cd tests/delivery && ../../$(VENV)/bin/mypy --config-file mypy.ini .
 	@for s in $(SERVICES); do \
 	  echo "== mypy services/$$s"; \
 	  if [ -f services/$$s/mypy.ini ]; then \

@@ -63,7 +63,8 @@ def _walk(node: Any, env: dict[str, str]) -> Any:
 
 
 def load_raw() -> dict[str, Any]:
-    return yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
+    model: dict[str, Any] = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
+    return model
 
 
 def load_model(*env_files: str) -> dict[str, Any]:

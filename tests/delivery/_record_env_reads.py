@@ -20,7 +20,7 @@ import sys
 read: set[str] = set()
 
 
-class RecordingEnviron(os._Environ):  # type: ignore[type-arg,misc,name-defined]
+class RecordingEnviron(os._Environ):  # type: ignore[type-arg]
     def __getitem__(self, key: str) -> str:
         read.add(key)
         return str(super().__getitem__(key))
@@ -33,7 +33,7 @@ class RecordingEnviron(os._Environ):  # type: ignore[type-arg,misc,name-defined]
     # Walking the whole environment (copying it for a child process, wsgiref's
     # snapshot) reads no variable in particular.
     def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
-        return [(self.decodekey(k), self.decodevalue(v)) for k, v in self._data.items()]
+        return [(self.decodekey(k), self.decodevalue(v)) for k, v in self._data.items()]  # type: ignore[attr-defined]
 
     def values(self) -> list[str]:  # type: ignore[override]
         return [value for _, value in self.items()]

@@ -41,7 +41,9 @@ def compose_plugin() -> Path | None:
     return None
 
 
-def run(args: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 120):
+def run(
+    args: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

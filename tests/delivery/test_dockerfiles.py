@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from _repo import ALL_SERVICES, DJANGO_SERVICES, GATEWAY, NODE_ASSETS, ROOT, Dockerfile, run, tool
@@ -30,7 +31,7 @@ def test_hadolint_passes_on_every_dockerfile() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_hadolint_rejects_a_bad_dockerfile(tmp_path) -> None:
+def test_hadolint_rejects_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN apt-get install gcc\nCMD python app.py\n")
     result = run([str(tool("hadolint")), str(bad)])

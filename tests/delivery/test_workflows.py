@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,10 +12,10 @@ from _repo import ALL_SERVICES, DJANGO_SERVICES, WORKFLOWS, run, tool
 
 
 def load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
     # YAML 1.1 reads the `on:` key as True.
+    data: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
     data["on"] = data.pop(True, data.get("on"))
-    return data
+    return {str(key): value for key, value in data.items()}
 
 
 def test_actionlint_passes_with_shellcheck() -> None:
@@ -25,7 +26,7 @@ def test_actionlint_passes_with_shellcheck() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_actionlint_rejects_a_broken_workflow(tmp_path) -> None:
+def test_actionlint_rejects_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(
         "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n"

@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 from events.metrics_support import free_port
-from events.support import TESTS_DIR, wait_for
+from events.support import TESTS_DIR
+
+from comptoir.events.testing import wait_for
 
 SRC_DIR = TESTS_DIR.parent / "src"
 BASE_FIELDS = ("@timestamp", "log.level", "message", "ecs.version")

@@ -51,9 +51,8 @@ def test_metrics_api_is_exactly_the_documented_names() -> None:
 
     assert sorted(metrics.__all__) == [
         "reconciliation_reported",
-        "register_saga_backlog",
+        "register_scrape_collector",
         "render",
-        "saga_finished",
         "serve_metrics",
     ]
     for name in metrics.__all__:

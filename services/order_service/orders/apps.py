@@ -9,7 +9,8 @@ class OrdersConfig(AppConfig):
         from comptoir import metrics
 
         from . import tasks  # noqa: F401 - registers the saga's Celery tasks, enqueued by name
+        from .saga_metrics import SagaBacklogCollector
         from .selectors import saga_backlog
 
         # Read at scrape time: feeds the "sagas stuck" alert.
-        metrics.register_saga_backlog(saga_backlog)
+        metrics.register_scrape_collector(SagaBacklogCollector(saga_backlog))

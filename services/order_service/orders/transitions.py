@@ -12,8 +12,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from comptoir import ApplicationError, ConflictError, ErrorCode, NotFoundError, metrics
+from comptoir import ApplicationError, ConflictError, ErrorCode, NotFoundError
 
+from . import saga_metrics
 from .errors import OrderErrorCode
 from .models import CancelReason, Order, OrderStatus, OrderStatusChange, SagaTimelineEntry
 from .selectors import MAX_ORDER_ID
@@ -75,7 +76,7 @@ def _count_saga_outcome(order: Order) -> None:
     status, reason = order.status, order.cancel_reason or ""
     duration_s = (timezone.now() - order.created_at).total_seconds()
     transaction.on_commit(
-        lambda: metrics.saga_finished(mode=mode, status=status, reason=reason, duration_s=duration_s)
+        lambda: saga_metrics.saga_finished(mode=mode, status=status, reason=reason, duration_s=duration_s)
     )
 
 

@@ -13,10 +13,8 @@
   `comptoir_consumer_messages_total{group,topic,outcome}`, `comptoir_consumer_lag{group,topic,partition}`,
   `comptoir_consumer_retries_total`, `comptoir_consumer_dead_letters_total`,
   `comptoir_dlq_messages{group,topic}`.
-- Saga: `comptoir_saga_finished_total{service,mode,status,reason}` and
-  `comptoir_saga_duration_seconds{service,mode,status}` through `saga_finished()`;
-  `comptoir_saga_pending{mode}` / `comptoir_saga_oldest_pending_age_seconds{mode}`
-  when the service registers `register_saga_backlog()`.
+- A service's own values read at scrape time (order_service's saga backlog):
+  the collectors it adds with `register_scrape_collector()`.
 - Reconciliation: `comptoir_reconciliation_violations{service,kind}` (what the
   last run of the cross-service auditor found, per violation kind) and
   `comptoir_reconciliation_last_run_timestamp_seconds{service}`, through
@@ -25,7 +23,7 @@
 Multiprocess mode: a server running several processes (gunicorn workers, the
 Celery prefork pool) shares one `PROMETHEUS_MULTIPROC_DIR` per process group and
 `/metrics` sums them. The devstack sets the folder per process; elsewhere
-`service_settings()` picks one per gunicorn master / Celery worker (see
+`comptoir.settings` picks one per gunicorn master / Celery worker (see
 `_multiproc.ensure_multiprocess_dir`). Processes without a web server (relay, consumer,
 Celery worker) serve the same text on `COMPTOIR_METRICS_PORT` / `--metrics-port`.
 """
@@ -36,7 +34,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -50,7 +48,7 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ._multiproc import MULTIPROC_ENV
@@ -127,17 +125,6 @@ DLQ_MESSAGES = Gauge(
     ["service", "group", "topic"],
     multiprocess_mode="livemax",
 )
-SAGA_FINISHED = Counter(
-    "comptoir_saga_finished_total",
-    "Sagas that reached a final state, by mode (orchestration, choreography), status and reason.",
-    ["service", "mode", "status", "reason"],
-)
-SAGA_DURATION = Histogram(
-    "comptoir_saga_duration_seconds",
-    "Time from a saga's start to its final state.",
-    ["service", "mode", "status"],
-    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
-)
 RECONCILIATION_VIOLATIONS = Gauge(
     "comptoir_reconciliation_violations",
     "Cross-service invariants broken, by kind, as the last reconciliation run found them.",
@@ -160,20 +147,7 @@ def service_name() -> str:
     return str(comptoir.get("SERVICE_NAME", "unknown"))
 
 
-# ------------------------------------------------------------ saga API
-
-
-def saga_finished(*, mode: str, status: str, reason: str = "", duration_s: float | None = None) -> None:
-    """Counts one saga reaching a final state (call it once, after the commit).
-
-    `mode`: "orchestration" or "choreography"; `status`: e.g. "CONFIRMED" or
-    "CANCELLED"; `reason`: the cancel reason code ("" when confirmed);
-    `duration_s`: from the order's creation, when known.
-    """
-    service = service_name()
-    SAGA_FINISHED.labels(service, mode, status, reason or "none").inc()
-    if duration_s is not None:
-        SAGA_DURATION.labels(service, mode, status).observe(max(0.0, duration_s))
+# ------------------------------------------------------- what services record
 
 
 def reconciliation_reported(violations: Mapping[str, int]) -> None:
@@ -185,16 +159,14 @@ def reconciliation_reported(violations: Mapping[str, int]) -> None:
     RECONCILIATION_LAST_RUN.labels(service).set(time.time())
 
 
-SagaBacklog = Callable[[], Iterable[tuple[str, int, float]]]
-_saga_backlog: list[SagaBacklog] = []
+_scrape_collectors: list[Collector] = []
 
 
-def register_saga_backlog(callback: SagaBacklog) -> None:
-    """Registers `callback() -> [(mode, pending_count, oldest_pending_age_s), ...]`,
-    read at scrape time for `comptoir_saga_pending` and
-    `comptoir_saga_oldest_pending_age_seconds` (the "saga stuck" alert)."""
-    if callback not in _saga_backlog:
-        _saga_backlog.append(callback)
+def register_scrape_collector(collector: Collector) -> None:
+    """Adds a collector of the service's own, read when `/metrics` is scraped, after
+    the outbox's values (order_service's saga backlog)."""
+    if collector not in _scrape_collectors:
+        _scrape_collectors.append(collector)
 
 
 # ------------------------------------------------- scrape-time collectors
@@ -211,7 +183,7 @@ _OUTBOX_SQL = (
 class DatabaseCollector(Collector):
     """Values read from the service's database when Prometheus scrapes."""
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         service = service_name()
         pending = GaugeMetricFamily(
             "comptoir_outbox_pending_messages", "Outbox rows not yet published.", labels=["service"]
@@ -237,26 +209,8 @@ class DatabaseCollector(Collector):
             yield pending
             yield oldest
             yield quarantined
-        if _saga_backlog:
-            saga_pending = GaugeMetricFamily(
-                "comptoir_saga_pending", "Sagas not yet in a final state.", labels=["service", "mode"]
-            )
-            saga_oldest = GaugeMetricFamily(
-                "comptoir_saga_oldest_pending_age_seconds",
-                "Age of the oldest saga not yet in a final state (0 when none).",
-                labels=["service", "mode"],
-            )
-            for callback in _saga_backlog:
-                try:
-                    rows = list(callback())
-                except Exception as error:  # noqa: BLE001
-                    logger.warning("metrics: saga backlog unavailable: %s", error)
-                    continue
-                for mode, count, age in rows:
-                    saga_pending.add_metric([service, mode], count)
-                    saga_oldest.add_metric([service, mode], age)
-            yield saga_pending
-            yield saga_oldest
+        for collector in _scrape_collectors:
+            yield from collector.collect()
 
 
 def _outbox_backlog() -> tuple[int, float, int]:

@@ -1,18 +1,15 @@
-"""Helpers for the event backbone's tests: polling, publishing, reading Kafka, subprocesses."""
+"""Helpers for the event backbone's tests beside `comptoir.events.testing` (polling,
+reading a topic): publishing notes, headers, offsets, subprocesses."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from django.db import connections, transaction
 
 from comptoir import kafka_client_config
@@ -20,15 +17,6 @@ from comptoir.events import Envelope, dlq_topic, event_settings, publish_event, 
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 SRC_DIR = TESTS_DIR.parent / "src"
-
-
-def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str, interval_s: float = 0.1) -> None:
-    """Polls `check` until it holds; fails naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def publish_notes(count: int, *, keys: list[str], start: int = 0, **extra: Any) -> list[Envelope]:
@@ -44,48 +32,6 @@ def publish_notes(count: int, *, keys: list[str], start: int = 0, **extra: Any) 
                 )
             )
     return envelopes
-
-
-def read_topic(topic: str, *, timeout_s: float = 20.0) -> list[Message]:
-    """Every message now in `topic` (all partitions), read without a consumer group commit."""
-    reader = Consumer(
-        {
-            **kafka_client_config(),
-            "group.id": f"test.reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "log_level": 3,
-        }
-    )
-    try:
-        metadata = reader.list_topics(topic, timeout=timeout_s).topics[topic]
-        if metadata.error is not None:
-            return []
-        assignment = []
-        for partition in metadata.partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-            if high > low:
-                assignment.append(TopicPartition(topic, partition, low))
-        if not assignment:
-            return []
-        reader.assign(assignment)
-        pending = {tp.partition for tp in assignment}
-        messages: list[Message] = []
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            message = reader.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(int(message.partition() or 0))
-                continue
-            messages.append(message)
-        assert not pending, f"could not read {topic} to its end"
-        return messages
-    finally:
-        reader.close()
 
 
 def headers_of(message: Message) -> dict[str, str]:

@@ -26,7 +26,8 @@ from comptoir.events import (
     event_settings,
     list_dead_letters,
 )
-from events.support import headers_of, own_dlq, own_retry, publish_notes, read_topic
+from comptoir.events.testing import read_topic
+from events.support import headers_of, own_dlq, own_retry, publish_notes
 
 
 def relay_all() -> int:

@@ -16,8 +16,9 @@ from eventsapp.models import HandledNote
 from testapp.models import Note
 
 from comptoir.events import OutboxMessage, declare_topics, event_settings
+from comptoir.events.testing import wait_for
 from events.metrics_support import free_port, scrape, value
-from events.support import TESTS_DIR, Spawner, own_retry, publish_notes, wait_for
+from events.support import TESTS_DIR, Spawner, own_retry, publish_notes
 
 SRC_DIR = TESTS_DIR.parent / "src"
 
@@ -170,27 +171,26 @@ def test_consumer_reports_outcomes_lag_retries_and_dead_letters(
     assert set(lags) == {0.0}
 
 
-def test_saga_outcomes_and_backlog_are_exported(db: None) -> None:
+def test_a_service_s_own_collector_is_read_on_each_scrape(db: None) -> None:
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import Collector
+
     from comptoir import _metrics, metrics
 
-    metrics.saga_finished(
-        mode="orchestration", status="CANCELLED", reason="insufficient_funds", duration_s=1.5
-    )
-    metrics.saga_finished(mode="orchestration", status="CONFIRMED", duration_s=0.5)
-    backlog = lambda: [("choreography", 2, 42.0)]  # noqa: E731
-    metrics.register_saga_backlog(backlog)
+    class Backlog(Collector):
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            family = GaugeMetricFamily("comptoir_test_backlog", "A service's own gauge.", labels=["mode"])
+            family.add_metric(["choreography"], 2)
+            yield family
+
+    collector = Backlog()
+    metrics.register_scrape_collector(collector)
+    metrics.register_scrape_collector(collector)  # once, however often it is registered
     try:
         body, _ = metrics.render()
+        without_database, _ = metrics.render(include_database=False)
     finally:
-        _metrics._saga_backlog.remove(backlog)
-    text = body.decode()
-    assert (
-        'comptoir_saga_finished_total{mode="orchestration",reason="insufficient_funds",'
-        'service="comptoir_chassis",status="CANCELLED"} 1.0'
-    ) in text
-    assert 'reason="none",service="comptoir_chassis",status="CONFIRMED"} 1.0' in text
-    assert 'comptoir_saga_pending{mode="choreography",service="comptoir_chassis"} 2.0' in text
-    assert (
-        'comptoir_saga_oldest_pending_age_seconds{mode="choreography",service="comptoir_chassis"} 42.0'
-        in text
-    )
+        _metrics._scrape_collectors.remove(collector)
+    assert body.decode().count('comptoir_test_backlog{mode="choreography"} 2.0') == 1
+    assert "comptoir_test_backlog" not in without_database.decode()
+    assert "comptoir_test_backlog" not in metrics.render()[0].decode()

@@ -17,8 +17,9 @@ from pytest_django import Settings
 
 from comptoir._health import Heartbeat
 from comptoir.events import EventConsumer, OutboxRelay, ReplayedDeadLetter, event_settings
+from comptoir.events.testing import read_topic, wait_for
 from comptoir.testing import TokenFactory
-from events.support import own_dlq, own_retry, publish_notes, read_topic, wait_for
+from events.support import own_dlq, own_retry, publish_notes
 
 PREFIX = "/api/ops/comptoir_chassis/"
 ROUTES = [

@@ -25,7 +25,8 @@ from comptoir.events import (
     publish_event,
 )
 from comptoir.events._relay import producer_config
-from events.support import Spawner, headers_of, publish_notes, read_topic, wait_for
+from comptoir.events.testing import read_topic, wait_for
+from events.support import Spawner, headers_of, publish_notes
 
 
 class Rollback(Exception):

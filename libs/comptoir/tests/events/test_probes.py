@@ -23,8 +23,9 @@ from django.test import Client
 from eventsapp.models import HandledNote
 
 from comptoir._health import heartbeat_file
+from comptoir.events.testing import wait_for
 
-from .support import Spawner, publish_notes, wait_for
+from .support import Spawner, publish_notes
 
 SERVICE = "comptoir_chassis"
 

@@ -10,7 +10,8 @@ from collections import defaultdict
 from eventsapp.models import HandledNote
 
 from comptoir.events import InboxMessage, OutboxMessage, declare_topics, event_settings
-from events.support import Spawner, committed_total, publish_notes, read_topic, wait_for
+from comptoir.events.testing import read_topic, wait_for
+from events.support import Spawner, committed_total, publish_notes
 
 
 def test_relay_killed_between_ack_and_sent_mark_resends_and_the_effect_happens_once(

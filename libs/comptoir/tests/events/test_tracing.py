@@ -17,8 +17,9 @@ from eventsapp.models import HandledNote
 from opentelemetry import trace
 
 from comptoir.events import declare_topics, event_settings
+from comptoir.events.testing import read_topic, wait_for
 from events.metrics_support import free_port
-from events.support import Spawner, headers_of, publish_notes, read_topic, wait_for
+from events.support import Spawner, headers_of, publish_notes
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
