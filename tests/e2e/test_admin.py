@@ -15,7 +15,7 @@ import httpx
 import pytest
 from platform_client import STAFF_EMAIL, STAFF_PASSWORD, Platform, wait_for
 
-SERVICE_PORTS = {"order_service": 8003, "email_service": 8005}
+from comptoir.ports import SERVICE_PORTS
 
 
 def service_url(service: str) -> str:
