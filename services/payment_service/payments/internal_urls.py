@@ -2,13 +2,13 @@
 
 from django.urls import path
 
-from . import views
+from . import apis
 
 app_name = "payments_internal"
 
 urlpatterns = [
-    path("charge/", views.ChargeView.as_view(), name="charge"),
-    path("refund/", views.RefundView.as_view(), name="refund"),
-    path("audit/payments/", views.PaymentAuditView.as_view(), name="audit-payments"),
-    path("audit/wallets/", views.WalletAuditView.as_view(), name="audit-wallets"),
+    path("charge/", apis.ChargeApi.as_view(), name="charge"),
+    path("refund/", apis.RefundApi.as_view(), name="refund"),
+    path("audit/payments/", apis.PaymentAuditApi.as_view(), name="audit-payments"),
+    path("audit/wallets/", apis.WalletAuditApi.as_view(), name="audit-wallets"),
 ]

@@ -1,12 +1,12 @@
 from django.urls import path
 
-from . import views
+from . import apis
 
 app_name = "payments"
 
 urlpatterns = [
-    path("", views.PaymentListView.as_view(), name="payment-list"),
-    path("wallet/", views.WalletView.as_view(), name="wallet"),
-    path("wallets/<int:user_id>/credit/", views.WalletCreditView.as_view(), name="wallet-credit"),
-    path("<int:payment_id>/", views.PaymentDetailView.as_view(), name="payment-detail"),
+    path("", apis.PaymentListApi.as_view(), name="payment-list"),
+    path("wallet/", apis.WalletApi.as_view(), name="wallet"),
+    path("wallets/<int:user_id>/credit/", apis.WalletCreditApi.as_view(), name="wallet-credit"),
+    path("<int:payment_id>/", apis.PaymentDetailApi.as_view(), name="payment-detail"),
 ]

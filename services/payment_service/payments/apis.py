@@ -62,7 +62,7 @@ class PaymentPagination(PageNumberPagination):
 
 
 @extend_schema(tags=["payments"], summary="My payments, newest first")
-class PaymentListView(generics.ListAPIView[Payment]):
+class PaymentListApi(generics.ListAPIView[Payment]):
     permission_classes = (IsEndUser,)
     serializer_class = PaymentSerializer
     pagination_class = PaymentPagination
@@ -71,7 +71,7 @@ class PaymentListView(generics.ListAPIView[Payment]):
         return selectors.payment_list(user_id=_caller_id(self.request))
 
 
-class PaymentDetailView(APIView):
+class PaymentDetailApi(APIView):
     permission_classes = (IsEndUser,)
 
     @extend_schema(
@@ -84,7 +84,7 @@ class PaymentDetailView(APIView):
         return Response(PaymentSerializer(payment).data)
 
 
-class WalletView(APIView):
+class WalletApi(APIView):
     permission_classes = (IsEndUser,)
 
     @extend_schema(
@@ -99,7 +99,7 @@ class WalletView(APIView):
         return Response(WalletSerializer(statement).data)
 
 
-class WalletCreditView(APIView):
+class WalletCreditApi(APIView):
     permission_classes = (IsStaff,)
 
     @extend_schema(
@@ -119,7 +119,7 @@ class WalletCreditView(APIView):
         return Response(WalletSerializer(statement).data)
 
 
-class ChargeView(APIView):
+class ChargeApi(APIView):
     permission_classes = (requires_scope("payments:charge"),)
 
     @extend_schema(
@@ -152,7 +152,7 @@ class ChargeView(APIView):
         return Response(PaymentResultSerializer(payment).data, status=status.HTTP_201_CREATED)
 
 
-class RefundView(APIView):
+class RefundApi(APIView):
     permission_classes = (requires_scope("payments:refund"),)
 
     @extend_schema(
@@ -196,7 +196,7 @@ def _next_after(rows: list[Any], limit: int) -> int | None:
     return int(rows[-1].pk) if len(rows) == limit else None
 
 
-class PaymentAuditView(APIView):
+class PaymentAuditApi(APIView):
     permission_classes = (requires_scope("payments:audit"),)
 
     @extend_schema(
@@ -221,7 +221,7 @@ class PaymentAuditView(APIView):
         )
 
 
-class WalletAuditView(APIView):
+class WalletAuditApi(APIView):
     permission_classes = (requires_scope("payments:audit"),)
 
     @extend_schema(
