@@ -62,7 +62,7 @@ class PublicReadStaffWrite(APIView):
 # --- categories --------------------------------------------------------------
 
 
-class CategoryListView(PublicReadStaffWrite, generics.ListAPIView[Category]):
+class CategoryListApi(PublicReadStaffWrite, generics.ListAPIView[Category]):
     serializer_class = CategorySerializer
     pagination_class = CatalogPagination
 
@@ -77,7 +77,7 @@ class CategoryListView(PublicReadStaffWrite, generics.ListAPIView[Category]):
         return Response(CategorySerializer(category).data, status=status.HTTP_201_CREATED)
 
 
-class CategoryDetailView(PublicReadStaffWrite, generics.GenericAPIView[Category]):
+class CategoryDetailApi(PublicReadStaffWrite, generics.GenericAPIView[Category]):
     serializer_class = CategorySerializer
     queryset = Category.objects.none()
 
@@ -125,7 +125,7 @@ def _product_filters(query: Any) -> selectors.ProductFilters:
     )
 
 
-class ProductListView(PublicReadStaffWrite, generics.ListAPIView[Product]):
+class ProductListApi(PublicReadStaffWrite, generics.ListAPIView[Product]):
     serializer_class = ProductSerializer
     pagination_class = CatalogPagination
 
@@ -147,7 +147,7 @@ class ProductListView(PublicReadStaffWrite, generics.ListAPIView[Product]):
         return Response(ProductSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
-class ProductDetailView(PublicReadStaffWrite, generics.GenericAPIView[Product]):
+class ProductDetailApi(PublicReadStaffWrite, generics.GenericAPIView[Product]):
     serializer_class = ProductSerializer
     queryset = Product.objects.none()
 
@@ -177,7 +177,7 @@ class ProductDetailView(PublicReadStaffWrite, generics.GenericAPIView[Product]):
         return Response(ProductSerializer(product).data)
 
 
-class ProductStockView(APIView):
+class ProductStockApi(APIView):
     permission_classes = [IsStaff]
 
     @extend_schema(request=StockInputSerializer, responses={200: StockSerializer})
@@ -191,7 +191,7 @@ class ProductStockView(APIView):
 # --- internal ----------------------------------------------------------------
 
 
-class QuoteView(APIView):
+class QuoteApi(APIView):
     permission_classes = [requires_scope("products:quote")]
 
     @extend_schema(request=LinesInputSerializer, responses={200: QuoteSerializer})
@@ -202,7 +202,7 @@ class QuoteView(APIView):
         return Response(QuoteSerializer(quote).data)
 
 
-class ReservationCreateView(APIView):
+class ReservationCreateApi(APIView):
     permission_classes = [requires_scope("stock:reserve")]
 
     @extend_schema(
@@ -225,7 +225,7 @@ def _reservation_response(order_id: str, code: int = status.HTTP_200_OK) -> Resp
     return Response(ReservationSerializer(reservation).data, status=code)
 
 
-class ReservationDetailView(APIView):
+class ReservationDetailApi(APIView):
     permission_classes = [requires_scope("stock:read")]
 
     @extend_schema(responses={200: ReservationSerializer})
@@ -233,7 +233,7 @@ class ReservationDetailView(APIView):
         return _reservation_response(order_id)
 
 
-class ReservationReleaseView(APIView):
+class ReservationReleaseApi(APIView):
     permission_classes = [requires_scope("stock:release")]
 
     @extend_schema(request=None, responses={200: ReservationSerializer})
@@ -242,7 +242,7 @@ class ReservationReleaseView(APIView):
         return _reservation_response(order_id)
 
 
-class ReservationCommitView(APIView):
+class ReservationCommitApi(APIView):
     permission_classes = [requires_scope("stock:commit")]
 
     @extend_schema(request=None, responses={200: ReservationSerializer})
@@ -267,7 +267,7 @@ def _next_after(rows: list[Any], limit: int, key: str) -> int | None:
     return int(getattr(rows[-1], key)) if len(rows) == limit else None
 
 
-class StockBalanceAuditView(APIView):
+class StockBalanceAuditApi(APIView):
     permission_classes = [requires_scope("stock:audit")]
 
     @extend_schema(
@@ -283,7 +283,7 @@ class StockBalanceAuditView(APIView):
         return Response(StockBalancePageSerializer(body).data)
 
 
-class ReservationAuditView(APIView):
+class ReservationAuditApi(APIView):
     permission_classes = [requires_scope("stock:audit")]
 
     @extend_schema(

@@ -1,37 +1,37 @@
 from django.urls import path
 
-from . import views
+from . import apis
 
 public_urlpatterns = [
-    path("", views.ProductListView.as_view(), name="product-list"),
-    path("<int:pk>/", views.ProductDetailView.as_view(), name="product-detail"),
-    path("<int:pk>/stock/", views.ProductStockView.as_view(), name="product-stock"),
-    path("categories/", views.CategoryListView.as_view(), name="category-list"),
-    path("categories/<int:pk>/", views.CategoryDetailView.as_view(), name="category-detail"),
+    path("", apis.ProductListApi.as_view(), name="product-list"),
+    path("<int:pk>/", apis.ProductDetailApi.as_view(), name="product-detail"),
+    path("<int:pk>/stock/", apis.ProductStockApi.as_view(), name="product-stock"),
+    path("categories/", apis.CategoryListApi.as_view(), name="category-list"),
+    path("categories/<int:pk>/", apis.CategoryDetailApi.as_view(), name="category-detail"),
 ]
 
 internal_urlpatterns = [
-    path("stock/audit/products/", views.StockBalanceAuditView.as_view(), name="internal-stock-audit"),
+    path("stock/audit/products/", apis.StockBalanceAuditApi.as_view(), name="internal-stock-audit"),
     path(
         "stock/audit/reservations/",
-        views.ReservationAuditView.as_view(),
+        apis.ReservationAuditApi.as_view(),
         name="internal-reservation-audit",
     ),
-    path("products/quote/", views.QuoteView.as_view(), name="internal-quote"),
-    path("stock/reservations/", views.ReservationCreateView.as_view(), name="internal-reservation-create"),
+    path("products/quote/", apis.QuoteApi.as_view(), name="internal-quote"),
+    path("stock/reservations/", apis.ReservationCreateApi.as_view(), name="internal-reservation-create"),
     path(
         "stock/reservations/<str:order_id>/",
-        views.ReservationDetailView.as_view(),
+        apis.ReservationDetailApi.as_view(),
         name="internal-reservation-detail",
     ),
     path(
         "stock/reservations/<str:order_id>/release/",
-        views.ReservationReleaseView.as_view(),
+        apis.ReservationReleaseApi.as_view(),
         name="internal-reservation-release",
     ),
     path(
         "stock/reservations/<str:order_id>/commit/",
-        views.ReservationCommitView.as_view(),
+        apis.ReservationCommitApi.as_view(),
         name="internal-reservation-commit",
     ),
 ]
