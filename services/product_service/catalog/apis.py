@@ -18,13 +18,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import ApplicationError, IsStaff, requires_scope
+from comptoir import (
+    ApplicationError,
+    AuditPageQuerySerializer,
+    AuditWindowQuerySerializer,
+    IsStaff,
+    audit_next_after,
+    audit_page_query,
+    requires_scope,
+)
 
 from . import selectors, services
 from .errors import CatalogErrorCode
 from .models import Category, Product
 from .serializers import (
-    AuditPageQuerySerializer,
     CategoryInputSerializer,
     CategorySerializer,
     LinesInputSerializer,
@@ -33,7 +40,6 @@ from .serializers import (
     ProductSerializer,
     QuoteSerializer,
     ReservationAuditPageSerializer,
-    ReservationAuditQuerySerializer,
     ReservationInputSerializer,
     ReservationSerializer,
     StockBalancePageSerializer,
@@ -254,19 +260,6 @@ class ReservationCommitApi(APIView):
 # --- internal: the reconciliation auditor (read only) ---------------------------
 
 
-def _query(serializer_class: type[AuditPageQuerySerializer], request: Request) -> dict[str, Any]:
-    data: dict[str, Any] = {key: request.query_params.get(key) for key in request.query_params}
-    if "order_id" in request.query_params:
-        data["order_id"] = request.query_params.getlist("order_id")
-    query = serializer_class(data=data)
-    query.is_valid(raise_exception=True)
-    return dict(query.validated_data)
-
-
-def _next_after(rows: list[Any], limit: int, key: str) -> int | None:
-    return int(getattr(rows[-1], key)) if len(rows) == limit else None
-
-
 class StockBalanceAuditApi(APIView):
     permission_classes = [requires_scope("stock:audit")]
 
@@ -277,9 +270,9 @@ class StockBalanceAuditApi(APIView):
         responses={200: StockBalancePageSerializer},
     )
     def get(self, request: Request) -> Response:
-        query = _query(AuditPageQuerySerializer, request)
+        query = audit_page_query(AuditPageQuerySerializer, request)
         rows = selectors.stock_balance_page(after=query["after"], limit=query["limit"])
-        body = {"results": rows, "next_after": _next_after(rows, query["limit"], "product_id")}
+        body = {"results": rows, "next_after": audit_next_after(rows, query["limit"], "product_id")}
         return Response(StockBalancePageSerializer(body).data)
 
 
@@ -290,12 +283,12 @@ class ReservationAuditApi(APIView):
         tags=["internal"],
         summary="Stock reservations by id (keyset pages), for the reconciliation auditor",
         parameters=[
-            ReservationAuditQuerySerializer,
+            AuditWindowQuerySerializer,
         ],
         responses={200: ReservationAuditPageSerializer},
     )
     def get(self, request: Request) -> Response:
-        query = _query(ReservationAuditQuerySerializer, request)
+        query = audit_page_query(AuditWindowQuerySerializer, request)
         rows = selectors.reservation_audit_page(
             after=query["after"],
             limit=query["limit"],
@@ -303,5 +296,5 @@ class ReservationAuditApi(APIView):
             until=query.get("until"),
             order_ids=query.get("order_id", ()),
         )
-        body = {"results": rows, "next_after": _next_after(rows, query["limit"], "pk")}
+        body = {"results": rows, "next_after": audit_next_after(rows, query["limit"], "pk")}
         return Response(ReservationAuditPageSerializer(body).data)
