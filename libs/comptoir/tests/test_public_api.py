@@ -5,6 +5,8 @@ def test_public_api_is_exactly_the_documented_names() -> None:
     # Adding to or removing from the chassis API must be a deliberate change here.
     assert sorted(comptoir.__all__) == [
         "ApplicationError",
+        "AuditPageQuerySerializer",
+        "AuditWindowQuerySerializer",
         "AutoSchema",
         "ConflictError",
         "ErrorBody",
@@ -24,6 +26,8 @@ def test_public_api_is_exactly_the_documented_names() -> None:
         "ServiceTokenProvider",
         "TopicSpec",
         "UpstreamError",
+        "audit_next_after",
+        "audit_page_query",
         "create_celery_app",
         "decode_token",
         "ensure_topics",

@@ -4,14 +4,14 @@ from drf_spectacular.views import SpectacularAPIView
 
 from comptoir import health_urlpatterns
 from comptoir.events import ops_urlpatterns
-from mailer.apis import MailLogOpsApi
+from mailer import urls as mailer_urls
 
 urlpatterns = [
     *health_urlpatterns(),
-    *ops_urlpatterns(extra=[path("mails/", MailLogOpsApi.as_view(), name="mails")]),
+    *ops_urlpatterns(extra=mailer_urls.ops_routes),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("", include("mailer.urls")),
+    path("", include(mailer_urls.urlpatterns)),
 ]
 
 handler400 = "comptoir._errors.json_400"

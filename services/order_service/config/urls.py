@@ -4,14 +4,14 @@ from drf_spectacular.views import SpectacularAPIView
 
 from comptoir import health_urlpatterns
 from comptoir.events import ops_urlpatterns
-from orders.apis import SagasOpsApi
+from orders import urls as orders_urls
 
 urlpatterns = [
     *health_urlpatterns(),
-    *ops_urlpatterns(extra=[path("sagas/", SagasOpsApi.as_view(), name="sagas")]),
+    *ops_urlpatterns(extra=orders_urls.ops_routes),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/orders/", include("orders.urls")),
+    path("", include(orders_urls.urlpatterns)),
 ]
 
 handler400 = "comptoir._errors.json_400"

@@ -4,7 +4,7 @@ An order belongs to the user id in the caller's token (users live in
 user_service, so there is no foreign key). Prices are copied from
 product_service's quote when the order is placed, so an order keeps what the
 customer was charged even if the catalogue changes later. The status only
-moves through `orders.services.order_transition`, which writes one
+moves through `orders.transitions.order_transition`, which writes one
 `OrderStatusChange` per move.
 
 The saga that settles an order keeps its state in `OrderSaga` (one row per

@@ -1,10 +1,12 @@
-from django.urls import path
+"""The routes of order_service: `urlpatterns` (public and internal), `ops_routes` (see README.md)."""
 
-from .apis import OrderDetailApi, OrderListCreateApi
+from django.urls import URLPattern, URLResolver, path
 
-app_name = "orders"
+from . import apis
 
 urlpatterns = [
-    path("", OrderListCreateApi.as_view(), name="list"),
-    path("<int:order_id>/", OrderDetailApi.as_view(), name="detail"),
+    path("api/orders/", apis.OrderListCreateApi.as_view(), name="list"),
+    path("api/orders/<int:order_id>/", apis.OrderDetailApi.as_view(), name="detail"),
 ]
+
+ops_routes: list[URLPattern | URLResolver] = [path("sagas/", apis.SagasOpsApi.as_view(), name="sagas")]

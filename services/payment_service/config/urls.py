@@ -4,14 +4,14 @@ from drf_spectacular.views import SpectacularAPIView
 
 from comptoir import health_urlpatterns
 from comptoir.events import ops_urlpatterns
+from payments import urls as payments_urls
 
 urlpatterns = [
     *health_urlpatterns(),
-    *ops_urlpatterns(),
+    *ops_urlpatterns(extra=payments_urls.ops_routes),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/payments/", include("payments.urls")),
-    path("internal/payments/", include("payments.internal_urls")),
+    path("", include(payments_urls.urlpatterns)),
 ]
 
 handler400 = "comptoir._errors.json_400"

@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any
 
-from comptoir.events import Envelope, event_handler, publish_event
+from comptoir.events import Envelope, event_handler
 
 from .errors import OrderCompensated, PaymentErrorCode
-from .models import Payment
+from .publishing import (
+    publish_payment_failed,
+    publish_payment_refunded,
+    publish_payment_succeeded,
+)
 from .services import payment_charge_once, payment_refund_if_captured
 
 logger = logging.getLogger(__name__)
-
-
-def _charge_payload(payment: Payment) -> dict[str, Any]:
-    return {
-        "order_id": payment.order_id,
-        "user_id": str(payment.user_id),
-        "amount": str(payment.amount),
-        "currency": payment.currency,
-    }
 
 
 @event_handler("stock.reserved")
@@ -44,16 +38,12 @@ def charge_for_reserved_stock(event: Envelope) -> None:
     user_id = str(reserved["user_id"])
     if not user_id.isdecimal():
         # No wallet can belong to such a user: the same answer as an empty wallet.
-        publish_event(
-            "payment.failed",
-            aggregate_id=order_id,
-            payload={
-                "order_id": order_id,
-                "user_id": user_id,
-                "amount": str(reserved["amount"]),
-                "currency": str(reserved["currency"]),
-                "reason": PaymentErrorCode.INSUFFICIENT_FUNDS.value,
-            },
+        publish_payment_failed(
+            order_id=order_id,
+            user_id=user_id,
+            amount=str(reserved["amount"]),
+            currency=str(reserved["currency"]),
+            reason=PaymentErrorCode.INSUFFICIENT_FUNDS.value,
         )
         return
     try:
@@ -73,17 +63,16 @@ def charge_for_reserved_stock(event: Envelope) -> None:
         return
     if attempt.declined is not None:
         logger.info("charge declined for order %s: %s", order_id, attempt.declined.code)
-        publish_event(
-            "payment.failed",
-            aggregate_id=order_id,
-            payload={**_charge_payload(attempt.payment), "reason": attempt.declined.code},
+        payment = attempt.payment
+        publish_payment_failed(
+            order_id=payment.order_id,
+            user_id=str(payment.user_id),
+            amount=str(payment.amount),
+            currency=payment.currency,
+            reason=attempt.declined.code,
         )
         return
-    publish_event(
-        "payment.succeeded",
-        aggregate_id=order_id,
-        payload={**_charge_payload(attempt.payment), "payment_id": str(attempt.payment.pk)},
-    )
+    publish_payment_succeeded(payment=attempt.payment)
 
 
 @event_handler("order.cancelled")
@@ -94,13 +83,4 @@ def refund_cancelled_order(event: Envelope) -> None:
     if refund is None:
         logger.info("order.cancelled for order %s: nothing captured to refund", order_id)
         return
-    publish_event(
-        "payment.refunded",
-        aggregate_id=order_id,
-        payload={
-            **_charge_payload(refund.payment),
-            "payment_id": str(refund.payment.pk),
-            "refund_id": str(refund.entry.pk),
-            "reason": str(event.payload["reason"]),
-        },
-    )
+    publish_payment_refunded(payment=refund.payment, refund=refund.entry, reason=str(event.payload["reason"]))

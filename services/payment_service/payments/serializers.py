@@ -90,31 +90,6 @@ class PaymentResultSerializer(serializers.ModelSerializer[Payment]):
 
 # --- internal: the reconciliation auditor's pages -----------------------------
 
-AUDIT_MAX_PAGE_SIZE = 500
-AUDIT_DEFAULT_PAGE_SIZE = 200
-ORDER_ID_MAX_LENGTH = 64
-
-
-class AuditPageQuerySerializer(serializers.Serializer[Any]):
-    """Keyset paging: the rows with an id above `after`, at most `limit` of them."""
-
-    after = serializers.IntegerField(min_value=0, default=0)
-    limit = serializers.IntegerField(
-        min_value=1, max_value=AUDIT_MAX_PAGE_SIZE, default=AUDIT_DEFAULT_PAGE_SIZE
-    )
-
-
-class PaymentAuditQuerySerializer(AuditPageQuerySerializer):
-    """Also a window on the creation time, or a list of order ids (`order_id`, repeated)."""
-
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
-    order_id = serializers.ListField(
-        child=serializers.CharField(max_length=ORDER_ID_MAX_LENGTH),
-        required=False,
-        max_length=AUDIT_MAX_PAGE_SIZE,
-    )
-
 
 class PaymentAuditSerializer(serializers.ModelSerializer[Payment]):
     charged = serializers.DecimalField(

@@ -1,12 +1,18 @@
-from django.urls import path
+"""The routes of payment_service: `urlpatterns` (public and internal), `ops_routes` (see README.md)."""
 
-from . import views
+from django.urls import URLPattern, URLResolver, path
 
-app_name = "payments"
+from . import apis
 
 urlpatterns = [
-    path("", views.PaymentListView.as_view(), name="payment-list"),
-    path("wallet/", views.WalletView.as_view(), name="wallet"),
-    path("wallets/<int:user_id>/credit/", views.WalletCreditView.as_view(), name="wallet-credit"),
-    path("<int:payment_id>/", views.PaymentDetailView.as_view(), name="payment-detail"),
+    path("api/payments/", apis.PaymentListApi.as_view(), name="payment-list"),
+    path("api/payments/wallet/", apis.WalletApi.as_view(), name="wallet"),
+    path("api/payments/wallets/<int:user_id>/credit/", apis.WalletCreditApi.as_view(), name="wallet-credit"),
+    path("api/payments/<int:payment_id>/", apis.PaymentDetailApi.as_view(), name="payment-detail"),
+    path("internal/payments/charge/", apis.ChargeApi.as_view(), name="charge"),
+    path("internal/payments/refund/", apis.RefundApi.as_view(), name="refund"),
+    path("internal/payments/audit/payments/", apis.PaymentAuditApi.as_view(), name="audit-payments"),
+    path("internal/payments/audit/wallets/", apis.WalletAuditApi.as_view(), name="audit-wallets"),
 ]
+
+ops_routes: list[URLPattern | URLResolver] = []

@@ -19,3 +19,9 @@ class CatalogErrorCode(StrEnum):
     RESERVATION_RELEASED = "reservation_released"
     RESERVATION_COMMITTED = "reservation_committed"
     ORDER_COMPENSATED = "order_compensated"
+
+
+class StockRejectionReason(StrEnum):
+    """The `reason` of `stock.rejected`: the order's cancel reason code."""
+
+    INSUFFICIENT_STOCK = "insufficient_stock"

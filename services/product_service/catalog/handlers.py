@@ -13,26 +13,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
 
 from comptoir import ApplicationError
-from comptoir.events import Envelope, event_handler, publish_event
+from comptoir.events import Envelope, event_handler
 
 from .errors import CatalogErrorCode
-from .models import StockReservation
+from .publishing import publish_stock_rejected, publish_stock_released, publish_stock_reserved
 from .selectors import RequestedLine
 from .services import reservation_commit_if_held, reservation_hold, reservation_release_if_held
 
 logger = logging.getLogger(__name__)
-
-
-class StockRejectionReason(StrEnum):
-    """The `reason` of `stock.rejected`: the order's cancel reason code."""
-
-    INSUFFICIENT_STOCK = "insufficient_stock"
 
 
 # Refusals that mean "this order cannot have its stock": answered with stock.rejected.
@@ -74,18 +67,6 @@ def _all_unavailable(lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
-def _publish_rejected(*, order_id: str, unavailable: list[dict[str, Any]]) -> None:
-    publish_event(
-        "stock.rejected",
-        aggregate_id=order_id,
-        payload={
-            "order_id": order_id,
-            "reason": StockRejectionReason.INSUFFICIENT_STOCK.value,
-            "unavailable": unavailable,
-        },
-    )
-
-
 def _unavailable_from(error: ApplicationError, lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     if error.code == CatalogErrorCode.INSUFFICIENT_STOCK:
         return [
@@ -100,20 +81,6 @@ def _unavailable_from(error: ApplicationError, lines: Sequence[Mapping[str, Any]
     return [item for item in _all_unavailable(lines) if item["product_id"] in missing]
 
 
-def _reserved_payload(reservation: StockReservation, order: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "order_id": reservation.order_id,
-        "reservation_id": str(reservation.pk),
-        "lines": [
-            {"product_id": str(line.product_id), "quantity": line.quantity}
-            for line in reservation.lines.order_by("product_id")
-        ],
-        "user_id": str(order["user_id"]),
-        "amount": str(order["amount"]),
-        "currency": str(order["currency"]),
-    }
-
-
 @event_handler("order.created")
 def reserve_stock_for_order(event: Envelope) -> None:
     """order.created → hold every line's stock → stock.reserved, or nothing held → stock.rejected."""
@@ -121,7 +88,7 @@ def reserve_stock_for_order(event: Envelope) -> None:
     order_id = str(order["order_id"])
     lines = _requested(order["lines"])
     if lines is None:
-        _publish_rejected(order_id=order_id, unavailable=_all_unavailable(order["lines"]))
+        publish_stock_rejected(order_id=order_id, unavailable=_all_unavailable(order["lines"]))
         return
     try:
         # Its own savepoint: a refusal undoes the claim on the order id and any
@@ -132,7 +99,7 @@ def reserve_stock_for_order(event: Envelope) -> None:
     except ApplicationError as error:
         if error.code in REJECTING_CODES:
             logger.info("stock refused for order %s: %s", order_id, error.code)
-            _publish_rejected(order_id=order_id, unavailable=_unavailable_from(error, order["lines"]))
+            publish_stock_rejected(order_id=order_id, unavailable=_unavailable_from(error, order["lines"]))
             return
         if error.code in STALE_CODES:
             logger.warning("order.created for order %s ignored: %s", order_id, error.code)
@@ -141,7 +108,7 @@ def reserve_stock_for_order(event: Envelope) -> None:
     if not created:
         logger.info("order.created for order %s: reservation %s already made", order_id, reservation.pk)
         return
-    publish_event("stock.reserved", aggregate_id=order_id, payload=_reserved_payload(reservation, order))
+    publish_stock_reserved(reservation=reservation, order=order)
 
 
 @event_handler("order.cancelled")
@@ -152,15 +119,7 @@ def release_stock_of_cancelled_order(event: Envelope) -> None:
     if reservation is None:
         logger.info("order.cancelled for order %s: no stock held", order_id)
         return
-    publish_event(
-        "stock.released",
-        aggregate_id=order_id,
-        payload={
-            "order_id": order_id,
-            "reservation_id": str(reservation.pk),
-            "reason": str(event.payload["reason"]),
-        },
-    )
+    publish_stock_released(reservation=reservation, reason=str(event.payload["reason"]))
 
 
 @event_handler("order.confirmed")

@@ -181,30 +181,6 @@ class ReservationSerializer(serializers.ModelSerializer[StockReservation]):
 
 # --- internal: the reconciliation auditor's pages -----------------------------
 
-AUDIT_MAX_PAGE_SIZE = 500
-AUDIT_DEFAULT_PAGE_SIZE = 200
-
-
-class AuditPageQuerySerializer(serializers.Serializer[Any]):
-    """Keyset paging: the rows with an id above `after`, at most `limit` of them."""
-
-    after = serializers.IntegerField(min_value=0, default=0)
-    limit = serializers.IntegerField(
-        min_value=1, max_value=AUDIT_MAX_PAGE_SIZE, default=AUDIT_DEFAULT_PAGE_SIZE
-    )
-
-
-class ReservationAuditQuerySerializer(AuditPageQuerySerializer):
-    """Also a window on the creation time, or a list of order ids (`order_id`, repeated)."""
-
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
-    order_id = serializers.ListField(
-        child=serializers.CharField(max_length=ORDER_ID_MAX_LENGTH),
-        required=False,
-        max_length=AUDIT_MAX_PAGE_SIZE,
-    )
-
 
 class StockBalanceSerializer(serializers.Serializer[StockBalance]):
     product_id = serializers.IntegerField()

@@ -1,37 +1,42 @@
-from django.urls import path
+"""The routes of product_service: `urlpatterns` (public and internal), `ops_routes` (see README.md)."""
 
-from . import views
+from django.urls import URLPattern, URLResolver, path
 
-public_urlpatterns = [
-    path("", views.ProductListView.as_view(), name="product-list"),
-    path("<int:pk>/", views.ProductDetailView.as_view(), name="product-detail"),
-    path("<int:pk>/stock/", views.ProductStockView.as_view(), name="product-stock"),
-    path("categories/", views.CategoryListView.as_view(), name="category-list"),
-    path("categories/<int:pk>/", views.CategoryDetailView.as_view(), name="category-detail"),
-]
+from . import apis
 
-internal_urlpatterns = [
-    path("stock/audit/products/", views.StockBalanceAuditView.as_view(), name="internal-stock-audit"),
+urlpatterns = [
+    path("api/products/", apis.ProductListApi.as_view(), name="product-list"),
+    path("api/products/<int:pk>/", apis.ProductDetailApi.as_view(), name="product-detail"),
+    path("api/products/<int:pk>/stock/", apis.ProductStockApi.as_view(), name="product-stock"),
+    path("api/products/categories/", apis.CategoryListApi.as_view(), name="category-list"),
+    path("api/products/categories/<int:pk>/", apis.CategoryDetailApi.as_view(), name="category-detail"),
+    path("internal/stock/audit/products/", apis.StockBalanceAuditApi.as_view(), name="internal-stock-audit"),
     path(
-        "stock/audit/reservations/",
-        views.ReservationAuditView.as_view(),
+        "internal/stock/audit/reservations/",
+        apis.ReservationAuditApi.as_view(),
         name="internal-reservation-audit",
     ),
-    path("products/quote/", views.QuoteView.as_view(), name="internal-quote"),
-    path("stock/reservations/", views.ReservationCreateView.as_view(), name="internal-reservation-create"),
+    path("internal/products/quote/", apis.QuoteApi.as_view(), name="internal-quote"),
     path(
-        "stock/reservations/<str:order_id>/",
-        views.ReservationDetailView.as_view(),
+        "internal/stock/reservations/",
+        apis.ReservationCreateApi.as_view(),
+        name="internal-reservation-create",
+    ),
+    path(
+        "internal/stock/reservations/<str:order_id>/",
+        apis.ReservationDetailApi.as_view(),
         name="internal-reservation-detail",
     ),
     path(
-        "stock/reservations/<str:order_id>/release/",
-        views.ReservationReleaseView.as_view(),
+        "internal/stock/reservations/<str:order_id>/release/",
+        apis.ReservationReleaseApi.as_view(),
         name="internal-reservation-release",
     ),
     path(
-        "stock/reservations/<str:order_id>/commit/",
-        views.ReservationCommitView.as_view(),
+        "internal/stock/reservations/<str:order_id>/commit/",
+        apis.ReservationCommitApi.as_view(),
         name="internal-reservation-commit",
     ),
 ]
+
+ops_routes: list[URLPattern | URLResolver] = []

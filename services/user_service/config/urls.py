@@ -4,15 +4,14 @@ from drf_spectacular.views import SpectacularAPIView
 
 from comptoir import health_urlpatterns
 from comptoir.events import ops_urlpatterns
-from users.urls import api_urlpatterns, internal_urlpatterns
+from users import urls as users_urls
 
 urlpatterns = [
     *health_urlpatterns(),
-    *ops_urlpatterns(),
+    *ops_urlpatterns(extra=users_urls.ops_routes),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/users/", include(api_urlpatterns)),
-    path("internal/users/", include(internal_urlpatterns)),
+    path("", include(users_urls.urlpatterns)),
 ]
 
 handler400 = "comptoir._errors.json_400"

@@ -20,16 +20,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from comptoir import ApplicationError, ConflictError, NotFoundError
-from comptoir.events import publish_event
 
 from .errors import AuthenticationError, UserErrorCode
 from .models import RefreshToken, ServiceClient, User
+from .publishing import publish_user_registered
 from .revocation import access_token_revoke, session_access_revoke, user_access_revoke
 from .selectors import normalize_email, service_client_find, user_find_by_email
 from .tokens import IssuedToken, access_token_issue, service_token_issue
-
-# user.registered v1 allows a shorter display name than an account's full name.
-USER_REGISTERED_DISPLAY_NAME_MAX = 150
 
 
 @dataclass(frozen=True)
@@ -66,15 +63,7 @@ def user_register(*, email: str, password: str, full_name: str = "") -> User:
                 details={"email": ["An account with this email already exists."]},
             ) from None
         # In the same transaction (outbox): the event exists if and only if the account does.
-        publish_event(
-            "user.registered",
-            aggregate_id=user.pk,
-            payload={
-                "user_id": str(user.pk),
-                "email": user.email,
-                "display_name": user.full_name[:USER_REGISTERED_DISPLAY_NAME_MAX],
-            },
-        )
+        publish_user_registered(user=user)
     return user
 
 

@@ -1,18 +1,19 @@
-from django.urls import path
+"""The routes of user_service: `urlpatterns` (public and internal), `ops_routes` (see README.md)."""
 
-from . import views
+from django.urls import URLPattern, URLResolver, path
 
-api_urlpatterns = [
-    path("register/", views.RegisterView.as_view(), name="users-register"),
-    path("auth/login/", views.LoginView.as_view(), name="users-login"),
-    path("auth/refresh/", views.RefreshView.as_view(), name="users-refresh"),
-    path("auth/logout/", views.LogoutView.as_view(), name="users-logout"),
-    path("auth/jwks/", views.JWKSView.as_view(), name="users-jwks"),
-    path("me/", views.MeView.as_view(), name="users-me"),
+from . import apis
+
+urlpatterns = [
+    path("api/users/register/", apis.RegisterApi.as_view(), name="users-register"),
+    path("api/users/auth/login/", apis.LoginApi.as_view(), name="users-login"),
+    path("api/users/auth/refresh/", apis.RefreshApi.as_view(), name="users-refresh"),
+    path("api/users/auth/logout/", apis.LogoutApi.as_view(), name="users-logout"),
+    path("api/users/auth/jwks/", apis.JWKSApi.as_view(), name="users-jwks"),
+    path("api/users/me/", apis.MeApi.as_view(), name="users-me"),
+    path("internal/users/<int:user_id>/", apis.InternalUserApi.as_view(), name="internal-user"),
+    # Client credentials: other services only.
+    path("internal/users/auth/service-token/", apis.ServiceTokenApi.as_view(), name="internal-service-token"),
 ]
 
-internal_urlpatterns = [
-    path("<int:user_id>/", views.InternalUserView.as_view(), name="internal-user"),
-    # Client credentials: other services only; the gateway never routes /internal/.
-    path("auth/service-token/", views.ServiceTokenView.as_view(), name="internal-service-token"),
-]
+ops_routes: list[URLPattern | URLResolver] = []

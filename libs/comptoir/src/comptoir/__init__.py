@@ -12,6 +12,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._audit import (
+        AuditPageQuerySerializer,
+        AuditWindowQuerySerializer,
+        audit_next_after,
+        audit_page_query,
+    )
     from ._auth import (
         InvalidToken,
         IsEndUser,
@@ -52,6 +58,8 @@ if TYPE_CHECKING:
 # Django is configured, without pulling in DRF.
 _SOURCES = {
     "ApplicationError": "._errors",
+    "AuditPageQuerySerializer": "._audit",
+    "AuditWindowQuerySerializer": "._audit",
     "AutoSchema": "._schema",
     "ConflictError": "._errors",
     "ErrorBody": "._http",
@@ -72,6 +80,8 @@ _SOURCES = {
     "TopicSpec": "._kafka_admin",
     "event_topic_spec": "._kafka_admin",
     "UpstreamError": "._http",
+    "audit_next_after": "._audit",
+    "audit_page_query": "._audit",
     "create_celery_app": "._celery",
     "decode_token": "._auth",
     "ensure_topics": "._kafka_admin",
@@ -92,6 +102,8 @@ _SOURCES = {
 
 __all__ = [
     "ApplicationError",
+    "AuditPageQuerySerializer",
+    "AuditWindowQuerySerializer",
     "AutoSchema",
     "ConflictError",
     "ErrorBody",
@@ -111,6 +123,8 @@ __all__ = [
     "ServiceTokenProvider",
     "TopicSpec",
     "UpstreamError",
+    "audit_next_after",
+    "audit_page_query",
     "create_celery_app",
     "decode_token",
     "ensure_topics",

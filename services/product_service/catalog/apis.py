@@ -18,13 +18,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import ApplicationError, IsStaff, requires_scope
+from comptoir import (
+    ApplicationError,
+    AuditPageQuerySerializer,
+    AuditWindowQuerySerializer,
+    IsStaff,
+    audit_next_after,
+    audit_page_query,
+    requires_scope,
+)
 
 from . import selectors, services
 from .errors import CatalogErrorCode
 from .models import Category, Product
 from .serializers import (
-    AuditPageQuerySerializer,
     CategoryInputSerializer,
     CategorySerializer,
     LinesInputSerializer,
@@ -33,7 +40,6 @@ from .serializers import (
     ProductSerializer,
     QuoteSerializer,
     ReservationAuditPageSerializer,
-    ReservationAuditQuerySerializer,
     ReservationInputSerializer,
     ReservationSerializer,
     StockBalancePageSerializer,
@@ -62,7 +68,7 @@ class PublicReadStaffWrite(APIView):
 # --- categories --------------------------------------------------------------
 
 
-class CategoryListView(PublicReadStaffWrite, generics.ListAPIView[Category]):
+class CategoryListApi(PublicReadStaffWrite, generics.ListAPIView[Category]):
     serializer_class = CategorySerializer
     pagination_class = CatalogPagination
 
@@ -77,7 +83,7 @@ class CategoryListView(PublicReadStaffWrite, generics.ListAPIView[Category]):
         return Response(CategorySerializer(category).data, status=status.HTTP_201_CREATED)
 
 
-class CategoryDetailView(PublicReadStaffWrite, generics.GenericAPIView[Category]):
+class CategoryDetailApi(PublicReadStaffWrite, generics.GenericAPIView[Category]):
     serializer_class = CategorySerializer
     queryset = Category.objects.none()
 
@@ -125,7 +131,7 @@ def _product_filters(query: Any) -> selectors.ProductFilters:
     )
 
 
-class ProductListView(PublicReadStaffWrite, generics.ListAPIView[Product]):
+class ProductListApi(PublicReadStaffWrite, generics.ListAPIView[Product]):
     serializer_class = ProductSerializer
     pagination_class = CatalogPagination
 
@@ -147,7 +153,7 @@ class ProductListView(PublicReadStaffWrite, generics.ListAPIView[Product]):
         return Response(ProductSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
-class ProductDetailView(PublicReadStaffWrite, generics.GenericAPIView[Product]):
+class ProductDetailApi(PublicReadStaffWrite, generics.GenericAPIView[Product]):
     serializer_class = ProductSerializer
     queryset = Product.objects.none()
 
@@ -177,7 +183,7 @@ class ProductDetailView(PublicReadStaffWrite, generics.GenericAPIView[Product]):
         return Response(ProductSerializer(product).data)
 
 
-class ProductStockView(APIView):
+class ProductStockApi(APIView):
     permission_classes = [IsStaff]
 
     @extend_schema(request=StockInputSerializer, responses={200: StockSerializer})
@@ -191,7 +197,7 @@ class ProductStockView(APIView):
 # --- internal ----------------------------------------------------------------
 
 
-class QuoteView(APIView):
+class QuoteApi(APIView):
     permission_classes = [requires_scope("products:quote")]
 
     @extend_schema(request=LinesInputSerializer, responses={200: QuoteSerializer})
@@ -202,7 +208,7 @@ class QuoteView(APIView):
         return Response(QuoteSerializer(quote).data)
 
 
-class ReservationCreateView(APIView):
+class ReservationCreateApi(APIView):
     permission_classes = [requires_scope("stock:reserve")]
 
     @extend_schema(
@@ -225,7 +231,7 @@ def _reservation_response(order_id: str, code: int = status.HTTP_200_OK) -> Resp
     return Response(ReservationSerializer(reservation).data, status=code)
 
 
-class ReservationDetailView(APIView):
+class ReservationDetailApi(APIView):
     permission_classes = [requires_scope("stock:read")]
 
     @extend_schema(responses={200: ReservationSerializer})
@@ -233,7 +239,7 @@ class ReservationDetailView(APIView):
         return _reservation_response(order_id)
 
 
-class ReservationReleaseView(APIView):
+class ReservationReleaseApi(APIView):
     permission_classes = [requires_scope("stock:release")]
 
     @extend_schema(request=None, responses={200: ReservationSerializer})
@@ -242,7 +248,7 @@ class ReservationReleaseView(APIView):
         return _reservation_response(order_id)
 
 
-class ReservationCommitView(APIView):
+class ReservationCommitApi(APIView):
     permission_classes = [requires_scope("stock:commit")]
 
     @extend_schema(request=None, responses={200: ReservationSerializer})
@@ -254,20 +260,7 @@ class ReservationCommitView(APIView):
 # --- internal: the reconciliation auditor (read only) ---------------------------
 
 
-def _query(serializer_class: type[AuditPageQuerySerializer], request: Request) -> dict[str, Any]:
-    data: dict[str, Any] = {key: request.query_params.get(key) for key in request.query_params}
-    if "order_id" in request.query_params:
-        data["order_id"] = request.query_params.getlist("order_id")
-    query = serializer_class(data=data)
-    query.is_valid(raise_exception=True)
-    return dict(query.validated_data)
-
-
-def _next_after(rows: list[Any], limit: int, key: str) -> int | None:
-    return int(getattr(rows[-1], key)) if len(rows) == limit else None
-
-
-class StockBalanceAuditView(APIView):
+class StockBalanceAuditApi(APIView):
     permission_classes = [requires_scope("stock:audit")]
 
     @extend_schema(
@@ -277,25 +270,25 @@ class StockBalanceAuditView(APIView):
         responses={200: StockBalancePageSerializer},
     )
     def get(self, request: Request) -> Response:
-        query = _query(AuditPageQuerySerializer, request)
+        query = audit_page_query(AuditPageQuerySerializer, request)
         rows = selectors.stock_balance_page(after=query["after"], limit=query["limit"])
-        body = {"results": rows, "next_after": _next_after(rows, query["limit"], "product_id")}
+        body = {"results": rows, "next_after": audit_next_after(rows, query["limit"], "product_id")}
         return Response(StockBalancePageSerializer(body).data)
 
 
-class ReservationAuditView(APIView):
+class ReservationAuditApi(APIView):
     permission_classes = [requires_scope("stock:audit")]
 
     @extend_schema(
         tags=["internal"],
         summary="Stock reservations by id (keyset pages), for the reconciliation auditor",
         parameters=[
-            ReservationAuditQuerySerializer,
+            AuditWindowQuerySerializer,
         ],
         responses={200: ReservationAuditPageSerializer},
     )
     def get(self, request: Request) -> Response:
-        query = _query(ReservationAuditQuerySerializer, request)
+        query = audit_page_query(AuditWindowQuerySerializer, request)
         rows = selectors.reservation_audit_page(
             after=query["after"],
             limit=query["limit"],
@@ -303,5 +296,5 @@ class ReservationAuditView(APIView):
             until=query.get("until"),
             order_ids=query.get("order_id", ()),
         )
-        body = {"results": rows, "next_after": _next_after(rows, query["limit"], "pk")}
+        body = {"results": rows, "next_after": audit_next_after(rows, query["limit"], "pk")}
         return Response(ReservationAuditPageSerializer(body).data)

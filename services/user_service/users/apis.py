@@ -68,12 +68,12 @@ def _access_claims(request: Request) -> dict[str, Any] | None:
 
 
 # An endpoint anyone may call: no bearer token is read, so a stale one cannot block it.
-class PublicAPIView(APIView):
+class PublicApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
 
-class RegisterView(PublicAPIView):
+class RegisterApi(PublicApi):
     throttle_classes = [AuthRateThrottle]
     throttle_scope = "register"
 
@@ -91,7 +91,7 @@ class RegisterView(PublicAPIView):
         return Response(RegisteredUserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-class LoginView(PublicAPIView):
+class LoginApi(PublicApi):
     throttle_classes = [AuthRateThrottle]
     throttle_scope = "login"
 
@@ -109,7 +109,7 @@ class LoginView(PublicAPIView):
         return Response(_token_pair_body(pair))
 
 
-class RefreshView(PublicAPIView):
+class RefreshApi(PublicApi):
     throttle_classes = [AnonRateThrottle]
 
     @extend_schema(
@@ -126,7 +126,7 @@ class RefreshView(PublicAPIView):
         return Response(_token_pair_body(pair))
 
 
-class LogoutView(PublicAPIView):
+class LogoutApi(PublicApi):
     throttle_classes = [AnonRateThrottle]
 
     @extend_schema(
@@ -150,7 +150,7 @@ class LogoutView(PublicAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class JWKSView(PublicAPIView):
+class JWKSApi(PublicApi):
     throttle_classes = []
 
     @extend_schema(
@@ -163,7 +163,7 @@ class JWKSView(PublicAPIView):
         return Response(keys.jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
-class ServiceTokenView(PublicAPIView):
+class ServiceTokenApi(PublicApi):
     throttle_classes = [AuthRateThrottle]
     throttle_scope = "service_token"
 
@@ -183,7 +183,7 @@ class ServiceTokenView(PublicAPIView):
         )
 
 
-class MeView(APIView):
+class MeApi(APIView):
     permission_classes = [IsEndUser]
 
     @extend_schema(
@@ -210,7 +210,7 @@ class MeView(APIView):
         return Response(ProfileSerializer(user).data)
 
 
-class InternalUserView(APIView):
+class InternalUserApi(APIView):
     permission_classes = [requires_scope("users:read")]
 
     @extend_schema(

@@ -7,8 +7,6 @@ platform and needs a service token.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,16 +17,24 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from comptoir import ErrorResponseSerializer, IsEndUser, IsStaff, Principal, requires_scope
+from comptoir import (
+    AuditPageQuerySerializer,
+    AuditWindowQuerySerializer,
+    ErrorResponseSerializer,
+    IsEndUser,
+    IsStaff,
+    Principal,
+    audit_next_after,
+    audit_page_query,
+    requires_scope,
+)
 
 from . import selectors, services
 from .models import Payment
 from .serializers import (
-    AuditPageQuerySerializer,
     ChargeRequestSerializer,
     CreditRequestSerializer,
     PaymentAuditPageSerializer,
-    PaymentAuditQuerySerializer,
     PaymentResultSerializer,
     PaymentSerializer,
     RefundRequestSerializer,
@@ -62,7 +68,7 @@ class PaymentPagination(PageNumberPagination):
 
 
 @extend_schema(tags=["payments"], summary="My payments, newest first")
-class PaymentListView(generics.ListAPIView[Payment]):
+class PaymentListApi(generics.ListAPIView[Payment]):
     permission_classes = (IsEndUser,)
     serializer_class = PaymentSerializer
     pagination_class = PaymentPagination
@@ -71,7 +77,7 @@ class PaymentListView(generics.ListAPIView[Payment]):
         return selectors.payment_list(user_id=_caller_id(self.request))
 
 
-class PaymentDetailView(APIView):
+class PaymentDetailApi(APIView):
     permission_classes = (IsEndUser,)
 
     @extend_schema(
@@ -84,7 +90,7 @@ class PaymentDetailView(APIView):
         return Response(PaymentSerializer(payment).data)
 
 
-class WalletView(APIView):
+class WalletApi(APIView):
     permission_classes = (IsEndUser,)
 
     @extend_schema(
@@ -99,7 +105,7 @@ class WalletView(APIView):
         return Response(WalletSerializer(statement).data)
 
 
-class WalletCreditView(APIView):
+class WalletCreditApi(APIView):
     permission_classes = (IsStaff,)
 
     @extend_schema(
@@ -119,7 +125,7 @@ class WalletCreditView(APIView):
         return Response(WalletSerializer(statement).data)
 
 
-class ChargeView(APIView):
+class ChargeApi(APIView):
     permission_classes = (requires_scope("payments:charge"),)
 
     @extend_schema(
@@ -152,7 +158,7 @@ class ChargeView(APIView):
         return Response(PaymentResultSerializer(payment).data, status=status.HTTP_201_CREATED)
 
 
-class RefundView(APIView):
+class RefundApi(APIView):
     permission_classes = (requires_scope("payments:refund"),)
 
     @extend_schema(
@@ -183,30 +189,17 @@ class RefundView(APIView):
 # --- internal: the reconciliation auditor (read only) ---------------------------
 
 
-def _audit_query(serializer_class: type[AuditPageQuerySerializer], request: Request) -> dict[str, Any]:
-    data: dict[str, Any] = {key: request.query_params.get(key) for key in request.query_params}
-    if "order_id" in request.query_params:
-        data["order_id"] = request.query_params.getlist("order_id")
-    query = serializer_class(data=data)
-    query.is_valid(raise_exception=True)
-    return dict(query.validated_data)
-
-
-def _next_after(rows: list[Any], limit: int) -> int | None:
-    return int(rows[-1].pk) if len(rows) == limit else None
-
-
-class PaymentAuditView(APIView):
+class PaymentAuditApi(APIView):
     permission_classes = (requires_scope("payments:audit"),)
 
     @extend_schema(
         tags=["internal"],
         summary="Payments by id (keyset pages) with what the ledger moved, for the reconciliation auditor",
-        parameters=[PaymentAuditQuerySerializer],
+        parameters=[AuditWindowQuerySerializer],
         responses={200: PaymentAuditPageSerializer, **_errors(**_AUTH_ERRORS, **{"400": "Invalid query."})},
     )
     def get(self, request: Request) -> Response:
-        query = _audit_query(PaymentAuditQuerySerializer, request)
+        query = audit_page_query(AuditWindowQuerySerializer, request)
         rows = selectors.payment_audit_page(
             after=query["after"],
             limit=query["limit"],
@@ -216,12 +209,12 @@ class PaymentAuditView(APIView):
         )
         return Response(
             PaymentAuditPageSerializer(
-                {"results": rows, "next_after": _next_after(rows, query["limit"])}
+                {"results": rows, "next_after": audit_next_after(rows, query["limit"])}
             ).data
         )
 
 
-class WalletAuditView(APIView):
+class WalletAuditApi(APIView):
     permission_classes = (requires_scope("payments:audit"),)
 
     @extend_schema(
@@ -231,8 +224,7 @@ class WalletAuditView(APIView):
         responses={200: WalletAuditPageSerializer, **_errors(**_AUTH_ERRORS, **{"400": "Invalid query."})},
     )
     def get(self, request: Request) -> Response:
-        query = _audit_query(AuditPageQuerySerializer, request)
+        query = audit_page_query(AuditPageQuerySerializer, request)
         rows = selectors.wallet_audit_page(after=query["after"], limit=query["limit"])
-        return Response(
-            WalletAuditPageSerializer({"results": rows, "next_after": _next_after(rows, query["limit"])}).data
-        )
+        body = {"results": rows, "next_after": audit_next_after(rows, query["limit"])}
+        return Response(WalletAuditPageSerializer(body).data)
