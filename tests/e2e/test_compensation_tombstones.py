@@ -14,8 +14,9 @@ PRICE = Decimal("12.50")
 # Run in order_service's own process environment: the saga's calls, as its tasks make them.
 LATE_CALLS = """
 from decimal import Decimal
+from orders.product_quotes import RequestedLine
 from orders.upstream import (
-    StepRefused, StockLine, payment_charge, payment_refund, stock_release, stock_reserve
+    StepRefused, payment_charge, payment_refund, stock_release, stock_reserve
 )
 
 payment_refund(order_id={order_id})
@@ -24,7 +25,7 @@ late = {{
     "charge": lambda: payment_charge(
         order_id={order_id}, user_id={user_id}, amount=Decimal("{amount}"), currency="EUR"
     ),
-    "reserve": lambda: stock_reserve(order_id={order_id}, lines=[StockLine({product_id}, 1)]),
+    "reserve": lambda: stock_reserve(order_id={order_id}, lines=[RequestedLine({product_id}, 1)]),
 }}
 for name, call in late.items():
     try:

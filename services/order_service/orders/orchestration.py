@@ -71,11 +71,11 @@ from .models import (
     SagaTimelineEntry,
     TimelineStatus,
 )
+from .product_quotes import RequestedLine
 from .publishing import publish_order_cancelled, publish_order_confirmed
 from .transitions import order_transition, timeline_record
 from .upstream import (
     StepRefused,
-    StockLine,
     payment_charge,
     payment_refund,
     stock_commit,
@@ -231,7 +231,7 @@ def _verify_user(order: Order) -> dict[str, str | None]:
 
 
 def _reserve_stock(order: Order) -> dict[str, str | None]:
-    lines = [StockLine(line.product_id, line.quantity) for line in order.lines.all()]
+    lines = [RequestedLine(line.product_id, line.quantity) for line in order.lines.all()]
     return {"reservation_id": stock_reserve(order_id=order.pk, lines=lines)}
 
 

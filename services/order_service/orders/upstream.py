@@ -20,7 +20,6 @@ repeating one after a crash or a lost answer has no second effect.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +29,7 @@ from comptoir import ErrorCode, UpstreamError, parse_error_body, response_json
 
 from .clients import payment_service_client, product_service_client, user_service_client
 from .models import CancelReason
+from .product_quotes import RequestedLine
 
 RESERVATIONS_PATH = "/internal/stock/reservations/"
 CHARGE_PATH = "/internal/payments/charge/"
@@ -49,12 +49,6 @@ class StepRefused(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class StockLine:
-    product_id: int
-    quantity: int
-
-
 def user_verify(*, user_id: int) -> None:
     """The user exists and is active; else `user_inactive`."""
     response = user_service_client().get(f"/internal/users/{user_id}/")
@@ -65,7 +59,7 @@ def user_verify(*, user_id: int) -> None:
         raise StepRefused(CancelReason.USER_INACTIVE, f"user {user_id} is not active")
 
 
-def stock_reserve(*, order_id: int, lines: Iterable[StockLine]) -> str | None:
+def stock_reserve(*, order_id: int, lines: Iterable[RequestedLine]) -> str | None:
     """Holds every line or none; returns the reservation id when upstream names one."""
     response = product_service_client().post(
         RESERVATIONS_PATH,

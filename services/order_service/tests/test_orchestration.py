@@ -31,8 +31,9 @@ from orders.models import (
     SagaStatus,
     SagaStep,
 )
+from orders.product_quotes import RequestedLine
 from orders.tasks import STEP_TASKS, sweep_stalled_sagas
-from orders.upstream import StepRefused, StockLine, stock_reserve
+from orders.upstream import StepRefused, stock_reserve
 
 from .conftest import ALICE, BOB, INACTIVE_USER, Upstreams
 from .support import event_summary, timeline
@@ -272,7 +273,7 @@ def test_a_forward_step_that_keeps_failing_gives_up_and_compensates_its_unknown_
     # A reservation still in flight when the saga gave up lands now: refused, nothing held.
     upstreams.products.failures.clear()
     with pytest.raises(StepRefused) as refused:
-        stock_reserve(order_id=order.pk, lines=[StockLine(1, 2)])
+        stock_reserve(order_id=order.pk, lines=[RequestedLine(1, 2)])
     assert (refused.value.reason, str(refused.value)) == (
         CancelReason.SYSTEM_ERROR,
         "product_service: the order was compensated before this step (order_compensated)",
