@@ -3,6 +3,7 @@ with one summary table of every target and the figure reached.
 
     make bench                                  # everything, about 25 minutes on 2 cores
     .venv/bin/python bench/run_all.py --quick   # shorter phases, same table
+    .venv/bin/python bench/run_all.py --memory-only   # PSS per process of the running platform
 
 Run by `make bench` inside `python -m devstack run --platform` with the Makefile's
 E2E_ENV (rate limits out of the way), so the platform is fresh and stopped after.
@@ -214,7 +215,15 @@ def main() -> int:
         "--quick", action="store_true", help="shorter phases (a smoke run of the whole bench)"
     )
     parser.add_argument("--skip", nargs="*", default=[], choices=["gateway", "events", "saga"])
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="print the PSS of every process of the running platform (JSON) and stop",
+    )
     args = parser.parse_args()
+    if args.memory_only:
+        print(json.dumps(platform_pss_mib(), indent=2))
+        return 0
     started = time.time()
     memory = [platform_pss_mib()]
     print(f"memory, idle platform: {memory[0]['total']} MiB PSS", flush=True)

@@ -1,7 +1,7 @@
 """The chaos suite's harness: processes and infrastructure failed on purpose, a
 bounded mixed load through the gateway, and the recovery check after each fault.
 
-- `Devstack`: every platform process by its devstack name (`order_service.relay`...),
+- `Devstack`: every platform process by its devstack name (`order_service.consumer`...),
   started, stopped, SIGKILLed through `python -m devstack`, with per-process
   environment overrides (the saga mode of order_service.web, short retry delays).
 - `Supervisor`: what Kubernetes' restart policy does in production: a platform
@@ -64,6 +64,31 @@ def log(message: str) -> None:
 
 
 # ------------------------------------------------------------------ processes
+
+
+def procfile_commands(service: str) -> dict[str, str]:
+    """`<service>.<kind>` -> its command, from the service's Procfile."""
+    procfile = REPO_ROOT / "services" / service / "Procfile"
+    if not procfile.exists():
+        return {}
+    commands = {}
+    for line in procfile.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and ":" in line:
+            kind, _, command = line.partition(":")
+            commands[f"{service}.{kind.strip()}"] = command.strip()
+    return commands
+
+
+def relay_process(service: str) -> str | None:
+    """The process that publishes the service's outbox: its relay, or its consumer when the
+    relay runs as a thread of it (`consume_events --with-relay`); None when it has none."""
+    for name, command in procfile_commands(service).items():
+        if name == f"{service}.relay" or (
+            name == f"{service}.consumer" and "--with-relay" in command.split()
+        ):
+            return name
+    return None
 
 
 def procfile_processes(service: str) -> list[str]:
@@ -348,7 +373,7 @@ def unpublished_outbox() -> dict[str, int]:
         "import json; from comptoir.events.models import OutboxMessage; "
         "print(json.dumps(OutboxMessage.objects.filter(sent_at__isnull=True).count()))"
     )
-    services = [s for s in platform_services() if f"{s}.relay" in procfile_processes(s)]
+    services = [s for s in platform_services() if relay_process(s) is not None]
     with ThreadPoolExecutor(max_workers=len(services)) as pool:
         counts = list(pool.map(lambda s: int(django_json(s, code)), services))
     return dict(zip(services, counts, strict=True))

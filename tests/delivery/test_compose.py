@@ -162,10 +162,21 @@ def test_every_django_service_runs_each_process_kind(model: dict[str, Any]) -> N
     for service in model["services"].values():
         kinds.setdefault(owner(service), set()).add(process(service))
     for name in DJANGO_SERVICES:
-        assert {"database", "migrate", "web", "worker", "beat", "relay"} <= kinds[name], name
+        assert {"database", "migrate", "web", "worker"} <= kinds[name], name
+        # email_service's worker sweeps lost mail deliveries itself: no beat.
+        assert ("beat" in kinds[name]) == (name != "email_service"), name
     assert {"product_service", "order_service", "payment_service", "email_service"} == {
         name for name, found in kinds.items() if "consumer" in found
     }
+    # The relay: a process of its own, or a thread of the consumer (`--with-relay`).
+    with_relay = {
+        owner(service)
+        for service in model["services"].values()
+        if process(service) == "consumer" and "--with-relay" in service["command"]
+    }
+    assert with_relay == {"product_service", "order_service", "payment_service"}
+    for name in DJANGO_SERVICES:
+        assert ("relay" in kinds[name]) != (name in with_relay), name
 
 
 def test_celery_workers_listen_on_their_service_queue(model: dict[str, Any]) -> None:
@@ -226,10 +237,10 @@ def test_ha_profile_runs_three_brokers_with_rf3_and_min_isr2() -> None:
         assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
         assert ha[broker]["image"] == f"apache/kafka:{devstack_kafka_version()}"
     assert {ha[b]["environment"]["KAFKA_NODE_ID"] for b in brokers} == {"1", "2", "3"}
-    assert ha["order-relay"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == (
+    assert ha["order-consumer"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == (
         "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     )
-    assert ha["order-relay"]["environment"]["COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert ha["order-consumer"]["environment"]["COMPTOIR_EVENT_TOPIC_REPLICATION_FACTOR"] == "3"
     # Topics are created only once all three brokers are healthy.
     assert {"kafka-1", "kafka-2", "kafka-3"} <= set(ha["order-migrate"]["depends_on"])
     assert single["kafka-1"]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka-1:9093"

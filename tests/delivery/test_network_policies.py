@@ -266,8 +266,9 @@ def test_no_pod_gets_a_kubernetes_api_token(rendered: tuple[list[dict[str, Any]]
     for account in accounts.values():
         assert account["automountServiceAccountToken"] is False
     found = pods(docs)
-    # 24 processes of the Django services, the gateway, the storefront, 5 migration Jobs
-    assert len(found) == 31
+    # 23 processes of the Django services (email_service has no beat), the gateway, the
+    # storefront, 5 migration Jobs
+    assert len(found) == 30
     for pod in found:
         assert pod.spec["automountServiceAccountToken"] is False, pod.owner
         assert pod.spec["serviceAccountName"] == dns(pod.service), pod.owner

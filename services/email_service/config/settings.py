@@ -26,19 +26,12 @@ EMAIL_RETRY_BACKOFF_MAX_S = env.int("EMAIL_RETRY_BACKOFF_MAX_S", default=300)
 # A mail is never dropped when its delivery task is lost (Redis down when the
 # consumer's transaction commits, a retry that could not be published): a QUEUED
 # mail whose task has not run EMAIL_REQUEUE_AFTER_S after it was queued (or after
-# its last attempt's retry window) is enqueued again by the `requeue-stalled-emails`
-# beat task, every EMAIL_SWEEP_INTERVAL_S. The delivery is idempotent (row lock,
-# SENT once), so a task that was only slow costs nothing more.
+# its last attempt's retry window) is enqueued again by the worker's sweep
+# (`mailer.sweep`, a thread of the worker process), every EMAIL_SWEEP_INTERVAL_S
+# (0: no sweep). The delivery is idempotent (row lock, SENT once), so a task that
+# was only slow costs nothing more.
 EMAIL_REQUEUE_AFTER_S = env.float("EMAIL_REQUEUE_AFTER_S", default=60.0)
 EMAIL_SWEEP_INTERVAL_S = env.float("EMAIL_SWEEP_INTERVAL_S", default=30.0)
-CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-emails": {
-        "task": "mailer.requeue_stalled_emails",
-        "schedule": EMAIL_SWEEP_INTERVAL_S,
-        # A sweep nobody ran in time is superseded by the next one.
-        "options": {"expires": EMAIL_SWEEP_INTERVAL_S},
-    },
-}
 
 # The Celery queue mails are delivered through (the `worker` process reads
 # `email_service`; tests give the processes they start a queue of their own).

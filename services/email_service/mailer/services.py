@@ -3,7 +3,7 @@
 A mail is recorded (QUEUED) in the transaction that asks for it, e.g. the
 consumer's with its inbox row; its delivery task is enqueued once that
 commits. Redis may be down at that moment: the mail then waits, and the sweep
-(`email_requeue_stalled`, Celery beat) enqueues every QUEUED mail whose
+(`email_requeue_stalled`, a thread of the worker: `mailer.sweep`) enqueues every QUEUED mail whose
 `requeue_at` has passed, so a mail is sent later, never dropped, and sent once
 (`email_deliver` locks the row and sends only a QUEUED mail).
 """

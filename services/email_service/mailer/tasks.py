@@ -1,5 +1,6 @@
 """Celery entry points: deliver one queued mail, retrying while SMTP is
-unavailable; and the beat's sweep that enqueues the mails whose task was lost."""
+unavailable; and the sweep that enqueues the mails whose task was lost (run by
+the worker itself, `mailer.sweep`; the task stays for an operator's `call`)."""
 
 from __future__ import annotations
 
@@ -38,5 +39,5 @@ def send_email(self: Task[[int], str], email_id: int) -> str:
 
 @shared_task(name="mailer.requeue_stalled_emails", acks_late=True, ignore_result=True)
 def requeue_stalled_emails() -> list[int]:
-    """Run by Celery beat every EMAIL_SWEEP_INTERVAL_S."""
+    """`email_requeue_stalled` as a task (the worker sweeps on its own every EMAIL_SWEEP_INTERVAL_S)."""
     return email_requeue_stalled()

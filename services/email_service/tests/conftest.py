@@ -130,27 +130,24 @@ class WorkerProcess:
         return self.log.read_text()[-3000:]
 
 
-@pytest.fixture(scope="module")
-def celery_worker_process(
-    django_db_setup: None,
-    celery_test_queue: str,
-    worker_smtp_sink: SmtpSink,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[WorkerProcess]:
-    """`celery -A config worker` in its own process, on the test database and the test sink."""
+def start_worker(queue: str, sink: SmtpSink, log: Path, **extra_env: str) -> subprocess.Popen[bytes]:
+    """`celery -A config worker` in its own process, on the test database, the test sink
+    and the test queue (its own sweep off unless `EMAIL_SWEEP_INTERVAL_S` says otherwise)."""
     db = connection.settings_dict
     database_url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "EMAIL_HOST": worker_smtp_sink.host,
-        "EMAIL_PORT": str(worker_smtp_sink.port),
+        "EMAIL_HOST": sink.host,
+        "EMAIL_PORT": str(sink.port),
         "EMAIL_RETRY_BACKOFF_S": "1",
+        "EMAIL_TASK_QUEUE": queue,
+        "EMAIL_SWEEP_INTERVAL_S": "0",
         "PYTHONUNBUFFERED": "1",
+        **extra_env,
     }
     with log.open("wb") as output:
-        worker = subprocess.Popen(
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -162,7 +159,7 @@ def celery_worker_process(
                 "--concurrency=1",
                 "--loglevel=INFO",
                 "-Q",
-                celery_test_queue,
+                queue,
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
@@ -172,15 +169,31 @@ def celery_worker_process(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def celery_worker_process(
+    django_db_setup: None,
+    celery_test_queue: str,
+    worker_smtp_sink: SmtpSink,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[WorkerProcess]:
+    """`celery -A config worker` in its own process, on the test database and the test sink."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    worker = start_worker(celery_test_queue, worker_smtp_sink, log)
     try:
         yield WorkerProcess(process=worker, log=log)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
+        stop_worker(worker)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from comptoir.testing import TokenFactory
 from mailer.models import SentEmail
 from mailer.services import email_requeue_stalled
 
-from .conftest import SERVICE_DIR, WorkerProcess
+from .conftest import SERVICE_DIR, WorkerProcess, start_worker, stop_worker
 from .smtp_sink import SmtpSink
 
 WORKER_DEADLINE_S = 60.0
@@ -75,12 +76,9 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_mail_whose_enqueue_failed_is_sent_once_by_the_sweep(
-    celery_through_broker: WorkerProcess, worker_smtp_sink: SmtpSink
-) -> None:
-    # Another process asks for the mail (as the consumer does) while its Redis is
-    # unreachable: the row commits, the enqueue after commit fails.
+def _queue_with_the_broker_down(to: str, name: str, object_id: str) -> SentEmail:
+    """Another process asks for a mail (as the consumer does) while its Redis is
+    unreachable: the row commits, the enqueue after commit fails."""
     db = connection.settings_dict
     asking = subprocess.run(
         [
@@ -89,8 +87,8 @@ def test_a_mail_whose_enqueue_failed_is_sent_once_by_the_sweep(
             "shell",
             "-c",
             "from mailer.services import email_request; "
-            "email_request(template='welcome', object_id='5', to='carol@comptoir.dev', "
-            "context={'full_name': 'Carol'})",
+            f"email_request(template='welcome', object_id='{object_id}', to='{to}', "
+            f"context={{'full_name': '{name}'}})",
         ],
         cwd=SERVICE_DIR,
         env={
@@ -106,10 +104,18 @@ def test_a_mail_whose_enqueue_failed_is_sent_once_by_the_sweep(
     )
     assert asking.returncode == 0, asking.stderr[-3000:]
     assert "could not enqueue a mail's delivery" in asking.stdout + asking.stderr
-    email = SentEmail.objects.get()
+    email = SentEmail.objects.get(object_id=object_id)
     assert (email.template, email.status, email.attempts) == ("welcome", "QUEUED", 0)
+    return email
 
-    # The beat's sweep, with Redis back: the worker sends it, once.
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mail_whose_enqueue_failed_is_sent_once_by_the_sweep(
+    celery_through_broker: WorkerProcess, worker_smtp_sink: SmtpSink
+) -> None:
+    email = _queue_with_the_broker_down("carol@comptoir.dev", "Carol", "5")
+
+    # The sweep, with Redis back: the worker sends it, once.
     before = len(worker_smtp_sink.mails())
     assert email_requeue_stalled() == [email.pk]
     mails = worker_smtp_sink.wait_for(before + 1, timeout_s=WORKER_DEADLINE_S)[before:]
@@ -119,4 +125,27 @@ def test_a_mail_whose_enqueue_failed_is_sent_once_by_the_sweep(
     email.refresh_from_db()
     assert (email.status, email.attempts) == ("SENT", 1)
     assert email_requeue_stalled() == []
+    assert len(worker_smtp_sink.mails()) == before + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_sweeps_by_itself_and_sends_a_lost_mail_once(
+    celery_test_queue: str, worker_smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """No beat process: the worker's own sweep (EMAIL_SWEEP_INTERVAL_S) finds the mail."""
+    email = _queue_with_the_broker_down("dave@comptoir.dev", "Dave", "6")
+    before = len(worker_smtp_sink.mails())
+    log = tmp_path / "sweeping-worker.log"
+    worker = start_worker(celery_test_queue, worker_smtp_sink, log, EMAIL_SWEEP_INTERVAL_S="1")
+    try:
+        mails = worker_smtp_sink.wait_for(before + 1, timeout_s=WORKER_DEADLINE_S)[before:]
+        assert [(m.rcpt_tos, m.subject) for m in mails] == [
+            (["dave@comptoir.dev"], "Welcome to Comptoir, Dave")
+        ], log.read_text()[-3000:]
+        email.refresh_from_db()
+        assert (email.status, email.attempts) == ("SENT", 1)
+    finally:
+        stop_worker(worker)
+    assert worker.returncode == 0  # the sweep's thread stopped with the worker
+    assert "mails whose delivery was lost enqueued again" in log.read_text()
     assert len(worker_smtp_sink.mails()) == before + 1

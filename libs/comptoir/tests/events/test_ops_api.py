@@ -216,6 +216,24 @@ def test_processes_report_heartbeats_and_the_broker_view_of_the_consumer_groups(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_relay_running_in_the_consumer_process_is_reported_with_its_own_heartbeat(
+    client: Client, tokens: TokenFactory, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staff = tokens.user(1, is_staff=True)
+    (tmp_path / "Procfile").write_text(
+        "web: gunicorn\nconsumer: python manage.py consume_events --with-relay\n"
+    )
+    settings.BASE_DIR = tmp_path
+    monkeypatch.setenv("COMPTOIR_HEARTBEAT_DIR", str(tmp_path / "beats"))
+    Heartbeat("comptoir_chassis", "relay").beat()
+
+    status, body = _call(client, "get", "processes/", staff)
+    assert status == 200
+    assert [p["process"] for p in body["processes"]] == ["consumer", "relay"]
+    assert body["processes"][1]["status"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_is_seen_on_the_service_queue(
     client: Client,
     tokens: TokenFactory,

@@ -192,6 +192,20 @@ def test_liveness_fails_without_a_heartbeat_or_with_a_stale_one(spawner: Spawner
     assert report.endswith("s ago (over 120 s)")
 
 
+def test_liveness_of_a_consumer_running_its_relay_needs_both_heartbeats(
+    spawner: Spawner, tmp_path: Path
+) -> None:
+    heartbeats = tmp_path / "heartbeats"
+    heartbeats.mkdir()
+    (heartbeats / heartbeat_file(SERVICE, "consumer").name).touch()
+    code, report = probe(spawner, heartbeats, "live", "consumer", "relay")
+    assert code == 1
+    assert report.splitlines()[1] == f"{SERVICE} relay: no heartbeat yet"
+    (heartbeats / heartbeat_file(SERVICE, "relay").name).touch()
+    code, report = probe(spawner, heartbeats, "live", "consumer", "relay")
+    assert code == 0, report
+
+
 @pytest.mark.parametrize("kind", ["relay", "consumer"])
 def test_an_unknown_service_is_refused_clearly(kind: str) -> None:
     result = subprocess.run(

@@ -1,11 +1,13 @@
 """Real relay and consumer processes: SIGKILL at the worst moment, SIGTERM mid-stream,
-and per-key order over a long stream shared by two consumers."""
+per-key order over a long stream shared by two consumers, and the relay as a thread
+of the consumer process (`consume_events --with-relay`)."""
 
 from __future__ import annotations
 
 import json
 import signal
 from collections import defaultdict
+from pathlib import Path
 
 from eventsapp.models import HandledNote
 
@@ -82,3 +84,46 @@ def test_thousand_events_over_five_keys_keep_per_key_order_across_two_consumers(
     for consumer in consumers:
         consumer.send_signal(signal.SIGTERM)
     assert [c.wait(timeout=30) for c in consumers] == [0, 0]
+
+
+def test_consumer_with_relay_publishes_and_consumes_in_one_process_through_a_sigkill(
+    spawner: Spawner, notes_topic: str, group_id: str, tmp_path: Path
+) -> None:
+    """`consume_events --with-relay`: the outbox reaches the broker and the handlers from
+    one process; SIGKILLed mid-stream, the next one loses nothing and applies nothing twice;
+    both loops leave their heartbeat; SIGTERM stops both and exits 0."""
+    total = 200
+    heartbeats = tmp_path / "heartbeats"
+    declare_topics([notes_topic], event_settings(), with_failure_topics=True)
+    first = spawner.start(
+        "consume_events", "--with-relay", "--group-id", group_id, COMPTOIR_HEARTBEAT_DIR=str(heartbeats)
+    )
+    envelopes = publish_notes(total, keys=["a", "b", "c"], work_ms=10)
+    wait_for(lambda: HandledNote.objects.count() >= 20, timeout_s=60, what="the stream to be under way")
+    assert {path.name for path in heartbeats.iterdir()} == {
+        "comptoir-comptoir_chassis-relay.heartbeat",
+        "comptoir-comptoir_chassis-consumer.heartbeat",
+    }
+    first.send_signal(signal.SIGKILL)
+    assert first.wait(timeout=30) == -signal.SIGKILL
+
+    second = spawner.start("consume_events", "--with-relay", "--group-id", group_id, LOG_LEVEL="INFO")
+    wait_for(lambda: not OutboxMessage.objects.filter(sent_at=None).exists(), timeout_s=60, what="the outbox")
+    wait_for(lambda: HandledNote.objects.count() >= total, timeout_s=90, what=f"{total} handled")
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=60) == 0
+    assert "relay: stopped after" in spawner.output(second)  # the relay's own clean stop
+    handled = list(HandledNote.objects.values_list("event_id", flat=True))
+    assert sorted(handled) == sorted(e.event_id for e in envelopes)  # each once
+
+
+def test_consumer_exits_non_zero_when_its_relay_thread_fails(
+    spawner: Spawner, notes_topic: str, group_id: str
+) -> None:
+    declare_topics([notes_topic], event_settings(), with_failure_topics=True)
+    publish_notes(1, keys=["a"])
+    process = spawner.start_module("eventsapp.relay_fails_in_consumer", GROUP_ID=group_id, LOG_LEVEL="INFO")
+    assert process.wait(timeout=60) == 1  # well before its --max-seconds
+    output = spawner.output(process)
+    assert 'the outbox relay failed: RuntimeError("the relay\'s batch failed")' in output
+    assert OutboxMessage.objects.get().sent_at is None

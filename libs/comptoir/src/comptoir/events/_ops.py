@@ -322,7 +322,9 @@ HEARTBEAT_STALE_S = 120.0
 
 
 def declared_processes() -> list[str]:
-    """The service's processes other than web, from its Procfile (`kind: command` lines)."""
+    """The service's processes other than web, from its Procfile (`kind: command` lines).
+    A relay that runs as a thread of the consumer (`consume_events --with-relay`) is listed
+    after it: it has its own heartbeat."""
     procfile = settings.BASE_DIR / "Procfile" if getattr(settings, "BASE_DIR", None) else None
     if procfile is None or not procfile.exists():
         return []
@@ -334,10 +336,12 @@ def _procfile_kinds(path: str) -> tuple[str, ...]:
     # Read once per process: the console polls the health report every few seconds.
     kinds = []
     for line in Path(path).read_text().splitlines():
-        kind, sep, _command = line.partition(":")
+        kind, sep, command = line.partition(":")
         if sep and not line.startswith("#") and kind.strip() and kind.strip() != "web":
             kinds.append(kind.strip())
-    return tuple(kinds)
+            if kind.strip() == "consumer" and "--with-relay" in command.split():
+                kinds.append("relay")
+    return tuple(dict.fromkeys(kinds))
 
 
 def _group_members() -> dict[str, dict[str, Any]]:

@@ -19,6 +19,13 @@ it is quarantined (`quarantined_at`): kept with its last error for an operator,
 no longer relayed, counted by `comptoir_outbox_quarantined` (alert
 ComptoirOutboxQuarantined). A broker that is down or slow counts nothing.
 
+The relay runs as a process of its own (`manage.py outbox_relay`) or as a thread
+of the service's consumer process (`manage.py consume_events --with-relay`,
+`RelayThread`): one Python process less per service. The thread keeps its own
+heartbeat (`probe live relay`) and its metrics are served with the consumer's;
+if its loop fails, the consumer is stopped and the process exits non-zero, so the
+supervisor restarts both rather than leave a consumer without its relay.
+
 With several relays running, two events of one aggregate written close together
 may be published by different relays in either order; run one relay per service
 (several only for availability) where that matters.
@@ -312,3 +319,57 @@ class OutboxRelay:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+
+class RelayThread:
+    """An `OutboxRelay` looping in a thread of another process (the consumer's).
+
+    `on_exit` runs when the loop ends for any reason (the host process stops with
+    it); a loop that failed, or ended without `stop()`, leaves its error in `error`.
+    """
+
+    def __init__(
+        self,
+        relay: OutboxRelay,
+        *,
+        heartbeat: Callable[[], object] | None = None,
+        on_exit: Callable[[], object] | None = None,
+    ) -> None:
+        self.relay = relay
+        self.error: BaseException | None = None
+        self._heartbeat = heartbeat
+        self._on_exit = on_exit
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self.relay.run(heartbeat=self._heartbeat)
+            if not self._stopping.is_set():
+                self.error = RuntimeError("the relay loop ended without being asked to stop")
+        except BaseException as error:  # any failure ends the host process
+            self.error = error
+            logger.exception("relay: the relay thread failed; its process stops")
+        finally:
+            connections.close_all()  # this thread's own database connections
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def request_stop(self) -> None:
+        """Asks the loop to stop after its batch in progress (safe in a signal handler)."""
+        self._stopping.set()
+        self.relay.stop()
+
+    def stop(self, *, timeout_s: float = DELIVERY_TIMEOUT_S + 10) -> None:
+        """`request_stop()`, then waits for the loop to end (its producer flushed, its
+        LISTEN connection closed)."""
+        self.request_stop()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self.error = self.error or TimeoutError(f"the relay did not stop within {timeout_s:.0f} s")
