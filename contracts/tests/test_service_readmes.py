@@ -84,6 +84,7 @@ def test_readme_lists_every_event_the_service_produces_and_consumes_with_its_top
 def test_readme_lists_every_process_of_the_procfile(service: str) -> None:
     procfile = (REPO / "services" / service / "Procfile").read_text().splitlines()
     kinds = [line.split(":", 1)[0] for line in procfile if line.strip() and not line.startswith("#")]
-    readme = _readme(service)
+    section = _readme(service).split("## Processes", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([a-z]+)` \|", section, flags=re.M)
     assert kinds
-    assert [kind for kind in kinds if f"| `{kind}` |" not in readme] == []
+    assert sorted(listed) == sorted(kinds), f"{service}: README lists {listed}, Procfile has {kinds}"
