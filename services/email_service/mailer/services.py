@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
@@ -35,6 +36,7 @@ DELIVERY_ERRORS: tuple[type[Exception], ...] = (smtplib.SMTPException, OSError)
 
 ERROR_TEXT_LIMIT = 2000
 SWEEP_BATCH = 500
+SEND_EMAIL_TASK = "mailer.send_email"
 
 
 def _requeue_at(*, extra_s: float = 0.0) -> datetime:
@@ -42,10 +44,9 @@ def _requeue_at(*, extra_s: float = 0.0) -> datetime:
 
 
 def _enqueue_delivery(email_id: int) -> None:
-    from .tasks import send_email  # the task module imports this one
-
     try:
-        send_email.delay(email_id)
+        # By name: the task module imports this one (registered in MailerConfig.ready).
+        current_app.tasks[SEND_EMAIL_TASK].delay(email_id)
     except (BrokerError, OSError):
         # The broker is down: the mail stays QUEUED and the sweep enqueues it later.
         logger.warning("could not enqueue a mail's delivery; the sweep will", extra={"email_id": email_id})

@@ -10,14 +10,14 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from .models import SentEmail
-from .services import DELIVERY_ERRORS, email_deliver, email_requeue_stalled
+from .services import DELIVERY_ERRORS, SEND_EMAIL_TASK, email_deliver, email_requeue_stalled
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
     bind=True,
-    name="mailer.send_email",
+    name=SEND_EMAIL_TASK,
     acks_late=True,
     autoretry_for=DELIVERY_ERRORS,
     max_retries=settings.EMAIL_SEND_MAX_RETRIES,

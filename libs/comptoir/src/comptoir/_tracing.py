@@ -18,7 +18,7 @@ ids into their logs and error bodies.
 
 Instrumented: incoming Django requests, outgoing httpx calls (the ServiceClient),
 Celery publish and run, and Kafka through the outbox, the relay and the consumer
-(`comptoir.events._observe`). SQL statements get a CLIENT span each only with
+(`comptoir.events._tracing`). SQL statements get a CLIENT span each only with
 COMPTOIR_TRACE_SQL=true: one span per statement is most of a trace's volume.
 """
 

@@ -24,7 +24,7 @@ from comptoir.events import (
     event_settings,
     publish_event,
 )
-from comptoir.events._relay import producer_config
+from comptoir.events._kafka import producer_config
 from comptoir.events.testing import read_topic, wait_for
 from events.support import Spawner, headers_of, publish_notes
 

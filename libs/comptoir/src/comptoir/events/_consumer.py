@@ -48,13 +48,26 @@ from django.db import connections, transaction
 from comptoir import request_id_var
 from comptoir._kafka_security import kafka_client_config
 
-from . import _observe
+from . import _event_metrics, _tracing
 from ._config import EventSettings, event_settings
 from ._context import Delivery, _current
 from ._contracts import ContractError, producer_mismatch, topic_for, validate_payload
 from ._envelope import Envelope, EnvelopeError
+from ._kafka import (
+    DELIVERY_TIMEOUT_S,
+    H_ATTEMPTS,
+    H_DEAD_LETTERED,
+    H_ERROR_MESSAGE,
+    H_ERROR_TYPE,
+    H_FIRST_FAILURE,
+    H_GROUP,
+    H_ORIGINAL_OFFSET,
+    H_ORIGINAL_PARTITION,
+    H_ORIGINAL_TOPIC,
+    header_pairs,
+    producer_config,
+)
 from ._registry import DEFAULT_PURPOSE, Handler, handlers_for
-from ._relay import DELIVERY_TIMEOUT_S, producer_config
 from ._retention import RetentionSweeper
 from ._topics import declare_topics_when_reachable, dlq_topic, parse_retry_topic, retry_topic
 from .models import InboxMessage
@@ -80,17 +93,6 @@ CLEANUP_EVERY_S = 60.0
 BATCHED_CHUNK_MAX = 100
 # A batch commits at least this often, so effects show and SIGTERM ends soon.
 TRANSACTION_MAX_S = 0.1
-
-H_ORIGINAL_TOPIC = "x-original-topic"
-H_ORIGINAL_PARTITION = "x-original-partition"
-H_ORIGINAL_OFFSET = "x-original-offset"
-H_ATTEMPTS = "x-attempts"
-H_FIRST_FAILURE = "x-first-failure-at"
-H_ERROR_TYPE = "x-error-type"
-H_ERROR_MESSAGE = "x-error-message"
-H_GROUP = "x-consumer-group"
-H_DEAD_LETTERED = "x-dead-lettered-at"
-H_REPLAYED_FROM = "x-replayed-from"
 
 
 class _Outcome(enum.Enum):
@@ -131,13 +133,6 @@ class _Outgoing:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, str | bytes | None]]
-
-
-def header_pairs(message: Message) -> list[tuple[str, bytes]]:
-    """The message's headers as (name, bytes) pairs, whatever form the client gave."""
-    raw = message.headers() or []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [(name, value.encode() if isinstance(value, str) else value or b"") for name, value in items]
 
 
 def _headers(message: Message) -> dict[str, str]:
@@ -231,8 +226,10 @@ class EventConsumer:
         consumer.subscribe(
             self.topics + self.retry_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        _observe.initialise(self)
-        lag_reporter = _observe.LagReporter(self, self._new_probe())
+        _event_metrics.initialise(self.config.service, self.group, self.topics)
+        lag_reporter = _event_metrics.LagReporter(
+            self.config.service, self.group, self.topics, self._new_probe()
+        )
         lag_reporter.start()
         logger.info("consumer %s: subscribed to %s", self.group, ", ".join(self.topics))
         try:
@@ -348,7 +345,7 @@ class EventConsumer:
         commits: dict[tuple[str, int], int] = {}
         for item, outcome in zip(ready, outcomes, strict=True):
             commits[item.partition] = item.delivery.offset + 1
-            _observe.consumed(self, item.message, outcome.value)
+            _event_metrics.consumed(self.config.service, self.group, str(item.message.topic()), outcome.value)
             if outcome is _Outcome.HANDLED:
                 self.stats.handled += 1
             elif outcome is _Outcome.DUPLICATE:
@@ -366,7 +363,7 @@ class EventConsumer:
         delivery_token = _current.set(delivery)
         request_token = request_id_var.set(delivery.event.correlation_id)
         try:
-            with _observe.handling(self.group, delivery, item.headers):
+            with _tracing.handling(self.group, delivery, item.headers):
                 handler(delivery.event)
         except Exception as error:
             raise _HandlerFailedError(str(error)) from error
@@ -414,7 +411,7 @@ class EventConsumer:
                 if partition in deferred or partition in self._paused:
                     continue
                 outcome = self._process(consumer, message, outgoing)
-                _observe.consumed(self, message, outcome.value)
+                _event_metrics.consumed(self.config.service, self.group, str(message.topic()), outcome.value)
                 if outcome is _Outcome.DEFERRED:
                     deferred.add(partition)
                     continue
@@ -497,7 +494,7 @@ class EventConsumer:
         delivery_token = _current.set(delivery)
         request_token = request_id_var.set(event.correlation_id)
         try:
-            with _observe.handling(self.group, delivery, headers), transaction.atomic(using=self.using):
+            with _tracing.handling(self.group, delivery, headers), transaction.atomic(using=self.using):
                 if not self._record_in_inbox(event, delivery):
                     self.stats.duplicates += 1
                     return _Outcome.DUPLICATE
@@ -562,11 +559,11 @@ class EventConsumer:
             target = dlq_topic(origin, self.config.service)
             failure[H_DEAD_LETTERED] = _now_iso()
             self.stats.dead_lettered += 1
-            _observe.dead_lettered(self, origin)
+            _event_metrics.dead_lettered(self.config.service, self.group, origin)
         else:
             target = retry_topic(origin, attempt, self.config.service)
             self.stats.retried += 1
-            _observe.retried(self, origin)
+            _event_metrics.retried(self.config.service, self.group, origin)
         kept: list[tuple[str, str | bytes | None]] = [
             (name, value) for name, value in header_pairs(message) if not name.startswith("x-")
         ]

@@ -18,7 +18,8 @@ from confluent_kafka.admin import AdminClient
 
 from comptoir._kafka_security import kafka_client_config
 
-from ._consumer import (
+from ._kafka import (
+    DELIVERY_TIMEOUT_S,
     H_ATTEMPTS,
     H_FIRST_FAILURE,
     H_GROUP,
@@ -27,8 +28,8 @@ from ._consumer import (
     H_ORIGINAL_TOPIC,
     H_REPLAYED_FROM,
     header_pairs,
+    producer_config,
 )
-from ._relay import DELIVERY_TIMEOUT_S, producer_config
 from ._topics import dlq_origin, retry_topic
 
 READ_TIMEOUT_S = 10.0

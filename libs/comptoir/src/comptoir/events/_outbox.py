@@ -27,10 +27,10 @@ from django.utils import timezone
 
 from comptoir import request_id_var
 
-from . import _observe
 from ._context import current_delivery
 from ._contracts import current_version, topic_for, validate_payload
 from ._envelope import Envelope
+from ._tracing import current_traceparent
 from .models import OutboxMessage
 
 NOTIFY_CHANNEL = "comptoir_outbox"
@@ -91,7 +91,7 @@ def publish_event(
         or request_id_var.get()
         or str(event_id),
         saga_id=saga_id or (parent.saga_id if parent else None),
-        traceparent=traceparent or _observe.current_traceparent() or (parent.traceparent if parent else None),
+        traceparent=traceparent or current_traceparent() or (parent.traceparent if parent else None),
     )
     _wake_relay_after_commit(using)
     headers = {name: value.decode() for name, value in envelope.kafka_headers()}

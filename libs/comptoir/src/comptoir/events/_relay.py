@@ -45,10 +45,9 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from django.db import connections, transaction
 
-from comptoir._kafka_security import kafka_client_config
-
-from . import _observe
+from . import _event_metrics, _tracing
 from ._config import EventSettings, event_settings
+from ._kafka import DELIVERY_TIMEOUT_S, producer_config
 from ._outbox import NOTIFY_CHANNEL
 from ._retention import RetentionSweeper
 from ._topics import declare_topics, declare_topics_when_reachable, declared_topic_names
@@ -86,22 +85,8 @@ DELETE_SENT = (
     f"DELETE FROM {_TABLE} WHERE id IN (SELECT id FROM {_TABLE} "  # noqa: S608
     "WHERE sent_at < now() - make_interval(secs => %s) LIMIT %s)"
 )
-DELIVERY_TIMEOUT_S = 30.0
 CLEANUP_EVERY_S = 60.0
 WAIT_SLICE_S = 0.25
-
-
-def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
-    """An idempotent producer: `acks=all`, no reordering or duplicates on retry."""
-    return {
-        **kafka_client_config(bootstrap_servers),
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 2,
-        "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
-        "log_level": 3,
-        **overrides,
-    }
 
 
 @dataclass
@@ -163,10 +148,11 @@ class OutboxRelay:
                 return report
 
             for row_id, topic, key, envelope, headers in rows:
-                with _observe.producing(topic, key, envelope) as traceparent:
+                header_values: dict[str, str] = json.loads(headers)
+                with _tracing.producing(topic, key, header_values.get("traceparent")) as traceparent:
                     try:
                         self._produce(
-                            topic, key, envelope, headers, on_delivery(row_id), traceparent=traceparent
+                            topic, key, envelope, header_values, on_delivery(row_id), traceparent=traceparent
                         )
                     except KafkaException as error:  # refused before it left (e.g. too large)
                         failures.append(f"{topic}: {error}")
@@ -181,7 +167,7 @@ class OutboxRelay:
             if refused:
                 self._record_refusals(cursor, refused)
         self._last_batch_failed = bool(failures)
-        _observe.relayed(self.config.service, acknowledged_topics, len(rows) - len(acknowledged))
+        _event_metrics.relayed(self.config.service, acknowledged_topics, len(rows) - len(acknowledged))
         self.stats.batches += 1
         self.stats.sent += len(acknowledged)
         if failures:
@@ -197,12 +183,11 @@ class OutboxRelay:
         topic: str,
         key: str,
         envelope: str,
-        headers: str,
+        header_values: dict[str, str],
         callback: Callable[[KafkaError | None, Message], None],
         *,
         traceparent: str | None = None,
     ) -> None:
-        header_values: dict[str, str] = json.loads(headers)
         if traceparent:
             # The relay's own span: consumers continue the trace from it.
             header_values["traceparent"] = traceparent
@@ -294,7 +279,7 @@ class OutboxRelay:
             alive=heartbeat,
             deadline=deadline,
         )
-        _observe.relay_started(self.config.service)
+        _event_metrics.relay_started(self.config.service)
         logger.info("relay: started")
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
             if heartbeat is not None:
