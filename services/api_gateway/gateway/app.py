@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import cast
 
 import aiohttp
@@ -49,19 +48,6 @@ OWN_ROUTES = frozenset({"/health/live", "/health/ready", "/docs", "/openapi.json
 # (uvicorn 5 s, gunicorn 2 s) so a pooled connection is never reused as it closes.
 UPSTREAM_KEEPALIVE_S = 1.5
 REVOCATIONS_LOAD_S = 2.0
-
-
-@dataclass
-class Runtime:
-    """What lives as long as the worker process: built at startup, closed at shutdown."""
-
-    settings: Settings
-    session: aiohttp.ClientSession | None = None
-    limiter: Limiter | None = None
-    proxy: Proxy | None = None
-    docs: DocsMerger | None = None
-    readiness: ReadinessCache | None = None
-    operations: Operations | None = None
 
 
 class ReadinessCache:
@@ -146,38 +132,40 @@ class CORS(CORSMiddleware):
         )
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
-    runtime = Runtime(settings=settings or load_settings())
-    configure_logging()
+class Runtime:
+    """What lives as long as the worker process (built at startup by `lifespan`, closed
+    at shutdown) and the gateway's own routes and dispatch, which use it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.session: aiohttp.ClientSession | None = None
+        self.limiter: Limiter | None = None
+        self.proxy: Proxy | None = None
+        self.docs: DocsMerger | None = None
+        self.readiness: ReadinessCache | None = None
+        self.operations: Operations | None = None
+        self.own = Starlette(
+            routes=[
+                Route("/health/live", self.live, methods=["GET"]),
+                Route("/health/ready", self.ready, methods=["GET"]),
+                Route("/openapi.json", self.openapi, methods=["GET"]),
+                Route("/docs", self.docs_page, methods=["GET"]),
+                Route(ASSETS_PREFIX + "{name}", self.docs_assets, methods=["GET"]),
+            ],
+            exception_handlers={HTTPException: _http_exception, Exception: _server_error},
+            lifespan=self.lifespan,
+        )
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        config = runtime.settings
-        connector = aiohttp.TCPConnector(
-            limit=0,
-            limit_per_host=config.pool_size,
-            keepalive_timeout=UPSTREAM_KEEPALIVE_S,
-            ttl_dns_cache=300,
-        )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,  # bodies pass through as the upstream encoded them
-            cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            trust_env=False,
-        )
-        # aiohttp silently resends idempotent methods (PUT, DELETE too) once on a dropped
-        # connection; the proxy owns that policy (GET/HEAD only, with backoff), so turn it off.
-        session._retry_connection = False
-        runtime.session = session
-        runtime.limiter = Limiter(config.rate_limit) if config.rate_limit.enabled else None
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        config = self.settings
+        session = self.session = _upstream_session(config)
+        self.limiter = Limiter(config.rate_limit) if config.rate_limit.enabled else None
         revocations = Revocations(config.auth.revocation_redis_url)
-        runtime.proxy = Proxy(
-            config, session, Authenticator(config.auth, session), runtime.limiter, revocations
-        )
-        runtime.docs = DocsMerger(config, session)
-        runtime.readiness = ReadinessCache(config, session, runtime.limiter)
-        runtime.operations = Operations(config, session, runtime.proxy, runtime.readiness.checks)
+        self.proxy = Proxy(config, session, Authenticator(config.auth, session), self.limiter, revocations)
+        self.docs = DocsMerger(config, session)
+        self.readiness = ReadinessCache(config, session, self.limiter)
+        self.operations = Operations(config, session, self.proxy, self.readiness.checks)
         flusher = asyncio.create_task(flush_periodically())
         follower = asyncio.create_task(revocations.follow())
         # Serve knowing the revocations when Redis answers; without it, serve anyway.
@@ -192,15 +180,15 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 handler.flush()
             await session.close()
 
-    async def live(request: Request) -> Response:
+    async def live(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "service": "api_gateway"})
 
-    async def ready(request: Request) -> Response:
-        assert runtime.readiness is not None
+    async def ready(self, request: Request) -> Response:
+        assert self.readiness is not None
         # Ready once started: an upstream down makes only its routes answer 503, and
         # Redis down only lets traffic through unlimited; taking the gateway out of
         # rotation for either would turn one service's outage into everyone's.
-        checks = await runtime.readiness.checks()
+        checks = await self.readiness.checks()
         failed = sorted(name for name, result in checks.items() if result != "ok")
         body = {
             "status": "degraded" if failed else "ok",
@@ -210,14 +198,14 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         }
         return JSONResponse(body, status_code=200)
 
-    async def openapi(request: Request) -> Response:
-        assert runtime.docs is not None
-        return JSONResponse(await runtime.docs.openapi())
+    async def openapi(self, request: Request) -> Response:
+        assert self.docs is not None
+        return JSONResponse(await self.docs.openapi())
 
-    async def docs(request: Request) -> Response:
+    async def docs_page(self, request: Request) -> Response:
         return HTMLResponse(DOCS_HTML, headers={"Content-Security-Policy": DOCS_CSP})
 
-    async def docs_assets(request: Request) -> Response:
+    async def docs_assets(self, request: Request) -> Response:
         name = str(request.path_params["name"])
         content = docs_asset(name)
         if content is None:
@@ -228,40 +216,55 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             headers={"Cache-Control": "public, max-age=3600", "Content-Security-Policy": DOCS_CSP},
         )
 
-    own = Starlette(
-        routes=[
-            Route("/health/live", live, methods=["GET"]),
-            Route("/health/ready", ready, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/docs", docs, methods=["GET"]),
-            Route(ASSETS_PREFIX + "{name}", docs_assets, methods=["GET"]),
-        ],
-        exception_handlers={HTTPException: _http_exception, Exception: _server_error},
-        lifespan=lifespan,
-    )
-
-    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`/api/…` to the proxy or the operations routes, the rest to the gateway's own."""
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/api/"):
-                if _uri_bytes(scope) > runtime.settings.max_uri_bytes:
-                    await _uri_too_long(scope, send, runtime.settings.max_uri_bytes)
+                if _uri_bytes(scope) > self.settings.max_uri_bytes:
+                    await _uri_too_long(scope, send, self.settings.max_uri_bytes)
                     return
-                assert runtime.proxy is not None, "the lifespan must run before requests"
+                assert self.proxy is not None, "the lifespan must run before requests"
                 if Operations.handles(path):
-                    assert runtime.operations is not None
-                    await runtime.operations(scope, receive, send)
+                    assert self.operations is not None
+                    await self.operations(scope, receive, send)
                     return
-                await runtime.proxy(scope, receive, send)
+                await self.proxy(scope, receive, send)
                 return
             context_of(scope).route = (
                 path if path in OWN_ROUTES else ASSETS_PREFIX if path.startswith(ASSETS_PREFIX) else "other"
             )
-        await own(scope, receive, send)
+        await self.own(scope, receive, send)
 
+
+def _upstream_session(config: Settings) -> aiohttp.ClientSession:
+    """One pooled, keep-alive client session to every upstream."""
+    connector = aiohttp.TCPConnector(
+        limit=0,
+        limit_per_host=config.pool_size,
+        keepalive_timeout=UPSTREAM_KEEPALIVE_S,
+        ttl_dns_cache=300,
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,  # bodies pass through as the upstream encoded them
+        cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        trust_env=False,
+    )
+    # aiohttp silently resends idempotent methods (PUT, DELETE too) once on a dropped
+    # connection; the proxy owns that policy (GET/HEAD only, with backoff), so turn it off.
+    session._retry_connection = False
+    return session
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The layers around the runtime's dispatch: client address, observability, CORS."""
+    runtime = Runtime(settings or load_settings())
+    configure_logging()
     cors = runtime.settings.cors
     with_cors = CORS(
-        dispatch,
+        runtime.dispatch,
         allow_origins=list(cors.allow_origins),
         allow_methods=list(cors.allow_methods),
         allow_headers=list(cors.allow_headers),
@@ -273,7 +276,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     async def entry(scope: Scope, receive: Receive, send: Send) -> None:
         # CORS only concerns requests that carry an Origin; the rest skip its layer.
         if scope["type"] == "http" and not context_of(scope).has_origin:
-            await dispatch(scope, receive, send)
+            await runtime.dispatch(scope, receive, send)
         else:
             await with_cors(scope, receive, send)
 
