@@ -29,7 +29,7 @@ from yarl import URL
 from .auth import Authenticator, Identity, InvalidToken, KeysUnavailable, bearer_token
 from .breaker import CircuitBreaker, State
 from .config import Settings, Upstream
-from .context import context_of, current_request_id
+from .context import RequestContext, context_of, current_request_id
 from .errors import ErrorCode, GatewayError, send_error
 from .metrics import BREAKER_STATE, RATE_LIMITED, UPSTREAM_ERRORS
 from .ratelimit import Limiter
@@ -146,53 +146,21 @@ class Proxy:
         context.upstream = route.upstream
         link = self.links[route.upstream]
 
-        # One pass over the client's headers: keep what may be forwarded.
-        forwarded: list[tuple[bytes, bytes]] = []
-        content_length: int | None = None
-        chunked = False
-        authorization: bytes | None = None
-        host: bytes | None = None
-        connection_tokens: set[bytes] = set()
-        for name, value in scope["headers"]:
-            if name in REQUEST_DROP or name.startswith(REQUEST_DROP_PREFIXES):
-                if name == b"host":
-                    host = value
-                elif name == b"content-length":
-                    try:
-                        content_length = int(value)
-                    except ValueError:
-                        raise GatewayError(400, ErrorCode.BAD_REQUEST, "Invalid Content-Length.") from None
-                elif name == b"transfer-encoding":
-                    chunked = True
-                elif name == b"connection":
-                    connection_tokens = {token.strip().lower() for token in value.split(b",")}
-                continue
-            if name == b"authorization":
-                authorization = value
-            forwarded.append((name, value))
-
+        client = _ClientHeaders.read(scope["headers"])
         max_body = self.settings.max_body_bytes
-        if content_length is not None and content_length > max_body:
+        if client.content_length is not None and client.content_length > max_body:
             raise GatewayError(
                 413,
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"The request body exceeds {max_body} bytes.",
                 details={"max_bytes": max_body},
             )
-
-        identity = await self._authenticate(authorization)
-        if identity is not None:
-            context.user_id = identity.user_id
         login = method == "POST" and path in self.settings.rate_limit.login_paths
-        await self._rate_limit(login, identity, context.client_ip)
-        if identity is None and not self.settings.is_public(method, path):
-            raise _unauthenticated(authorization)
-
-        if self.settings.is_staff_only(path):
-            require_staff(identity)
+        await self._admit(context, method, path, client.authorization, login=login)
 
         body: bytes | None = None
-        if (chunked and content_length is None) or content_length:
+        content_length = client.content_length
+        if (client.chunked and content_length is None) or content_length:
             # Read whole (bounded by the size limit and the deadline) before the
             # upstream sees anything; a chunked body then gets a Content-Length
             # too (WSGI services ignore chunked bodies).
@@ -202,29 +170,43 @@ class Proxy:
         if account is not None:
             await self._refuse_locked_account(account)
 
-        if connection_tokens:
-            forwarded = [(n, v) for n, v in forwarded if n not in connection_tokens]
-        headers = CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded)
+        headers = self._upstream_headers(scope, client)
         if content_length is not None and (body is not None or method not in IDEMPOTENT):
             headers["Content-Length"] = str(content_length)
+        status = await self._forward(link, method, _target(link, scope), headers, body, send)
+        if account is not None and status == 401 and self.limiter is not None:
+            await self.limiter.count("login_failures", account)
+
+    async def _admit(
+        self, context: RequestContext, method: str, path: str, authorization: bytes | None, *, login: bool
+    ) -> None:
+        """The gates before a request is read further: token (401), rate limit (429), staff (403)."""
+        identity = await self._authenticate(authorization)
+        if identity is not None:
+            context.user_id = identity.user_id
+        await self._rate_limit(login, identity, context.client_ip)
+        if identity is None and not self.settings.is_public(method, path):
+            raise _unauthenticated(authorization)
+        if self.settings.is_staff_only(path):
+            require_staff(identity)
+
+    def _upstream_headers(self, scope: Scope, client: _ClientHeaders) -> CIMultiDict[str]:
+        """The client's forwardable headers plus the gateway's: who asked, how, and the ids."""
+        context = context_of(scope)
+        forwarded = client.forwarded
+        if client.connection_tokens:
+            forwarded = [(n, v) for n, v in forwarded if n not in client.connection_tokens]
+        headers = CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded)
         headers["X-Forwarded-For"] = context.client_ip
         headers["X-Forwarded-Proto"] = scope.get("scheme", "http")
-        if host is not None:
+        if client.host is not None:
             # The services build absolute links (pagination) from Host: keep the gateway's.
-            headers["X-Forwarded-Host"] = host.decode("latin-1")
+            headers["X-Forwarded-Host"] = client.host.decode("latin-1")
             if self.settings.preserve_host:
                 headers["Host"] = headers["X-Forwarded-Host"]
         headers["X-Request-ID"] = context.request_id
         headers["traceparent"] = context.traceparent
-
-        query = scope.get("query_string", b"")
-        raw_path = scope.get("raw_path") or path.encode()
-        target = link.upstream.url + raw_path.decode("latin-1")
-        if query:
-            target += "?" + query.decode("latin-1")
-        status = await self._forward(link, method, URL(target, encoded=True), headers, body, send)
-        if account is not None and status == 401 and self.limiter is not None:
-            await self.limiter.count("login_failures", account)
+        return headers
 
     async def admit_staff(self, scope: Scope) -> Identity:
         """The gates of the gateway's own staff routes: token (401), rate limit (429), staff (403)."""
@@ -463,3 +445,47 @@ async def _receive_body(receive: Receive, limit: int) -> bytes:
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)
+
+
+@dataclass
+class _ClientHeaders:
+    """One pass over the client's headers: what may be forwarded, and what the proxy reads."""
+
+    forwarded: list[tuple[bytes, bytes]]
+    content_length: int | None = None
+    chunked: bool = False
+    authorization: bytes | None = None
+    host: bytes | None = None
+    connection_tokens: frozenset[bytes] = frozenset()
+
+    @classmethod
+    def read(cls, raw: list[tuple[bytes, bytes]]) -> _ClientHeaders:
+        client = cls(forwarded=[])
+        for name, value in raw:
+            if name in REQUEST_DROP or name.startswith(REQUEST_DROP_PREFIXES):
+                if name == b"host":
+                    client.host = value
+                elif name == b"content-length":
+                    try:
+                        client.content_length = int(value)
+                    except ValueError:
+                        raise GatewayError(400, ErrorCode.BAD_REQUEST, "Invalid Content-Length.") from None
+                elif name == b"transfer-encoding":
+                    client.chunked = True
+                elif name == b"connection":
+                    client.connection_tokens = frozenset(token.strip().lower() for token in value.split(b","))
+                continue
+            if name == b"authorization":
+                client.authorization = value
+            client.forwarded.append((name, value))
+        return client
+
+
+def _target(link: UpstreamLink, scope: Scope) -> URL:
+    """The upstream URL: the client's path and query, exactly as they came."""
+    query = scope.get("query_string", b"")
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    target = link.upstream.url + raw_path.decode("latin-1")
+    if query:
+        target += "?" + query.decode("latin-1")
+    return URL(target, encoded=True)
