@@ -443,25 +443,60 @@ class EventConsumer:
             raise RuntimeError(f"could not hand failed messages to retry/DLQ topics: {remaining} {failures}")
 
     def _process(self, consumer: Consumer, message: Message, outgoing: list[_Outgoing]) -> _Outcome:
+        """One message, outside the batched path: where it stands in its retries, whether
+        it may be handled at all, then its handler in a savepoint with its inbox row."""
         topic = str(message.topic())
         headers = _headers(message)
+        position = self._attempt_of(consumer, message, topic, headers)
+        if isinstance(position, _Outcome):
+            return position
+        origin, attempt = position
+        admitted = self._admit(message, origin, headers, attempt, outgoing)
+        if isinstance(admitted, _Outcome):
+            return admitted
+        event, handler = admitted
+        delivery = Delivery(
+            group=self.group,
+            topic=topic,
+            partition=int(message.partition() or 0),
+            offset=int(message.offset() or 0),
+            attempt=attempt,
+            event=event,
+        )
+        return self._handle_one(message, origin, headers, delivery, handler, outgoing)
+
+    def _attempt_of(
+        self, consumer: Consumer, message: Message, topic: str, headers: dict[str, str]
+    ) -> tuple[str, int] | _Outcome:
+        """(original topic, attempt number); or SKIPPED for another group's retry, DEFERRED
+        (its partition paused until then) for a retry that is not due yet."""
         retry = parse_retry_topic(topic, self.config.service)
-        if retry is not None:
-            origin, n = retry
-            if headers.get(H_GROUP) != self.group:
-                self.stats.skipped += 1
-                return _Outcome.SKIPPED  # another group's retry
-            delay = self.config.retry_delays[n - 1] if n <= len(self.config.retry_delays) else 0.0
-            due = message.timestamp()[1] / 1000 + delay
-            if due > time.time():
-                partition = TopicPartition(topic, int(message.partition() or 0), int(message.offset() or 0))
-                consumer.pause([partition])
-                consumer.seek(partition)
-                self._paused[(topic, partition.partition)] = due
-                return _Outcome.DEFERRED
-            attempt = int(headers.get(H_ATTEMPTS, n)) + 1
-        else:
-            origin, attempt = topic, 1
+        if retry is None:
+            return topic, 1
+        origin, n = retry
+        if headers.get(H_GROUP) != self.group:
+            self.stats.skipped += 1
+            return _Outcome.SKIPPED  # another group's retry
+        delay = self.config.retry_delays[n - 1] if n <= len(self.config.retry_delays) else 0.0
+        due = message.timestamp()[1] / 1000 + delay
+        if due > time.time():
+            partition = TopicPartition(topic, int(message.partition() or 0), int(message.offset() or 0))
+            consumer.pause([partition])
+            consumer.seek(partition)
+            self._paused[(topic, partition.partition)] = due
+            return _Outcome.DEFERRED
+        return origin, int(headers.get(H_ATTEMPTS, n)) + 1
+
+    def _admit(
+        self,
+        message: Message,
+        origin: str,
+        headers: dict[str, str],
+        attempt: int,
+        outgoing: list[_Outgoing],
+    ) -> tuple[Envelope, Handler] | _Outcome:
+        """The event and its handler; or SKIPPED (no handler here), or FAILED straight to the
+        DLQ for a broken envelope, a contract violation or a producer that does not own it."""
         try:
             event = Envelope.from_json(message.value())
         except EnvelopeError as error:
@@ -483,14 +518,19 @@ class EventConsumer:
             )
             self._route_failure(message, origin, headers, attempt, forged, outgoing, final=True)
             return _Outcome.FAILED
-        delivery = Delivery(
-            group=self.group,
-            topic=topic,
-            partition=int(message.partition() or 0),
-            offset=int(message.offset() or 0),
-            attempt=attempt,
-            event=event,
-        )
+        return event, handler
+
+    def _handle_one(
+        self,
+        message: Message,
+        origin: str,
+        headers: dict[str, str],
+        delivery: Delivery,
+        handler: Handler,
+        outgoing: list[_Outgoing],
+    ) -> _Outcome:
+        """The handler and the inbox row in one savepoint; a failure goes to its retry topic."""
+        event = delivery.event
         delivery_token = _current.set(delivery)
         request_token = request_id_var.set(event.correlation_id)
         try:
@@ -507,11 +547,11 @@ class EventConsumer:
                 self.group,
                 event.event_type,
                 event.event_id,
-                attempt,
+                delivery.attempt,
                 type(error).__name__,
                 error,
             )
-            self._route_failure(message, origin, headers, attempt, error, outgoing, final=False)
+            self._route_failure(message, origin, headers, delivery.attempt, error, outgoing, final=False)
             return _Outcome.FAILED
         finally:
             request_id_var.reset(request_token)
