@@ -1,20 +1,6 @@
-from django.contrib import admin
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from comptoir.urls import handler400, handler403, handler404, handler500, service_urlpatterns
+from orders import urls as app_urls
 
-from comptoir import health_urlpatterns
-from comptoir.events import ops_urlpatterns
-from orders import urls as orders_urls
+urlpatterns = service_urlpatterns(app_urls)
 
-urlpatterns = [
-    *health_urlpatterns(),
-    *ops_urlpatterns(extra=orders_urls.ops_routes),
-    path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("", include(orders_urls.urlpatterns)),
-]
-
-handler400 = "comptoir._errors.json_400"
-handler403 = "comptoir._errors.json_403"
-handler404 = "comptoir._errors.json_404"
-handler500 = "comptoir._errors.json_500"
+__all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
