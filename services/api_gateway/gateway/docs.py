@@ -39,7 +39,7 @@ CACHE_DEGRADED_S = 5.0
 
 
 ERROR_COMPONENT = "ErrorResponse"
-# Equal to the chassis' component (libs/comptoir `_schema.ERROR_SCHEMA`), so the
+# Equal to the chassis' component (libs/comptoir `_schema.ERROR_SCHEMA`; contracts/tests/test_error_schema.py), so the
 # merge keeps one error component; a service that differs gets renamed, visibly.
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
