@@ -39,8 +39,9 @@ CACHE_DEGRADED_S = 5.0
 
 
 ERROR_COMPONENT = "ErrorResponse"
-# Equal to the chassis' component (libs/comptoir `_schema.ERROR_SCHEMA`; contracts/tests/test_error_schema.py), so the
-# merge keeps one error component; a service that differs gets renamed, visibly.
+# Equal to the chassis' component (libs/comptoir `_schema.ERROR_SCHEMA`), so the merge
+# keeps one error component; a service that differs gets renamed, visibly
+# (contracts/tests/test_error_schema.py holds them equal).
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "The platform's error body: a stable code, a message, details, the request id.",
