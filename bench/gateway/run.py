@@ -365,7 +365,8 @@ def main() -> int:
         sys.executable, "-m", "uvicorn", "tests.stub:app", "--port", str(ports["stub"]),
         "--no-access-log", "--loop", "uvloop", "--http", "httptools",
     ]  # fmt: skip
-    gateway_cmd = [sys.executable, "-m", "gateway.serve", "--workers", "1", "--port"]
+    # No metrics endpoint: the platform's own gateway may hold the default metrics port.
+    gateway_cmd = [sys.executable, "-m", "gateway.serve", "--workers", "1", "--metrics-port", "0", "--port"]
     try:
         with contextlib.ExitStack() as stack:
             stub = stack.enter_context(
@@ -483,6 +484,8 @@ def bench_product_service(
                         "gateway.serve",
                         "--workers",
                         "1",
+                        "--metrics-port",
+                        "0",
                         "--port",
                         str(ports["gateway_product"]),
                     ],
