@@ -160,8 +160,8 @@ def cluster_checks(
 
 def test_one_broker_killed_under_load(platform: Platform, devstack: Devstack, supervisor: Supervisor) -> None:
     """SIGKILL the broker leading the most partitions; the load goes on; start it again."""
-    if os.environ.get("COMPTOIR_KAFKA_BROKERS") != "3":
-        pytest.skip("needs the devstack's 3-broker cluster (COMPTOIR_KAFKA_BROKERS=3; `make chaos` runs it)")
+    # conftest selects this scenario only on the cluster; reaching it elsewhere is a wrong setup.
+    assert os.environ.get("COMPTOIR_KAFKA_BROKERS") == "3", "needs COMPTOIR_KAFKA_BROKERS=3 (make chaos)"
     assert all(devstack.running(broker_name(n)) for n in BROKERS), "the three brokers must run"
     name = f"kafka broker SIGKILLed {BROKER_DOWN_S:.0f} s (3 brokers)"
     chaos = new_chaos(name, platform, devstack, supervisor)
