@@ -10,12 +10,14 @@ connection left broken by an error) as a request would.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import celeryd_init, setup_logging, task_prerun, worker_ready, worker_shutting_down
 
 
@@ -116,9 +118,68 @@ def _recycle_old_connections(sender: Any = None, **kwargs: Any) -> None:
 task_prerun.connect(_recycle_old_connections, weak=False, dispatch_uid="comptoir-db-connections")
 
 
+class WakeOnThreadCallbacks(bootsteps.StartStopStep):
+    """Wakes the worker's event loop when a pool thread hands it a callback.
+
+    With the threads pool a task's late acknowledgement (and whatever else a
+    pool thread schedules with `call_soon`) is queued for the event loop, which
+    runs it only when the loop next wakes: on broker traffic or its timers, up
+    to a second later. Until then the acknowledged task still counts against
+    the prefetch limit, so the worker takes no new task while its threads sit
+    idle (a saga worker of eight threads confirmed about five orders a second
+    this way). This step gives the loop a pipe to watch and writes a byte to it
+    whenever another thread queues a callback; prefork workers (whose results
+    arrive over pipes the loop already watches) are left alone.
+    """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._read_fd = -1
+        self._write_fd = -1
+
+    def start(self, parent: Any) -> None:
+        from celery.concurrency.thread import TaskPool as ThreadTaskPool
+
+        hub = parent.hub
+        if hub is None or not isinstance(parent.pool, ThreadTaskPool):
+            return
+        if self._read_fd < 0:
+            self._read_fd, self._write_fd = os.pipe()
+            os.set_blocking(self._read_fd, False)
+            os.set_blocking(self._write_fd, False)
+            self._wrap_call_soon(hub)
+        # The loop drops its readers when the connection is lost; the consumer
+        # then starts its steps again, and this one watches the pipe again.
+        hub.add_reader(self._read_fd, self._drain)
+
+    def _wrap_call_soon(self, hub: Any) -> None:
+        loop_thread = threading.get_ident()
+        queue_callback = hub.call_soon
+        write_fd = self._write_fd
+
+        def call_soon(callback: Any, *args: Any) -> Any:
+            queued = queue_callback(callback, *args)
+            if threading.get_ident() != loop_thread:
+                # A full pipe holds wake-ups the loop has not read yet: it will wake.
+                with contextlib.suppress(BlockingIOError):
+                    os.write(write_fd, b"\0")
+            return queued
+
+        hub.call_soon = call_soon
+
+    def _drain(self) -> None:
+        # Until empty (BlockingIOError): the loop runs the queued callbacks at its next turn.
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read_fd, 4096):
+                pass
+
+
 def create_celery_app(service: str, settings_module: str = "config.settings") -> Celery:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
     app = Celery(service)
     app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.steps["consumer"].add(WakeOnThreadCallbacks)
     app.autodiscover_tasks()
     return app
