@@ -632,10 +632,10 @@ async def run_mode(api: Api, setup: Setup, mode: str, args: argparse.Namespace) 
 
 
 # Django requests one order costs, by mode: the POST (order_service) and its quote
-# (product_service) in both; orchestration adds verify (user), reserve, charge and
-# commit (product, payment, product) over HTTP; choreography verifies the user over
-# HTTP and does the rest in event handlers (not counted in this floor).
-DJANGO_REQUESTS_PER_ORDER = {"orchestration": 6, "choreography": 3}
+# (product_service) in both; orchestration adds verify (user), reserve and charge
+# (product, payment) over HTTP; choreography verifies the user over HTTP. Both
+# commit the stock and mail in event handlers (not counted in this floor).
+DJANGO_REQUESTS_PER_ORDER = {"orchestration": 5, "choreography": 3}
 USER_SERVICE_URL = os.environ.get("USER_SERVICE_URL", "http://127.0.0.1:8001")
 
 

@@ -1,7 +1,11 @@
 """The orchestrated order saga: order_service drives every step itself.
 
-Forward: verify_user → reserve_stock → charge_payment → confirm_order (commit
-the reservation, then CONFIRMED + `order.confirmed` in one transaction).
+Forward: verify_user → reserve_stock → charge_payment → confirm_order
+(CONFIRMED + `order.confirmed`, in the transaction that records the charge).
+product_service commits the held reservation when `order.confirmed` reaches it,
+as in choreography: the event is in the outbox with the confirmation, so the
+commit is as certain as the confirmation, and no remote call (nor a step that
+could fail) follows the charge.
 A step that upstream refuses fails the saga with the refusal's reason; the
 compensations of what succeeded then run in reverse order (refund_payment,
 release_stock) and cancel_order ends it (CANCELLED + `order.cancelled`).
@@ -33,14 +37,15 @@ the charge that keeps failing gives up after SAGA_STEP_MAX_ATTEMPTS runs and
 compensates as `system_error` (including the compensation of its own step,
 whose outcome is then unknown). Compensations never give up.
 
-Once the money is taken the saga only goes forward: the steps after a
-successful charge (`ForwardStep.may_give_up` False: committing the stock)
-never give up and never compensate. A failure there, even a refusal, is
-retried with the same capped backoff until upstream accepts it or an operator
-acts; past SAGA_STEP_MAX_ATTEMPTS each retry logs "saga stuck going forward"
-at error level, and the order shows in `comptoir_saga_oldest_pending_age_seconds`
-(the saga-stuck alert). Giving up there would refund a paid order whose
-stock commit may have landed, and a committed reservation cannot be released.
+Once the money is taken the saga only goes forward: a step after a
+successful charge (`ForwardStep.may_give_up` False) never gives up and never
+compensates. The only one, confirm_order, is local (no upstream call): it runs
+in the transaction that records the charge, or as its own step for a saga
+stored at it (by a version that committed the stock over HTTP first), retried
+like an outage (a failure of its own database) until it lands; past
+SAGA_STEP_MAX_ATTEMPTS each retry logs "saga stuck going forward" at error
+level, and the order shows in `comptoir_saga_oldest_pending_age_seconds` (the
+saga-stuck alert).
 """
 
 from __future__ import annotations
@@ -78,7 +83,6 @@ from .upstream import (
     StepRefused,
     payment_charge,
     payment_refund,
-    stock_commit,
     stock_release,
     stock_reserve,
     user_verify,
@@ -147,8 +151,14 @@ def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, bool]
         return None, False
     if step in COMPENSATIONS:
         return _run_compensation(order_id, step, claim), False
+    if step == SagaStep.CONFIRM_ORDER:
+        # A saga stored at it by an earlier version (see the module's docstring).
+        _confirm(order_id)
+        return None, False
+    action = STEPS[step].action
+    assert action is not None  # the only local step, confirm_order, is handled above
     try:
-        result = STEPS[step].action(claim.order)
+        result = action(claim.order)
     except StepRefused as refusal:
         if not STEPS[step].may_give_up:
             # The money is taken: no refusal sends the saga back. Retried like
@@ -157,9 +167,6 @@ def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, bool]
                 ErrorCode.UNAVAILABLE, f"refused after the charge, retrying: {refusal}"
             ) from refusal
         return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False), False
-    if step == SagaStep.CONFIRM_ORDER:
-        _confirm(order_id)
-        return None, False
     next_step = _advance(order_id, step, result)
     return next_step, next_step is not None
 
@@ -242,19 +249,15 @@ def _charge_payment(order: Order) -> dict[str, str | None]:
     return {"payment_id": payment_id}
 
 
-def _commit_stock(order: Order) -> dict[str, str | None]:
-    stock_commit(order_id=order.pk)
-    return {}
-
-
 @dataclass(frozen=True)
 class ForwardStep:
-    """A forward step: its upstream call, the compensation that undoes it (if it
-    changes something upstream), the step after it (None: the order is
+    """A forward step: its upstream call (None: a local step, run in the
+    transaction that records its predecessor), the compensation that undoes it
+    (if it changes something upstream), the step after it (None: the order is
     confirmed), and whether it may fail the saga (False once the money is taken:
     it is retried until it succeeds)."""
 
-    action: Callable[[Order], dict[str, str | None]]
+    action: Callable[[Order], dict[str, str | None]] | None
     compensation: SagaStep | None
     next: SagaStep | None
     may_give_up: bool = True
@@ -269,8 +272,9 @@ STEPS: dict[str, ForwardStep] = {
     SagaStep.CHARGE_PAYMENT: ForwardStep(
         _charge_payment, compensation=SagaStep.REFUND_PAYMENT, next=SagaStep.CONFIRM_ORDER
     ),
-    # After the charge: forward only.
-    SagaStep.CONFIRM_ORDER: ForwardStep(_commit_stock, compensation=None, next=None, may_give_up=False),
+    # After the charge: forward only, and local (product_service commits the
+    # stock on `order.confirmed`).
+    SagaStep.CONFIRM_ORDER: ForwardStep(None, compensation=None, next=None, may_give_up=False),
 }
 FORWARD_STEPS = tuple(STEPS)
 COMPENSATIONS: dict[str, Callable[[int], None]] = {
@@ -363,7 +367,11 @@ def _advance(order_id: int, step: str, result: dict[str, str | None]) -> str | N
             setattr(saga, field, value)
     timeline_record(order_id=order_id, step=step, status=TimelineStatus.SUCCEEDED)
     next_step = STEPS[step].next
-    assert next_step is not None  # the last forward step ends in _confirm
+    assert next_step is not None  # the last forward step is local and ends in _confirm
+    if STEPS[next_step].action is None:
+        # A local step needs no call: it lands in this transaction.
+        _confirmed(order_id, saga)
+        return None
     # Claimed here for the task that runs it next: its first attempt.
     _move_to(saga, next_step, last_error="", attempts=1)
     return next_step
@@ -374,6 +382,12 @@ def _confirm(order_id: int) -> None:
     saga = _locked_current(order_id, SagaStep.CONFIRM_ORDER)
     if saga is None:
         return
+    _confirmed(order_id, saga)
+
+
+def _confirmed(order_id: int, saga: OrderSaga) -> None:
+    """CONFIRMED and `order.confirmed` (product_service commits the stock on it);
+    the saga is over. Inside the caller's transaction, `saga` locked."""
     order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED)
     publish_order_confirmed(order=order)
     timeline_record(order_id=order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)

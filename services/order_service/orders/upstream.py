@@ -77,13 +77,6 @@ def stock_reserve(*, order_id: int, lines: Iterable[RequestedLine]) -> str | Non
     return str(reservation_id) if reservation_id is not None else None
 
 
-def stock_commit(*, order_id: int) -> None:
-    """Turns the held stock into a sale."""
-    response = product_service_client().post(f"{RESERVATIONS_PATH}{order_id}/commit/")
-    _refuse_4xx(response, CancelReason.SYSTEM_ERROR, "product_service refused to commit the reservation")
-    _expect(response, 200, "product_service")
-
-
 def stock_release(*, order_id: int) -> None:
     """Gives the held stock back; nothing held (404) is as good as released (and
     product_service now refuses a reservation of the order)."""

@@ -293,6 +293,13 @@ class ProductServiceStub(ServiceStub):
                 for product_id, quantity in self.stock.items()
             ]
 
+    def order_confirmed(self, order_id: str) -> None:
+        """What product_service does when `order.confirmed` reaches it: the held stock is sold."""
+        with self.lock:
+            reservation = self.reservations.get(order_id)
+            if reservation is not None and reservation["status"] == "RESERVED":
+                reservation["status"] = "COMMITTED"
+
     def _reserve(self, order_id: str, lines: list[dict[str, int]]) -> Answer:
         with self.lock:
             if order_id in self.reservations:

@@ -89,7 +89,8 @@ def test_happy_path_confirms_and_publishes_order_confirmed(settle: Settle, upstr
     order = settle([(1, 2), (3, 1)])
 
     assert (order.status, order.cancel_reason) == (OrderStatus.CONFIRMED, None)
-    assert upstreams.operations() == ["user", "reserve", "charge", "commit"]
+    # No call after the charge: product_service commits the stock on order.confirmed.
+    assert upstreams.operations() == ["user", "reserve", "charge"]
     assert upstreams.users.calls("user")[0].path == f"/internal/users/{ALICE}/"
     assert upstreams.products.calls("reserve")[0].body == {
         "order_id": str(order.pk),
@@ -98,8 +99,7 @@ def test_happy_path_confirms_and_publishes_order_confirmed(settle: Settle, upstr
     (charge,) = upstreams.payments.calls("charge")
     assert charge.body == {"order_id": str(order.pk), "user_id": ALICE, "amount": "25.10", "currency": "EUR"}
     assert charge.headers["Idempotency-Key"] == str(order.pk)
-    assert upstreams.products.calls("commit")[0].path == f"/internal/stock/reservations/{order.pk}/commit/"
-    assert upstreams.products.reservations[str(order.pk)]["status"] == "COMMITTED"
+    assert upstreams.products.reservations[str(order.pk)]["status"] == "RESERVED"  # committed on the event
     assert (upstreams.products.stock[1], upstreams.products.stock[3]) == (98, 99)
     assert upstreams.payments.wallets[ALICE] == Decimal("474.90")
     assert timeline(order) == HAPPY_TIMELINE
@@ -188,49 +188,23 @@ def test_another_payment_refusal_cancels_as_payment_failed(settle: Settle, upstr
     ]
 
 
-def test_a_refused_commit_after_the_charge_is_retried_never_compensated(
-    settle: Settle, upstreams: Upstreams, settings: Any, caplog: pytest.LogCaptureFixture
+def test_a_saga_stored_at_confirm_order_confirms_without_calling_upstream(
+    placed: Order, upstreams: Upstreams, celery_eager: None, run_on_commit: Callable[[], Any]
 ) -> None:
-    # The money is taken: a refusal of the commit does not send the saga back.
-    settings.SAGA_STEP_MAX_ATTEMPTS = 1
-    upstreams.products.refuse("commit", 409, "reservation_released")
+    # Where an earlier version (which committed the stock over HTTP) left a saga.
+    OrderSaga.objects.filter(pk=placed.pk).update(
+        current_step=SagaStep.CONFIRM_ORDER, reservation_id="r-1", payment_id="p-1"
+    )
 
-    order = settle()
+    with run_on_commit():
+        STEP_TASKS[SagaStep.CONFIRM_ORDER].delay(placed.pk)
 
-    assert (order.status, order.cancel_reason) == (OrderStatus.CONFIRMED, None)
-    assert upstreams.operations() == ["user", "reserve", "charge", "commit", "commit"]
-    assert upstreams.payments.wallets[ALICE] == Decimal("475.00")
-    assert upstreams.payments.payments[str(order.pk)]["status"] == "CAPTURED"
-    assert upstreams.products.reservations[str(order.pk)]["status"] == "COMMITTED"
-    assert upstreams.products.stock[1] == 98
-    assert timeline(order) == HAPPY_TIMELINE
+    placed.refresh_from_db()
+    assert (placed.status, placed.cancel_reason) == (OrderStatus.CONFIRMED, None)
+    assert upstreams.operations() == []
+    saga = OrderSaga.objects.get(pk=placed.pk)
+    assert (saga.status, saga.current_step) == (SagaStatus.COMPLETED, None)
     assert [event[0] for event in event_summary()] == ["order.confirmed"]
-    assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [
-        "saga stuck going forward after the charge: retrying until upstream accepts"
-    ]
-
-
-def test_a_product_service_outage_after_the_charge_confirms_once_it_answers_again(
-    settle: Settle, upstreams: Upstreams, settings: Any
-) -> None:
-    # Far more failed runs of the commit than a forward step before the charge
-    # may have (the client tries 3 times per run): the saga keeps going forward.
-    settings.SAGA_STEP_MAX_ATTEMPTS = 3
-    upstreams.products.fail("commit", 3 * 6)
-
-    order = settle()
-
-    assert (order.status, order.cancel_reason) == (OrderStatus.CONFIRMED, None)
-    assert len(upstreams.operations()) == 3 + 3 * 6 + 1
-    assert upstreams.operations()[:3] == ["user", "reserve", "charge"]
-    assert set(upstreams.operations()[3:]) == {"commit"}
-    assert upstreams.payments.captured() == [str(order.pk)]
-    assert upstreams.payments.wallets[ALICE] == Decimal("475.00")
-    assert upstreams.products.reservations[str(order.pk)]["status"] == "COMMITTED"
-    assert timeline(order) == HAPPY_TIMELINE
-    assert [event[0] for event in event_summary()] == ["order.confirmed"]
-    saga = OrderSaga.objects.get(pk=order.pk)
-    assert (saga.status, saga.current_step, saga.compensation_plan) == (SagaStatus.COMPLETED, None, [])
 
 
 def test_a_transient_503_is_retried_and_charges_once(settle: Settle, upstreams: Upstreams) -> None:
@@ -420,7 +394,7 @@ def test_the_sweeper_re_enqueues_a_stalled_saga_and_only_that(
     assert placed.status == OrderStatus.CONFIRMED
     assert timeline(placed) == HAPPY_TIMELINE
     assert OrderSaga.objects.get(pk=fresh.pk).attempts == 0
-    assert upstreams.operations() == ["user", "reserve", "charge", "commit"]
+    assert upstreams.operations() == ["user", "reserve", "charge"]
 
 
 def test_a_retry_pushes_the_stall_deadline_past_its_countdown(placed: Order, settings: Any) -> None:

@@ -37,14 +37,20 @@ def settle(
     tokens: TokenFactory,
     celery_eager: None,
     run_on_commit: Callable[[], Any],
+    upstreams: Upstreams,
 ) -> Callable[..., Order]:
-    """Places an order through the API and runs its orchestrated saga in-process."""
+    """Places an order through the API and runs its orchestrated saga in-process;
+    a confirmed order's stock is then committed, as product_service does on
+    `order.confirmed`."""
 
     def run(lines: list[tuple[int, int]], *, user_id: int = ALICE) -> Order:
         with run_on_commit():
             response = place_order(lines, headers=tokens.header(tokens.user(user_id)))
         assert response.status_code == 202, response.json()
-        return Order.objects.get(pk=response.json()["id"])
+        order = Order.objects.get(pk=response.json()["id"])
+        if order.status == OrderStatus.CONFIRMED:
+            upstreams.products.order_confirmed(str(order.pk))
+        return order
 
     return run
 
