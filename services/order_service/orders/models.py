@@ -237,6 +237,11 @@ class ReconciliationRun(models.Model):
     violations = models.JSONField(help_text="violation kind -> count (every kind, zeros included)")
     samples = models.JSONField(help_text="violation kind -> the first offending ids")
     checked = models.JSONField(help_text="what was checked -> how many rows")
+    judged_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="rows settled before this were judged (the next periodic run starts from here)",
+    )
 
     class Meta:
         ordering = ("-finished_at", "-id")

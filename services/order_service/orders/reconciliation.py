@@ -80,6 +80,8 @@ class ReconciliationReport:
             ("orders", "payments", "reservations", "wallets", "products"), 0
         )
     )
+    # Rows settled before this could be judged (None: not run yet).
+    judged_until: datetime | None = None
 
     def add(self, kind: ViolationKind, offender: object) -> None:
         self.violations[kind] += 1
@@ -110,6 +112,7 @@ def reconcile(
     *,
     now: datetime | None = None,
     since: datetime | None = None,
+    settled_since: datetime | None = None,
     settle_s: float | None = None,
     deadline_s: float | None = None,
     page_size: int | None = None,
@@ -117,7 +120,11 @@ def reconcile(
 ) -> ReconciliationReport:
     """One run of every check; `since` bounds the orders, payments and
     reservations looked at to those created since then (wallets and stock
-    balances are always read whole, page by page)."""
+    balances are always read whole, page by page). `settled_since` narrows it
+    to what settled since then (the periodic run: what the previous one could
+    not judge yet): settled orders last changed since then, payments and
+    reservations created since then; an order PENDING past its deadline is
+    reported by every run. `report.judged_until` says where the next run starts."""
     now = now or timezone.now()
     settled = now - timedelta(seconds=float(settings.RECONCILE_SETTLE_S if settle_s is None else settle_s))
     deadline = now - timedelta(seconds=float(settings.SAGA_DEADLINE_S if deadline_s is None else deadline_s))
@@ -125,12 +132,30 @@ def reconcile(
     report = ReconciliationReport(
         sample_size=int(settings.RECONCILE_SAMPLE_SIZE if sample_size is None else sample_size)
     )
-    _check_orders(report, since=since, settled=settled, deadline=deadline, size=size)
-    _check_payments(report, since=since, settled=settled, size=size)
-    _check_reservations(report, since=since, settled=settled, size=size)
+    report.judged_until = settled
+    rows_since = max(since, settled_since) if since and settled_since else since or settled_since
+    _check_orders(
+        report, since=since, settled_since=settled_since, settled=settled, deadline=deadline, size=size
+    )
+    _check_payments(report, since=rows_since, settled=settled, size=size)
+    _check_reservations(report, since=rows_since, settled=settled, size=size)
     _check_wallets(report, size=size)
     _check_stock(report, size=size)
     return report
+
+
+def periodic_run_start() -> datetime | None:
+    """Where the next periodic run starts judging: the previous periodic run's
+    `judged_until` less one RECONCILE_INTERVAL_S (rows whose transaction committed
+    late, runs that overran); None without a previous run (the whole window)."""
+    previous = (
+        ReconciliationRun.objects.filter(source="beat", judged_until__isnull=False)
+        .values_list("judged_until", flat=True)
+        .first()
+    )
+    if previous is None:
+        return None
+    return previous - timedelta(seconds=float(settings.RECONCILE_INTERVAL_S))
 
 
 # Reports kept for the operations console (the newest first); older ones are deleted.
@@ -146,6 +171,7 @@ def reconciliation_run_record(*, report: ReconciliationReport, source: str) -> R
         violations=report.by_kind(),
         samples={kind.value: ids for kind, ids in report.samples.items()},
         checked=dict(report.checked),
+        judged_until=report.judged_until,
     )
     stale = ReconciliationRun.objects.order_by("-finished_at", "-id").values_list("pk", flat=True)[KEPT_RUNS:]
     ReconciliationRun.objects.filter(pk__in=list(stale)).delete()
@@ -156,12 +182,18 @@ def reconciliation_run_record(*, report: ReconciliationReport, source: str) -> R
 
 
 def _check_orders(
-    report: ReconciliationReport, *, since: datetime | None, settled: datetime, deadline: datetime, size: int
+    report: ReconciliationReport,
+    *,
+    since: datetime | None,
+    settled_since: datetime | None,
+    settled: datetime,
+    deadline: datetime,
+    size: int,
 ) -> None:
-    orders = Order.objects.filter(
-        Q(status=OrderStatus.PENDING, created_at__lt=deadline)
-        | (~Q(status=OrderStatus.PENDING) & Q(updated_at__lt=settled))
-    )
+    settled_orders = ~Q(status=OrderStatus.PENDING) & Q(updated_at__lt=settled)
+    if settled_since is not None:
+        settled_orders &= Q(updated_at__gte=settled_since)
+    orders = Order.objects.filter(Q(status=OrderStatus.PENDING, created_at__lt=deadline) | settled_orders)
     if since is not None:
         orders = orders.filter(created_at__gte=since)
     after = 0

@@ -118,10 +118,13 @@ def expire_choreographed_orders() -> list[int]:
 def reconcile() -> dict[str, int]:
     """Run by Celery beat every RECONCILE_INTERVAL_S: checks the cross-service
     invariants and exports what it found as comptoir_reconciliation_violations.
-    Orders, payments and reservations: those created in the last RECONCILE_WINDOW_S."""
+    Orders, payments and reservations: those created in the last RECONCILE_WINDOW_S
+    that settled since the previous periodic run could judge them (less one
+    interval of overlap), so a run reads what is new, not the whole window again;
+    orders PENDING past their deadline, wallets and stock: every run."""
     window_s = float(settings.RECONCILE_WINDOW_S)
     since = timezone.now() - timedelta(seconds=window_s) if window_s > 0 else None
-    report = reconciliation.reconcile(since=since)
+    report = reconciliation.reconcile(since=since, settled_since=reconciliation.periodic_run_start())
     metrics.reconciliation_reported(report.by_kind())
     reconciliation.reconciliation_run_record(report=report, source="beat")
     log = logger.warning if report.total else logger.info

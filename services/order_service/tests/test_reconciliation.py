@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from comptoir import metrics
 from comptoir.testing import TokenFactory
-from orders.models import Order, OrderStatus
+from orders.models import Order, OrderStatus, ReconciliationRun
 from orders.reconciliation import ReconciliationReport, ViolationKind, reconcile
 from orders.tasks import reconcile as reconcile_task
 
@@ -224,3 +224,30 @@ def test_the_beat_task_looks_at_the_window_and_the_command_at_all_history(
 
     settings.RECONCILE_WINDOW_S = 0  # all of history
     assert reconcile_task()["confirmed_without_capture"] == 1
+
+
+def test_a_periodic_run_judges_what_settled_since_the_previous_one_could_judge(
+    make_order: Callable[..., Order], settings: Any
+) -> None:
+    settings.RECONCILE_SETTLE_S = 0
+    settings.RECONCILE_INTERVAL_S = 60
+    settings.RECONCILE_WINDOW_S = 24 * 3600
+    judged = make_order(status=OrderStatus.CONFIRMED)  # no payment anywhere: confirmed_without_capture
+    stuck = make_order()  # PENDING, placed two hours ago: past its deadline
+    Order.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - timedelta(hours=2))
+
+    first = reconcile_task()
+    assert (first["confirmed_without_capture"], first["order_pending_past_deadline"]) == (1, 1)
+
+    # `judged` settled an hour before the first run's cutoff: that run judged it, the next does not.
+    Order.objects.filter(pk=judged.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    new = make_order(status=OrderStatus.CONFIRMED)
+    second = reconcile_task()
+    assert (second["confirmed_without_capture"], second["order_pending_past_deadline"]) == (1, 1)
+    last = ReconciliationRun.objects.first()
+    assert last is not None
+    assert last.samples["confirmed_without_capture"] == [str(new.pk)]
+    assert last.checked["orders"] == 2  # `new` and the stuck order, not `judged` again
+
+    # The command still reads all of history.
+    assert found(reconcile(settle_s=0, deadline_s=600))["confirmed_without_capture"] == 2
