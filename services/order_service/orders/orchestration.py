@@ -62,8 +62,6 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from comptoir import ErrorCode, UpstreamError
-
 from .models import (
     ACTIVE_SAGA_STATUSES,
     CancelReason,
@@ -151,21 +149,16 @@ def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, bool]
         return None, False
     if step in COMPENSATIONS:
         return _run_compensation(order_id, step, claim), False
-    if step == SagaStep.CONFIRM_ORDER:
-        # A saga stored at it by an earlier version (see the module's docstring).
+    action = STEPS[step].action
+    if action is None:
+        # The local step (confirm_order), current only in a saga stored at it by
+        # an earlier version (see the module's docstring); `_advance` runs it otherwise.
         _confirm(order_id)
         return None, False
-    action = STEPS[step].action
-    assert action is not None  # the only local step, confirm_order, is handled above
     try:
         result = action(claim.order)
     except StepRefused as refusal:
-        if not STEPS[step].may_give_up:
-            # The money is taken: no refusal sends the saga back. Retried like
-            # an outage until upstream accepts (or an operator acts).
-            raise UpstreamError(
-                ErrorCode.UNAVAILABLE, f"refused after the charge, retrying: {refusal}"
-            ) from refusal
+        # Every step with an upstream call comes before the charge: a refusal fails the saga.
         return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False), False
     next_step = _advance(order_id, step, result)
     return next_step, next_step is not None

@@ -130,9 +130,9 @@ def reconcile(
     deadline = now - timedelta(seconds=float(settings.SAGA_DEADLINE_S if deadline_s is None else deadline_s))
     size = int(page_size or settings.RECONCILE_PAGE_SIZE)
     report = ReconciliationReport(
-        sample_size=int(settings.RECONCILE_SAMPLE_SIZE if sample_size is None else sample_size)
+        sample_size=int(settings.RECONCILE_SAMPLE_SIZE if sample_size is None else sample_size),
+        judged_until=settled,
     )
-    report.judged_until = settled
     rows_since = max(since, settled_since) if since and settled_since else since or settled_since
     _check_orders(
         report, since=since, settled_since=settled_since, settled=settled, deadline=deadline, size=size
