@@ -76,7 +76,7 @@ from .models import (
 )
 from .product_quotes import RequestedLine
 from .publishing import publish_order_cancelled, publish_order_confirmed
-from .transitions import order_transition, timeline_record
+from .transitions import order_transition, timeline_record, timeline_record_many
 from .upstream import (
     StepRefused,
     payment_charge,
@@ -352,39 +352,55 @@ def _move_to(
 
 @transaction.atomic
 def _advance(order_id: int, step: str, result: dict[str, str | None]) -> str | None:
-    saga = _locked_current(order_id, step)
-    if saga is None:
-        return None
-    for field, value in result.items():
-        if value is not None:
-            setattr(saga, field, value)
-    timeline_record(order_id=order_id, step=step, status=TimelineStatus.SUCCEEDED)
+    """Records `step`'s success and makes its successor current, if `step` is
+    still current: one conditional UPDATE (it takes the row lock and re-checks
+    the step under it, as `_locked_current` would) instead of a locking read
+    and a write."""
     next_step = STEPS[step].next
-    assert next_step is not None  # the last forward step is local and ends in _confirm
+    assert next_step is not None  # the last forward step is local and ends in _confirmed
+    recorded = {field: value for field, value in result.items() if value is not None}
     if STEPS[next_step].action is None:
         # A local step needs no call: it lands in this transaction.
-        _confirmed(order_id, saga)
+        if not _move_from(order_id, step, None, status=SagaStatus.COMPLETED, **recorded):
+            return None
+        _confirmed(order_id, also_succeeded=step)
         return None
     # Claimed here for the task that runs it next: its first attempt.
-    _move_to(saga, next_step, last_error="", attempts=1)
+    if not _move_from(order_id, step, next_step, attempts=1, **recorded):
+        return None
+    timeline_record(order_id=order_id, step=step, status=TimelineStatus.SUCCEEDED)
     return next_step
+
+
+def _move_from(order_id: int, step: str, next_step: str | None, **fields: object) -> bool:
+    """Makes `next_step` current (None: the saga is over) if `step` still is;
+    `fields` are stored with it. False if `step` was no longer current."""
+    moved = OrderSaga.objects.filter(pk=order_id, status__in=ACTIVE_SAGA_STATUSES, current_step=step).update(
+        **{"attempts": 0, **fields},
+        current_step=next_step,
+        last_error="",
+        stall_deadline=_stall_deadline(),
+        updated_at=timezone.now(),
+    )
+    return moved == 1
 
 
 @transaction.atomic
 def _confirm(order_id: int) -> None:
-    saga = _locked_current(order_id, SagaStep.CONFIRM_ORDER)
-    if saga is None:
-        return
-    _confirmed(order_id, saga)
+    if _move_from(order_id, SagaStep.CONFIRM_ORDER, None, status=SagaStatus.COMPLETED):
+        _confirmed(order_id)
 
 
-def _confirmed(order_id: int, saga: OrderSaga) -> None:
-    """CONFIRMED and `order.confirmed` (product_service commits the stock on it);
-    the saga is over. Inside the caller's transaction, `saga` locked."""
+def _confirmed(order_id: int, *, also_succeeded: str | None = None) -> None:
+    """CONFIRMED and `order.confirmed` (product_service commits the stock on it),
+    in the caller's transaction, which has just ended the saga (its row is
+    locked). `also_succeeded`: the step whose success lands with it (the charge)."""
     order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED)
     publish_order_confirmed(order=order)
-    timeline_record(order_id=order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)
-    _move_to(saga, None, status=SagaStatus.COMPLETED, last_error="")
+    steps = [also_succeeded] if also_succeeded is not None else []
+    timeline_record_many(
+        order_id=order_id, steps=[*steps, SagaStep.CONFIRM_ORDER], status=TimelineStatus.SUCCEEDED
+    )
 
 
 @transaction.atomic

@@ -82,6 +82,13 @@ def _count_saga_outcome(order: Order) -> None:
 
 def timeline_record(*, order_id: int, step: str, status: str, error: str | None = None) -> None:
     """Adds `step` `status` to the order's timeline, unless it is there already."""
+    timeline_record_many(order_id=order_id, steps=[step], status=status, error=error)
+
+
+def timeline_record_many(*, order_id: int, steps: list[str], status: str, error: str | None = None) -> None:
+    """Adds each of `steps` with `status` to the order's timeline (in that order,
+    one statement), skipping those there already."""
+    at = timezone.now()
     SagaTimelineEntry.objects.bulk_create(
         [
             SagaTimelineEntry(
@@ -89,8 +96,9 @@ def timeline_record(*, order_id: int, step: str, status: str, error: str | None 
                 step=step,
                 status=status,
                 error=error[:MAX_TIMELINE_ERROR_LENGTH] if error else None,
-                at=timezone.now(),
+                at=at,
             )
+            for step in steps
         ],
         ignore_conflicts=True,
     )

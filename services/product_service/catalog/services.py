@@ -220,9 +220,9 @@ def _replay(reservation: StockReservation, quantities: dict[int, int]) -> StockR
     return reservation
 
 
-@transaction.atomic
 def reservation_create(*, order_id: str, lines: Sequence[RequestedLine]) -> StockReservation:
-    """Holds stock for every line of an order, or for none; idempotent per order id."""
+    """Holds stock for every line of an order, or for none; idempotent per order id
+    (`reservation_hold` is its transaction)."""
     reservation, _created = reservation_hold(order_id=order_id, lines=lines)
     return reservation
 
