@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -120,12 +120,14 @@ class OrderListCreateApi(ListModelMixin, GenericAPIView[Order]):
             ],
             idempotency_key=idempotency_key,
         )
-        order = order_get_for_user(user_id=user_id, order_id=placed.order.pk)
-        headers = {"Location": f"/api/orders/{order.pk}/"}
+        # A new order is answered as its transaction wrote it; a replay is read back.
+        order = placed.detail or order_get_for_user(user_id=user_id, order_id=placed.order.pk)
+        headers = {"Location": f"/api/orders/{placed.order.pk}/"}
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"
         return Response(
-            OrderDetailSerializer(order).data,
+            # The serializer reads attributes: a PlacedOrderDetail has the same as an Order.
+            OrderDetailSerializer(cast(Any, order)).data,
             status=status.HTTP_202_ACCEPTED if placed.created else status.HTTP_200_OK,
             headers=headers,
         )

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from comptoir import ApplicationError, ConflictError
 
 from . import choreography, orchestration
 from .errors import OrderErrorCode
-from .models import Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode
+from .models import Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode, SagaTimelineEntry
 from .product_quotes import Quote, RequestedLine, product_quote
 from .selectors import order_get_by_idempotency_key
 from .transitions import order_transition as order_transition
@@ -39,10 +40,30 @@ MAX_ORDER_TOTAL = Decimal("9999999999.99")
 
 
 @dataclass(frozen=True)
+class PlacedOrderDetail:
+    """A just-placed order as its placing transaction wrote it, with the fields
+    of the detail answer (`OrderDetailSerializer`): the 202 needs no read back."""
+
+    id: int
+    status: str
+    cancel_reason: str | None
+    total: Decimal
+    currency: str
+    saga_mode: str
+    created_at: datetime
+    updated_at: datetime
+    lines: list[OrderLine]
+    status_history: list[OrderStatusChange]
+    timeline: list[SagaTimelineEntry]
+
+
+@dataclass(frozen=True)
 class PlacedOrder:
     order: Order
     # False when an earlier request with the same idempotency key placed it.
     created: bool
+    # What the placing transaction wrote, when it is all known (None: read the order back).
+    detail: PlacedOrderDetail | None = None
 
 
 def order_create(
@@ -82,7 +103,7 @@ def order_create(
         )
     user_active = user_check is None or user_check.result()
     try:
-        order = _order_insert(
+        order, detail = _order_insert(
             user_id=user_id,
             quote=quote,
             idempotency_key=idempotency_key,
@@ -97,7 +118,7 @@ def order_create(
         if earlier is None:
             raise
         return _replayed(earlier, fingerprint)
-    return PlacedOrder(order=order, created=True)
+    return PlacedOrder(order=order, created=True, detail=detail)
 
 
 @transaction.atomic
@@ -109,7 +130,10 @@ def _order_insert(
     fingerprint: str | None,
     saga_mode: SagaMode,
     user_active: bool,
-) -> Order:
+) -> tuple[Order, PlacedOrderDetail | None]:
+    """Writes the order, its lines, its first status and its saga; returns it with
+    what was written, unless its saga already moved it on (a choreographed order
+    whose user cannot order is cancelled here: read that one back)."""
     order = Order.objects.create(
         user_id=user_id,
         status=OrderStatus.PENDING,
@@ -119,7 +143,7 @@ def _order_insert(
         idempotency_fingerprint=fingerprint,
         saga_mode=saga_mode,
     )
-    OrderLine.objects.bulk_create(
+    lines = OrderLine.objects.bulk_create(
         OrderLine(
             order=order,
             product_id=line.product_id,
@@ -130,12 +154,28 @@ def _order_insert(
         )
         for line in quote.lines
     )
-    OrderStatusChange.objects.create(order=order, from_status=None, to_status=OrderStatus.PENDING)
+    placed = OrderStatusChange.objects.create(order=order, from_status=None, to_status=OrderStatus.PENDING)
     if saga_mode == SagaMode.CHOREOGRAPHY:
-        choreography.saga_start(order=order, user_active=user_active)
+        saga = choreography.saga_start(order=order, user_active=user_active)
     else:
-        orchestration.saga_start(order=order)
-    return order
+        saga = orchestration.saga_start(order=order)
+    if saga.failure_reason is not None:
+        return order, None
+    detail = PlacedOrderDetail(
+        id=order.pk,
+        status=order.status,
+        cancel_reason=order.cancel_reason,
+        total=order.total,
+        currency=order.currency,
+        saga_mode=saga_mode,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+        lines=lines,
+        status_history=[placed],
+        # The saga's first entries, if its start wrote any (choreography's user check).
+        timeline=list(SagaTimelineEntry.objects.filter(order=order).order_by("at", "id")),
+    )
+    return order, detail
 
 
 def _reject_duplicate_products(lines: Sequence[RequestedLine]) -> None:

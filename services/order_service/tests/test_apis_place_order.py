@@ -93,6 +93,27 @@ def test_places_a_pending_order_priced_by_product_service(
     assert quote.headers["Authorization"] == f"Bearer {STUB_SERVICE_TOKEN}"
 
 
+@pytest.mark.parametrize("mode", ["orchestration", "choreography"])
+@pytest.mark.usefixtures("user_service")
+def test_the_answer_is_what_a_read_back_shows(
+    place_order: PlaceOrder, client: Client, alice_headers: dict[str, str], settings: Any, mode: str
+) -> None:
+    """The 202 is built from what the placing transaction wrote, not read back:
+    it must be what the detail shows right after (nothing ran the saga since)."""
+    settings.SAGA_MODE = mode
+    placed = place_order([(1, 2), (3, 3)])
+    assert placed.status_code == 202, placed.json()
+
+    read_back = client.get(placed["Location"], headers=alice_headers)
+
+    assert read_back.status_code == 200
+    assert placed.json() == read_back.json()
+    assert placed.json()["saga_mode"] == mode
+    # Choreography verified the user beside the quote: its first timeline entry.
+    expected_timeline = [] if mode == "orchestration" else [("verify_user", "succeeded")]
+    assert [(t["step"], t["status"]) for t in placed.json()["timeline"]] == expected_timeline
+
+
 def test_the_request_id_travels_to_product_service(
     place_order: PlaceOrder, product_service: ProductServiceStub, alice_headers: dict[str, str]
 ) -> None:
