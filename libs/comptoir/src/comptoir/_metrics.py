@@ -35,6 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import (
@@ -393,11 +394,29 @@ class _RenderedCollector(Collector):
         yield from _database_collector_in_thread()
 
 
-def _database_collector_in_thread() -> Iterator[Any]:
-    # The HTTP server thread has its own database connection: close it after use.
-    from django.db import connection
+# The metrics server answers each scrape on a new thread, and Django's database
+# connections belong to a thread: read on the scrape's own thread, every scrape
+# opened (and closed) a PostgreSQL connection, 3.5 ms of the server's CPU each.
+# One long-lived thread reads them instead and keeps its connection as a request
+# thread does (closed past CONN_MAX_AGE or when broken).
+_database_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-database")
+DATABASE_READ_TIMEOUT_S = 10.0
 
+
+def _read_database() -> list[Any]:
+    from django.db import close_old_connections
+
+    close_old_connections()
     try:
-        yield from _database_collector.collect()
+        return list(_database_collector.collect())
     finally:
-        connection.close()
+        close_old_connections()
+
+
+def _database_collector_in_thread() -> Iterator[Any]:
+    try:
+        metrics = _database_reader.submit(_read_database).result(timeout=DATABASE_READ_TIMEOUT_S)
+    except TimeoutError:
+        logger.warning("metrics: the database values took over %.0f s; left out", DATABASE_READ_TIMEOUT_S)
+        return
+    yield from metrics

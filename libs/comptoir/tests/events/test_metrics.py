@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,6 +126,42 @@ def test_outbox_backlog_is_read_at_scrape_time_and_drops_to_zero_after_the_relay
     relay = scrape(f"http://127.0.0.1:{relay_port}/metrics")
     assert value(relay, "comptoir_outbox_relayed_total", topic=notes_topic) == 3
     assert value(relay, "comptoir_outbox_pending_messages") == 0
+
+
+def _sessions_opened() -> int:
+    """Connections ever opened to the test database (PostgreSQL's statistics)."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_metrics_server_reads_the_database_on_one_kept_connection(
+    transactional_db: None, spawner: Spawner, notes_topic: str
+) -> None:
+    """Each scrape is answered on a new thread; the database values are read on one
+    long-lived thread whose connection outlives the scrape (it used to be opened
+    and closed by every scrape)."""
+    declare_topics([notes_topic], event_settings(), with_failure_topics=False)
+    port = free_port()
+    spawner.start("outbox_relay", "--metrics-port", str(port))
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def answers() -> bool:
+        try:
+            return value(scrape(url), "comptoir_outbox_pending_messages") == 0
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, timeout_s=60, what="the relay's metrics")
+    time.sleep(2.5)  # a backend reports its own start within about a second of idleness
+    before = _sessions_opened()
+    for _ in range(5):
+        assert value(scrape(url), "comptoir_outbox_pending_messages") == 0
+    time.sleep(2.5)
+    assert _sessions_opened() == before
 
 
 def test_consumer_reports_outcomes_lag_retries_and_dead_letters(
