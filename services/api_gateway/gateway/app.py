@@ -37,7 +37,12 @@ from .context import context_of, current_request_id
 from .docs import ASSETS_PREFIX, DOCS_ASSETS, DOCS_CSP, DOCS_HTML, DocsMerger, docs_asset
 from .errors import ErrorCode, error_body, send_error
 from .health import readiness
-from .observability import ObservabilityMiddleware, configure_logging, flush_periodically
+from .observability import (
+    ObservabilityMiddleware,
+    configure_logging,
+    flush_periodically,
+    upstream_trace_configs,
+)
 from .ops import Operations
 from .proxy import Proxy
 from .ratelimit import Limiter
@@ -251,6 +256,7 @@ def _upstream_session(config: Settings) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         trust_env=False,
+        trace_configs=upstream_trace_configs(),
     )
     # aiohttp silently resends idempotent methods (PUT, DELETE too) once on a dropped
     # connection; the proxy owns that policy (GET/HEAD only, with backoff), so turn it off.
