@@ -2,7 +2,9 @@
 events call for.
 
 order.confirmed → `order_confirmed`, order.cancelled → `order_cancelled` (both
-to the address user_service has for the order's user), user.registered →
+to the customer's address: the one the event carries, which order_service got
+from user_service when its saga verified the user, else the one user_service
+has now for the order's user), user.registered →
 `welcome`. Each goes through `email_request`, whose (template, object id)
 uniqueness makes one mail per order or user however often, and in whichever
 saga mode, the event arrives. A user user_service does not know gets no mail
@@ -17,7 +19,7 @@ from typing import Any
 from comptoir.events import Envelope, event_handler
 
 from .mail_templates import MailTemplate
-from .recipients import recipient_get
+from .recipients import Recipient, recipient_get
 from .services import email_request
 
 logger = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 def _mail_order_customer(*, template: MailTemplate, event: Envelope, context: dict[str, Any]) -> None:
     order_id = str(event.payload["order_id"])
     user_id = str(event.payload["user_id"])
-    recipient = recipient_get(user_id=user_id)
+    recipient = _carried_recipient(event) or recipient_get(user_id=user_id)
     if recipient is None:
         logger.warning("no %s mail for order %s: user %s is unknown", template.value, order_id, user_id)
         return
@@ -38,6 +40,20 @@ def _mail_order_customer(*, template: MailTemplate, event: Envelope, context: di
     )
     if not created:
         logger.info("%s mail for order %s already requested (mail %s)", template.value, order_id, email.pk)
+
+
+def _carried_recipient(event: Envelope) -> Recipient | None:
+    """The customer's contact carried by the event (order_service's saga read it
+    from user_service moments ago); None when the event carries none."""
+    email = event.payload.get("customer_email")
+    if not email:
+        return None
+    return Recipient(
+        user_id=str(event.payload["user_id"]),
+        email=str(email),
+        full_name=str(event.payload.get("customer_name") or ""),
+        is_active=True,
+    )
 
 
 @event_handler("order.confirmed")

@@ -141,6 +141,27 @@ def test_user_service_unavailable_raises_so_the_consumer_retries(
     assert SentEmail.objects.get().to == "alice@comptoir.dev"
 
 
+def test_an_event_carrying_the_customer_contact_is_mailed_without_asking_user_service(
+    user_service: UserServiceStub,
+    smtp_sink: SmtpSink,
+    order_id: str,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # user_service is down: the contact the saga got from it travels in the event.
+    user_service.lookup_status = 503
+    carried = {"customer_email": "carol@comptoir.dev", "customer_name": "Carol Dupont"}
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(make_envelope("order.confirmed", {**confirmed(order_id), **carried}))
+        deliver(make_envelope("order.cancelled", {**cancelled(order_id), **carried}))
+
+    assert user_service.lookups == []
+    assert [(e.template, e.to, e.context["full_name"]) for e in SentEmail.objects.order_by("pk")] == [
+        ("order_confirmed", "carol@comptoir.dev", "Carol Dupont"),
+        ("order_cancelled", "carol@comptoir.dev", "Carol Dupont"),
+    ]
+    assert sorted(mail.rcpt_tos[0] for mail in smtp_sink.mails()) == ["carol@comptoir.dev"] * 2
+
+
 def test_user_registered_sends_the_welcome_mail_once(
     smtp_sink: SmtpSink, django_capture_on_commit_callbacks: Any
 ) -> None:

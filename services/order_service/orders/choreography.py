@@ -46,7 +46,7 @@ from .models import (
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
 from .transitions import order_transition, timeline_record
-from .upstream import StepRefused, user_verify
+from .upstream import Customer, StepRefused, user_verify
 
 logger = logging.getLogger(__name__)
 
@@ -55,28 +55,33 @@ EXPIRE_BATCH = 500
 DEADLINE_ERROR = "deadline passed"
 
 
-def user_can_order(*, user_id: int) -> bool:
-    """user_service says the user exists and is active (an outage raises UpstreamError)."""
+def user_can_order(*, user_id: int) -> Customer | None:
+    """The user's contact if user_service says the user exists and is active;
+    None if not (an outage raises UpstreamError)."""
     try:
-        user_verify(user_id=user_id)
+        return user_verify(user_id=user_id)
     except StepRefused:
-        return False
-    return True
+        return None
 
 
-def saga_start(*, order: Order, user_active: bool) -> OrderSaga:
+def saga_start(*, order: Order, customer: Customer | None) -> OrderSaga:
     """In the placing transaction: `order.created`, or the cancellation of an
-    order whose user cannot order."""
+    order whose user cannot order (`customer` None)."""
+    user_active = customer is not None
     timeline_record(
         order_id=order.pk,
         step=SagaStep.VERIFY_USER,
         status=TimelineStatus.SUCCEEDED if user_active else TimelineStatus.FAILED,
         error=None if user_active else CancelReason.USER_INACTIVE,
     )
-    if user_active:
+    if customer is not None:
         publish_order_created(order=order)
         return OrderSaga.objects.create(
-            order=order, status=SagaStatus.RUNNING, current_step=SagaStep.RESERVE_STOCK
+            order=order,
+            status=SagaStatus.RUNNING,
+            current_step=SagaStep.RESERVE_STOCK,
+            customer_email=customer.email,
+            customer_name=customer.full_name,
         )
     saga = OrderSaga.objects.create(
         order=order, status=SagaStatus.RUNNING, failure_reason=CancelReason.USER_INACTIVE
@@ -120,7 +125,7 @@ def payment_succeeded(*, order_id: str, payment_id: str) -> None:
     saga.payment_id = payment_id
     timeline_record(order_id=saga.order_id, step=SagaStep.CHARGE_PAYMENT, status=TimelineStatus.SUCCEEDED)
     order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CONFIRMED)
-    publish_order_confirmed(order=order)
+    publish_order_confirmed(order=order, customer=Customer.stored(saga.customer_email, saga.customer_name))
     timeline_record(order_id=saga.order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)
     saga.status, saga.current_step = SagaStatus.COMPLETED, None
     saga.save()
@@ -215,7 +220,12 @@ def _reserved(saga: OrderSaga) -> None:
 
 def _cancel(saga: OrderSaga, reason: CancelReason) -> None:
     order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CANCELLED, reason=reason)
-    publish_order_cancelled(order=order, reservation_id=saga.reservation_id, payment_id=saga.payment_id)
+    publish_order_cancelled(
+        order=order,
+        reservation_id=saga.reservation_id,
+        payment_id=saga.payment_id,
+        customer=Customer.stored(saga.customer_email, saga.customer_name),
+    )
     timeline_record(order_id=saga.order_id, step=SagaStep.CANCEL_ORDER, status=TimelineStatus.SUCCEEDED)
     saga.status, saga.current_step, saga.failure_reason = SagaStatus.COMPENSATED, None, reason
     saga.save()

@@ -174,6 +174,12 @@ class OrderSaga(models.Model):
     last_error = models.CharField(max_length=500, blank=True, default="")
     reservation_id = models.CharField(max_length=64, null=True, blank=True)
     payment_id = models.CharField(max_length=64, null=True, blank=True)
+    # The customer's contact as user_service gave it when the saga verified the
+    # user: it travels in order.confirmed / order.cancelled, so the mail needs no
+    # second lookup ("" when unknown, e.g. a saga started by an earlier version;
+    # the database's own default too, so that version can still write sagas).
+    customer_email = models.CharField(max_length=254, blank=True, default="", db_default="")
+    customer_name = models.CharField(max_length=200, blank=True, default="", db_default="")
     # When an active saga counts as stalled if it has not moved: the sweeper
     # re-enqueues its current step after this (pushed back by each attempt).
     stall_deadline = models.DateTimeField(default=timezone.now)

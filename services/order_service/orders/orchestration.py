@@ -78,6 +78,7 @@ from .product_quotes import RequestedLine
 from .publishing import publish_order_cancelled, publish_order_confirmed
 from .transitions import order_transition, timeline_record, timeline_record_many
 from .upstream import (
+    Customer,
     StepRefused,
     payment_charge,
     payment_refund,
@@ -226,8 +227,9 @@ def retry_delay(attempt: int) -> float:
 
 
 def _verify_user(order: Order) -> dict[str, str | None]:
-    user_verify(user_id=order.user_id)
-    return {}
+    customer = user_verify(user_id=order.user_id)
+    # Stored with the step's success, for the mails' events (no second lookup).
+    return {"customer_email": customer.email, "customer_name": customer.full_name}
 
 
 def _reserve_stock(order: Order) -> dict[str, str | None]:
@@ -396,7 +398,8 @@ def _confirmed(order_id: int, *, also_succeeded: str | None = None) -> None:
     in the caller's transaction, which has just ended the saga (its row is
     locked). `also_succeeded`: the step whose success lands with it (the charge)."""
     order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED)
-    publish_order_confirmed(order=order)
+    contact = OrderSaga.objects.filter(pk=order_id).values_list("customer_email", "customer_name").get()
+    publish_order_confirmed(order=order, customer=Customer.stored(*contact))
     steps = [also_succeeded] if also_succeeded is not None else []
     timeline_record_many(
         order_id=order_id, steps=[*steps, SagaStep.CONFIRM_ORDER], status=TimelineStatus.SUCCEEDED
@@ -467,7 +470,12 @@ def _cancel(order_id: int) -> None:
         to_status=OrderStatus.CANCELLED,
         reason=saga.failure_reason or CancelReason.SYSTEM_ERROR,
     )
-    publish_order_cancelled(order=order, reservation_id=saga.reservation_id, payment_id=saga.payment_id)
+    publish_order_cancelled(
+        order=order,
+        reservation_id=saga.reservation_id,
+        payment_id=saga.payment_id,
+        customer=Customer.stored(saga.customer_email, saga.customer_name),
+    )
     timeline_record(order_id=order_id, step=SagaStep.CANCEL_ORDER, status=TimelineStatus.SUCCEEDED)
     _move_to(saga, None, status=SagaStatus.COMPENSATED)
 

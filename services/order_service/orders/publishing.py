@@ -12,6 +12,7 @@ from typing import Any
 from comptoir.events import Envelope, publish_event
 
 from .models import Order
+from .upstream import Customer
 
 
 def publish_order_created(*, order: Order) -> Envelope:
@@ -32,21 +33,23 @@ def publish_order_created(*, order: Order) -> Envelope:
     )
 
 
-def publish_order_confirmed(*, order: Order) -> Envelope:
-    return _publish(
-        "order.confirmed",
-        order,
-        {
-            "order_id": str(order.pk),
-            "user_id": str(order.user_id),
-            "amount": order.total,
-            "currency": order.currency,
-        },
-    )
+def publish_order_confirmed(*, order: Order, customer: Customer | None = None) -> Envelope:
+    """`customer`: the contact the saga got from user_service, for the mail."""
+    payload: dict[str, Any] = {
+        "order_id": str(order.pk),
+        "user_id": str(order.user_id),
+        "amount": order.total,
+        "currency": order.currency,
+    }
+    return _publish("order.confirmed", order, {**payload, **_contact(customer)})
 
 
 def publish_order_cancelled(
-    *, order: Order, reservation_id: str | None = None, payment_id: str | None = None
+    *,
+    order: Order,
+    reservation_id: str | None = None,
+    payment_id: str | None = None,
+    customer: Customer | None = None,
 ) -> Envelope:
     """`reason` is the order's cancel reason code (user_inactive, insufficient_stock...)."""
     payload: dict[str, Any] = {
@@ -58,7 +61,14 @@ def publish_order_cancelled(
         payload["reservation_id"] = reservation_id
     if payment_id:
         payload["payment_id"] = payment_id
-    return _publish("order.cancelled", order, payload)
+    return _publish("order.cancelled", order, {**payload, **_contact(customer)})
+
+
+def _contact(customer: Customer | None) -> dict[str, str]:
+    """The optional `customer_email` / `customer_name` of the mailed events."""
+    if customer is None:
+        return {}
+    return {"customer_email": customer.email, "customer_name": customer.full_name}
 
 
 def _publish(event_type: str, order: Order, payload: dict[str, Any]) -> Envelope:

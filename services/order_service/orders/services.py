@@ -28,6 +28,7 @@ from .models import Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode, 
 from .product_quotes import Quote, RequestedLine, product_quote
 from .selectors import order_get_by_idempotency_key
 from .transitions import order_transition as order_transition
+from .upstream import Customer
 
 # Threads for the calls a request makes beside its own (carrying its context).
 _side_calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="order-side-call")
@@ -101,7 +102,8 @@ def order_create(
             f"An order's total cannot exceed {MAX_ORDER_TOTAL} {quote.currency}.",
             details={"total": str(quote.total), "currency": quote.currency},
         )
-    user_active = user_check is None or user_check.result()
+    # Choreography: the user's contact, None if the user cannot order.
+    customer = user_check.result() if user_check is not None else None
     try:
         order, detail = _order_insert(
             user_id=user_id,
@@ -109,7 +111,7 @@ def order_create(
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
             saga_mode=saga_mode,
-            user_active=user_active,
+            customer=customer,
         )
     except IntegrityError:
         if idempotency_key is None:
@@ -129,7 +131,7 @@ def _order_insert(
     idempotency_key: str | None,
     fingerprint: str | None,
     saga_mode: SagaMode,
-    user_active: bool,
+    customer: Customer | None,
 ) -> tuple[Order, PlacedOrderDetail | None]:
     """Writes the order, its lines, its first status and its saga; returns it with
     what was written, unless its saga already moved it on (a choreographed order
@@ -156,7 +158,7 @@ def _order_insert(
     )
     placed = OrderStatusChange.objects.create(order=order, from_status=None, to_status=OrderStatus.PENDING)
     if saga_mode == SagaMode.CHOREOGRAPHY:
-        saga = choreography.saga_start(order=order, user_active=user_active)
+        saga = choreography.saga_start(order=order, customer=customer)
     else:
         saga = orchestration.saga_start(order=order)
     if saga.failure_reason is not None:

@@ -107,9 +107,16 @@ def pending(choreography: None, place_order: Callable[..., Any]) -> Order:
     return Order.objects.get(pk=response.json()["id"])
 
 
+def _contact(user_id: int) -> dict[str, str]:
+    """The customer's contact as the user_service stub gives it, carried by the mailed events."""
+    return {"customer_email": f"user{user_id}@comptoir.dev", "customer_name": f"User {user_id}"}
+
+
 def _cancelled(order: Order, reason: str, **ids: str) -> tuple[str, str, dict[str, object]]:
     payload: dict[str, object] = {"order_id": str(order.pk), "user_id": str(order.user_id), "reason": reason}
     payload.update(ids)
+    if reason != "user_inactive":  # a user who cannot order left no contact
+        payload.update(_contact(order.user_id))
     return ("order.cancelled", str(order.pk), payload)
 
 
@@ -252,7 +259,13 @@ def test_payment_succeeded_confirms_and_publishes_order_confirmed(pending: Order
         ("charge_payment", "succeeded", None),
         ("confirm_order", "succeeded", None),
     ]
-    confirmed = {"order_id": str(pending.pk), "user_id": str(ALICE), "amount": "25.00", "currency": "EUR"}
+    confirmed = {
+        "order_id": str(pending.pk),
+        "user_id": str(ALICE),
+        "amount": "25.00",
+        "currency": "EUR",
+        **_contact(ALICE),
+    }
     assert event_summary() == [_created(pending), ("order.confirmed", str(pending.pk), confirmed)]
     saga = OrderSaga.objects.get(pk=pending.pk)
     assert (saga.status, saga.payment_id, saga.current_step) == (SagaStatus.COMPLETED, "p-7", None)

@@ -106,5 +106,8 @@ def test_a_real_consumer_confirms_and_cancels_once_each(
         "user_id": str(ALICE),
         "amount": "25.00",
         "currency": "EUR",
+        # The contact user_service gave when the order was placed, for the mail.
+        "customer_email": f"user{ALICE}@comptoir.dev",
+        "customer_name": f"User {ALICE}",
     }
     assert consumer.process.poll() is None

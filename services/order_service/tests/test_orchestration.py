@@ -77,11 +77,18 @@ def placed(place_order: Callable[..., Any]) -> Order:
     return Order.objects.get(pk=response.json()["id"])
 
 
+def _contact(user_id: int) -> dict[str, str]:
+    """The customer's contact as the user_service stub gives it: the verify step
+    stores it and the mailed events carry it."""
+    return {"customer_email": f"user{user_id}@comptoir.dev", "customer_name": f"User {user_id}"}
+
+
 def _cancelled_event(order: Order, reason: str, **ids: str) -> tuple[str, str, dict[str, object]]:
+    contact = _contact(order.user_id) if reason != "user_inactive" else {}
     return (
         "order.cancelled",
         str(order.pk),
-        {"order_id": str(order.pk), "user_id": str(order.user_id), "reason": reason, **ids},
+        {"order_id": str(order.pk), "user_id": str(order.user_id), "reason": reason, **ids, **contact},
     )
 
 
@@ -107,7 +114,13 @@ def test_happy_path_confirms_and_publishes_order_confirmed(settle: Settle, upstr
         (
             "order.confirmed",
             str(order.pk),
-            {"order_id": str(order.pk), "user_id": str(ALICE), "amount": "25.10", "currency": "EUR"},
+            {
+                "order_id": str(order.pk),
+                "user_id": str(ALICE),
+                "amount": "25.10",
+                "currency": "EUR",
+                **_contact(ALICE),
+            },
         )
     ]
     saga = OrderSaga.objects.get(pk=order.pk)

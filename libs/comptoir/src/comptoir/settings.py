@@ -196,6 +196,11 @@ KAFKA_BOOTSTRAP_SERVERS: str = _urls["KAFKA_BOOTSTRAP_SERVERS"]
 KAFKA_SECURITY: dict[str, str] = kafka_security_from_env()
 CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND: str = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# A task's outcome lives in its service's database (a saga's step, a mail's
+# status); nothing reads a task's return value back, so storing it in Redis on
+# every task is work for nobody. A task that needs its result says so itself
+# (`ignore_result=False`).
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
