@@ -3,7 +3,10 @@ clear errors instead of hangs, identity and request id forwarded."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import logging.config
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from comptoir import (
     ServiceClient,
     ServiceTokenProvider,
     UpstreamError,
+    logging_config,
     parse_error_body,
     request_id_var,
     response_json,
@@ -192,3 +196,29 @@ def test_service_client_is_built_from_settings_and_reused(upstream: Upstream, se
         client.post("/internal/slow")  # the setting's timeout, not the default 5 s
     settings.EMAIL_SERVICE_URL = f"{upstream.url}/"
     assert service_client("email_service") is not client  # a changed setting, a client of its own
+
+
+def test_a_call_is_logged_by_the_side_that_answers_it_and_a_failed_one_by_the_caller(
+    upstream: Upstream,
+) -> None:
+    logging.config.dictConfig(logging_config("order_service"))
+    stream = io.StringIO()
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    try:
+        assert _client(upstream).get("/internal/thing").status_code == 200
+        answered = stream.getvalue()
+        provider = ServiceTokenProvider(f"{upstream.url}/token", "order_service", "s3cret")
+        nobody = ServiceClient("http://127.0.0.1:9", token_provider=provider, name="nobody", retries=0)
+        with pytest.raises(UpstreamError):
+            nobody.get("/x")
+    finally:
+        logging.config.dictConfig(logging_config("comptoir_chassis", "WARNING"))
+
+    # No client line for an answered call (httpx logs each request at INFO): the
+    # server's access line records it.
+    assert answered == ""
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert (line["log.level"], line["message"]) == ("warning", "upstream unreachable")
+    assert line["upstream"] == "nobody"
