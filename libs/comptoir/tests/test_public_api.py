@@ -17,6 +17,7 @@ def test_public_api_is_exactly_the_documented_names() -> None:
         "IsServiceClient",
         "IsStaff",
         "JWTAuthentication",
+        "ModelSerializer",
         "NotFoundError",
         "Principal",
         "RequestContextFilter",

@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from comptoir import ModelSerializer
+
 from .mail_templates import MailTemplate
 from .models import SentEmail
 
@@ -33,7 +35,7 @@ class EmailFilterSerializer(serializers.Serializer[None]):
     status = serializers.ChoiceField(required=False, choices=SentEmail.Status.choices)
 
 
-class EmailListSerializer(serializers.ModelSerializer[SentEmail]):
+class EmailListSerializer(ModelSerializer[SentEmail]):
     class Meta:
         model = SentEmail
         fields = [
@@ -51,7 +53,7 @@ class EmailListSerializer(serializers.ModelSerializer[SentEmail]):
         read_only_fields = fields
 
 
-class EmailDetailSerializer(serializers.ModelSerializer[SentEmail]):
+class EmailDetailSerializer(ModelSerializer[SentEmail]):
     class Meta:
         model = SentEmail
         fields = [*EmailListSerializer.Meta.fields, "body", "html_body", "context"]

@@ -7,6 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from comptoir import ModelSerializer
+
 from .models import Order, OrderLine, OrderStatusChange, SagaTimelineEntry
 from .services import MAX_LINES, MAX_QUANTITY
 
@@ -28,21 +30,21 @@ class OrderCreateInputSerializer(serializers.Serializer[Any]):
     )
 
 
-class OrderLineSerializer(serializers.ModelSerializer[OrderLine]):
+class OrderLineSerializer(ModelSerializer[OrderLine]):
     class Meta:
         model = OrderLine
         fields = ("product_id", "product_name", "quantity", "unit_price", "line_total")
         read_only_fields = fields
 
 
-class OrderStatusChangeSerializer(serializers.ModelSerializer[OrderStatusChange]):
+class OrderStatusChangeSerializer(ModelSerializer[OrderStatusChange]):
     class Meta:
         model = OrderStatusChange
         fields = ("from_status", "to_status", "reason", "at")
         read_only_fields = fields
 
 
-class SagaTimelineEntrySerializer(serializers.ModelSerializer[SagaTimelineEntry]):
+class SagaTimelineEntrySerializer(ModelSerializer[SagaTimelineEntry]):
     """One step outcome of the order's saga; `error` is a reason code when it failed."""
 
     class Meta:
@@ -51,7 +53,7 @@ class SagaTimelineEntrySerializer(serializers.ModelSerializer[SagaTimelineEntry]
         read_only_fields = fields
 
 
-class OrderSerializer(serializers.ModelSerializer[Order]):
+class OrderSerializer(ModelSerializer[Order]):
     lines = OrderLineSerializer(many=True, read_only=True)
 
     class Meta:

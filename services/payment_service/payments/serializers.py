@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from comptoir import ModelSerializer
+
 from .models import MONEY_DIGITS, MONEY_PLACES, LedgerEntry, Payment, Wallet
 
 
@@ -18,7 +20,7 @@ def _amount_field() -> serializers.DecimalField:
     )
 
 
-class PaymentSerializer(serializers.ModelSerializer[Payment]):
+class PaymentSerializer(ModelSerializer[Payment]):
     class Meta:
         model = Payment
         fields = (
@@ -36,7 +38,7 @@ class PaymentSerializer(serializers.ModelSerializer[Payment]):
         read_only_fields = fields
 
 
-class LedgerEntrySerializer(serializers.ModelSerializer[LedgerEntry]):
+class LedgerEntrySerializer(ModelSerializer[LedgerEntry]):
     payment_id = serializers.IntegerField(read_only=True, allow_null=True)
     order_id = serializers.CharField(source="payment.order_id", read_only=True, allow_null=True)
 
@@ -77,7 +79,7 @@ class RefundRequestSerializer(serializers.Serializer[Any]):
     order_id = serializers.CharField(max_length=64)
 
 
-class PaymentResultSerializer(serializers.ModelSerializer[Payment]):
+class PaymentResultSerializer(ModelSerializer[Payment]):
     """What charge and refund answer, the same on a repeat."""
 
     payment_id = serializers.IntegerField(source="id", read_only=True)
@@ -91,7 +93,7 @@ class PaymentResultSerializer(serializers.ModelSerializer[Payment]):
 # --- internal: the reconciliation auditor's pages -----------------------------
 
 
-class PaymentAuditSerializer(serializers.ModelSerializer[Payment]):
+class PaymentAuditSerializer(ModelSerializer[Payment]):
     charged = serializers.DecimalField(
         max_digits=14, decimal_places=2, read_only=True, help_text="What its CHARGE entry took."
     )
@@ -122,7 +124,7 @@ class PaymentAuditPageSerializer(serializers.Serializer[Any]):
     )
 
 
-class WalletAuditSerializer(serializers.ModelSerializer[Wallet]):
+class WalletAuditSerializer(ModelSerializer[Wallet]):
     ledger = serializers.DecimalField(
         max_digits=14, decimal_places=2, read_only=True, help_text="The sum of its ledger entries."
     )

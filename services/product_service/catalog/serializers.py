@@ -10,6 +10,8 @@ from django.core.validators import slug_re
 from django.utils.encoding import smart_str
 from rest_framework import serializers
 
+from comptoir import ModelSerializer
+
 from .models import Category, Product, StockLevel, StockReservation, StockReservationLine
 from .selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, RequestedLine, StockBalance
 
@@ -26,7 +28,7 @@ def _money(*, max_digits: int | None = 10, **kwargs: Any) -> serializers.Decimal
 # --- catalogue ---------------------------------------------------------------
 
 
-class CategorySerializer(serializers.ModelSerializer[Category]):
+class CategorySerializer(ModelSerializer[Category]):
     class Meta:
         model = Category
         fields = ("id", "name", "slug")
@@ -38,7 +40,7 @@ class CategoryInputSerializer(serializers.Serializer[Any]):
     slug = serializers.SlugField(max_length=100)
 
 
-class ProductSerializer(serializers.ModelSerializer[Product]):
+class ProductSerializer(ModelSerializer[Product]):
     category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
@@ -89,7 +91,7 @@ class StockInputSerializer(serializers.Serializer[Any]):
     quantity = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
 
 
-class StockSerializer(serializers.ModelSerializer[StockLevel]):
+class StockSerializer(ModelSerializer[StockLevel]):
     product_id = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -161,7 +163,7 @@ class QuoteSerializer(serializers.Serializer[Any]):
     currency = serializers.CharField()
 
 
-class ReservationLineSerializer(serializers.ModelSerializer[StockReservationLine]):
+class ReservationLineSerializer(ModelSerializer[StockReservationLine]):
     product_id = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -170,7 +172,7 @@ class ReservationLineSerializer(serializers.ModelSerializer[StockReservationLine
         read_only_fields = fields
 
 
-class ReservationSerializer(serializers.ModelSerializer[StockReservation]):
+class ReservationSerializer(ModelSerializer[StockReservation]):
     lines = ReservationLineSerializer(many=True, read_only=True)
 
     class Meta:
@@ -198,7 +200,7 @@ class StockBalancePageSerializer(serializers.Serializer[Any]):
     )
 
 
-class ReservationAuditSerializer(serializers.ModelSerializer[StockReservation]):
+class ReservationAuditSerializer(ModelSerializer[StockReservation]):
     lines = ReservationLineSerializer(many=True, read_only=True)
 
     class Meta:

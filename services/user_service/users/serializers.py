@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from comptoir import ModelSerializer
+
 from .models import User
 
 
@@ -13,7 +15,7 @@ class RegisterInputSerializer(serializers.Serializer[None]):
     full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class RegisteredUserSerializer(serializers.ModelSerializer[User]):
+class RegisteredUserSerializer(ModelSerializer[User]):
     class Meta:
         model = User
         fields = ("id", "email", "full_name")
@@ -36,7 +38,7 @@ class TokenPairSerializer(serializers.Serializer[None]):
     expires_in = serializers.IntegerField(help_text="Lifetime of the access token, in seconds.")
 
 
-class ProfileSerializer(serializers.ModelSerializer[User]):
+class ProfileSerializer(ModelSerializer[User]):
     """The caller's own profile: only `full_name` is writable; anything else sent is ignored."""
 
     class Meta:
@@ -60,7 +62,7 @@ class ServiceTokenSerializer(serializers.Serializer[None]):
     expires_in = serializers.IntegerField(help_text="Lifetime of the token, in seconds.")
 
 
-class InternalUserSerializer(serializers.ModelSerializer[User]):
+class InternalUserSerializer(ModelSerializer[User]):
     class Meta:
         model = User
         fields = ("id", "email", "full_name", "is_active")

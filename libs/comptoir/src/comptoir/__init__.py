@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._middleware import RequestIdMiddleware
     from ._schema import AutoSchema, ErrorResponseSerializer
     from ._scopes import ServiceScopeRequired, requires_scope
+    from ._serializers import ModelSerializer
     from ._settings import infrastructure_urls, service_urls
 
 # Loaded on first use (PEP 562): the settings can import from the chassis before
@@ -70,6 +71,7 @@ _SOURCES = {
     "IsServiceClient": "._auth",
     "IsStaff": "._auth",
     "JWTAuthentication": "._auth",
+    "ModelSerializer": "._serializers",
     "NotFoundError": "._errors",
     "Principal": "._auth",
     "RequestContextFilter": "._logging",
@@ -114,6 +116,7 @@ __all__ = [
     "IsServiceClient",
     "IsStaff",
     "JWTAuthentication",
+    "ModelSerializer",
     "NotFoundError",
     "Principal",
     "RequestContextFilter",
