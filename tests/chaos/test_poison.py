@@ -2,8 +2,10 @@
 JSON or breaks its schema goes to each consuming group's dead-letter topic at once,
 an event type nobody handles is skipped, and consumption goes on (lag back to 0).
 Then a real failure parked in the DLQ (email_service could not ask user_service for
-the address while it was down) is replayed with `manage.py dlq replay` after the
-fix: the mail goes out exactly once, even when the same dead letter is replayed twice."""
+the address while it was down: the cancellation of an order whose user could not
+order carries no address, unlike the events of a verified customer) is replayed
+with `manage.py dlq replay` after the fix: the mail goes out exactly once, even
+when the same dead letter is replayed twice."""
 
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ from typing import Any
 
 import pytest
 from harness import Devstack, Supervisor, _kafka_config, consumer_lag, log
-from platform_client import REPO_ROOT, Customer, Platform, wait_for
+from platform_client import REPO_ROOT, Customer, Platform, deactivate_user, wait_for
 from test_faults import assert_recovered, drive, new_chaos
 
 TOPIC = "orders.order-confirmed"
+CANCELLED_TOPIC = "orders.order-cancelled"
 GROUPS = ("email_service", "product_service")  # the catalogue's consumers of order.confirmed
 
 
@@ -75,17 +78,17 @@ def dlq(service: str, *args: str, admin: bool = False) -> str:
     return result.stdout
 
 
-def letters(service: str) -> list[list[str]]:
-    """`dlq list` of the topic, one list of fields per dead letter (id, when, type, key, group, ...)."""
-    output = dlq(service, "list", "--topic", TOPIC)
+def letters(service: str, topic: str = TOPIC) -> list[list[str]]:
+    """`dlq list` of a topic, one list of fields per dead letter (id, when, type, key, group, ...)."""
+    output = dlq(service, "list", "--topic", topic)
     return [line.split("\t") for line in output.splitlines() if "\t" in line]
 
 
-def confirmed_mails(platform: Platform, customer: Customer, order_id: int) -> list[dict[str, Any]]:
+def cancelled_mails(platform: Platform, customer: Customer, order_id: int) -> list[dict[str, Any]]:
     return [
         mail
         for mail in platform.mails_to(customer.email)
-        if str(mail["object_id"]) == str(order_id) and mail["template"] == "order_confirmed"
+        if str(mail["object_id"]) == str(order_id) and mail["template"] == "order_cancelled"
     ]
 
 
@@ -132,13 +135,17 @@ def test_poison_messages_then_a_dead_letter_replayed_after_the_fix(
     # The fault runs during the load; the recovery check comes after the replay below.
     drive(chaos, load, fault)
 
-    # A real failure: the mail of a confirmed order while user_service (the address book) is down.
+    # A real failure: the mail of an order cancelled because its user could not order (the
+    # account was closed as the order went out: its event carries no address) while
+    # user_service, the address book, is down.
     customer = platform.new_customer(balance=Decimal("100.00"))
     product = platform.new_product(stock=5, price=Decimal("12.50"))
+    deactivate_user(customer.user_id)  # the flag only: the token still passes the gateway
     with supervisor.holding("email_service.consumer", "user_service.web"):
         devstack.stop("email_service.consumer")
         placed = platform.place_order(customer, [(product, 1)])
-        assert platform.wait_terminal(customer, placed["id"], timeout_s=180)["status"] == "CONFIRMED"
+        cancelled = platform.wait_terminal(customer, placed["id"], timeout_s=180)
+        assert (cancelled["status"], cancelled["cancel_reason"]) == ("CANCELLED", "user_inactive")
         order_id = int(placed["id"])
         devstack.stop("user_service.web")
         devstack.overrides["email_service.consumer"] = {"COMPTOIR_EVENT_RETRY_DELAYS": "0.5,0.5"}
@@ -146,8 +153,8 @@ def test_poison_messages_then_a_dead_letter_replayed_after_the_fix(
             assert devstack.start("email_service.consumer")
 
             def parked() -> list[str] | None:
-                for fields in letters("email_service"):
-                    if fields[2] == "order.confirmed" and fields[3] == str(order_id):
+                for fields in letters("email_service", CANCELLED_TOPIC):
+                    if fields[2] == "order.cancelled" and fields[3] == str(order_id):
                         return fields
                 return None
 
@@ -161,13 +168,13 @@ def test_poison_messages_then_a_dead_letter_replayed_after_the_fix(
             # The fix: user_service answers again.
             assert devstack.start("user_service.web")
             assert devstack.start("email_service.consumer")
-    assert confirmed_mails(platform, customer, order_id) == []
+    assert cancelled_mails(platform, customer, order_id) == []
 
     # Read by id as the service itself (its reader's throwaway group is not one its ACLs grant).
     assert f"key: {order_id}" in dlq("email_service", "show", letter[0])
     dlq("email_service", "replay", letter[0])
     wait_for(
-        lambda: [m for m in confirmed_mails(platform, customer, order_id) if m["status"] == "SENT"] or None,
+        lambda: [m for m in cancelled_mails(platform, customer, order_id) if m["status"] == "SENT"] or None,
         timeout_s=120,
         what=f"the mail of order {order_id} after the replay",
     )
@@ -176,7 +183,7 @@ def test_poison_messages_then_a_dead_letter_replayed_after_the_fix(
     assert f"key: {order_id}" in dlq("email_service", "show", letter[0])
     dlq("email_service", "replay", letter[0])
     wait_for(lag_is_zero, timeout_s=120, interval_s=2, what="the second replay to be consumed")
-    assert len(confirmed_mails(platform, customer, order_id)) == 1
+    assert len(cancelled_mails(platform, customer, order_id)) == 1
 
     # Two broken messages in each group, plus the parked letter (replay copies, it does not delete).
     chaos.expected_dead_letters = 2 * len(GROUPS) + 1

@@ -84,3 +84,12 @@ def test_a_subclass_builds_its_own_fields() -> None:
     assert chassis(_note()).data == {"id": 7, "title": "Stock check", "body": "Shelf 4"}
     assert TitleOnly(_note()).data == {"id": 7, "title": "Stock check"}
     assert chassis(_note()).data == {"id": 7, "title": "Stock check", "body": "Shelf 4"}
+
+
+def test_it_lends_no_description_to_the_serializers_built_on_it() -> None:
+    # drf-spectacular describes a component with the nearest docstring short of DRF's
+    # classes: the chassis' class must not become every service serializer's description.
+    from drf_spectacular.plumbing import get_doc
+
+    chassis, drf = _serializer_classes()
+    assert get_doc(chassis) == get_doc(drf) == ""

@@ -38,7 +38,9 @@ def _mail_order_customer(*, template: MailTemplate, event: Envelope, context: di
         to=recipient.email,
         context={"order_id": order_id, "full_name": recipient.full_name, **context},
     )
-    if not created:
+    if created:
+        logger.info("%s mail for order %s queued (mail %s)", template.value, order_id, email.pk)
+    else:
         logger.info("%s mail for order %s already requested (mail %s)", template.value, order_id, email.pk)
 
 

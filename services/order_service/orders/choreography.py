@@ -125,6 +125,7 @@ def payment_succeeded(*, order_id: str, payment_id: str) -> None:
     saga.payment_id = payment_id
     timeline_record(order_id=saga.order_id, step=SagaStep.CHARGE_PAYMENT, status=TimelineStatus.SUCCEEDED)
     order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CONFIRMED)
+    logger.info("order confirmed", extra={"order_id": saga.order_id})
     publish_order_confirmed(order=order, customer=Customer.stored(saga.customer_email, saga.customer_name))
     timeline_record(order_id=saga.order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)
     saga.status, saga.current_step = SagaStatus.COMPLETED, None

@@ -398,6 +398,7 @@ def _confirmed(order_id: int, *, also_succeeded: str | None = None) -> None:
     in the caller's transaction, which has just ended the saga (its row is
     locked). `also_succeeded`: the step whose success lands with it (the charge)."""
     order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED)
+    logger.info("order confirmed", extra={"order_id": order_id})
     contact = OrderSaga.objects.filter(pk=order_id).values_list("customer_email", "customer_name").get()
     publish_order_confirmed(order=order, customer=Customer.stored(*contact))
     steps = [also_succeeded] if also_succeeded is not None else []

@@ -34,9 +34,10 @@ _MT = TypeVar("_MT", bound=models.Model)
 _PROTOTYPE = "_comptoir_model_fields"
 
 
+# No docstring on purpose: drf-spectacular describes a serializer component with the
+# nearest docstring of its class hierarchy short of DRF's own classes, so one here
+# would describe every service's serializer that has none.
 class ModelSerializer(serializers.ModelSerializer[_MT]):
-    """A `ModelSerializer` whose model-derived fields are built once per class."""
-
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         cls = type(self)
         prototype: dict[str, serializers.Field[Any, Any, Any, Any]] | None = cls.__dict__.get(_PROTOTYPE)
