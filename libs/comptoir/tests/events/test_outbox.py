@@ -274,3 +274,31 @@ def test_a_broker_that_cannot_be_reached_counts_no_attempt(settings: Settings, n
 
     row = OutboxMessage.objects.get()
     assert (row.attempts, row.quarantined_at, row.sent_at) == (0, None, None)
+
+
+def test_a_relay_outlives_its_database_connections_being_cut(spawner: Spawner, notes_topic: str) -> None:
+    """PostgreSQL restarted or failed over: the relay's connections die under it.
+    It reconnects and goes on; before, the process stopped with the first error."""
+    declare_topics([notes_topic], event_settings(), with_failure_topics=False)
+    relay = spawner.start("outbox_relay", EVENTSAPP_RELAY_POLL_INTERVAL="0.2")
+    publish_notes(1, keys=["before"])
+    wait_for(lambda: len(read_topic(notes_topic)) == 1, timeout_s=30, what="the first event on Kafka")
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    assert row[0] >= 1  # the relay's own connections, at least
+    publish_notes(1, keys=["after"], start=1)
+
+    wait_for(lambda: len(read_topic(notes_topic)) == 2, timeout_s=30, what="the second event on Kafka")
+    wait_for(
+        lambda: OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0,
+        timeout_s=30,
+        what="both rows marked sent",
+    )
+    assert relay.poll() is None, spawner.output(relay)
+    assert sorted(m.key() for m in read_topic(notes_topic)) == [b"after", b"before"]

@@ -19,6 +19,11 @@ it is quarantined (`quarantined_at`): kept with its last error for an operator,
 no longer relayed, counted by `comptoir_outbox_quarantined` (alert
 ComptoirOutboxQuarantined). A broker that is down or slow counts nothing.
 
+PostgreSQL unavailable (restarted, failed over, a connection cut): the batch in
+progress rolls back (its rows are sent again later, which the inbox absorbs),
+the relay logs a warning, drops its connection and tries again every
+`DB_RETRY_S`; it does not stop, so a database restart needs no process restart.
+
 The relay runs as a process of its own (`manage.py outbox_relay`) or as a thread
 of the service's consumer process (`manage.py consume_events --with-relay`,
 `RelayThread`): one Python process less per service. The thread keeps its own
@@ -33,6 +38,7 @@ may be published by different relays in either order; run one relay per service
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -43,7 +49,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 
 from . import _event_metrics, _tracing
 from ._config import EventSettings, event_settings
@@ -87,6 +93,8 @@ DELETE_SENT = (
 )
 CLEANUP_EVERY_S = 60.0
 WAIT_SLICE_S = 0.25
+# Seconds between tries while PostgreSQL cannot be reached.
+DB_RETRY_S = 1.0
 
 
 @dataclass
@@ -284,9 +292,13 @@ class OutboxRelay:
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
             if heartbeat is not None:
                 heartbeat()
-            sent = self.relay_once()
-            if self._sweeper.due():  # full batches or not: the sweep keeps pace with the writes
-                self.delete_old_sent(budget_s=self._sweeper.budget_s)
+            try:
+                sent = self.relay_once()
+                if self._sweeper.due():  # full batches or not: the sweep keeps pace with the writes
+                    self.delete_old_sent(budget_s=self._sweeper.budget_s)
+            except (OperationalError, InterfaceError) as error:
+                self._database_unavailable(error)
+                continue
             if sent >= self.config.relay_batch_size:
                 continue
             if self._last_batch_failed:
@@ -298,6 +310,14 @@ class OutboxRelay:
         self.close()
         logger.info("relay: stopped after %d sent in %d batches", self.stats.sent, self.stats.batches)
         return self.stats
+
+    def _database_unavailable(self, error: Exception) -> None:
+        """The batch rolled back; the connection is dropped (Django opens a new one on
+        the next batch) and the relay waits DB_RETRY_S before it tries again."""
+        logger.warning("relay: database unavailable (%s); retrying in %.0f s", error, DB_RETRY_S)
+        with contextlib.suppress(OperationalError, InterfaceError):  # already broken: fine
+            connections[self.using].close()
+        self._stop.wait(DB_RETRY_S)
 
     def close(self) -> None:
         self._producer.flush(DELIVERY_TIMEOUT_S)
