@@ -38,10 +38,8 @@ def _mail_order_customer(*, template: MailTemplate, event: Envelope, context: di
         to=recipient.email,
         context={"order_id": order_id, "full_name": recipient.full_name, **context},
     )
-    if created:
-        logger.info("%s mail for order %s queued (mail %s)", template.value, order_id, email.pk)
-    else:
-        logger.info("%s mail for order %s already requested (mail %s)", template.value, order_id, email.pk)
+    outcome = "queued" if created else "already requested"
+    logger.info("%s mail for order %s %s (mail %s)", template.value, order_id, outcome, email.pk)
 
 
 def _carried_recipient(event: Envelope) -> Recipient | None:

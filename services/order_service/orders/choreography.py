@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from .models import (
     CancelReason,
+    Customer,
     Order,
     OrderSaga,
     OrderStatus,
@@ -46,7 +47,7 @@ from .models import (
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
 from .transitions import order_transition, timeline_record
-from .upstream import Customer, StepRefused, user_verify
+from .upstream import StepRefused, user_verify
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def payment_succeeded(*, order_id: str, payment_id: str) -> None:
     timeline_record(order_id=saga.order_id, step=SagaStep.CHARGE_PAYMENT, status=TimelineStatus.SUCCEEDED)
     order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CONFIRMED)
     logger.info("order confirmed", extra={"order_id": saga.order_id})
-    publish_order_confirmed(order=order, customer=Customer.stored(saga.customer_email, saga.customer_name))
+    publish_order_confirmed(order=order, customer=saga.customer)
     timeline_record(order_id=saga.order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)
     saga.status, saga.current_step = SagaStatus.COMPLETED, None
     saga.save()
@@ -225,7 +226,7 @@ def _cancel(saga: OrderSaga, reason: CancelReason) -> None:
         order=order,
         reservation_id=saga.reservation_id,
         payment_id=saga.payment_id,
-        customer=Customer.stored(saga.customer_email, saga.customer_name),
+        customer=saga.customer,
     )
     timeline_record(order_id=saga.order_id, step=SagaStep.CANCEL_ORDER, status=TimelineStatus.SUCCEEDED)
     saga.status, saga.current_step, saga.failure_reason = SagaStatus.COMPENSATED, None, reason

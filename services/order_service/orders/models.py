@@ -15,6 +15,7 @@ back) and its story in `SagaTimelineEntry` (one row per step outcome), which
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import models
@@ -158,6 +159,14 @@ class SagaStatus(models.TextChoices):
 ACTIVE_SAGA_STATUSES = (SagaStatus.RUNNING, SagaStatus.COMPENSATING)
 
 
+@dataclass(frozen=True)
+class Customer:
+    """How to reach the order's customer, as user_service knows them."""
+
+    email: str
+    full_name: str
+
+
 class OrderSaga(models.Model):
     """Where an order's saga stands. The orchestrator drives it from here, so a
     crashed or lost step resumes from the stored `current_step`; in choreography
@@ -202,6 +211,11 @@ class OrderSaga(models.Model):
 
     def __str__(self) -> str:
         return f"saga of order {self.order_id} ({self.status} at {self.current_step})"
+
+    @property
+    def customer(self) -> Customer | None:
+        """The stored contact; None when none was stored."""
+        return Customer(self.customer_email, self.customer_name) if self.customer_email else None
 
 
 class TimelineStatus(models.TextChoices):

@@ -78,7 +78,6 @@ from .product_quotes import RequestedLine
 from .publishing import publish_order_cancelled, publish_order_confirmed
 from .transitions import order_transition, timeline_record, timeline_record_many
 from .upstream import (
-    Customer,
     StepRefused,
     payment_charge,
     payment_refund,
@@ -399,8 +398,8 @@ def _confirmed(order_id: int, *, also_succeeded: str | None = None) -> None:
     locked). `also_succeeded`: the step whose success lands with it (the charge)."""
     order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED)
     logger.info("order confirmed", extra={"order_id": order_id})
-    contact = OrderSaga.objects.filter(pk=order_id).values_list("customer_email", "customer_name").get()
-    publish_order_confirmed(order=order, customer=Customer.stored(*contact))
+    saga = OrderSaga.objects.only("customer_email", "customer_name").get(pk=order_id)
+    publish_order_confirmed(order=order, customer=saga.customer)
     steps = [also_succeeded] if also_succeeded is not None else []
     timeline_record_many(
         order_id=order_id, steps=[*steps, SagaStep.CONFIRM_ORDER], status=TimelineStatus.SUCCEEDED
@@ -475,7 +474,7 @@ def _cancel(order_id: int) -> None:
         order=order,
         reservation_id=saga.reservation_id,
         payment_id=saga.payment_id,
-        customer=Customer.stored(saga.customer_email, saga.customer_name),
+        customer=saga.customer,
     )
     timeline_record(order_id=order_id, step=SagaStep.CANCEL_ORDER, status=TimelineStatus.SUCCEEDED)
     _move_to(saga, None, status=SagaStatus.COMPENSATED)

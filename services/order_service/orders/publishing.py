@@ -11,8 +11,7 @@ from typing import Any
 
 from comptoir.events import Envelope, publish_event
 
-from .models import Order
-from .upstream import Customer
+from .models import Customer, Order
 
 
 def publish_order_created(*, order: Order) -> Envelope:

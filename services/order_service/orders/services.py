@@ -24,11 +24,10 @@ from comptoir import ApplicationError, ConflictError
 
 from . import choreography, orchestration
 from .errors import OrderErrorCode
-from .models import Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode, SagaTimelineEntry
+from .models import Customer, Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode, SagaTimelineEntry
 from .product_quotes import Quote, RequestedLine, product_quote
 from .selectors import order_get_by_idempotency_key
 from .transitions import order_transition as order_transition
-from .upstream import Customer
 
 # Threads for the calls a request makes beside its own (carrying its context).
 _side_calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="order-side-call")

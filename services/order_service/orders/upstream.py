@@ -20,7 +20,6 @@ repeating one after a crash or a lost answer has no second effect.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -29,32 +28,17 @@ import httpx
 from comptoir import ErrorCode, UpstreamError, parse_error_body, response_json
 
 from .clients import payment_service_client, product_service_client, user_service_client
-from .models import CancelReason
+from .models import CancelReason, Customer, OrderSaga
 from .product_quotes import RequestedLine
 
 RESERVATIONS_PATH = "/internal/stock/reservations/"
 CHARGE_PATH = "/internal/payments/charge/"
 REFUND_PATH = "/internal/payments/refund/"
 MAX_ERROR_LENGTH = 500
-MAX_EMAIL_LENGTH = 254
-MAX_NAME_LENGTH = 200
 # 4xx answers that say "not now" rather than "no": retried like a 5xx.
 TRANSIENT_4XX = frozenset({408, 425, 429})
 # The code of payment_service's and product_service's 409 for an order already compensated.
 ORDER_COMPENSATED = "order_compensated"
-
-
-@dataclass(frozen=True)
-class Customer:
-    """How to reach the order's customer, as user_service knows them."""
-
-    email: str
-    full_name: str
-
-    @classmethod
-    def stored(cls, email: str, full_name: str) -> Customer | None:
-        """From a saga's stored contact; None when none was stored."""
-        return cls(email, full_name) if email else None
 
 
 class StepRefused(Exception):
@@ -74,10 +58,16 @@ def user_verify(*, user_id: int) -> Customer:
     if body.get("is_active") is not True:
         raise StepRefused(CancelReason.USER_INACTIVE, f"user {user_id} is not active")
     email, full_name = str(body.get("email") or ""), str(body.get("full_name") or "")
-    # Kept only if it fits where the saga stores it (an address is at most 254 characters).
-    if len(email) > MAX_EMAIL_LENGTH:
+    # Kept only if it fits where the saga stores it (an address is never cut short).
+    if len(email) > _max_length("customer_email"):
         email = ""
-    return Customer(email=email, full_name=full_name[:MAX_NAME_LENGTH])
+    return Customer(email=email, full_name=full_name[: _max_length("customer_name")])
+
+
+def _max_length(field: str) -> int:
+    max_length = getattr(OrderSaga._meta.get_field(field), "max_length", None)
+    assert isinstance(max_length, int)
+    return max_length
 
 
 def stock_reserve(*, order_id: int, lines: Iterable[RequestedLine]) -> str | None:
