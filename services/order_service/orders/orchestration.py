@@ -65,6 +65,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from .models import (
     ACTIVE_SAGA_STATUSES,
     CancelReason,
+    Customer,
     Order,
     OrderSaga,
     OrderStatus,
@@ -94,11 +95,12 @@ SWEEP_BATCH = 500
 
 @dataclass(frozen=True)
 class _Claim:
-    """What a step needs to know, read when it claimed the step."""
+    """What a step needs to know: read when the task claimed its first step,
+    then carried along with what each step stored (the customer's contact)."""
 
     order: Order
-    attempts: int
     compensation_plan: tuple[str, ...]
+    customer: Customer | None
 
 
 # ------------------------------------------------------------------ entry points
@@ -127,11 +129,11 @@ def saga_run_step(*, order_id: int, step: str) -> None:
     claim = _claim(order_id, step)
     current = step
     while claim is not None:
-        next_step, claimed = _run_one(order_id, current, claim)
+        next_step, carried = _run_one(order_id, current, claim)
         if next_step is None:
             return
         # A forward success claimed its successor already; anything else claims it now.
-        claim = replace(claim, attempts=1) if claimed else _claim(order_id, next_step)
+        claim = carried if carried is not None else _claim(order_id, next_step)
         current = next_step
 
 
@@ -141,27 +143,36 @@ def saga_current_step(*, order_id: int) -> str | None:
     return saga.current_step if saga is not None else None
 
 
-def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, bool]:
+def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, _Claim | None]:
     """Runs the claimed `step`; returns the step that is current after it, if any,
-    and whether this task already holds that step's claim."""
+    and the claim on it when this task already holds it (a forward success)."""
     if step == SagaStep.CANCEL_ORDER:
         _cancel(order_id)
-        return None, False
+        return None, None
     if step in COMPENSATIONS:
-        return _run_compensation(order_id, step, claim), False
+        return _run_compensation(order_id, step, claim), None
     action = STEPS[step].action
     if action is None:
         # The local step (confirm_order), current only in a saga stored at it by
         # an earlier version (see the module's docstring); `_advance` runs it otherwise.
-        _confirm(order_id)
-        return None, False
+        _confirm(claim)
+        return None, None
     try:
         result = action(claim.order)
     except StepRefused as refusal:
         # Every step with an upstream call comes before the charge: a refusal fails the saga.
-        return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False), False
-    next_step = _advance(order_id, step, result)
-    return next_step, next_step is not None
+        return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False), None
+    carried = _carried(claim, result)
+    next_step = _advance(carried, step, result)
+    return next_step, carried if next_step is not None else None
+
+
+def _carried(claim: _Claim, result: dict[str, str | None]) -> _Claim:
+    """The claim with what `result` stores that a later step needs (the contact)."""
+    email = result.get("customer_email")
+    if not email:
+        return claim
+    return replace(claim, customer=Customer(email, result.get("customer_name") or ""))
 
 
 def saga_retry_delay(*, order_id: int, step: str, error: str) -> float | None:
@@ -301,7 +312,7 @@ def _claim(order_id: int, step: str) -> _Claim | None:
         saga.stall_deadline = _stall_deadline()
         saga.save(update_fields=["attempts", "stall_deadline", "updated_at"])
         order = Order.objects.prefetch_related("lines").get(pk=order_id)
-        return _Claim(order=order, attempts=saga.attempts, compensation_plan=tuple(saga.compensation_plan))
+        return _Claim(order=order, compensation_plan=tuple(saga.compensation_plan), customer=saga.customer)
 
 
 def _out_of_attempts(step: str, attempts: int) -> bool:
@@ -352,11 +363,12 @@ def _move_to(
 
 
 @transaction.atomic
-def _advance(order_id: int, step: str, result: dict[str, str | None]) -> str | None:
+def _advance(claim: _Claim, step: str, result: dict[str, str | None]) -> str | None:
     """Records `step`'s success and makes its successor current, if `step` is
     still current: one conditional UPDATE (it takes the row lock and re-checks
     the step under it, as `_locked_current` would) instead of a locking read
     and a write."""
+    order_id = claim.order.pk
     next_step = STEPS[step].next
     assert next_step is not None  # the last forward step is local and ends in _confirmed
     recorded = {field: value for field, value in result.items() if value is not None}
@@ -364,7 +376,7 @@ def _advance(order_id: int, step: str, result: dict[str, str | None]) -> str | N
         # A local step needs no call: it lands in this transaction.
         if not _move_from(order_id, step, None, status=SagaStatus.COMPLETED, **recorded):
             return None
-        _confirmed(order_id, also_succeeded=step)
+        _confirmed(claim, also_succeeded=step)
         return None
     # Claimed here for the task that runs it next: its first attempt.
     if not _move_from(order_id, step, next_step, attempts=1, **recorded):
@@ -387,19 +399,20 @@ def _move_from(order_id: int, step: str, next_step: str | None, **fields: object
 
 
 @transaction.atomic
-def _confirm(order_id: int) -> None:
-    if _move_from(order_id, SagaStep.CONFIRM_ORDER, None, status=SagaStatus.COMPLETED):
-        _confirmed(order_id)
+def _confirm(claim: _Claim) -> None:
+    if _move_from(claim.order.pk, SagaStep.CONFIRM_ORDER, None, status=SagaStatus.COMPLETED):
+        _confirmed(claim)
 
 
-def _confirmed(order_id: int, *, also_succeeded: str | None = None) -> None:
+def _confirmed(claim: _Claim, *, also_succeeded: str | None = None) -> None:
     """CONFIRMED and `order.confirmed` (product_service commits the stock on it),
     in the caller's transaction, which has just ended the saga (its row is
-    locked). `also_succeeded`: the step whose success lands with it (the charge)."""
-    order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED)
+    locked). `also_succeeded`: the step whose success lands with it (the charge).
+    The claim's copy of the order and contact serve: nothing is read again."""
+    order_id = claim.order.pk
+    order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED, known=claim.order)
     logger.info("order confirmed", extra={"order_id": order_id})
-    saga = OrderSaga.objects.only("customer_email", "customer_name").get(pk=order_id)
-    publish_order_confirmed(order=order, customer=saga.customer)
+    publish_order_confirmed(order=order, customer=claim.customer)
     steps = [also_succeeded] if also_succeeded is not None else []
     timeline_record_many(
         order_id=order_id, steps=[*steps, SagaStep.CONFIRM_ORDER], status=TimelineStatus.SUCCEEDED

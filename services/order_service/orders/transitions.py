@@ -30,18 +30,28 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 @transaction.atomic
-def order_transition(*, order_id: int, to_status: str, reason: str | None = None) -> Order:
+def order_transition(
+    *, order_id: int, to_status: str, reason: str | None = None, known: Order | None = None
+) -> Order:
     """Moves an order PENDING → CONFIRMED | CANCELLED and records the move.
 
     A cancellation needs a `CancelReason` code. Any other move, including a
     repeat of one already made, is refused with `invalid_status_transition`
     and its details name the current status, so a retrying caller can tell
     "already done" from "wrong".
+
+    `known`: the caller's copy of the order, read earlier without a lock (the
+    saga's claim). The move is then one conditional UPDATE instead of a locking
+    read and a write, and the copy (its customer, amount, mode and creation
+    never change) is what is returned; a copy whose order has moved on meanwhile
+    gets the same refusal as without one.
     """
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise ApplicationError(
             ErrorCode.VALIDATION_ERROR, f"A reason is at most {MAX_REASON_LENGTH} characters."
         )
+    if known is not None and known.pk == order_id and _moved_from_pending(known, to_status, reason):
+        return _recorded(known, OrderStatus.PENDING, reason)
     try:
         if not 0 < order_id <= MAX_ORDER_ID:
             raise Order.DoesNotExist
@@ -65,7 +75,33 @@ def order_transition(*, order_id: int, to_status: str, reason: str | None = None
         order.cancel_reason = reason
     order.status = to_status
     order.save(update_fields=["status", "cancel_reason", "updated_at"])
-    OrderStatusChange.objects.create(order=order, from_status=from_status, to_status=to_status, reason=reason)
+    return _recorded(order, from_status, reason)
+
+
+def _moved_from_pending(order: Order, to_status: str, reason: str | None) -> bool:
+    """`order` (the caller's copy) moved PENDING → `to_status` by one conditional
+    UPDATE; False if the stored order was not PENDING or the move is not one to
+    make (nothing written: the locking path then says why)."""
+    if to_status not in ALLOWED_TRANSITIONS[OrderStatus.PENDING]:
+        return False
+    if to_status == OrderStatus.CANCELLED and reason not in CancelReason.values:
+        return False
+    now = timezone.now()
+    fields: dict[str, object] = {"status": to_status, "updated_at": now}
+    if to_status == OrderStatus.CANCELLED:
+        fields["cancel_reason"] = reason
+    if not Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(order, name, value)
+    return True
+
+
+def _recorded(order: Order, from_status: str, reason: str | None) -> Order:
+    """Writes the move's `OrderStatusChange` and counts the finished saga."""
+    OrderStatusChange.objects.create(
+        order=order, from_status=from_status, to_status=order.status, reason=reason
+    )
     _count_saga_outcome(order)
     return order
 

@@ -206,7 +206,7 @@ def test_a_saga_stored_at_confirm_order_confirms_without_calling_upstream(
 ) -> None:
     # Where an earlier version (which committed the stock over HTTP) left a saga.
     OrderSaga.objects.filter(pk=placed.pk).update(
-        current_step=SagaStep.CONFIRM_ORDER, reservation_id="r-1", payment_id="p-1"
+        current_step=SagaStep.CONFIRM_ORDER, reservation_id="r-1", payment_id="p-1", **_contact(ALICE)
     )
 
     with run_on_commit():
@@ -217,7 +217,8 @@ def test_a_saga_stored_at_confirm_order_confirms_without_calling_upstream(
     assert upstreams.operations() == []
     saga = OrderSaga.objects.get(pk=placed.pk)
     assert (saga.status, saga.current_step) == (SagaStatus.COMPLETED, None)
-    assert [event[0] for event in event_summary()] == ["order.confirmed"]
+    ((kind, _key, payload),) = event_summary()
+    assert (kind, payload["customer_email"]) == ("order.confirmed", _contact(ALICE)["customer_email"])
 
 
 def test_a_transient_503_is_retried_and_charges_once(settle: Settle, upstreams: Upstreams) -> None:
@@ -233,6 +234,12 @@ def test_a_transient_503_is_retried_and_charges_once(settle: Settle, upstreams: 
     assert upstreams.payments.captured() == [str(order.pk)]
     assert upstreams.payments.wallets[ALICE] == Decimal("475.00")
     assert timeline(order) == HAPPY_TIMELINE
+    # The retry's task claimed the charge from the stored saga, contact included.
+    ((kind, _key, payload),) = event_summary()
+    assert (kind, payload["customer_email"], payload["customer_name"]) == (
+        "order.confirmed",
+        *_contact(ALICE).values(),
+    )
 
 
 def test_a_forward_step_that_keeps_failing_gives_up_and_compensates_its_unknown_outcome(
@@ -317,11 +324,11 @@ def crash_once_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     crashed: list[str] = []
 
     def arm(step: str) -> None:
-        def advance(order_id: int, current: str, result: dict[str, str | None]) -> str | None:
+        def advance(claim: Any, current: str, result: dict[str, str | None]) -> str | None:
             if current == step and not crashed:
                 crashed.append(current)
                 raise _WorkerKilled
-            return real_advance(order_id, current, result)
+            return real_advance(claim, current, result)
 
         monkeypatch.setattr(orchestration, "_advance", advance)
 

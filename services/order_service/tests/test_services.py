@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
 from comptoir import ApplicationError, ConflictError, NotFoundError
@@ -98,6 +99,58 @@ def test_every_other_move_is_refused_and_changes_nothing(
     order.refresh_from_db()
     assert (order.status, order.cancel_reason) == (status, cancel_reason)
     assert _history(order) == history_before
+
+
+@pytest.mark.parametrize(
+    ("to_status", "reason"),
+    [(OrderStatus.CONFIRMED, None), (OrderStatus.CANCELLED, CancelReason.INSUFFICIENT_FUNDS)],
+)
+def test_a_known_copy_moves_the_order_without_reading_it_again(
+    make_order: MakeOrder, to_status: str, reason: str | None
+) -> None:
+    order = make_order()
+    known = Order.objects.get(pk=order.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        moved = order_transition(order_id=order.pk, to_status=to_status, reason=reason, known=known)
+
+    assert moved is known
+    assert (moved.status, moved.cancel_reason) == (to_status, reason)
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert not [sql for sql in statements if sql.startswith("SELECT") and "orders_order" in sql], statements
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == (to_status, reason)
+    assert order.updated_at == moved.updated_at
+    assert _history(order) == [(None, "PENDING", None), ("PENDING", to_status, reason)]
+
+
+def test_a_stale_known_copy_gets_the_refusal_of_the_stored_status(make_order: MakeOrder) -> None:
+    order = make_order()
+    known = Order.objects.get(pk=order.pk)
+    order_transition(order_id=order.pk, to_status=OrderStatus.CANCELLED, reason=CancelReason.SYSTEM_ERROR)
+
+    with pytest.raises(ConflictError) as caught:
+        order_transition(order_id=order.pk, to_status=OrderStatus.CONFIRMED, known=known)
+
+    assert caught.value.details == {
+        "order_id": order.pk,
+        "from_status": OrderStatus.CANCELLED,
+        "to_status": OrderStatus.CONFIRMED,
+    }
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, "system_error")
+    assert len(_history(order)) == 2
+
+
+def test_a_known_copy_does_not_excuse_an_unknown_cancel_reason(make_order: MakeOrder) -> None:
+    order = make_order()
+
+    with pytest.raises(ApplicationError) as caught:
+        order_transition(order_id=order.pk, to_status=OrderStatus.CANCELLED, reason="because", known=order)
+
+    assert caught.value.code == "invalid_cancel_reason"
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
 
 
 @pytest.mark.parametrize("order_id", [424242, 0, -1, 2**63])

@@ -223,7 +223,8 @@ class ReservationCreateApi(APIView):
         reservation = services.reservation_create(
             order_id=payload.validated_data["order_id"], lines=payload.requested_lines()
         )
-        return _reservation_response(reservation.order_id, status.HTTP_201_CREATED)
+        # The reservation this call made or replayed: no need to read it again.
+        return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)
 
 
 def _reservation_response(order_id: str, code: int = status.HTTP_200_OK) -> Response:

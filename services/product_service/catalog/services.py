@@ -246,7 +246,9 @@ def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[
                 order_id=order_id, status=ReservationStatus.RESERVED
             )
     except IntegrityError:
-        existing = StockReservation.objects.select_for_update().get(order_id=order_id)
+        existing = (
+            StockReservation.objects.select_for_update().prefetch_related("lines").get(order_id=order_id)
+        )
         return _replay(existing, quantities), False
 
     products_for_lines(lines=lines)

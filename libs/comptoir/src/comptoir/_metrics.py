@@ -291,14 +291,21 @@ def _route_of(match: Any) -> str:
     return str(route) if route else str(getattr(match, "view_name", "") or "<unnamed>")
 
 
+STATEMENT_KINDS = ("select", "insert", "update", "delete")
+
+
 def _statement(sql: str) -> str:
     word = sql.lstrip().split(None, 1)[0].lower() if sql.strip() else ""
-    return word if word in {"select", "insert", "update", "delete"} else "other"
+    return word if word in STATEMENT_KINDS else "other"
 
 
 def _count_queries(service: str, alias: str) -> Callable[..., Any]:
+    # The connection's counters, looked up once (`labels` per statement costs
+    # as much as the count itself).
+    counters = {kind: DB_QUERIES.labels(service, alias, kind) for kind in (*STATEMENT_KINDS, "other")}
+
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        DB_QUERIES.labels(service, alias, _statement(sql)).inc()
+        counters[_statement(sql)].inc()
         return execute(sql, params, many, context)
 
     return wrapper
