@@ -46,7 +46,7 @@ from .models import (
     TimelineStatus,
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
-from .transitions import order_transition, timeline_record
+from .transitions import order_transition, timeline_record, timeline_record_many
 from .upstream import StepRefused, user_verify
 
 logger = logging.getLogger(__name__)
@@ -121,14 +121,16 @@ def payment_succeeded(*, order_id: str, payment_id: str) -> None:
     saga = _active_saga(order_id)
     if saga is None:
         return
-    # A charge means the stock was reserved, even if that event is still on its way.
-    _reserved(saga)
     saga.payment_id = payment_id
-    timeline_record(order_id=saga.order_id, step=SagaStep.CHARGE_PAYMENT, status=TimelineStatus.SUCCEEDED)
-    order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CONFIRMED)
+    order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CONFIRMED, known=saga.order)
     logger.info("order confirmed", extra={"order_id": saga.order_id})
     publish_order_confirmed(order=order, customer=saga.customer)
-    timeline_record(order_id=saga.order_id, step=SagaStep.CONFIRM_ORDER, status=TimelineStatus.SUCCEEDED)
+    # A charge means the stock was reserved, even if that event is still on its way.
+    timeline_record_many(
+        order_id=saga.order_id,
+        steps=[SagaStep.RESERVE_STOCK, SagaStep.CHARGE_PAYMENT, SagaStep.CONFIRM_ORDER],
+        status=TimelineStatus.SUCCEEDED,
+    )
     saga.status, saga.current_step = SagaStatus.COMPLETED, None
     saga.save()
 
@@ -221,7 +223,10 @@ def _reserved(saga: OrderSaga) -> None:
 
 
 def _cancel(saga: OrderSaga, reason: CancelReason) -> None:
-    order = order_transition(order_id=saga.order_id, to_status=OrderStatus.CANCELLED, reason=reason)
+    """`saga.order`: read with the saga (or just placed), the copy the move starts from."""
+    order = order_transition(
+        order_id=saga.order_id, to_status=OrderStatus.CANCELLED, reason=reason, known=saga.order
+    )
     publish_order_cancelled(
         order=order,
         reservation_id=saga.reservation_id,

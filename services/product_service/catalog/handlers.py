@@ -15,8 +15,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import transaction
-
 from comptoir import ApplicationError
 from comptoir.events import Envelope, event_handler
 
@@ -91,11 +89,10 @@ def reserve_stock_for_order(event: Envelope) -> None:
         publish_stock_rejected(order_id=order_id, unavailable=_all_unavailable(order["lines"]))
         return
     try:
-        # Its own savepoint: a refusal undoes the claim on the order id and any
-        # lock it took, while the handler's transaction (inbox row, the
-        # rejection below) goes on.
-        with transaction.atomic():
-            reservation, created = reservation_hold(order_id=order_id, lines=lines)
+        # reservation_hold is atomic, so here a savepoint of its own: a refusal
+        # undoes the claim on the order id and any lock it took, while the
+        # handler's transaction (inbox row, the rejection below) goes on.
+        reservation, created = reservation_hold(order_id=order_id, lines=lines)
     except ApplicationError as error:
         if error.code in REJECTING_CODES:
             logger.info("stock refused for order %s: %s", order_id, error.code)
