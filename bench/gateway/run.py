@@ -13,7 +13,8 @@ Everything runs on 127.0.0.1 on free ports, started and stopped by this script:
   rate limiting on in Redis with a budget the run cannot exhaust;
 - with --product-service: product_service's own Procfile command (gunicorn) on
   a free port against its devstack database (migrated and seeded), trusting the
-  same JWKS, and a second gateway pointed at it.
+  same JWKS, and a second gateway and a second nginx pointed at it (nginx: the
+  latency a proxy adds on that route when it costs almost no CPU).
 
 Every request carries `Authorization: Bearer <token>` (a valid access token), to
 every target, so the direct runs receive the same bytes. Runs are interleaved
@@ -110,6 +111,7 @@ http {{
             proxy_pass http://stub;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
         }}
     }}
 }}
@@ -340,7 +342,10 @@ def main() -> int:
     script = tmp / "auth.lua"
     script.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
     prefix = f"gateway-bench-{uuid.uuid4().hex[:8]}"
-    ports = {name: free_port() for name in ("stub", "nginx", "gateway", "product", "gateway_product")}
+    ports = {
+        name: free_port()
+        for name in ("stub", "nginx", "gateway", "product", "gateway_product", "nginx_product")
+    }
     stub_url = f"http://127.0.0.1:{ports['stub']}"
     jwks_url = f"{stub_url}/api/users/auth/jwks/"
     path = "/api/products/1/"
@@ -495,10 +500,31 @@ def bench_product_service(
                     ready_url=f"http://127.0.0.1:{ports['gateway_product']}/health/live",
                 )
             )
+            # nginx in front of the same service: what a proxy that costs almost
+            # nothing (C, ~25 µs per request) adds on this route and machine, the
+            # reference for the gateway's added latency.
+            nginx_dir = tmp / "nginx-product"
+            nginx_dir.mkdir(exist_ok=True)
+            nginx_dir.chmod(0o755)
+            (nginx_dir / "nginx.conf").write_text(
+                NGINX_CONF.format(tmp=nginx_dir, stub_port=ports["product"], port=ports["nginx_product"])
+            )
+            nginx_product = stack.enter_context(
+                running(
+                    [shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(nginx_dir),
+                     "-c", str(nginx_dir / "nginx.conf"), "-e", str(nginx_dir / "nginx-error.log"),
+                     "-g", "daemon off;"],
+                    cwd=nginx_dir,
+                    env=dict(os.environ),
+                    log=nginx_dir / "nginx.log",
+                    ready_url=f"http://127.0.0.1:{ports['nginx_product']}/health/live",
+                )
+            )  # fmt: skip
             print(f"== product_service ({' '.join(argv[:1])} per its Procfile): GET {path}", flush=True)
             results = interleaved(
                 {
                     "direct (product_service)": (f"{product_url}{path}", product.pid),
+                    "nginx": (f"http://127.0.0.1:{ports['nginx_product']}{path}", nginx_product.pid),
                     "gateway": (f"http://127.0.0.1:{ports['gateway_product']}{path}", gateway.pid),
                 },
                 upstream=product.pid,
