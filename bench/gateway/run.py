@@ -104,7 +104,7 @@ http {{
     fastcgi_temp_path {tmp}/nginx-fastcgi;
     uwsgi_temp_path {tmp}/nginx-uwsgi;
     scgi_temp_path {tmp}/nginx-scgi;
-    upstream stub {{ server 127.0.0.1:{stub_port}; keepalive 128; }}
+    upstream stub {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -116,6 +116,21 @@ http {{
     }}
 }}
 """
+
+
+def running_nginx(
+    folder: Path, *, upstream_port: int, port: int
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """nginx per NGINX_CONF in `folder` (config, pid, logs, temp paths), proxying to `upstream_port`."""
+    (folder / "nginx.conf").write_text(NGINX_CONF.format(tmp=folder, upstream_port=upstream_port, port=port))
+    argv = [shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(folder), "-c", str(folder / "nginx.conf")]
+    return running(
+        [*argv, "-e", str(folder / "nginx-error.log"), "-g", "daemon off;"],
+        cwd=folder,
+        env=dict(os.environ),
+        log=folder / "nginx.log",
+        ready_url=f"http://127.0.0.1:{port}/health/live",
+    )
 
 
 @dataclass
@@ -357,8 +372,6 @@ def main() -> int:
         "levels": levels,
     }
     print(f"bench: temp dir {tmp}; {os.cpu_count()} CPUs; load {os.getloadavg()}", flush=True)
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, stub_port=ports["stub"], port=ports["nginx"]))
     stub_env = {
         **os.environ,
         "STUB_NAME": "bench",
@@ -384,15 +397,8 @@ def main() -> int:
                 )
             )
             nginx_process = stack.enter_context(
-                running(
-                    [nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "nginx-error.log"),
-                     "-g", "daemon off;"],
-                    cwd=tmp,
-                    env=dict(os.environ),
-                    log=tmp / "nginx.log",
-                    ready_url=f"http://127.0.0.1:{ports['nginx']}/health/live",
-                )
-            )  # fmt: skip
+                running_nginx(tmp, upstream_port=ports["stub"], port=ports["nginx"])
+            )
             gateway = stack.enter_context(
                 running(
                     [*gateway_cmd, str(ports["gateway"])],
@@ -505,21 +511,10 @@ def bench_product_service(
             # reference for the gateway's added latency.
             nginx_dir = tmp / "nginx-product"
             nginx_dir.mkdir(exist_ok=True)
-            nginx_dir.chmod(0o755)
-            (nginx_dir / "nginx.conf").write_text(
-                NGINX_CONF.format(tmp=nginx_dir, stub_port=ports["product"], port=ports["nginx_product"])
-            )
+            nginx_dir.chmod(0o755)  # nginx workers may run as another user when started by root
             nginx_product = stack.enter_context(
-                running(
-                    [shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(nginx_dir),
-                     "-c", str(nginx_dir / "nginx.conf"), "-e", str(nginx_dir / "nginx-error.log"),
-                     "-g", "daemon off;"],
-                    cwd=nginx_dir,
-                    env=dict(os.environ),
-                    log=nginx_dir / "nginx.log",
-                    ready_url=f"http://127.0.0.1:{ports['nginx_product']}/health/live",
-                )
-            )  # fmt: skip
+                running_nginx(nginx_dir, upstream_port=ports["product"], port=ports["nginx_product"])
+            )
             print(f"== product_service ({' '.join(argv[:1])} per its Procfile): GET {path}", flush=True)
             results = interleaved(
                 {
