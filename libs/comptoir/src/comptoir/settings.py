@@ -63,6 +63,8 @@ ensure_multiprocess_dir(SERVICE_NAME)
 _urls = infrastructure_urls(SERVICE_NAME)
 _database = env.db_url_config(_urls["DATABASE_URL"])
 _database.update({"CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60), "CONN_HEALTH_CHECKS": True})
+if _database.get("ENGINE") == "django.db.backends.postgresql":
+    _database["ENGINE"] = "comptoir.postgresql"  # the same, with a health check that sends no query
 
 DEBUG: bool = env.bool("DJANGO_DEBUG", default=False)
 # With DEBUG=False, no development SECRET_KEY, client secret or Kafka password.
