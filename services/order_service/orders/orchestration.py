@@ -59,6 +59,7 @@ from datetime import datetime, timedelta
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -296,7 +297,26 @@ STEP_TASK_NAME = "orders.saga.{step}"
 
 def _claim(order_id: int, step: str) -> _Claim | None:
     """Counts an attempt of `step` if it is current; None if it is not (a
-    duplicate or stale task) or if a forward step has no attempts left."""
+    duplicate or stale task) or if a forward step has no attempts left.
+
+    The attempt is counted by one conditional UPDATE (it takes the row lock and
+    re-checks the step and the attempts left under it); when it changes nothing,
+    the locking path below finds out why (and fails a step out of attempts)."""
+    claimable = OrderSaga.objects.filter(pk=order_id, status__in=ACTIVE_SAGA_STATUSES, current_step=step)
+    if _limited(step):
+        claimable = claimable.filter(attempts__lt=settings.SAGA_STEP_MAX_ATTEMPTS)
+    counted = claimable.update(
+        attempts=F("attempts") + 1, stall_deadline=_stall_deadline(), updated_at=timezone.now()
+    )
+    if not counted:
+        return _claim_locked(order_id, step)
+    order = Order.objects.select_related("saga").prefetch_related("lines").get(pk=order_id)
+    saga = order.saga
+    return _Claim(order=order, compensation_plan=tuple(saga.compensation_plan), customer=saga.customer)
+
+
+def _claim_locked(order_id: int, step: str) -> _Claim | None:
+    """`_claim` under the row lock, read first: the step is no longer current, or out of attempts."""
     with transaction.atomic():
         saga = _locked_current(order_id, step)
         if saga is None:
@@ -315,10 +335,15 @@ def _claim(order_id: int, step: str) -> _Claim | None:
         return _Claim(order=order, compensation_plan=tuple(saga.compensation_plan), customer=saga.customer)
 
 
+def _limited(step: str) -> bool:
+    """A forward step that may give up (after SAGA_STEP_MAX_ATTEMPTS runs)."""
+    spec = STEPS.get(step)
+    return spec is not None and spec.may_give_up
+
+
 def _out_of_attempts(step: str, attempts: int) -> bool:
     """A forward step that may give up has had its SAGA_STEP_MAX_ATTEMPTS runs."""
-    spec = STEPS.get(step)
-    return spec is not None and spec.may_give_up and attempts >= settings.SAGA_STEP_MAX_ATTEMPTS
+    return _limited(step) and attempts >= settings.SAGA_STEP_MAX_ATTEMPTS
 
 
 def _log_stuck_forward(saga: OrderSaga, delay: float) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from comptoir.testing import TokenFactory
@@ -431,6 +433,36 @@ def test_a_retry_pushes_the_stall_deadline_past_its_countdown(placed: Order, set
     assert abs((saga.stall_deadline - expected).total_seconds()) < 2
     assert saga.last_error == "boom"
     assert orchestration.saga_retry_delay(order_id=placed.pk, step=SagaStep.CHARGE_PAYMENT, error="x") is None
+
+
+def test_a_claim_counts_its_attempt_in_one_update_without_a_locking_read(placed: Order, settings: Any) -> None:
+    settings.SAGA_STEP_MAX_ATTEMPTS = 3
+    OrderSaga.objects.filter(pk=placed.pk).update(attempts=1, customer_email="alice@example.com")
+
+    with CaptureQueriesContext(connection) as queries:
+        claim = orchestration._claim(placed.pk, SagaStep.VERIFY_USER)
+
+    assert claim is not None
+    assert [(line.product_id, line.quantity) for line in claim.order.lines.all()] == [(1, 2)]
+    assert claim.customer is not None and claim.customer.email == "alice@example.com"
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert statements[0].startswith("UPDATE") and len(statements) == 3, statements
+    assert not [sql for sql in statements if "FOR UPDATE" in sql], statements
+    assert OrderSaga.objects.get(pk=placed.pk).attempts == 2
+    # Not the current step: nothing counted.
+    assert orchestration._claim(placed.pk, SagaStep.CHARGE_PAYMENT) is None
+    assert OrderSaga.objects.get(pk=placed.pk).attempts == 2
+
+
+def test_a_claim_past_the_last_attempt_fails_the_step_instead(placed: Order, settings: Any) -> None:
+    settings.SAGA_STEP_MAX_ATTEMPTS = 3
+    OrderSaga.objects.filter(pk=placed.pk).update(attempts=3, last_error="UpstreamError: boom")
+
+    assert orchestration._claim(placed.pk, SagaStep.VERIFY_USER) is None
+
+    saga = OrderSaga.objects.get(pk=placed.pk)
+    assert (saga.status, saga.current_step) == (SagaStatus.COMPENSATING, SagaStep.CANCEL_ORDER)
+    assert saga.last_error == "gave up after 3 attempts: UpstreamError: boom"
 
 
 def test_default_retries_of_a_forward_step_outlast_three_minutes() -> None:
