@@ -435,7 +435,7 @@ def test_a_retry_pushes_the_stall_deadline_past_its_countdown(placed: Order, set
     assert orchestration.saga_retry_delay(order_id=placed.pk, step=SagaStep.CHARGE_PAYMENT, error="x") is None
 
 
-def test_a_claim_counts_its_attempt_in_one_update_without_a_locking_read(placed: Order, settings: Any) -> None:
+def test_a_claim_counts_its_attempt_in_one_update_and_no_locking_read(placed: Order, settings: Any) -> None:
     settings.SAGA_STEP_MAX_ATTEMPTS = 3
     OrderSaga.objects.filter(pk=placed.pk).update(attempts=1, customer_email="alice@example.com")
 
@@ -444,9 +444,11 @@ def test_a_claim_counts_its_attempt_in_one_update_without_a_locking_read(placed:
 
     assert claim is not None
     assert [(line.product_id, line.quantity) for line in claim.order.lines.all()] == [(1, 2)]
-    assert claim.customer is not None and claim.customer.email == "alice@example.com"
+    assert claim.customer is not None
+    assert claim.customer.email == "alice@example.com"
     statements = [query["sql"] for query in queries.captured_queries]
-    assert statements[0].startswith("UPDATE") and len(statements) == 3, statements
+    assert len(statements) == 3, statements
+    assert statements[0].startswith("UPDATE"), statements
     assert not [sql for sql in statements if "FOR UPDATE" in sql], statements
     assert OrderSaga.objects.get(pk=placed.pk).attempts == 2
     # Not the current step: nothing counted.
