@@ -182,6 +182,13 @@ def _saga_targets(saga: dict[str, Any], add: _Add, found: list[Target]) -> None:
             lambda v: v <= 20,
             " ms",
         )
+        statements = figures.get("statements_per_order")
+        if statements is not None:
+            by_service = figures.get("statements_per_order_by_service") or {}
+            busiest = sorted(by_service.items(), key=lambda item: -item[1])
+            detail = ", ".join(f"{name.removesuffix('_service')} {n:g}" for name, n in busiest if n)
+            what = f"{mode}: SQL statements per order through Django (reference)"
+            found.append(Target(what, f"{statements:g} ({detail})", None))
         for run_figures in _open_loops(saga, mode):
             rate = run_figures["rate"]
             add(f"{mode}: p50 at {rate:g}/s ≤ 50 ms", run_figures["p50"], lambda v: v <= 50, " ms")

@@ -26,7 +26,10 @@ Per mode, in that order:
    CPU ms per order: utime+stime (+ reaped children) of every process in
    .devstack/run/*.pid, its process group and its descendants (PostgreSQL's
    backends), read from /proc before the first POST and once the last order is
-   terminal.
+   terminal. SQL statements per order, by service: the chassis' statement
+   counter (`comptoir_db_queries_total`), read from every process's /metrics
+   (the endpoints Prometheus scrapes) just outside that window: the exact
+   measure of a change that removes queries, where CPU moves within the noise.
 3. open loop: --rate orders/s for --open-seconds, each POST sent at its scheduled
    time on a clock (from whichever customer is next, round robin). Latency =
    CONFIRMED `at` in the order's `status_history` (order_service's wall clock, same
@@ -46,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -54,6 +58,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = REPO_ROOT / ".devstack" / "run"
@@ -80,6 +85,45 @@ E2E_ENV = {
     "SAGA_STALL_SECONDS": "15",
     "SAGA_SWEEP_INTERVAL_S": "2",
 }
+
+
+# ------------------------------------------------- SQL statements (metrics)
+
+PROMETHEUS_URL = os.environ.get("COMPTOIR_PROMETHEUS_URL", "http://127.0.0.1:9090")
+STATEMENTS_METRIC = "comptoir_db_queries_total"
+
+
+def metrics_endpoints() -> dict[str, str]:
+    """Every platform process that serves metrics (process name → its /metrics URL),
+    as Prometheus scrapes them: the devstack writes its scrape targets."""
+    with urllib.request.urlopen(f"{PROMETHEUS_URL}/api/v1/targets?state=active", timeout=5) as response:  # noqa: S310
+        targets = json.load(response)["data"]["activeTargets"]
+    return {t["labels"]["process"]: t["scrapeUrl"] for t in targets if "process" in t["labels"]}
+
+
+def statement_snapshot(endpoints: dict[str, str]) -> dict[str, float]:
+    """SQL statements each service has run through Django so far (the chassis'
+    `comptoir_db_queries_total`, every kind; transaction control and the health
+    check are not statements of Django's), read from each process now, not from
+    Prometheus' last scrape."""
+    totals: dict[str, float] = {}
+    for url in endpoints.values():
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == STATEMENTS_METRIC:
+                    service = sample.labels.get("service", "?")
+                    totals[service] = totals.get(service, 0.0) + sample.value
+    return totals
+
+
+def statements_delta(before: dict[str, float], after: dict[str, float], orders: int) -> dict[str, Any]:
+    per_service = {
+        service: round((after.get(service, 0.0) - before.get(service, 0.0)) / orders, 1)
+        for service in sorted(after)
+    }
+    return {"per_order": per_service, "total_per_order": round(sum(per_service.values()), 1)}
 
 
 # ------------------------------------------------------------------ CPU (/proc)
@@ -441,6 +485,8 @@ async def closed_loop(
 async def saturation(
     api: Api, setup: Setup, *, clients: int, max_orders: int, max_seconds: float, drain_s: float
 ) -> dict[str, Any]:
+    endpoints = await asyncio.to_thread(metrics_endpoints)
+    statements_before = await asyncio.to_thread(statement_snapshot, endpoints)
     before = cpu_snapshot()
     placed, first_post, last_answer, errors = await closed_loop(
         api, setup, clients=clients, max_orders=max_orders, max_seconds=max_seconds
@@ -448,6 +494,7 @@ async def saturation(
     backlog_at_end = len(placed)
     await wait_terminal(placed, timeout_s=drain_s)
     after = cpu_snapshot()
+    statements_after = await asyncio.to_thread(statement_snapshot, endpoints)
     drained = await drain(api, setup.customers, placed, timeout_s=drain_s)
     confirmed = [p for p in placed if p.status == "CONFIRMED" and p.confirmed_at is not None]
     last_confirmed = max((p.confirmed_at for p in confirmed if p.confirmed_at), default=first_post)
@@ -475,6 +522,7 @@ async def saturation(
         "post_ms_p99": round(percentile([p.post_ms for p in placed], 0.99), 1),
         "updated_at_minus_history_ms_sample": skews,
         "cpu": cpu_delta(before, after, max(1, len(placed))),
+        "statements": statements_delta(statements_before, statements_after, max(1, len(placed))),
         "loadavg": Path("/proc/loadavg").read_text().split()[:3],
     }
 
@@ -610,6 +658,11 @@ async def run_mode(api: Api, setup: Setup, mode: str, args: argparse.Namespace) 
         f"{s['confirmed_per_s']} confirmed/s (POSTs accepted at {s['accepted_per_s']}/s); "
         f"platform CPU {s['cpu']['platform_ms_per_order']} ms/order"
     )
+    statements = s["statements"]
+    print(
+        f"  {statements['total_per_order']} SQL statements per order through Django: "
+        + ", ".join(f"{name} {count}" for name, count in statements["per_order"].items() if count)
+    )
     await asyncio.sleep(args.pause_seconds)
     print(f"[{mode}] open loop: {args.rate}/s for {args.open_seconds} s")
     run.open_loop = await open_loop(
@@ -689,6 +742,13 @@ def summarize(runs: list[ModeRun]) -> dict[str, dict[str, Any]]:
             "cpu_ms_per_order": {
                 name: statistics.median(r.saturation["cpu"]["ms_per_order"].get(name, 0.0) for r in mine)
                 for name in cpu_names
+            },
+            "statements_per_order": statistics.median(
+                r.saturation["statements"]["total_per_order"] for r in mine
+            ),
+            "statements_per_order_by_service": {
+                name: statistics.median(r.saturation["statements"]["per_order"].get(name, 0.0) for r in mine)
+                for name in mine[0].saturation["statements"]["per_order"]
             },
         }
     return summary
