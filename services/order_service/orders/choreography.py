@@ -28,6 +28,7 @@ they leave a tombstone, so an event that arrives later takes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -38,11 +39,13 @@ from .models import (
     CancelReason,
     Customer,
     Order,
+    OrderLine,
     OrderSaga,
     OrderStatus,
     SagaMode,
     SagaStatus,
     SagaStep,
+    SagaTimelineEntry,
     TimelineStatus,
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
@@ -65,30 +68,34 @@ def user_can_order(*, user_id: int) -> Customer | None:
         return None
 
 
-def saga_start(*, order: Order, customer: Customer | None) -> OrderSaga:
-    """In the placing transaction: `order.created`, or the cancellation of an
-    order whose user cannot order (`customer` None)."""
+def saga_start(
+    *, order: Order, lines: Sequence[OrderLine], customer: Customer | None
+) -> tuple[OrderSaga, list[SagaTimelineEntry]]:
+    """In the placing transaction: `order.created` (with the `lines` it wrote),
+    or the cancellation of an order whose user cannot order (`customer` None).
+    Returns the saga and the timeline entry the user check wrote."""
     user_active = customer is not None
-    timeline_record(
+    timeline = timeline_record(
         order_id=order.pk,
         step=SagaStep.VERIFY_USER,
         status=TimelineStatus.SUCCEEDED if user_active else TimelineStatus.FAILED,
         error=None if user_active else CancelReason.USER_INACTIVE,
     )
     if customer is not None:
-        publish_order_created(order=order)
-        return OrderSaga.objects.create(
+        publish_order_created(order=order, lines=lines)
+        saga = OrderSaga.objects.create(
             order=order,
             status=SagaStatus.RUNNING,
             current_step=SagaStep.RESERVE_STOCK,
             customer_email=customer.email,
             customer_name=customer.full_name,
         )
+        return saga, timeline
     saga = OrderSaga.objects.create(
         order=order, status=SagaStatus.RUNNING, failure_reason=CancelReason.USER_INACTIVE
     )
     _cancel(saga, CancelReason.USER_INACTIVE)
-    return saga
+    return saga, timeline
 
 
 @transaction.atomic

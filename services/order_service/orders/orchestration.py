@@ -107,9 +107,10 @@ class _Claim:
 # ------------------------------------------------------------------ entry points
 
 
-def saga_start(*, order: Order) -> OrderSaga:
+def saga_start(*, order: Order) -> tuple[OrderSaga, list[SagaTimelineEntry]]:
     """Creates the saga of a just-placed order (inside its transaction) and
-    enqueues the first step once that commits."""
+    enqueues the first step once that commits. Returns the saga and the
+    timeline entries its start wrote: none (the first step writes the first)."""
     saga = OrderSaga.objects.create(
         order=order,
         status=SagaStatus.RUNNING,
@@ -117,7 +118,7 @@ def saga_start(*, order: Order) -> OrderSaga:
         stall_deadline=_stall_deadline(),
     )
     _enqueue_on_commit(order.pk, SagaStep.VERIFY_USER)
-    return saga
+    return saga, []
 
 
 def saga_run_step(*, order_id: int, step: str) -> None:

@@ -7,15 +7,17 @@ Ids travel as strings, money as decimal strings; the saga id is the order id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from comptoir.events import Envelope, publish_event
 
-from .models import Customer, Order
+from .models import Customer, Order, OrderLine
 
 
-def publish_order_created(*, order: Order) -> Envelope:
-    """Starts the choreography: product_service reserves on it."""
+def publish_order_created(*, order: Order, lines: Sequence[OrderLine]) -> Envelope:
+    """Starts the choreography: product_service reserves on it. `lines`: the
+    order's lines, as the placing transaction wrote them."""
     return _publish(
         "order.created",
         order,
@@ -24,7 +26,7 @@ def publish_order_created(*, order: Order) -> Envelope:
             "user_id": str(order.user_id),
             "lines": [
                 {"product_id": str(line.product_id), "quantity": line.quantity, "unit_price": line.unit_price}
-                for line in order.lines.all()
+                for line in lines
             ],
             "amount": order.total,
             "currency": order.currency,

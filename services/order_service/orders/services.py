@@ -157,9 +157,9 @@ def _order_insert(
     )
     placed = OrderStatusChange.objects.create(order=order, from_status=None, to_status=OrderStatus.PENDING)
     if saga_mode == SagaMode.CHOREOGRAPHY:
-        saga = choreography.saga_start(order=order, customer=customer)
+        saga, timeline = choreography.saga_start(order=order, lines=lines, customer=customer)
     else:
-        saga = orchestration.saga_start(order=order)
+        saga, timeline = orchestration.saga_start(order=order)
     if saga.failure_reason is not None:
         return order, None
     detail = PlacedOrderDetail(
@@ -174,7 +174,7 @@ def _order_insert(
         lines=lines,
         status_history=[placed],
         # The saga's first entries, if its start wrote any (choreography's user check).
-        timeline=list(SagaTimelineEntry.objects.filter(order=order).order_by("at", "id")),
+        timeline=timeline,
     )
     return order, detail
 

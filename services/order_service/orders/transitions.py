@@ -116,16 +116,22 @@ def _count_saga_outcome(order: Order) -> None:
     )
 
 
-def timeline_record(*, order_id: int, step: str, status: str, error: str | None = None) -> None:
-    """Adds `step` `status` to the order's timeline, unless it is there already."""
-    timeline_record_many(order_id=order_id, steps=[step], status=status, error=error)
+def timeline_record(
+    *, order_id: int, step: str, status: str, error: str | None = None
+) -> list[SagaTimelineEntry]:
+    """Adds `step` `status` to the order's timeline, unless it is there already;
+    returns the entry (see `timeline_record_many`)."""
+    return timeline_record_many(order_id=order_id, steps=[step], status=status, error=error)
 
 
-def timeline_record_many(*, order_id: int, steps: list[str], status: str, error: str | None = None) -> None:
+def timeline_record_many(
+    *, order_id: int, steps: list[str], status: str, error: str | None = None
+) -> list[SagaTimelineEntry]:
     """Adds each of `steps` with `status` to the order's timeline (in that order,
-    one statement), skipping those there already."""
+    one statement), skipping those there already. Returns the entries as built
+    (without ids; one that was there already is among them, not stored again)."""
     at = timezone.now()
-    SagaTimelineEntry.objects.bulk_create(
+    return SagaTimelineEntry.objects.bulk_create(
         [
             SagaTimelineEntry(
                 order_id=order_id,

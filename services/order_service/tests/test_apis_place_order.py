@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from comptoir.testing import TokenFactory
 from orders.models import Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode
@@ -101,8 +102,11 @@ def test_the_answer_is_what_a_read_back_shows(
     """The 202 is built from what the placing transaction wrote, not read back:
     it must be what the detail shows right after (nothing ran the saga since)."""
     settings.SAGA_MODE = mode
-    placed = place_order([(1, 2), (3, 3)])
+    with CaptureQueriesContext(connection) as queries:
+        placed = place_order([(1, 2), (3, 3)])
     assert placed.status_code == 202, placed.json()
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if "orders_" in sql], reads  # nothing of the order read back
 
     read_back = client.get(placed["Location"], headers=alice_headers)
 
