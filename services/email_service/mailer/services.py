@@ -22,7 +22,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -58,30 +58,35 @@ def email_request(
 ) -> tuple[SentEmail, bool]:
     """Renders and queues a mail; the same (template, object_id) again returns the first row.
 
-    Returns the row and whether this call created it. The insert relies on the
-    unique constraint (get_or_create retries the read after an IntegrityError),
-    so two concurrent requests still make one row and one delivery. The task is
-    enqueued after commit: a worker must find the row. If the broker is down at
-    that moment the row stays QUEUED and the sweep enqueues it after
-    EMAIL_REQUEUE_AFTER_S.
+    Returns the row and whether this call created it. The row is inserted first
+    (in a savepoint) and the unique constraint on (template, object_id) settles
+    a repeat: its insert fails and the first row is read instead, so two
+    concurrent requests still make one row and one delivery, and a first
+    request (nearly every one) costs no read. The task is enqueued after commit:
+    a worker must find the row. If the broker is down at that moment the row
+    stays QUEUED and the sweep enqueues it after EMAIL_REQUEUE_AFTER_S.
     """
     mail_template = mail_template_get(name=template)
     rendered = mail_render(template=mail_template, context=context)
-    email, created = SentEmail.objects.get_or_create(
-        template=mail_template.value,
-        object_id=object_id,
-        defaults={
-            "to": to,
-            "subject": rendered.subject,
-            "body": rendered.body,
-            "html_body": rendered.html_body,
-            "context": dict(context),
-            "requeue_at": _requeue_at(),
-        },
-    )
-    if created:
-        transaction.on_commit(partial(_enqueue_delivery, email.pk))
-    return email, created
+    try:
+        with transaction.atomic():
+            email = SentEmail.objects.create(
+                template=mail_template.value,
+                object_id=object_id,
+                to=to,
+                subject=rendered.subject,
+                body=rendered.body,
+                html_body=rendered.html_body,
+                context=dict(context),
+                requeue_at=_requeue_at(),
+            )
+    except IntegrityError as error:
+        try:
+            return SentEmail.objects.get(template=mail_template.value, object_id=object_id), False
+        except SentEmail.DoesNotExist:
+            raise error from None  # another constraint than the uniqueness refused the row
+    transaction.on_commit(partial(_enqueue_delivery, email.pk))
+    return email, True
 
 
 def _is_permanent(error: Exception) -> bool:

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 
 from comptoir import ApplicationError
 from mailer.models import SentEmail
@@ -28,10 +29,15 @@ def _request(**overrides: Any) -> dict[str, Any]:
 def test_request_stores_the_rendered_mail_and_enqueues_delivery_after_commit(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        CaptureQueriesContext(connection) as queries,
+    ):
         email, created = email_request(**_request())
     assert created is True
     assert len(callbacks) == 1
+    # A first request inserts without reading: the unique constraint catches a repeat.
+    assert not [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
     stored = SentEmail.objects.get()
     assert stored.pk == email.pk
     assert (stored.template, stored.object_id, stored.to) == ("welcome", "2", "alice@comptoir.dev")
