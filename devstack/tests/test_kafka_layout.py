@@ -69,7 +69,7 @@ def run_env(tmp_path: Path, brokers: str | None) -> dict[str, str]:
 def test_the_single_broker_is_the_default(tmp_path: Path) -> None:
     found = layout(tmp_path, None)
     assert found["processes"] == ["kafka"]
-    assert found["heap"] == ["-Xmx384m"]
+    assert found["heap"] == ["-Xmx320m"]
     props = found["1"]["props"]  # type: ignore[index]
     assert props["controller.quorum.voters"] == "1@127.0.0.1:29093"
     assert props["offsets.topic.replication.factor"] == "1"
