@@ -119,11 +119,11 @@ def statement_snapshot(endpoints: dict[str, str]) -> dict[str, float]:
 
 
 def statements_delta(before: dict[str, float], after: dict[str, float], orders: int) -> dict[str, Any]:
-    per_service = {
-        service: round((after.get(service, 0.0) - before.get(service, 0.0)) / orders, 1)
-        for service in sorted(after)
+    raw = {name: (after.get(name, 0.0) - before.get(name, 0.0)) / orders for name in sorted(after)}
+    return {
+        "per_order": {name: round(value, 1) for name, value in raw.items()},
+        "total_per_order": round(sum(raw.values()), 1),
     }
-    return {"per_order": per_service, "total_per_order": round(sum(per_service.values()), 1)}
 
 
 # ------------------------------------------------------------------ CPU (/proc)

@@ -60,7 +60,7 @@ def test_the_relay_sweeps_while_its_batches_are_full(notes_topic: str, settings:
     settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "OUTBOX_RETENTION": 3600, "RELAY_BATCH_SIZE": 1}
     declare_topics([notes_topic], event_settings(), with_failure_topics=False)
     add_outbox_rows(3_000, notes_topic, sent=True)
-    add_outbox_rows(2_000, notes_topic, sent=False)  # more than one-row batches publish in the run
+    add_outbox_rows(20_000, notes_topic, sent=False)  # ten times what one-row batches publish in 2 s
     relay = OutboxRelay()
     relay.run(max_seconds=2.0)
     assert OutboxMessage.objects.filter(sent_at__isnull=True).exists(), "every batch of the run was full"

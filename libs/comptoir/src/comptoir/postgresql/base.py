@@ -16,7 +16,9 @@ transaction, psycopg already holding it broken) gets Django's own check.
 from __future__ import annotations
 
 import select
+from typing import Any
 
+import psycopg
 from django.db.backends.postgresql import base
 from psycopg import pq
 
@@ -39,12 +41,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.health_check_done = True
 
 
-def _quiet(connection: object) -> bool | None:
+def _quiet(connection: psycopg.Connection[Any]) -> bool | None:
     """True: open, idle, nothing received since its last answer; False: the server
     sent something unasked (or closed it); None: not a plain idle connection."""
-    pgconn = getattr(connection, "pgconn", None)
-    if pgconn is None or getattr(connection, "broken", True) or getattr(connection, "closed", True):
+    if connection.broken or connection.closed:
         return None
+    pgconn = connection.pgconn
     if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status != pq.TransactionStatus.IDLE:
         return None
     poller = select.poll()
