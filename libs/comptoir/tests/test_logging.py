@@ -138,3 +138,22 @@ def test_warnings_and_uncaught_exceptions_become_ecs_records() -> None:
     assert isinstance(details, dict)
     assert details["type"] == "RuntimeError"
     assert details["message"] == "nobody caught me"
+
+
+def test_celery_lines_per_task_are_left_to_the_metrics_unless_debugging(log_lines: io.StringIO) -> None:
+    logging.getLogger("celery.worker.strategy").info("Task mailer.send_email[1] received")
+    logging.getLogger("celery.app.trace").info("Task mailer.send_email[1] succeeded in 0.01s: 'SENT'")
+    logging.getLogger("celery.app.trace").error("Task mailer.send_email[2] raised unexpected: OSError()")
+    assert [record["message"] for record in _records(log_lines)] == [
+        "Task mailer.send_email[2] raised unexpected: OSError()"
+    ]
+
+    logging.config.dictConfig(logging_config("email_service", "DEBUG"))
+    debugging = io.StringIO()
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(debugging)
+    logging.getLogger("celery.app.trace").info("Task mailer.send_email[3] succeeded in 0.01s: 'SENT'")
+    assert [record["message"] for record in _records(debugging)] == [
+        "Task mailer.send_email[3] succeeded in 0.01s: 'SENT'"
+    ]

@@ -52,7 +52,6 @@ def _enqueue_delivery(email_id: int) -> None:
         logger.warning("could not enqueue a mail's delivery; the sweep will", extra={"email_id": email_id})
 
 
-@transaction.atomic
 def email_request(
     *, template: str, object_id: str, to: str, context: Mapping[str, Any]
 ) -> tuple[SentEmail, bool]:
@@ -62,9 +61,12 @@ def email_request(
     (in a savepoint) and the unique constraint on (template, object_id) settles
     a repeat: its insert fails and the first row is read instead, so two
     concurrent requests still make one row and one delivery, and a first
-    request (nearly every one) costs no read. The task is enqueued after commit:
-    a worker must find the row. If the broker is down at that moment the row
-    stays QUEUED and the sweep enqueues it after EMAIL_REQUEUE_AFTER_S.
+    request (nearly every one) costs no read. The task is enqueued after commit
+    (at once when called outside a transaction: the insert committed; at the
+    end of the caller's transaction otherwise, e.g. the consumer's): a worker
+    must find the row. If the broker is down at that moment the row stays
+    QUEUED and the sweep enqueues it after EMAIL_REQUEUE_AFTER_S. The insert is
+    the only write, so the function needs no transaction of its own around it.
     """
     mail_template = mail_template_get(name=template)
     rendered = mail_render(template=mail_template, context=context)

@@ -436,7 +436,9 @@ def _confirmed(claim: _Claim, *, also_succeeded: str | None = None) -> None:
     locked). `also_succeeded`: the step whose success lands with it (the charge).
     The claim's copy of the order and contact serve: nothing is read again."""
     order_id = claim.order.pk
-    order = order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED, known=claim.order)
+    order = order_transition(
+        order_id=order_id, to_status=OrderStatus.CONFIRMED, known=claim.order, savepoint=False
+    )
     logger.info("order confirmed", extra={"order_id": order_id})
     publish_order_confirmed(order=order, customer=claim.customer)
     steps = [also_succeeded] if also_succeeded is not None else []

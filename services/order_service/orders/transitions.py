@@ -29,9 +29,13 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-@transaction.atomic
 def order_transition(
-    *, order_id: int, to_status: str, reason: str | None = None, known: Order | None = None
+    *,
+    order_id: int,
+    to_status: str,
+    reason: str | None = None,
+    known: Order | None = None,
+    savepoint: bool = True,
 ) -> Order:
     """Moves an order PENDING → CONFIRMED | CANCELLED and records the move.
 
@@ -45,7 +49,16 @@ def order_transition(
     read and a write, and the copy (its customer, amount, mode and creation
     never change) is what is returned; a copy whose order has moved on meanwhile
     gets the same refusal as without one.
+
+    `savepoint`: called inside a transaction, a refusal rolls back only this
+    move (a savepoint, two statements). False for the sagas, which never catch
+    a refusal here: it ends their transaction (a step's, the consumer's batch).
     """
+    with transaction.atomic(savepoint=savepoint):
+        return _transition(order_id=order_id, to_status=to_status, reason=reason, known=known)
+
+
+def _transition(*, order_id: int, to_status: str, reason: str | None, known: Order | None) -> Order:
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise ApplicationError(
             ErrorCode.VALIDATION_ERROR, f"A reason is at most {MAX_REASON_LENGTH} characters."

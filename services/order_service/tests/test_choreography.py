@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from comptoir.events import Envelope, InboxMessage, current_version, handlers_for, validate_payload
@@ -247,9 +248,12 @@ def test_payment_failed_cancels_with_the_reservation_to_release(
 
 
 def test_payment_succeeded_confirms_and_publishes_order_confirmed(pending: Order) -> None:
-    deliver(stock_reserved(pending.pk))
-
-    assert deliver(payment_succeeded(pending.pk))
+    with CaptureQueriesContext(connection) as queries:
+        deliver(stock_reserved(pending.pk))
+        assert deliver(payment_succeeded(pending.pk))
+    # One savepoint per delivery: deliver's transaction, inside the test's. The
+    # saga's functions take none of their own in the consumer's transaction.
+    assert len([q["sql"] for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT")]) == 2
 
     pending.refresh_from_db()
     assert (pending.status, pending.cancel_reason) == (OrderStatus.CONFIRMED, None)

@@ -25,11 +25,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from comptoir import ApplicationError, ConflictError, ErrorCode
+from comptoir import ApplicationError, ErrorCode
 
 from .errors import (
     CurrencyMismatch,
@@ -106,10 +106,6 @@ def wallet_open(*, user_id: int, initial_balance: Decimal) -> tuple[Wallet, bool
     return wallet, created
 
 
-class _PaymentCreatedMeanwhile(Exception):
-    """Another transaction inserted this order's payment first: start over to see it."""
-
-
 def payment_charge(*, order_id: str, user_id: int, amount: Decimal, currency: str) -> Payment:
     """Charges `amount` to the user's wallet for `order_id`, once.
 
@@ -120,16 +116,10 @@ def payment_charge(*, order_id: str, user_id: int, amount: Decimal, currency: st
     payment (committed) and raises `PaymentDeclined`; a later attempt for the
     same order with enough funds captures it.
     """
-    amount = _money(amount)
-    for _attempt in range(2):
-        try:
-            attempt = _charge(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
-        except _PaymentCreatedMeanwhile:
-            continue
-        if attempt.declined is not None:
-            raise attempt.declined
-        return attempt.payment
-    raise ConflictError(ErrorCode.CONFLICT, "This order's payment is being processed; retry.")
+    attempt = _charge(order_id=order_id, user_id=user_id, amount=_money(amount), currency=currency)
+    if attempt.declined is not None:
+        raise attempt.declined
+    return attempt.payment
 
 
 @dataclass(frozen=True)
@@ -151,32 +141,59 @@ def payment_charge_once(*, order_id: str, user_id: int, amount: Decimal, currenc
     payment written in the caller's transaction. A repeat with other
     parameters is an `IdempotencyConflict`.
     """
-    amount = _money(amount)
-    for _attempt in range(2):
-        try:
-            return _charge(
-                order_id=order_id, user_id=user_id, amount=amount, currency=currency, retry_declined=False
-            )
-        except _PaymentCreatedMeanwhile:
-            continue
-    raise ConflictError(ErrorCode.CONFLICT, "This order's payment is being processed; retry.")
+    return _charge(
+        order_id=order_id,
+        user_id=user_id,
+        amount=_money(amount),
+        currency=currency,
+        retry_declined=False,
+        savepoint=False,
+    )
 
 
-@transaction.atomic
 def _charge(
-    *, order_id: str, user_id: int, amount: Decimal, currency: str, retry_declined: bool = True
+    *,
+    order_id: str,
+    user_id: int,
+    amount: Decimal,
+    currency: str,
+    retry_declined: bool = True,
+    savepoint: bool = True,
 ) -> ChargeAttempt:
+    """The charge in its transaction. Its refusals (a repeat with other
+    parameters, a compensated order) come before any write and are raised once
+    the transaction block is left: inside the consumer's transaction
+    (`savepoint` False, as `payment_charge_once` calls it) the handler catches
+    them and goes on, with nothing to undo."""
+    with transaction.atomic(savepoint=savepoint):
+        outcome = _charge_locked(
+            order_id=order_id,
+            user_id=user_id,
+            amount=amount,
+            currency=currency,
+            retry_declined=retry_declined,
+        )
+    if isinstance(outcome, ApplicationError):
+        raise outcome
+    return outcome
+
+
+def _charge_locked(
+    *, order_id: str, user_id: int, amount: Decimal, currency: str, retry_declined: bool
+) -> ChargeAttempt | IdempotencyConflict | OrderCompensated:
     _lock_order(order_id)
     # The wallet lock serialises every charge of one user: funds are checked and
     # debited by one transaction at a time, so concurrent charges cannot overdraw.
     wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()
     payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
     if payment is not None:
-        _ensure_same_charge(payment=payment, user_id=user_id, amount=amount, currency=currency)
+        conflict = _other_charge(payment=payment, user_id=user_id, amount=amount, currency=currency)
+        if conflict is not None:
+            return conflict
         if payment.status != PaymentStatus.FAILED or not retry_declined:
             return ChargeAttempt(payment=payment, declined=None, attempted=False)
     if ChargeTombstone.objects.filter(order_id=order_id).exists():
-        raise OrderCompensated(order_id=order_id)
+        return OrderCompensated(order_id=order_id)
     if payment is None:
         payment = Payment(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
 
@@ -189,11 +206,10 @@ def _charge(
         payment.status = PaymentStatus.FAILED
         payment.failure_code = declined.code
     if payment._state.adding:
-        try:
-            with transaction.atomic():
-                payment.save()
-        except IntegrityError:
-            raise _PaymentCreatedMeanwhile() from None
+        # No savepoint against a concurrent insert: every insert of a payment is
+        # this one, under the order's lock (taken first, above), so a second
+        # charge of the order waits for this transaction and then finds the row.
+        payment.save()
     else:
         payment.save(update_fields=["status", "failure_code", "captured_at", "updated_at"])
 
@@ -202,13 +218,17 @@ def _charge(
     return ChargeAttempt(payment=payment, declined=declined, attempted=True)
 
 
-def _ensure_same_charge(*, payment: Payment, user_id: int, amount: Decimal, currency: str) -> None:
+def _other_charge(
+    *, payment: Payment, user_id: int, amount: Decimal, currency: str
+) -> IdempotencyConflict | None:
+    """The refusal of a repeat whose parameters differ from the stored payment's."""
     stored = {"user_id": payment.user_id, "amount": str(payment.amount), "currency": payment.currency}
     requested = {"user_id": user_id, "amount": str(amount), "currency": currency}
-    if stored != requested:
-        raise IdempotencyConflict(
-            details={"order_id": payment.order_id, "existing": stored, "requested": requested}
-        )
+    if stored == requested:
+        return None
+    return IdempotencyConflict(
+        details={"order_id": payment.order_id, "existing": stored, "requested": requested}
+    )
 
 
 def _decline_reason(

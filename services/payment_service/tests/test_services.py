@@ -2,7 +2,9 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from comptoir import ApplicationError
 from payments.errors import (
@@ -14,7 +16,13 @@ from payments.errors import (
     PaymentNotFound,
 )
 from payments.models import ChargeTombstone, LedgerEntry, LedgerEntryKind, Payment, PaymentStatus, Wallet
-from payments.services import payment_charge, payment_refund, wallet_credit, wallet_get_or_create
+from payments.services import (
+    payment_charge,
+    payment_charge_once,
+    payment_refund,
+    wallet_credit,
+    wallet_get_or_create,
+)
 
 from .conftest import ALICE, BOB, assert_ledger_explains_balance, balance_of
 
@@ -46,6 +54,37 @@ def test_charge_debits_the_exact_amount_with_one_ledger_entry(make_wallet: Calla
         wallet.pk,
     )
     assert_ledger_explains_balance(wallet)
+
+
+@pytest.mark.django_db(transaction=True)  # its own transaction, as over HTTP
+def test_a_charge_inserts_its_payment_without_a_savepoint(make_wallet: Callable[..., Wallet]) -> None:
+    make_wallet(balance="100.00")
+    with CaptureQueriesContext(connection) as queries:
+        charge(amount="12.34")
+    statements = [q["sql"] for q in queries.captured_queries]
+    # The order's advisory lock comes first and serialises every insert of its payment.
+    assert statements[0] == "BEGIN"
+    assert "pg_advisory_xact_lock" in statements[1]
+    assert not [sql for sql in statements if "SAVEPOINT" in sql]
+    assert balance_of(ALICE) == Decimal("87.66")
+
+
+def test_the_consumers_charge_takes_no_savepoint_and_its_refusal_leaves_the_transaction_usable(
+    make_wallet: Callable[..., Wallet],
+) -> None:
+    make_wallet(balance="100.00")
+    ChargeTombstone.objects.create(order_id="order-2")
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:  # as the consumer's batch
+        attempt = payment_charge_once(
+            order_id="order-1", user_id=ALICE, amount=Decimal("10.00"), currency="EUR"
+        )
+        assert (attempt.attempted, attempt.declined) == (True, None)
+        with pytest.raises(OrderCompensated):
+            payment_charge_once(order_id="order-2", user_id=ALICE, amount=Decimal("5.00"), currency="EUR")
+        assert Payment.objects.filter(order_id="order-1").exists()  # the transaction goes on
+    assert not [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
+    assert balance_of(ALICE) == Decimal("90.00")
+    assert not Payment.objects.filter(order_id="order-2").exists()
 
 
 def test_charge_of_the_whole_balance_leaves_zero(make_wallet: Callable[..., Wallet]) -> None:

@@ -1,11 +1,12 @@
 """Writes: catalogue management by staff, and stock reservations per order.
 
 Reservations never check then act. `reservation_hold` first claims the
-order id (a unique row: a concurrent call for the same order waits on it, then
-replays), then locks the stock rows of every line in product-id order (so two
-orders naming the same products in a different order cannot deadlock), checks
-them all, and only then decrements each with `F()`. Anything refused rolls the
-whole transaction back: all lines or none.
+order id (a unique row, inserted with ON CONFLICT DO NOTHING: a concurrent call
+for the same order waits on it, then replays), then takes every line's units
+with one conditional UPDATE per product (`quantity >= wanted`), in product-id
+order (so two orders naming the same products in a different order cannot
+deadlock): the row lock, the check and the decrement are one statement. If
+any line is short, the whole transaction rolls back: all lines or none.
 
 Every change of a stock quantity writes its `StockMovement` in the same
 transaction (an adjustment, a hold, a release), so the movements of a product
@@ -26,8 +27,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, ProtectedError
+from django.utils import timezone
 
 from comptoir import ConflictError, NotFoundError
 
@@ -238,14 +240,8 @@ def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[
     quantities = _quantities(lines)
     if not quantities:
         raise ValueError("a reservation needs at least one line")
-    try:
-        # Claims the order id first: a concurrent call for the same order blocks
-        # here until this transaction ends, then replays what it committed.
-        with transaction.atomic():
-            reservation = StockReservation.objects.create(
-                order_id=order_id, status=ReservationStatus.RESERVED
-            )
-    except IntegrityError:
+    reservation = _claim_order_id(order_id)
+    if reservation is None:
         existing = (
             StockReservation.objects.select_for_update().prefetch_related("lines").get(order_id=order_id)
         )
@@ -253,30 +249,30 @@ def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[
 
     products_for_lines(lines=lines)
     product_ids = sorted(quantities)
-    stocks = {
-        stock.product_id: stock
-        for stock in StockLevel.objects.select_for_update()
-        .filter(product_id__in=product_ids)
-        .order_by("product_id")
-    }
-    unavailable = [
-        {
-            "product_id": product_id,
-            "requested": quantities[product_id],
-            "available": stocks[product_id].quantity if product_id in stocks else 0,
-        }
+    short = [
+        product_id
         for product_id in product_ids
-        if product_id not in stocks or stocks[product_id].quantity < quantities[product_id]
+        if not StockLevel.objects.filter(product_id=product_id, quantity__gte=quantities[product_id]).update(
+            quantity=F("quantity") - quantities[product_id]
+        )
     ]
-    if unavailable:
+    if short:
+        available = dict(
+            StockLevel.objects.filter(product_id__in=short).values_list("product_id", "quantity")
+        )
         raise ConflictError(
             CatalogErrorCode.INSUFFICIENT_STOCK,
             "Not enough stock for some products; nothing was reserved.",
-            details={"unavailable": unavailable},
-        )
-    for product_id in product_ids:
-        StockLevel.objects.filter(product_id=product_id).update(
-            quantity=F("quantity") - quantities[product_id]
+            details={
+                "unavailable": [
+                    {
+                        "product_id": product_id,
+                        "requested": quantities[product_id],
+                        "available": available.get(product_id, 0),
+                    }
+                    for product_id in short
+                ]
+            },
         )
     StockReservationLine.objects.bulk_create(
         StockReservationLine(reservation=reservation, product_id=product_id, quantity=quantities[product_id])
@@ -292,6 +288,30 @@ def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[
         for product_id in product_ids
     )
     return reservation, True
+
+
+_CLAIM_ORDER_ID = (
+    f"INSERT INTO {StockReservation._meta.db_table} (order_id, status, created_at, updated_at) "  # noqa: S608
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (order_id) DO NOTHING RETURNING id"
+)
+
+
+def _claim_order_id(order_id: str) -> StockReservation | None:
+    """A RESERVED reservation for the order, inserted now; None when the order
+    id is already claimed (a reservation or a tombstone, committed: a concurrent
+    claim waits for the first one's transaction to end). One statement, where a
+    savepoint around the model's insert takes three."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_ORDER_ID, [order_id, ReservationStatus.RESERVED, now, now])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    reservation = StockReservation(
+        id=row[0], order_id=order_id, status=ReservationStatus.RESERVED, created_at=now, updated_at=now
+    )
+    reservation._state.adding = False
+    return reservation
 
 
 def _locked_reservation(order_id: str) -> StockReservation:
@@ -369,7 +389,12 @@ def _release(reservation: StockReservation) -> None:
     reservation.save(update_fields=["status", "updated_at"])
 
 
-@transaction.atomic
+# No savepoint: the `_if_held` functions are the consumer's, which runs its
+# handlers in the batch's transaction and calls them without catching: an error
+# fails the handler, and the consumer replays the batch event by event. Inside
+# that transaction a savepoint of their own (two statements) would buy nothing;
+# called alone they are their own transaction, as any atomic function.
+@transaction.atomic(savepoint=False)
 def reservation_release_if_held(*, order_id: str) -> StockReservation | None:
     """Releases the order's reservation if it still holds stock; returns it only then.
 
@@ -406,7 +431,7 @@ def _commit(reservation: StockReservation) -> None:
     reservation.save(update_fields=["status", "updated_at"])
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # no savepoint: see reservation_release_if_held
 def reservation_commit_if_held(*, order_id: str) -> StockReservation | None:
     """Commits the order's reservation if it is still only held; returns it only then.
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from catalog import services
 from catalog.errors import CatalogErrorCode
@@ -34,6 +36,42 @@ def test_insufficient_stock_names_every_short_line(make_product: ProductFactory)
     assert raised.value.details == {"unavailable": [{"product_id": short.pk, "requested": 2, "available": 1}]}
     assert StockLevel.objects.get(product=plenty).quantity == 9
     assert not StockReservation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # its own transaction, as over HTTP
+def test_a_reservation_takes_each_lines_units_in_one_statement(make_product: ProductFactory) -> None:
+    first, second = make_product(stock=5), make_product(stock=5)
+    with CaptureQueriesContext(connection) as queries:
+        services.reservation_create(
+            order_id="o-1", lines=[RequestedLine(second.pk, 2), RequestedLine(first.pk, 1)]
+        )
+    statements = [q["sql"] for q in queries.captured_queries]
+    # The order id claimed with ON CONFLICT (no savepoint around it), the
+    # products read, one conditional UPDATE per line in product-id order, the
+    # lines and the movements: no locking read of the stock.
+    assert statements[0] == "BEGIN"
+    assert "ON CONFLICT (order_id) DO NOTHING" in statements[1]
+    assert not [sql for sql in statements if "SAVEPOINT" in sql or "FOR UPDATE" in sql]
+    updates = [sql for sql in statements if sql.startswith('UPDATE "catalog_stocklevel"')]
+    assert len(updates) == 2
+    assert [StockLevel.objects.get(product=p).quantity for p in (first, second)] == [4, 3]
+    assert (
+        services.reservation_hold(
+            order_id="o-1", lines=[RequestedLine(first.pk, 1), RequestedLine(second.pk, 2)]
+        )[1]
+        is False
+    )
+
+
+def test_commit_and_release_inside_a_transaction_take_no_savepoint(make_product: ProductFactory) -> None:
+    product = make_product(stock=5)
+    for order_id in ("o-1", "o-2"):
+        services.reservation_create(order_id=order_id, lines=[RequestedLine(product.pk, 1)])
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:  # as the consumer's batch
+        assert services.reservation_commit_if_held(order_id="o-1") is not None
+        assert services.reservation_release_if_held(order_id="o-2") is not None
+    assert not [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
+    assert StockLevel.objects.get(product=product).quantity == 4
 
 
 def test_a_product_without_a_stock_row_has_none_to_reserve(make_product: ProductFactory) -> None:

@@ -161,6 +161,14 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
             # same trace and request ids). A call that times out or finds nobody
             # is a warning of comptoir.http, which the answering side cannot log.
             "httpx": {"level": "WARNING"},
+            # Celery writes two lines per task at INFO ("received", "succeeded
+            # in 0.01s") and one per retry: what comptoir_celery_tasks_total
+            # (by outcome) and comptoir_celery_task_duration_seconds count,
+            # and what the tasks log themselves when it matters (a saga step
+            # failed, a mail's delivery failed). Shown at LOG_LEVEL=DEBUG;
+            # failures (ERROR) always.
+            "celery.worker.strategy": {"level": "DEBUG" if level == "DEBUG" else "WARNING"},
+            "celery.app.trace": {"level": "DEBUG" if level == "DEBUG" else "WARNING"},
         },
     }
 

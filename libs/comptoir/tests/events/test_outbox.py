@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from pytest_django import Settings
 
 from comptoir import request_id_var
@@ -156,6 +157,33 @@ def test_old_sent_rows_are_deleted_and_pending_rows_kept(notes_topic: str, setti
     publish_notes(2, keys=["a"], start=3)
     assert relay.delete_old_sent() == 3
     assert list(OutboxMessage.objects.order_by("id").values_list("sent_at", flat=True)) == [None, None]
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        row = cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_turns_synchronous_commit_off_once_per_database_session(notes_topic: str) -> None:
+    declare_topics([notes_topic], event_settings(), with_failure_topics=False)
+    relay = OutboxRelay()
+    publish_notes(2, keys=["a"])
+    with CaptureQueriesContext(connection) as queries:
+        assert relay.relay_once() == 2
+        assert relay.relay_once() == 0
+    assert [q["sql"] for q in queries].count("SET synchronous_commit TO OFF") == 1
+    assert _synchronous_commit() == "off"  # kept by the session after the batch committed
+
+    connection.close()  # a new session (a restart, an idle timeout): set again on it
+    assert _synchronous_commit() == "on"
+    with CaptureQueriesContext(connection) as queries:
+        assert relay.relay_once() == 0
+    assert [q["sql"] for q in queries].count("SET synchronous_commit TO OFF") == 1
+    assert _synchronous_commit() == "off"
 
 
 def test_relay_wakes_on_notify_well_before_its_poll(spawner: Spawner, notes_topic: str) -> None:

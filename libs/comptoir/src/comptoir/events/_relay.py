@@ -118,6 +118,8 @@ class OutboxRelay:
         self._known_topics: set[str] = set()
         self._listener: psycopg.Connection[Any] | None = None
         self._last_batch_failed = False
+        # The database session on which `synchronous_commit` is off (see _commit_asynchronously).
+        self._asynchronous_session: object | None = None
         self._sweeper = RetentionSweeper(
             statement=DELETE_SENT, params=[self.config.outbox_retention], every_s=CLEANUP_EVERY_S, using=using
         )
@@ -129,10 +131,15 @@ class OutboxRelay:
     def relay_once(self) -> int:
         """Publishes one batch of pending rows; returns how many were marked sent."""
         connection = connections[self.using]
+        try:
+            return self._relay_batch(connection)
+        except BaseException:
+            self._asynchronous_session = None  # a rollback undid the SET, if this batch sent it
+            raise
+
+    def _relay_batch(self, connection: Any) -> int:
         with transaction.atomic(using=self.using), connection.cursor() as cursor:
-            # A sent mark lost in a crash only means a resend, which the inbox absorbs:
-            # no need to wait for the WAL flush.
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            self._commit_asynchronously(connection, cursor)
             cursor.execute(SELECT_PENDING, [self.config.relay_batch_size])
             rows = cursor.fetchall()
             if not rows:
@@ -185,6 +192,14 @@ class OutboxRelay:
                 "relay: %d of %d not delivered: %s", len(rows) - len(acknowledged), len(rows), failures[0]
             )
         return len(acknowledged)
+
+    def _commit_asynchronously(self, connection: Any, cursor: Any) -> None:
+        """A sent mark lost in a crash only means a resend, which the inbox absorbs:
+        the relay's transactions need not wait for the WAL flush. Set once per
+        session (the relay's connection does relay work only), not once per batch."""
+        if self._asynchronous_session is not connection.connection:
+            cursor.execute("SET synchronous_commit TO OFF")
+            self._asynchronous_session = connection.connection
 
     def _produce(
         self,
