@@ -123,8 +123,8 @@ def release_stock_of_cancelled_order(event: Envelope) -> None:
 def commit_stock_of_confirmed_order(event: Envelope) -> None:
     """order.confirmed → the held stock is sold; nothing held or already committed → nothing."""
     order_id = str(event.payload["order_id"])
-    reservation = reservation_commit_if_held(order_id=order_id)
-    if reservation is None:
+    reservation_id = reservation_commit_if_held(order_id=order_id)
+    if reservation_id is None:
         logger.info("order.confirmed for order %s: no held reservation to commit", order_id)
         return
-    logger.info("order.confirmed for order %s: reservation %s committed", order_id, reservation.pk)
+    logger.info("order.confirmed for order %s: reservation %s committed", order_id, reservation_id)

@@ -431,15 +431,23 @@ def _commit(reservation: StockReservation) -> None:
     reservation.save(update_fields=["status", "updated_at"])
 
 
-@transaction.atomic(savepoint=False)  # no savepoint: see reservation_release_if_held
-def reservation_commit_if_held(*, order_id: str) -> StockReservation | None:
-    """Commits the order's reservation if it is still only held; returns it only then.
+_COMMIT_IF_HELD = (
+    f"UPDATE {StockReservation._meta.db_table} SET status = %s, updated_at = %s "  # noqa: S608
+    "WHERE order_id = %s AND status = %s RETURNING id"
+)
+
+
+def reservation_commit_if_held(*, order_id: str) -> int | None:
+    """Commits the order's reservation if it is still only held; returns its id only then.
 
     None when there is nothing to commit: no reservation, already committed
-    (e.g. by the orchestrator over HTTP), or released.
+    (e.g. by the orchestrator over HTTP), or released. One conditional UPDATE
+    (it takes the row lock and re-checks the status under it).
     """
-    reservation = StockReservation.objects.select_for_update().filter(order_id=order_id).first()
-    if reservation is None or reservation.status != ReservationStatus.RESERVED:
-        return None
-    _commit(reservation)
-    return reservation
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _COMMIT_IF_HELD,
+            [ReservationStatus.COMMITTED, timezone.now(), order_id, ReservationStatus.RESERVED],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row is not None else None

@@ -65,13 +65,17 @@ def test_a_reservation_takes_each_lines_units_in_one_statement(make_product: Pro
 
 def test_commit_and_release_inside_a_transaction_take_no_savepoint(make_product: ProductFactory) -> None:
     product = make_product(stock=5)
-    for order_id in ("o-1", "o-2"):
+    held, _other = (
         services.reservation_create(order_id=order_id, lines=[RequestedLine(product.pk, 1)])
+        for order_id in ("o-1", "o-2")
+    )
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:  # as the consumer's batch
-        assert services.reservation_commit_if_held(order_id="o-1") is not None
+        assert services.reservation_commit_if_held(order_id="o-1") == held.pk
+        assert services.reservation_commit_if_held(order_id="o-1") is None  # committed already
         assert services.reservation_release_if_held(order_id="o-2") is not None
     assert not [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
     assert StockLevel.objects.get(product=product).quantity == 4
+    assert StockReservation.objects.get(pk=held.pk).status == ReservationStatus.COMMITTED
 
 
 def test_a_product_without_a_stock_row_has_none_to_reserve(make_product: ProductFactory) -> None:
