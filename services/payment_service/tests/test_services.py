@@ -66,6 +66,18 @@ def test_a_charge_inserts_its_payment_without_a_savepoint(make_wallet: Callable[
     assert statements[0] == "BEGIN"
     assert "pg_advisory_xact_lock" in statements[1]
     assert not [sql for sql in statements if "SAVEPOINT" in sql]
+    # The tombstone is read with the wallet: lock, wallet, payment, three writes.
+    assert [sql.split('"')[1] if '"' in sql else sql.split()[0] for sql in statements] == [
+        "BEGIN",
+        "SELECT",
+        "payments_wallet",
+        "payments_payment",
+        "payments_payment",
+        "payments_wallet",
+        "payments_ledgerentry",
+        "COMMIT",
+    ]
+    assert "payments_chargetombstone" in statements[2]
     assert balance_of(ALICE) == Decimal("87.66")
 
 
@@ -323,6 +335,15 @@ def test_wallet_get_or_create_opens_an_empty_wallet_once() -> None:
 
 
 # --- tombstones: a refund that found nothing refuses every later charge ---------------
+
+
+def test_a_charge_of_a_compensated_order_without_a_wallet_is_refused_as_compensated() -> None:
+    with pytest.raises(PaymentNotFound):
+        payment_refund(order_id="order-1")
+    with pytest.raises(OrderCompensated):
+        charge(order_id="order-1", amount="10.00", user_id=BOB)
+    assert not Payment.objects.exists()
+    assert not Wallet.objects.filter(user_id=BOB).exists()
 
 
 def test_a_charge_after_the_refund_of_an_unknown_order_is_refused_and_takes_nothing(
