@@ -389,11 +389,10 @@ def _release(reservation: StockReservation) -> None:
     reservation.save(update_fields=["status", "updated_at"])
 
 
-# No savepoint: the `_if_held` functions are the consumer's, which runs its
-# handlers in the batch's transaction and calls them without catching: an error
-# fails the handler, and the consumer replays the batch event by event. Inside
-# that transaction a savepoint of their own (two statements) would buy nothing;
-# called alone they are their own transaction, as any atomic function.
+# No savepoint: the consumer calls it in its batch's transaction without
+# catching (an error fails the handler, and the consumer replays the batch event
+# by event). There a savepoint of its own (two statements) would buy nothing;
+# called alone it is its own transaction, as any atomic function.
 @transaction.atomic(savepoint=False)
 def reservation_release_if_held(*, order_id: str) -> StockReservation | None:
     """Releases the order's reservation if it still holds stock; returns it only then.
