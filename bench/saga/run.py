@@ -101,20 +101,43 @@ def metrics_endpoints() -> dict[str, str]:
     return {t["labels"]["process"]: t["scrapeUrl"] for t in targets if "process" in t["labels"]}
 
 
-def statement_snapshot(endpoints: dict[str, str]) -> dict[str, float]:
-    """SQL statements each service has run through Django so far (the chassis'
-    `comptoir_db_queries_total`, every kind; transaction control and the health
-    check are not statements of Django's), read from each process now, not from
-    Prometheus' last scrape."""
-    totals: dict[str, float] = {}
+# The chassis' counters read around the saturation window, each summed by service:
+# how many statements, Django requests, Celery tasks and events one order costs.
+COUNTERS = {
+    "statements": STATEMENTS_METRIC,
+    "django_requests": "comptoir_http_requests_total",
+    "celery_tasks": "comptoir_celery_tasks_total",
+    "events_relayed": "comptoir_outbox_relayed_total",
+    "events_handled": "comptoir_consumer_messages_total",
+}
+# Requests that are not the platform's work for an order: Prometheus' scrapes and probes.
+NOT_ORDER_ROUTES = ("health/", "metrics")
+
+
+def _counted(counter: str, labels: dict[str, str]) -> bool:
+    if counter == "django_requests":
+        return not labels.get("route", "").startswith(NOT_ORDER_ROUTES)
+    if counter == "events_handled":
+        return labels.get("outcome") == "handled"
+    return True
+
+
+def counter_snapshot(endpoints: dict[str, str]) -> dict[str, dict[str, float]]:
+    """COUNTERS as each service has counted them so far, read from each process's
+    /metrics now, not from Prometheus' last scrape. Statements are those run
+    through Django (`comptoir_db_queries_total`, every kind; transaction control
+    and the health check are not Django's statements)."""
+    wanted = {metric: name for name, metric in COUNTERS.items()}
+    totals: dict[str, dict[str, float]] = {name: {} for name in COUNTERS}
     for url in endpoints.values():
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
             text = response.read().decode()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == STATEMENTS_METRIC:
+                counter = wanted.get(sample.name)
+                if counter is not None and _counted(counter, sample.labels):
                     service = sample.labels.get("service", "?")
-                    totals[service] = totals.get(service, 0.0) + sample.value
+                    totals[counter][service] = totals[counter].get(service, 0.0) + sample.value
     return totals
 
 
@@ -123,6 +146,17 @@ def statements_delta(before: dict[str, float], after: dict[str, float], orders: 
     return {
         "per_order": {name: round(value, 1) for name, value in raw.items()},
         "total_per_order": round(sum(raw.values()), 1),
+    }
+
+
+def handoffs_delta(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], orders: int
+) -> dict[str, float]:
+    """Per order: Django requests, Celery tasks, events relayed and handled (every service)."""
+    return {
+        name: (sum(after[name].values()) - sum(before[name].get(s, 0.0) for s in after[name])) / orders
+        for name in COUNTERS
+        if name != "statements"
     }
 
 
@@ -486,7 +520,7 @@ async def saturation(
     api: Api, setup: Setup, *, clients: int, max_orders: int, max_seconds: float, drain_s: float
 ) -> dict[str, Any]:
     endpoints = await asyncio.to_thread(metrics_endpoints)
-    statements_before = await asyncio.to_thread(statement_snapshot, endpoints)
+    counters_before = await asyncio.to_thread(counter_snapshot, endpoints)
     before = cpu_snapshot()
     placed, first_post, last_answer, errors = await closed_loop(
         api, setup, clients=clients, max_orders=max_orders, max_seconds=max_seconds
@@ -494,7 +528,7 @@ async def saturation(
     backlog_at_end = len(placed)
     await wait_terminal(placed, timeout_s=drain_s)
     after = cpu_snapshot()
-    statements_after = await asyncio.to_thread(statement_snapshot, endpoints)
+    counters_after = await asyncio.to_thread(counter_snapshot, endpoints)
     drained = await drain(api, setup.customers, placed, timeout_s=drain_s)
     confirmed = [p for p in placed if p.status == "CONFIRMED" and p.confirmed_at is not None]
     last_confirmed = max((p.confirmed_at for p in confirmed if p.confirmed_at), default=first_post)
@@ -522,7 +556,13 @@ async def saturation(
         "post_ms_p99": round(percentile([p.post_ms for p in placed], 0.99), 1),
         "updated_at_minus_history_ms_sample": skews,
         "cpu": cpu_delta(before, after, max(1, len(placed))),
-        "statements": statements_delta(statements_before, statements_after, max(1, len(placed))),
+        "statements": statements_delta(
+            counters_before["statements"], counters_after["statements"], max(1, len(placed))
+        ),
+        "handoffs_per_order": {
+            name: round(value, 2)
+            for name, value in handoffs_delta(counters_before, counters_after, max(1, len(placed))).items()
+        },
         "loadavg": Path("/proc/loadavg").read_text().split()[:3],
     }
 
@@ -725,6 +765,145 @@ async def request_floor(customers: list[Customer], *, requests: int, concurrency
     }
 
 
+# One SQL statement through Django's ORM, in a loop in a user_service shell: the
+# request floor's own statement (a read by primary key), then the same statement
+# through a raw cursor for reference. Prints the loops' CPU as JSON.
+STATEMENT_FLOOR_CODE = """
+import json, resource
+from django.db import connection
+from users.models import User
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+def orm():
+    User.objects.filter(pk=pk).first()
+
+def raw():
+    with connection.cursor() as cursor:
+        cursor.execute(SQL, [pk])
+        cursor.fetchone()
+
+pk = User.objects.order_by("pk").values_list("pk", flat=True).first()
+SQL = str(User.objects.filter(pk=0).order_by("pk")[:1].query).replace(" = 0 ", " = %s ")
+figures = {}
+for name, statement in (("orm", orm), ("raw", raw)):
+    for _ in range(WARM):
+        statement()
+    started = cpu()
+    for _ in range(COUNT):
+        statement()
+    figures[name] = cpu() - started
+print(json.dumps(figures))
+"""
+STATEMENT_FLOOR_WARM_UP = 300
+
+
+def statement_floor(statements: int) -> dict[str, Any]:
+    """CPU of one SQL statement through Django's ORM, measured now: the Python side
+    (getrusage of the shell's own loop) plus PostgreSQL's share (its CPU over the
+    shell's run / the statements run). The raw cursor's figure is the same
+    statement without the ORM: what the ORM itself costs per statement."""
+    code = STATEMENT_FLOOR_CODE.replace("WARM", str(STATEMENT_FLOOR_WARM_UP))
+    code = code.replace("COUNT", str(statements))
+    before = cpu_snapshot()
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack", "manage", "user_service", "shell", "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    after = cpu_snapshot()
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    run = 2 * (statements + STATEMENT_FLOOR_WARM_UP)
+    postgres_s = after.per_process.get("postgres", 0.0) - before.per_process.get("postgres", 0.0)
+    postgres_ms = 1000 * postgres_s / run
+    return {
+        "statements": statements,
+        "cpu_ms_per_statement": round(1000 * figures["orm"] / statements + postgres_ms, 3),
+        "raw_cursor_cpu_ms_per_statement": round(1000 * figures["raw"] / statements + postgres_ms, 3),
+        "postgres_ms_per_statement": round(postgres_ms, 3),
+    }
+
+
+# A Celery hand-off with nothing to do: Celery's built-in `celery.accumulate`
+# (registered in every app; returns its argument), sent to order_service's queue.
+TASK_FLOOR_TASK = "celery.accumulate"
+TASK_FLOOR_QUEUE = "order_service"
+TASK_FLOOR_WORKER = "order_service.worker"
+BROKER_URL = os.environ.get(
+    "CELERY_BROKER_URL", f"redis://127.0.0.1:{os.environ.get('COMPTOIR_REDIS_PORT', '6380')}/0"
+)
+
+
+def _tasks_done(url: str) -> float:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "comptoir_celery_tasks_total" and sample.labels.get("task") == TASK_FLOOR_TASK
+    )
+
+
+def task_floor(tasks: int, *, timeout_s: float = 120.0) -> dict[str, Any]:
+    """CPU of the cheapest Celery hand-off, measured now: `tasks` no-op tasks sent
+    to order_service's worker (acks late, the chassis' signals, as every task),
+    the sender's CPU (this process) included, until the worker counted them all."""
+    from celery import Celery
+
+    worker_metrics = metrics_endpoints()[TASK_FLOOR_WORKER]
+    app = Celery("bench-task-floor", broker=BROKER_URL)
+    app.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
+    start = _tasks_done(worker_metrics)
+    before = cpu_snapshot()
+    with app.producer_or_acquire() as producer:
+        for n in range(tasks):
+            app.send_task(
+                TASK_FLOOR_TASK, args=(n,), queue=TASK_FLOOR_QUEUE, producer=producer, ignore_result=True
+            )
+    deadline = time.monotonic() + timeout_s
+    while _tasks_done(worker_metrics) < start + tasks:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{TASK_FLOOR_WORKER} ran fewer than {tasks} {TASK_FLOOR_TASK} in {timeout_s:g} s"
+            )
+        time.sleep(0.5)
+    after = cpu_snapshot()
+    delta = cpu_delta(before, after, tasks)
+    return {
+        "tasks": tasks,
+        "tasks_per_s": round(tasks / delta["window_s"], 1),
+        "cpu_ms_per_task": round(delta["platform_ms_per_order"] + delta["loadgen_ms_per_order"], 3),
+        "by_process_ms_per_task": {k: v for k, v in delta["ms_per_order"].items() if v >= 0.01},
+        "sender_ms_per_task": delta["loadgen_ms_per_order"],
+    }
+
+
+def handoff_floor(floors: dict[str, Any], handoffs: dict[str, float], statements: float) -> dict[str, Any]:
+    """What an order's hand-offs cost at their floors, measured in this run: its
+    Django requests at the request floor (one statement each included), its other
+    statements at the statement floor, its Celery tasks at the task floor. Events
+    are costed by the events benchmark (`bench/run_all.py` adds them)."""
+    request = floors["request"]["cpu_ms_per_request"]
+    statement = floors["statement"]["cpu_ms_per_statement"]
+    task = floors["task"]["cpu_ms_per_task"]
+    requests = handoffs["django_requests"]
+    parts = {
+        "django_requests": requests * request,
+        "statements": max(0.0, statements - requests) * statement,
+        "celery_tasks": handoffs["celery_tasks"] * task,
+    }
+    return {
+        "ms_per_order": round(sum(parts.values()), 1),
+        "parts_ms": {name: round(value, 2) for name, value in parts.items()},
+    }
+
+
 def summarize(runs: list[ModeRun]) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for mode in dict.fromkeys(r.mode for r in runs):
@@ -746,6 +925,10 @@ def summarize(runs: list[ModeRun]) -> dict[str, dict[str, Any]]:
             "statements_per_order": statistics.median(
                 r.saturation["statements"]["total_per_order"] for r in mine
             ),
+            "handoffs_per_order": {
+                name: round(statistics.median(r.saturation["handoffs_per_order"][name] for r in mine), 2)
+                for name in mine[0].saturation["handoffs_per_order"]
+            },
             "statements_per_order_by_service": {
                 name: statistics.median(r.saturation["statements"]["per_order"].get(name, 0.0) for r in mine)
                 for name in mine[0].saturation["statements"]["per_order"]
@@ -767,13 +950,25 @@ async def main_async(args: argparse.Namespace) -> int:
             f"{len(products)} products (stock 10^7, 1.00 EUR)"
         )
         floor: dict[str, Any] | None = None
+        floors: dict[str, Any] = {}
         if args.floor_requests:
             print(f"request floor: {args.floor_requests} x GET /api/users/me/ straight to user_service")
-            floor = await request_floor(customers, requests=args.floor_requests)
+            floor = floors["request"] = await request_floor(customers, requests=args.floor_requests)
             print(
                 f"  {floor['cpu_ms_per_request']} ms CPU per request (user_service.web + postgres): "
                 f"floor per order {floor['floor_ms_per_order']}"
             )
+        if args.floor_statements:
+            print(f"statement floor: {args.floor_statements} x a read by primary key through Django's ORM")
+            floors["statement"] = await asyncio.to_thread(statement_floor, args.floor_statements)
+            print(
+                f"  {floors['statement']['cpu_ms_per_statement']} ms CPU per statement "
+                f"({floors['statement']['raw_cursor_cpu_ms_per_statement']} ms through a raw cursor)"
+            )
+        if args.floor_tasks:
+            print(f"task floor: {args.floor_tasks} x {TASK_FLOOR_TASK} through {TASK_FLOOR_WORKER}")
+            floors["task"] = await asyncio.to_thread(task_floor, args.floor_tasks)
+            print(f"  {floors['task']['cpu_ms_per_task']} ms CPU per task (sender, Redis and worker)")
         runs: list[ModeRun] = []
         for mode in args.modes:
             print(f"switching order_service to SAGA_MODE={mode}")
@@ -782,6 +977,11 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.restore_mode:
         await asyncio.to_thread(switch_mode, args.restore_mode)
     summary = summarize(runs)
+    if {"request", "statement", "task"} <= floors.keys():
+        for figures in summary.values():
+            figures["handoff_floor"] = handoff_floor(
+                floors, figures["handoffs_per_order"], figures["statements_per_order"]
+            )
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}.json"
     out.write_text(
@@ -792,6 +992,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 "runs": [asdict(r) for r in runs],
                 "medians": summary,
                 "request_floor": floor,
+                "floors": floors,
             },
             indent=2,
         )
@@ -831,6 +1032,18 @@ def main() -> int:
         type=int,
         default=2000,
         help="requests of the minimal-Django-request floor, measured before the modes (0: skip)",
+    )
+    parser.add_argument(
+        "--floor-statements",
+        type=int,
+        default=5000,
+        help="statements of the statement floor (through Django's ORM), before the modes (0: skip)",
+    )
+    parser.add_argument(
+        "--floor-tasks",
+        type=int,
+        default=2000,
+        help="no-op Celery tasks of the task floor, before the modes (0: skip)",
     )
     parser.add_argument(
         "--restore-mode",
