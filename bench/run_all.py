@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -148,6 +149,7 @@ def targets(
 
     if saga:
         _saga_targets(saga, add, found)
+        _handoff_floors(saga, events, found)
     if events:
         _event_targets(events, add, found)
     for key, value in gateway.items():
@@ -196,6 +198,43 @@ def _saga_targets(saga: dict[str, Any], add: _Add, found: list[Target]) -> None:
     floor = saga.get("request_floor") or {}
     for mode, ms in (floor.get("floor_ms_per_order") or {}).items():
         found.append(Target(f"{mode}: floor, minimal Django requests per order (bound)", f"{ms:g} ms", None))
+
+
+CORES = os.cpu_count() or 1
+
+
+def event_handoff_ms(events: dict[str, Any]) -> float | None:
+    """CPU of one event's hand-off at its floor, from the events benchmark of this
+    run: the relay's and Kafka's CPU per event (median of the rounds); the
+    consumer's share is left out (its statements are counted with the order's)."""
+    per_event = events.get("cpu_ms_per_event") or {}
+    if not per_event.get("relay") or not per_event.get("kafka"):
+        return None
+    return statistics.median(per_event["relay"]) + statistics.median(per_event["kafka"])
+
+
+def _handoff_floors(saga: dict[str, Any], events: dict[str, Any], found: list[Target]) -> None:
+    """Per mode: the order's hand-offs (Django requests, statements, Celery tasks,
+    events relayed, counted in the saturation run) at the floors measured in this
+    run. What the platform's own code adds to an order is what lies above it."""
+    event_ms = event_handoff_ms(events) if events else None
+    for mode in ("orchestration", "choreography"):
+        figures = saga["medians"].get(mode) or {}
+        floor = figures.get("handoff_floor")
+        if floor is None or event_ms is None:
+            continue
+        parts = dict(floor["parts_ms"])
+        parts["events"] = figures["handoffs_per_order"]["events_relayed"] * event_ms
+        total = sum(parts.values())
+        detail = ", ".join(f"{name.replace('_', ' ')} {value:.1f}" for name, value in parts.items())
+        found.append(
+            Target(
+                f"{mode}: hand-off floor per order, its requests, statements, tasks and events "
+                "at their floors (bound)",
+                f"{total:.1f} ms ({detail}); {1000 * CORES / total:.0f} orders/s on {CORES} cores",
+                None,
+            )
+        )
 
 
 def _event_targets(events: dict[str, Any], add: _Add, found: list[Target]) -> None:
