@@ -759,6 +759,9 @@ async def request_floor(customers: list[Customer], *, requests: int, concurrency
         "requests": requests,
         "requests_per_s": round(requests / delta["window_s"], 1),
         "cpu_ms_per_request": round(per_request, 2),
+        # The caller's side (this process's httpx client, keep-alive), for the
+        # requests one service makes to another.
+        "client_ms_per_request": delta["loadgen_ms_per_order"],
         "floor_ms_per_order": {
             mode: round(count * per_request, 1) for mode, count in DJANGO_REQUESTS_PER_ORDER.items()
         },
@@ -886,15 +889,20 @@ def task_floor(tasks: int, *, timeout_s: float = 120.0) -> dict[str, Any]:
 
 def handoff_floor(floors: dict[str, Any], handoffs: dict[str, float], statements: float) -> dict[str, Any]:
     """What an order's hand-offs cost at their floors, measured in this run: its
-    Django requests at the request floor (one statement each included), its other
-    statements at the statement floor, its Celery tasks at the task floor. Events
-    are costed by the events benchmark (`bench/run_all.py` adds them)."""
+    Django requests at the request floor (one statement each included) and, but
+    for the POST, the calling service's client side; its other statements at the
+    statement floor; its Celery tasks at the task floor. Events are costed by the
+    events benchmark (`bench/run_all.py` adds them)."""
     request = floors["request"]["cpu_ms_per_request"]
+    client = floors["request"]["client_ms_per_request"]
     statement = floors["statement"]["cpu_ms_per_statement"]
     task = floors["task"]["cpu_ms_per_task"]
     requests = handoffs["django_requests"]
     parts = {
         "django_requests": requests * request,
+        # Every request but the POST is one service calling another (the POST's
+        # caller, the gateway, is left out).
+        "http_clients": max(0.0, requests - 1) * client,
         "statements": max(0.0, statements - requests) * statement,
         "celery_tasks": handoffs["celery_tasks"] * task,
     }
