@@ -10,8 +10,11 @@ E2E_ENV (rate limits out of the way), so the platform is fresh and stopped after
 In order: memory of the idle platform (PSS per process), the gateway benchmark
 (its own stub, nginx and product_service next to the platform), the event
 backbone benchmark (its own relay and consumer on the devstack's PostgreSQL and
-Kafka), the saga benchmark (both modes, interleaved, through the gateway, with
-the minimal-Django-request floor measured first), memory again. Each benchmark
+Kafka), the saga benchmark (both modes, interleaved, through the gateway, with the
+floors of an order's hand-offs measured first: a minimal Django request, a
+statement through the ORM, a no-op Celery task), memory again. The summary adds
+per mode the hand-off floor: the order's requests, statements, tasks (counted in
+the saturation run) and events (costed by the events benchmark) at those floors. Each benchmark
 writes its raw results in its own `results/` folder; this script writes the
 summary to bench/results/<timestamp>.json.
 """
@@ -360,6 +363,7 @@ def main() -> int:
                 "events": events,
                 "saga_medians": saga.get("medians"),
                 "request_floor": saga.get("request_floor"),
+                "floors": saga.get("floors"),
             },
             indent=2,
         )
