@@ -114,6 +114,7 @@ def metrics_endpoints() -> dict[str, str]:
 # how many statements, Django requests, Celery tasks and events one order costs.
 COUNTERS = {
     "statements": STATEMENTS_METRIC,
+    "writes": STATEMENTS_METRIC,  # the INSERTs, UPDATEs and DELETEs among them
     "django_requests": "comptoir_http_requests_total",
     "celery_tasks": "comptoir_celery_tasks_total",
     "events_relayed": "comptoir_outbox_relayed_total",
@@ -121,6 +122,7 @@ COUNTERS = {
 }
 # Requests that are not the platform's work for an order: Prometheus' scrapes and probes.
 NOT_ORDER_ROUTES = ("health/", "metrics")
+WRITE_KINDS = frozenset({"insert", "update", "delete"})
 
 
 def _counted(counter: str, labels: dict[str, str]) -> bool:
@@ -128,6 +130,8 @@ def _counted(counter: str, labels: dict[str, str]) -> bool:
         return not labels.get("route", "").startswith(NOT_ORDER_ROUTES)
     if counter == "events_handled":
         return labels.get("outcome") == "handled"
+    if counter == "writes":
+        return labels.get("statement") in WRITE_KINDS
     return True
 
 
@@ -136,17 +140,16 @@ def counter_snapshot(endpoints: dict[str, str]) -> dict[str, dict[str, float]]:
     /metrics now, not from Prometheus' last scrape. Statements are those run
     through Django (`comptoir_db_queries_total`, every kind; transaction control
     and the health check are not Django's statements)."""
-    wanted = {metric: name for name, metric in COUNTERS.items()}
     totals: dict[str, dict[str, float]] = {name: {} for name in COUNTERS}
     for url in endpoints.values():
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
             text = response.read().decode()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                counter = wanted.get(sample.name)
-                if counter is not None and _counted(counter, sample.labels):
-                    service = sample.labels.get("service", "?")
-                    totals[counter][service] = totals[counter].get(service, 0.0) + sample.value
+                for counter, metric in COUNTERS.items():
+                    if sample.name == metric and _counted(counter, sample.labels):
+                        service = sample.labels.get("service", "?")
+                        totals[counter][service] = totals[counter].get(service, 0.0) + sample.value
     return totals
 
 
@@ -161,7 +164,8 @@ def statements_delta(before: dict[str, float], after: dict[str, float], orders: 
 def handoffs_delta(
     before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], orders: int
 ) -> dict[str, float]:
-    """Per order: Django requests, Celery tasks, events relayed and handled (every service)."""
+    """Per order: Django requests, writes among the statements, Celery tasks, events
+    relayed and handled (every service)."""
     return {
         name: (sum(after[name].values()) - sum(before[name].get(s, 0.0) for s in after[name])) / orders
         for name in COUNTERS
@@ -822,74 +826,107 @@ async def request_floor(customers: list[Customer], *, requests: int, concurrency
     }
 
 
-# One SQL statement through Django's ORM, in a loop in a user_service shell: the
-# request floor's own statement (a read by primary key), then the same statement
-# through a raw cursor for reference. Prints the loops' CPU as JSON.
+# One SQL statement through Django's ORM, in loops in a user_service shell: a read
+# by primary key returning a model, the same returning one value, the same
+# through a raw cursor (for reference: the ORM's own share), or (MODE "write") an
+# UPDATE that changes nothing. Prints each loop's CPU as JSON.
 STATEMENT_FLOOR_CODE = """
 import json, resource
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import F
 from users.models import User
 
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
-def orm():
-    User.objects.filter(pk=pk).first()
+def model():
+    User.objects.get(pk=pk)
+
+def value():
+    User.objects.values_list("full_name", flat=True).get(pk=pk)
 
 def raw():
     with connection.cursor() as cursor:
         cursor.execute(SQL, [pk])
         cursor.fetchone()
 
+def write():
+    # WRITES_PER_COMMIT updates that change nothing (full_name = full_name), committed.
+    with transaction.atomic():
+        for _ in range(WRITES_PER_COMMIT):
+            User.objects.filter(pk=pk).update(full_name=F("full_name"))
+
 pk = User.objects.order_by("pk").values_list("pk", flat=True).first()
 SQL = str(User.objects.filter(pk=0).order_by("pk")[:1].query).replace(" = 0 ", " = %s ")
 figures = {}
-for name, statement in (("orm", orm), ("raw", raw)):
+if MODE == "read":
+    loops = (("model", model, COUNT), ("value", value, COUNT), ("raw", raw, COUNT))
+else:
+    loops = (("write", write, COUNT // WRITES_PER_COMMIT),)
+for name, statement, count in loops:
     for _ in range(WARM):
         statement()
     started = cpu()
-    for _ in range(COUNT):
+    for _ in range(count):
         statement()
     figures[name] = cpu() - started
 print(json.dumps(figures))
 """
+# A write's floor: an UPDATE through the ORM, WRITES_PER_COMMIT to a transaction
+# (an order's transactions commit every two or three statements: a commit shared
+# by five writes keeps the figure a lower bound).
+WRITES_PER_COMMIT = 5
 STATEMENT_FLOOR_WARM_UP = 300
 
 
+def _shell_statements(mode: str, statements: int) -> dict[str, float]:
+    """One user_service shell running STATEMENT_FLOOR_CODE in `mode`: ms per
+    statement of each loop, PostgreSQL's share included (its CPU over the shell's
+    run / the statements the run executed)."""
+    code = STATEMENT_FLOOR_CODE.replace("WARM", str(STATEMENT_FLOOR_WARM_UP)).replace("MODE", repr(mode))
+    code = code.replace("WRITES_PER_COMMIT", str(WRITES_PER_COMMIT)).replace("COUNT", str(statements))
+    before = cpu_snapshot()
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack", "manage", "user_service", "shell", "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    after = cpu_snapshot()
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if mode == "read":
+        run = 3 * (statements + STATEMENT_FLOOR_WARM_UP)
+    else:
+        run = statements + STATEMENT_FLOOR_WARM_UP * WRITES_PER_COMMIT
+    postgres_ms = cpu_ms_per_unit(before, after, run, "postgres")
+    result = {name: 1000 * seconds / statements + postgres_ms for name, seconds in figures.items()}
+    return {**result, "postgres": postgres_ms}
+
+
 def statement_floor(statements: int) -> dict[str, Any]:
-    """CPU of one SQL statement through Django's ORM, measured now, the cheapest of
-    FLOOR_ROUNDS shells: the Python side (getrusage of the shell's own loop) plus
-    PostgreSQL's share (its CPU over the shell's run / the statements run). The
-    raw cursor's figure is the same statement without the ORM: what the ORM itself
-    costs per statement."""
-    code = STATEMENT_FLOOR_CODE.replace("WARM", str(STATEMENT_FLOOR_WARM_UP))
-    code = code.replace("COUNT", str(statements))
-    rounds: list[dict[str, float]] = []
-    for _ in range(FLOOR_ROUNDS):
-        before = cpu_snapshot()
-        done = subprocess.run(
-            [sys.executable, "-m", "devstack", "manage", "user_service", "shell", "-c", code],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        after = cpu_snapshot()
-        figures = json.loads(done.stdout.strip().splitlines()[-1])
-        run = 2 * (statements + STATEMENT_FLOOR_WARM_UP)
-        postgres_s = after.per_process.get("postgres", 0.0) - before.per_process.get("postgres", 0.0)
-        postgres_ms = 1000 * postgres_s / run
-        rounds.append(
-            {
-                "cpu_ms_per_statement": round(1000 * figures["orm"] / statements + postgres_ms, 3),
-                "raw_cursor_cpu_ms_per_statement": round(1000 * figures["raw"] / statements + postgres_ms, 3),
-                "postgres_ms_per_statement": round(postgres_ms, 3),
-            }
-        )
-    cheapest = min(rounds, key=lambda r: r["cpu_ms_per_statement"])
-    return {"statements": statements, "rounds": rounds, **cheapest}
+    """CPU of the cheapest SQL statement through Django's ORM, measured now: the
+    cheapest of a read by primary key returning a model, the same returning one
+    value, and an UPDATE committed every WRITES_PER_COMMIT, each the cheapest of
+    FLOOR_ROUNDS shells. Python's side from getrusage of the shell's own loop,
+    PostgreSQL's from its CPU over the shell's run. The same read through a raw
+    cursor shows what the ORM itself costs per statement."""
+    reads = [_shell_statements("read", statements) for _ in range(FLOOR_ROUNDS)]
+    writes = [_shell_statements("write", statements) for _ in range(FLOOR_ROUNDS)]
+    kinds = {
+        "read_model": min(r["model"] for r in reads),
+        "read_value": min(r["value"] for r in reads),
+        "write": min(r["write"] for r in writes),
+    }
+    return {
+        "statements": statements,
+        "rounds": [{k: round(v, 3) for k, v in r.items()} for r in reads + writes],
+        "cpu_ms_by_kind": {k: round(v, 3) for k, v in kinds.items()},
+        "cpu_ms_per_statement": round(min(kinds.values()), 3),
+        "raw_cursor_cpu_ms_per_statement": round(min(r["raw"] for r in reads), 3),
+    }
 
 
 # A Celery hand-off with nothing to do: Celery's built-in `celery.accumulate`
@@ -961,10 +998,10 @@ def task_floor(tasks: int, *, timeout_s: float = 120.0) -> dict[str, Any]:
 
 def handoff_floor(floors: dict[str, Any], handoffs: dict[str, float], statements: float) -> dict[str, Any]:
     """What an order's hand-offs cost at their floors, measured in this run: its
-    Django requests at the request floor (one statement each included) and, but
-    for the POST, the calling service's client side; its other statements at the
-    statement floor; its Celery tasks at the task floor. Events are costed by the
-    events benchmark (`bench/run_all.py` adds them)."""
+    Django requests at the request floor (one read each included) and, but for
+    the POST, the calling service's client side; its other statements at the
+    cheapest ORM statement's floor; its Celery tasks at the task floor. Events
+    are costed by the events benchmark (`bench/run_all.py` adds them)."""
     request = floors["request"]["cpu_ms_per_request"]
     client = floors["request"]["client_ms_per_request"]
     statement = floors["statement"]["cpu_ms_per_statement"]
@@ -975,6 +1012,7 @@ def handoff_floor(floors: dict[str, Any], handoffs: dict[str, float], statements
         # Every request but the POST is one service calling another (the POST's
         # caller, the gateway, is left out).
         "http_clients": max(0.0, requests - 1) * client,
+        # The requests' own statements are in the request floor (a read each).
         "statements": max(0.0, statements - requests) * statement,
         "celery_tasks": handoffs["celery_tasks"] * task,
     }
@@ -1039,11 +1077,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"floor per order {floor['floor_ms_per_order']}"
             )
         if args.floor_statements:
-            print(f"statement floor: {args.floor_statements} x a read by primary key through Django's ORM")
+            print(f"statement floor: {args.floor_statements} x reads and writes through Django's ORM")
             floors["statement"] = await asyncio.to_thread(statement_floor, args.floor_statements)
             print(
-                f"  {floors['statement']['cpu_ms_per_statement']} ms CPU per statement "
-                f"({floors['statement']['raw_cursor_cpu_ms_per_statement']} ms through a raw cursor)"
+                f"  {floors['statement']['cpu_ms_per_statement']} ms CPU per statement, the cheapest of "
+                f"{floors['statement']['cpu_ms_by_kind']} "
+                f"(a read {floors['statement']['raw_cursor_cpu_ms_per_statement']} ms through a raw cursor)"
             )
         if args.floor_tasks:
             print(f"task floor: {args.floor_tasks} x {TASK_FLOOR_TASK} through {TASK_FLOOR_WORKER}")
