@@ -37,13 +37,15 @@ Per mode, in that order:
    details are read after it.
 
 Before the modes, the floors of the hand-offs an order is made of, each measured
-now: a minimal Django request (`GET /api/users/me/` straight to user_service,
-and its client's side), one statement through Django's ORM (a read by primary
-key in a user_service shell, and the same through a raw cursor), one no-op
-Celery task (sender, Redis, worker). The saturation phase counts, per order, the
-Django requests, statements, Celery tasks and events relayed and handled; the
-summary costs them at the floors (`handoff_floor`): what the order's hand-offs
-cost before any of the platform's own work.
+now, the cheapest of FLOOR_ROUNDS rounds: a minimal Django request (`GET
+/api/users/me/` straight to user_service) and its caller's side (a synchronous
+httpx.Client, as the services call each other), the cheapest statement through
+Django's ORM (reads returning a model or a value, an UPDATE, in a user_service
+shell; the same read through a raw cursor for reference), a no-op Celery task
+(sender, Redis, worker). The saturation phase counts, per order, the Django
+requests, statements (and writes), Celery tasks and events relayed and handled;
+the summary costs them at the floors (`handoff_floor`): what the order's
+hand-offs cost before any of the platform's own work.
 
 Results: printed, and written to bench/saga/results/<timestamp>.json.
 """
