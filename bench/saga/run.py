@@ -62,6 +62,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +71,7 @@ from typing import Any
 import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = REPO_ROOT / ".devstack" / "run"
@@ -137,6 +139,14 @@ def _counted(counter: str, labels: dict[str, str]) -> bool:
     return True
 
 
+def _samples(url: str) -> Iterator[Sample]:
+    """Every sample a process's /metrics serves now."""
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        yield from family.samples
+
+
 def counter_snapshot(endpoints: dict[str, str]) -> dict[str, dict[str, float]]:
     """COUNTERS as each service has counted them so far, read from each process's
     /metrics now, not from Prometheus' last scrape. Statements are those run
@@ -144,14 +154,11 @@ def counter_snapshot(endpoints: dict[str, str]) -> dict[str, dict[str, float]]:
     and the health check are not Django's statements)."""
     totals: dict[str, dict[str, float]] = {name: {} for name in COUNTERS}
     for url in endpoints.values():
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
-            text = response.read().decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                for counter, metric in COUNTERS.items():
-                    if sample.name == metric and _counted(counter, sample.labels):
-                        service = sample.labels.get("service", "?")
-                        totals[counter][service] = totals[counter].get(service, 0.0) + sample.value
+        for sample in _samples(url):
+            for counter, metric in COUNTERS.items():
+                if sample.name == metric and _counted(counter, sample.labels):
+                    service = sample.labels.get("service", "?")
+                    totals[counter][service] = totals[counter].get(service, 0.0) + sample.value
     return totals
 
 
@@ -831,7 +838,8 @@ async def request_floor(customers: list[Customer], *, requests: int, concurrency
 # One SQL statement through Django's ORM, in loops in a user_service shell: a read
 # by primary key returning a model, the same returning one value, the same
 # through a raw cursor (for reference: the ORM's own share), or (MODE "write") an
-# UPDATE that changes nothing. Prints each loop's CPU as JSON.
+# UPDATE that changes nothing. MODE, WARM, COUNT and WRITES_PER_COMMIT come first
+# (`_shell_statements`). Prints each loop's CPU as JSON.
 STATEMENT_FLOOR_CODE = """
 import json, resource
 from django.db import connection, transaction
@@ -850,17 +858,17 @@ def value():
 
 def raw():
     with connection.cursor() as cursor:
-        cursor.execute(SQL, [pk])
+        cursor.execute(SQL, PARAMS)
         cursor.fetchone()
 
 def write():
-    # WRITES_PER_COMMIT updates that change nothing (full_name = full_name), committed.
+    # Updates that change nothing (full_name = full_name), committed together.
     with transaction.atomic():
         for _ in range(WRITES_PER_COMMIT):
             User.objects.filter(pk=pk).update(full_name=F("full_name"))
 
 pk = User.objects.order_by("pk").values_list("pk", flat=True).first()
-SQL = str(User.objects.filter(pk=0).order_by("pk")[:1].query).replace(" = 0 ", " = %s ")
+SQL, PARAMS = User.objects.filter(pk=pk).query.sql_with_params()
 figures = {}
 if MODE == "read":
     loops = (("model", model, COUNT), ("value", value, COUNT), ("raw", raw, COUNT))
@@ -886,8 +894,8 @@ def _shell_statements(mode: str, statements: int) -> dict[str, float]:
     """One user_service shell running STATEMENT_FLOOR_CODE in `mode`: ms per
     statement of each loop, PostgreSQL's share included (its CPU over the shell's
     run / the statements the run executed)."""
-    code = STATEMENT_FLOOR_CODE.replace("WARM", str(STATEMENT_FLOOR_WARM_UP)).replace("MODE", repr(mode))
-    code = code.replace("WRITES_PER_COMMIT", str(WRITES_PER_COMMIT)).replace("COUNT", str(statements))
+    settings = (mode, STATEMENT_FLOOR_WARM_UP, statements, WRITES_PER_COMMIT)
+    code = f"MODE, WARM, COUNT, WRITES_PER_COMMIT = {settings!r}\n{STATEMENT_FLOOR_CODE}"
     before = cpu_snapshot()
     done = subprocess.run(
         [sys.executable, "-m", "devstack", "manage", "user_service", "shell", "-c", code],
@@ -942,13 +950,10 @@ BROKER_URL = os.environ.get(
 
 
 def _tasks_done(url: str) -> float:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
-        text = response.read().decode()
     return sum(
         sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "comptoir_celery_tasks_total" and sample.labels.get("task") == TASK_FLOOR_TASK
+        for sample in _samples(url)
+        if sample.name == COUNTERS["celery_tasks"] and sample.labels.get("task") == TASK_FLOOR_TASK
     )
 
 
@@ -1123,6 +1128,17 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A count on the command line: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: give 0 or more")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1150,19 +1166,19 @@ def main() -> int:
     parser.add_argument("--pause-seconds", type=float, default=3.0)
     parser.add_argument(
         "--floor-requests",
-        type=int,
+        type=_count,
         default=2000,
         help="requests of the minimal-Django-request floor, measured before the modes (0: skip)",
     )
     parser.add_argument(
         "--floor-statements",
-        type=int,
+        type=_count,
         default=5000,
         help="statements of the statement floor (through Django's ORM), before the modes (0: skip)",
     )
     parser.add_argument(
         "--floor-tasks",
-        type=int,
+        type=_count,
         default=2000,
         help="no-op Celery tasks of the task floor, before the modes (0: skip)",
     )
