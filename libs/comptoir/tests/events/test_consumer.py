@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Producer
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
+from eventsapp.handlers import connection_cuts
 from eventsapp.models import Breakage, HandledNote
 from pytest_django import Settings
 
@@ -22,6 +23,7 @@ from comptoir.events import (
     EventConsumer,
     InboxMessage,
     OutboxRelay,
+    _consumer,
     declare_topics,
     event_settings,
     list_dead_letters,
@@ -106,6 +108,31 @@ def test_a_failing_handler_in_a_batch_costs_only_its_own_message(notes_topic: st
     assert len(handled) == HandledNote.objects.count() == 21  # nothing handled twice
     assert {e.event_id: 1 for e in good} | {bad.event_id: 2} == handled
     assert InboxMessage.objects.filter(consumer=group_id).count() == 21
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_outlives_its_database_connection_being_cut_mid_batch(
+    notes_topic: str, group_id: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL restarted under a batch: the batch and its one-by-one redo both lose
+    their connection. The consumer seeks back, reconnects and handles every event once,
+    on its first attempt (nothing went to a retry topic); before, the process stopped."""
+    monkeypatch.setattr(_consumer, "DB_RETRY_S", 0.1)
+    before = publish_notes(5, keys=["a", "b"])
+    (cut,) = publish_notes(1, keys=["c"], start=5, cut_connection_times=2)
+    after = publish_notes(5, keys=["a", "b"], start=6)
+    relay_all()
+    consumer = EventConsumer(group_id=group_id)
+
+    consumer.run(max_seconds=60, until=lambda: consumer.stats.handled == 11)
+
+    assert connection_cuts[str(cut.event_id)] == 2
+    assert "database unavailable" in caplog.text
+    handled = dict(HandledNote.objects.values_list("event_id", "attempt"))
+    assert len(handled) == HandledNote.objects.count() == 11  # nothing handled twice
+    assert handled == {e.event_id: 1 for e in [*before, cut, *after]}
+    assert (consumer.stats.retried, consumer.stats.dead_lettered) == (0, 0)
+    assert InboxMessage.objects.filter(consumer=group_id).count() == 11
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,6 +2,9 @@
 
 import os
 import time
+from collections import Counter
+
+from django.db import connection
 
 from comptoir.events import Envelope, current_delivery, event_handler
 
@@ -12,6 +15,10 @@ class PlannedFailure(RuntimeError):
     pass
 
 
+# Runs per event that cut their own database connection (`cut_connection_times`).
+connection_cuts: Counter[str] = Counter()
+
+
 @event_handler("test.note-recorded")
 def record_note(event: Envelope) -> None:
     delivery = current_delivery()
@@ -19,6 +26,10 @@ def record_note(event: Envelope) -> None:
     payload = event.payload
     if delivery.attempt <= payload.get("fail_times", 0):
         raise PlannedFailure(f"planned failure on attempt {delivery.attempt}")
+    if connection_cuts[str(event.event_id)] < payload.get("cut_connection_times", 0):
+        connection_cuts[str(event.event_id)] += 1
+        with connection.cursor() as cursor:  # as a PostgreSQL restart does to every session
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
     if payload.get("breakable") and Breakage.objects.filter(aggregate_id=event.aggregate_id).exists():
         raise PlannedFailure(f"{event.aggregate_id} is broken")
     if payload.get("work_ms"):

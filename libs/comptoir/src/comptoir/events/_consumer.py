@@ -26,12 +26,19 @@ be trusted to tell its consumer groups apart. Per-key order holds for messages
 handled on their first attempt; a message being retried is handled after later
 messages of its key.
 
+The database going away (PostgreSQL restarted or failed over) rolls back the
+chunk in progress: the consumer seeks its partitions back to the first message
+not committed, drops the connection (Django opens a new one for the next chunk)
+and polls again after DB_RETRY_S, until the database answers. It does not exit,
+so a database restart needs no consumer restart, and nothing is skipped.
+
 SIGTERM (`stop()`): the message in progress finishes, the batch commits, the
 offsets are committed and the consumer leaves its group.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
@@ -43,7 +50,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 
 from comptoir import request_id_var
 from comptoir._kafka_security import kafka_client_config
@@ -93,6 +100,8 @@ CLEANUP_EVERY_S = 60.0
 BATCHED_CHUNK_MAX = 100
 # A batch commits at least this often, so effects show and SIGTERM ends soon.
 TRANSACTION_MAX_S = 0.1
+# Seconds between tries while the database does not answer.
+DB_RETRY_S = 1.0
 
 
 class _Outcome(enum.Enum):
@@ -250,7 +259,10 @@ class EventConsumer:
                     break
                 lag_reporter.offer(consumer)
                 if self._sweeper.due():
-                    self.delete_old_inbox_rows(budget_s=self._sweeper.budget_s)
+                    try:
+                        self.delete_old_inbox_rows(budget_s=self._sweeper.budget_s)
+                    except (OperationalError, InterfaceError) as error:
+                        self._database_unavailable(error)
         finally:
             lag_reporter.stop()
             consumer.close()
@@ -281,10 +293,41 @@ class EventConsumer:
                 del self._paused[key]
 
     def _process_batch(self, consumer: Consumer, messages: list[Message]) -> None:
-        """Handles the polled messages in transactions of at most TRANSACTION_MAX_S each."""
+        """Handles the polled messages in transactions of at most TRANSACTION_MAX_S each.
+
+        When the database fails under a chunk, the chunk rolled back and nothing from
+        it on was committed: the partitions are sought back to it, to be read again
+        once the database answers."""
         start = 0
         while start < len(messages) and not self._stop.is_set():
-            start = self._process_chunk(consumer, messages, start)
+            try:
+                start = self._process_chunk(consumer, messages, start)
+            except (OperationalError, InterfaceError) as error:
+                self._rewind(consumer, messages[start:])
+                self._database_unavailable(error)
+                return
+
+    def _rewind(self, consumer: Consumer, messages: list[Message]) -> None:
+        """Seeks every partition of `messages` back to its first message in them."""
+        first: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if message.error() is not None:
+                continue
+            key = (str(message.topic()), int(message.partition() or 0))
+            offset = int(message.offset() or 0)
+            first[key] = min(offset, first.get(key, offset))
+        for (topic, partition), offset in first.items():
+            consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _database_unavailable(self, error: Exception) -> None:
+        """What was in progress rolled back; the connection is dropped (Django opens a
+        new one on the next chunk) and the consumer waits DB_RETRY_S before it polls again."""
+        logger.warning(
+            "consumer %s: database unavailable (%s); retrying in %.0f s", self.group, error, DB_RETRY_S
+        )
+        with contextlib.suppress(OperationalError, InterfaceError):  # already broken: fine
+            connections[self.using].close()
+        self._stop.wait(DB_RETRY_S)
 
     def _process_chunk(self, consumer: Consumer, messages: list[Message], start: int) -> int:
         ready = self._batchable(messages, start)
@@ -544,7 +587,7 @@ class EventConsumer:
                 handler(event)
         except Exception as error:  # any handler failure is retried
             if connections[self.using].needs_rollback:
-                raise  # the batch transaction itself is broken: let the process restart
+                raise  # the chunk's transaction is broken (its connection lost): redone whole
             logger.warning(
                 "consumer %s: %s %s failed (attempt %d): %s: %s",
                 self.group,
