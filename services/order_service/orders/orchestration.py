@@ -58,7 +58,7 @@ from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -388,10 +388,9 @@ def _move_to(
     saga.save()
 
 
-@transaction.atomic
 def _advance(claim: _Claim, step: str, result: dict[str, str | None]) -> str | None:
     """Records `step`'s success and makes its successor current, if `step` is
-    still current: one conditional UPDATE (it takes the row lock and re-checks
+    still current: a conditional UPDATE (it takes the row lock and re-checks
     the step under it, as `_locked_current` would) instead of a locking read
     and a write."""
     order_id = claim.order.pk
@@ -400,15 +399,58 @@ def _advance(claim: _Claim, step: str, result: dict[str, str | None]) -> str | N
     recorded = {field: value for field, value in result.items() if value is not None}
     if STEPS[next_step].action is None:
         # A local step needs no call: it lands in this transaction.
-        if not _move_from(order_id, step, None, status=SagaStatus.COMPLETED, **recorded):
-            return None
-        _confirmed(claim, also_succeeded=step)
+        with transaction.atomic():
+            if not _move_from(order_id, step, None, status=SagaStatus.COMPLETED, **recorded):
+                return None
+            _confirmed(claim, also_succeeded=step)
         return None
     # Claimed here for the task that runs it next: its first attempt.
-    if not _move_from(order_id, step, next_step, attempts=1, **recorded):
+    if not _move_on(order_id, step, next_step, recorded):
         return None
-    timeline_record(order_id=order_id, step=step, status=TimelineStatus.SUCCEEDED)
     return next_step
+
+
+_SAGA_TABLE, _TIMELINE_TABLE = OrderSaga._meta.db_table, SagaTimelineEntry._meta.db_table
+# What a forward step's result may store on the saga (`_carried` reads the contact back).
+_RECORDED_FIELDS = ("reservation_id", "payment_id", "customer_email", "customer_name")
+_MOVE_ON = (
+    f"WITH moved AS (UPDATE {_SAGA_TABLE} SET {{recorded}}current_step = %s, attempts = 1, "  # noqa: S608
+    "last_error = '', stall_deadline = %s, updated_at = %s "
+    "WHERE order_id = %s AND status = ANY(%s) AND current_step = %s RETURNING order_id), "
+    f"entry AS (INSERT INTO {_TIMELINE_TABLE} (order_id, step, status, error, at) "
+    "SELECT order_id, %s, %s, NULL, %s FROM moved ON CONFLICT DO NOTHING) "
+    "SELECT count(*) FROM moved"
+)
+
+
+def _move_on(order_id: int, step: str, next_step: str, recorded: dict[str, str]) -> bool:
+    """`_move_from` to a successor claimed for this task (its first attempt) and
+    `step`'s success on the timeline, in one statement: the UPDATE and the
+    timeline's INSERT land together or not at all without a transaction around
+    them (three statements fewer than a transaction with a statement each).
+    False if `step` was no longer current (nothing written)."""
+    unknown = set(recorded) - set(_RECORDED_FIELDS)
+    if unknown:
+        raise ValueError(f"a step's result names fields the saga does not store: {sorted(unknown)}")
+    fields = [name for name in _RECORDED_FIELDS if name in recorded]
+    now = timezone.now()
+    statement = _MOVE_ON.format(recorded="".join(f"{name} = %s, " for name in fields))
+    params = [
+        *(recorded[name] for name in fields),
+        next_step,
+        _stall_deadline(),
+        now,
+        order_id,
+        [str(status) for status in ACTIVE_SAGA_STATUSES],
+        step,
+        step,
+        TimelineStatus.SUCCEEDED,
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    return row is not None and row[0] == 1
 
 
 def _move_from(order_id: int, step: str, next_step: str | None, **fields: object) -> bool:

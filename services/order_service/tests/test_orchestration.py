@@ -456,6 +456,40 @@ def test_a_claim_counts_its_attempt_in_one_update_and_no_locking_read(placed: Or
     assert OrderSaga.objects.get(pk=placed.pk).attempts == 2
 
 
+def test_a_forward_step_moves_on_and_records_its_success_in_one_statement(placed: Order) -> None:
+    OrderSaga.objects.filter(pk=placed.pk).update(attempts=2, last_error="UpstreamError: boom")
+    claim = orchestration._claim(placed.pk, SagaStep.VERIFY_USER)
+    assert claim is not None
+    result = {"customer_email": "alice@example.com", "customer_name": "Alice", "reservation_id": None}
+
+    with CaptureQueriesContext(connection) as queries:
+        next_step = orchestration._advance(claim, SagaStep.VERIFY_USER, result)
+
+    assert next_step == SagaStep.RESERVE_STOCK
+    assert len(queries.captured_queries) == 1, queries.captured_queries
+    saga = OrderSaga.objects.get(pk=placed.pk)
+    assert (saga.current_step, saga.attempts, saga.last_error) == (SagaStep.RESERVE_STOCK, 1, "")
+    assert (saga.customer_email, saga.customer_name) == ("alice@example.com", "Alice")
+    assert saga.reservation_id is None
+    assert saga.stall_deadline > timezone.now()
+    assert timeline(placed) == [("verify_user", "succeeded", None)]
+    # The same success again (a duplicate task): the step is no longer current, nothing is written.
+    assert orchestration._advance(claim, SagaStep.VERIFY_USER, result) is None
+    assert OrderSaga.objects.get(pk=placed.pk).current_step == SagaStep.RESERVE_STOCK
+    assert timeline(placed) == [("verify_user", "succeeded", None)]
+
+
+def test_a_step_result_naming_a_field_the_saga_does_not_store_is_refused(placed: Order) -> None:
+    claim = orchestration._claim(placed.pk, SagaStep.VERIFY_USER)
+    assert claim is not None
+
+    with pytest.raises(ValueError, match="status"):
+        orchestration._advance(claim, SagaStep.VERIFY_USER, {"status": "COMPLETED"})
+
+    assert OrderSaga.objects.get(pk=placed.pk).current_step == SagaStep.VERIFY_USER
+    assert timeline(placed) == []
+
+
 def test_a_claim_past_the_last_attempt_fails_the_step_instead(placed: Order, settings: Any) -> None:
     settings.SAGA_STEP_MAX_ATTEMPTS = 3
     OrderSaga.objects.filter(pk=placed.pk).update(attempts=3, last_error="UpstreamError: boom")
