@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
 import logging.config
+import sys
 from collections.abc import Iterator
 
+import ecs_logging
 import pytest
 from django.test import Client
 from opentelemetry import trace
 
 from comptoir import logging_config, request_id_var
-from comptoir._logging import user_id_var
+from comptoir._logging import EcsFormatter, user_id_var
 from comptoir.testing import TokenFactory as Tokens
 
 
@@ -157,3 +160,64 @@ def test_celery_lines_per_task_are_left_to_the_metrics_unless_debugging(log_line
     assert [record["message"] for record in _records(debugging)] == [
         "Task mailer.send_email[3] succeeded in 0.01s: 'SENT'"
     ]
+
+
+def _records_to_format() -> list[logging.LogRecord]:
+    """Records of every shape a line takes: plain, with the access line's and the
+    request context's dotted fields, numbers, None, unicode, an exception, a
+    stack, a nested mapping, clashing fields."""
+
+    def record(
+        extra: dict[str, object] | None = None, *, level: int = logging.INFO, exc: bool = False
+    ) -> logging.LogRecord:
+        exc_info = None
+        if exc:
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                exc_info = sys.exc_info()
+        made = logging.getLogger("orders.saga").makeRecord(
+            "orders.saga", level, __file__, 12, "order %s %s", (7, "é"), exc_info, "fn", extra
+        )
+        return made
+
+    access: dict[str, object] = {
+        "http.request.method": "GET",
+        "url.path": "/api/products/6/",
+        "http.response.status_code": 200,
+        "event.duration": 1_234_000,
+        "http.response.body.bytes": 512,
+        "client.ip": "127.0.0.1",
+        "http.request.id": "req-1",
+        "trace.id": "0af7651916cd43dd8448eb211c80319c",
+        "span.id": "b7ad6b7169203331",
+        "user.id": "service:order_service",
+        "service.name": "product_service",
+    }
+    stacked = record(level=logging.WARNING)
+    stacked.stack_info = "Stack (most recent call last):\n  File x"
+    return [
+        record(),
+        record(access, level=logging.ERROR),
+        record({"order_id": 7, "ratio": 0.5, "flag": True, "empty": None, "customer": "Zoë"}),
+        record(access, exc=True),
+        stacked,
+        record({"details": {"a": 1, "b": {"c": "d"}}}),
+        record({"http": "clash", "http.request.id": "x"}),
+        record({"elasticapm_trace_id": "abc"}),
+    ]
+
+
+@pytest.mark.parametrize("exclude", [["process", "log.origin", "log.original"], [], ["message", "user"]])
+def test_the_chassis_formatter_writes_what_ecs_logging_writes(exclude: list[str]) -> None:
+    ours, library = EcsFormatter(exclude_fields=exclude), ecs_logging.StdlibFormatter(exclude_fields=exclude)
+    for index, record in enumerate(_records_to_format()):
+        try:
+            expected: str | type[Exception] = library.format(copy.copy(record))
+        except (TypeError, ValueError) as error:  # the library refuses clashing fields
+            expected = type(error)
+        if isinstance(expected, str):
+            assert ours.format(copy.copy(record)) == expected, index
+        else:
+            with pytest.raises(expected):
+                ours.format(copy.copy(record))

@@ -55,6 +55,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -435,7 +436,7 @@ def _move_on(order_id: int, step: str, next_step: str, recorded: dict[str, str])
     fields = [name for name in _RECORDED_FIELDS if name in recorded]
     now = timezone.now()
     statement = _MOVE_ON.format(recorded="".join(f"{name} = %s, " for name in fields))
-    params = [
+    params: list[Any] = [
         *(recorded[name] for name in fields),
         next_step,
         _stall_deadline(),

@@ -54,11 +54,9 @@ class _NoticeStream:
     def __init__(
         self, service: str, *, logger: str = "celery.apps.worker", level: int = logging.INFO
     ) -> None:
-        import ecs_logging
+        from ._logging import EcsFormatter, RequestContextFilter
 
-        from ._logging import RequestContextFilter
-
-        self.formatter = ecs_logging.StdlibFormatter(exclude_fields=["process", "log.origin", "log.original"])
+        self.formatter = EcsFormatter(exclude_fields=["process", "log.origin", "log.original"])
         self.context = RequestContextFilter(service)
         self.logger = logger
         self.level = level
