@@ -6,7 +6,8 @@ with one summary table of every target and the figure reached.
     .venv/bin/python bench/run_all.py --memory-only   # PSS per process of the running platform
 
 Run by `make bench` inside `python -m devstack run --platform` with the Makefile's
-E2E_ENV (rate limits out of the way), so the platform is fresh and stopped after.
+RATE_LIMITS_ENV (rate limits out of the way, everything else as shipped), so the
+platform is fresh and stopped after.
 In order: memory of the idle platform (PSS per process), the gateway benchmark
 (its own stub, nginx and product_service next to the platform), the event
 backbone benchmark (its own relay and consumer on the devstack's PostgreSQL and
