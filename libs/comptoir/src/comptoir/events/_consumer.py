@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -300,9 +300,11 @@ class EventConsumer:
         once the database answers."""
         start = 0
         while start < len(messages) and not self._stop.is_set():
+            counted = replace(self.stats)
             try:
                 start = self._process_chunk(consumer, messages, start)
             except (OperationalError, InterfaceError) as error:
+                self.stats = counted  # what the rolled-back chunk counted did not happen
                 self._rewind(consumer, messages[start:])
                 self._database_unavailable(error)
                 return
