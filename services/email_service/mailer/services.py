@@ -22,9 +22,10 @@ from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
+from psycopg.types.json import Jsonb
 
 from .mail_templates import mail_render, mail_template_get
 from .models import SentEmail
@@ -58,10 +59,10 @@ def email_request(
     """Renders and queues a mail; the same (template, object_id) again returns the first row.
 
     Returns the row and whether this call created it. The row is inserted first
-    (in a savepoint) and the unique constraint on (template, object_id) settles
-    a repeat: its insert fails and the first row is read instead, so two
-    concurrent requests still make one row and one delivery, and a first
-    request (nearly every one) costs no read. The task is enqueued after commit
+    and the unique constraint on (template, object_id) settles a repeat: its
+    insert writes nothing (`ON CONFLICT DO NOTHING`) and the first row is read
+    instead, so two concurrent requests still make one row and one delivery,
+    and a first request (nearly every one) costs one statement and no read. The task is enqueued after commit
     (at once when called outside a transaction: the insert committed; at the
     end of the caller's transaction otherwise, e.g. the consumer's): a worker
     must find the row. If the broker is down at that moment the row stays
@@ -70,25 +71,62 @@ def email_request(
     """
     mail_template = mail_template_get(name=template)
     rendered = mail_render(template=mail_template, context=context)
-    try:
-        with transaction.atomic():
-            email = SentEmail.objects.create(
-                template=mail_template.value,
-                object_id=object_id,
-                to=to,
-                subject=rendered.subject,
-                body=rendered.body,
-                html_body=rendered.html_body,
-                context=dict(context),
-                requeue_at=_requeue_at(),
-            )
-    except IntegrityError as error:
-        try:
-            return SentEmail.objects.get(template=mail_template.value, object_id=object_id), False
-        except SentEmail.DoesNotExist:
-            raise error from None  # another constraint than the uniqueness refused the row
+    email = _queued(
+        SentEmail(
+            template=mail_template.value,
+            object_id=object_id,
+            to=to,
+            subject=rendered.subject,
+            body=rendered.body,
+            html_body=rendered.html_body,
+            context=dict(context),
+            requeue_at=_requeue_at(),
+        )
+    )
+    if email is None:
+        return SentEmail.objects.get(template=mail_template.value, object_id=object_id), False
     transaction.on_commit(partial(_enqueue_delivery, email.pk))
     return email, True
+
+
+_INSERT_UNLESS_REQUESTED = (
+    f"INSERT INTO {SentEmail._meta.db_table} "  # noqa: S608 - the model's own table
+    '(template, object_id, "to", subject, body, html_body, context, status, attempts, last_error, '
+    "created_at, sent_at, requeue_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s) "
+    "ON CONFLICT (template, object_id) DO NOTHING RETURNING id"
+)
+
+
+def _queued(email: SentEmail) -> SentEmail | None:
+    """Inserts the unsaved QUEUED `email` unless its (template, object_id) has a row
+    already; returns it saved, or None for a repeat (nothing written). One
+    statement, where a savepoint around the model's insert (for the repeat's
+    IntegrityError) takes three; any other constraint still refuses the row."""
+    email.created_at = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_UNLESS_REQUESTED,
+            [
+                email.template,
+                email.object_id,
+                email.to,
+                email.subject,
+                email.body,
+                email.html_body,
+                Jsonb(email.context),
+                email.status,
+                email.attempts,
+                email.last_error,
+                email.created_at,
+                email.requeue_at,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    email.pk = row[0]
+    email._state.adding = False
+    return email
 
 
 def _is_permanent(error: Exception) -> bool:

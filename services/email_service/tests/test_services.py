@@ -3,7 +3,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from comptoir import ApplicationError
@@ -45,6 +45,22 @@ def test_request_stores_the_rendered_mail_and_enqueues_delivery_after_commit(
     assert stored.body.startswith("Hello Alice Martin,\n")
     assert stored.context == {"full_name": "Alice Martin"}
     assert (stored.status, stored.attempts, stored.last_error, stored.sent_at) == ("QUEUED", 0, "", None)
+
+
+def test_a_request_inside_a_transaction_is_one_statement_and_a_repeat_leaves_it_usable() -> None:
+    """As the consumer calls it, in its batch's transaction: no savepoint around the
+    insert, and a repeat neither writes nor breaks the transaction."""
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            first, created = email_request(**_request())
+        assert created is True
+        assert [q["sql"].split(None, 1)[0] for q in queries.captured_queries] == ["INSERT"]
+        again, created_again = email_request(**_request())
+        assert (again.pk, created_again) == (first.pk, False)
+        assert SentEmail.objects.count() == 1  # the transaction still answers
+    stored = SentEmail.objects.get()
+    assert (stored.pk, stored.status, stored.requeue_at) == (first.pk, "QUEUED", first.requeue_at)
+    assert stored.created_at == first.created_at
 
 
 def test_same_template_and_object_again_returns_the_first_mail_and_enqueues_nothing(
