@@ -103,24 +103,22 @@ def _queued(email: SentEmail) -> SentEmail | None:
     statement, where a savepoint around the model's insert (for the repeat's
     IntegrityError) takes three; any other constraint still refuses the row."""
     email.created_at = timezone.now()
+    params: list[Any] = [
+        email.template,
+        email.object_id,
+        email.to,
+        email.subject,
+        email.body,
+        email.html_body,
+        Jsonb(email.context),
+        email.status,
+        email.attempts,
+        email.last_error,
+        email.created_at,
+        email.requeue_at,
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_UNLESS_REQUESTED,
-            [
-                email.template,
-                email.object_id,
-                email.to,
-                email.subject,
-                email.body,
-                email.html_body,
-                Jsonb(email.context),
-                email.status,
-                email.attempts,
-                email.last_error,
-                email.created_at,
-                email.requeue_at,
-            ],
-        )
+        cursor.execute(_INSERT_UNLESS_REQUESTED, params)
         row = cursor.fetchone()
     if row is None:
         return None
