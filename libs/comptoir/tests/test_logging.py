@@ -95,12 +95,14 @@ def test_no_password_token_or_secret_is_ever_logged(
     log.warning("got token %s", token)
     log.warning("form password=%s&client_secret=%s", PASSWORD, "s3cr3t-value")
     log.info("login", extra={"password": PASSWORD, "body": {"refresh": token}})
+    log.info("second factor", extra={"otp_token": 918273, "api_key": 6.5e9})  # numbers too
 
     output = log_lines.getvalue()
     assert len(output.splitlines()) >= 7
-    for secret in (PASSWORD, token, service_token, token.split(".")[1], "s3cr3t-value"):
+    numbers = ("918273", "6500000000")
+    for secret in (PASSWORD, token, service_token, token.split(".")[1], "s3cr3t-value", *numbers):
         assert secret not in output
-    assert output.count("[REDACTED]") >= 6
+    assert output.count("[REDACTED]") >= 8
     assert "login failed for" in output  # the lines are there, only the values are gone
 
 

@@ -62,7 +62,8 @@ def email_request(
     and the unique constraint on (template, object_id) settles a repeat: its
     insert writes nothing (`ON CONFLICT DO NOTHING`) and the first row is read
     instead, so two concurrent requests still make one row and one delivery,
-    and a first request (nearly every one) costs one statement and no read. The task is enqueued after commit
+    and a first request (nearly every one) costs one statement and no read.
+    The task is enqueued after commit
     (at once when called outside a transaction: the insert committed; at the
     end of the caller's transaction otherwise, e.g. the consumer's): a worker
     must find the row. If the broker is down at that moment the row stays

@@ -82,7 +82,7 @@ def _names_a_secret(key: str) -> bool:
 
 
 def _redact_value(key: str, value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float):
+    if value is None:
         return value
     if _names_a_secret(key):
         return REDACTED
