@@ -24,13 +24,14 @@ import datetime
 import io
 import json
 import logging
-import logging.config
+import logging.handlers
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ecs_logging
+from gunicorn.config import Config  # type: ignore[import-untyped]  # gunicorn ships no types
 
 from comptoir._logging import EcsFormatter
 from comptoir.gunicorn import EcsAccessLogger, gunicorn_settings
@@ -56,22 +57,18 @@ class _Response:
     sent = 512
 
 
-def _configured() -> tuple[logging.Handler, io.StringIO]:
-    """The web process' logging (gunicorn's settings), writing to a buffer."""
-    logging.config.dictConfig(gunicorn_settings("product_service")["logconfig_dict"])
+def _gunicorn_logger() -> tuple[EcsAccessLogger, logging.Handler, io.StringIO]:
+    """gunicorn's logger as a worker builds it from the chassis' settings (`-c
+    config/gunicorn.py`), and the handler every line goes through, writing to a buffer."""
+    cfg = Config()
+    for name, value in gunicorn_settings("product_service").items():
+        cfg.set(name, value)
+    access = EcsAccessLogger(cfg)
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     buffer = io.StringIO()
     handler.setStream(buffer)
-    return handler, buffer
-
-
-def _access_logger() -> EcsAccessLogger:
-    """gunicorn's logger object as the worker uses it, without gunicorn's own setup."""
-    access = EcsAccessLogger.__new__(EcsAccessLogger)
-    access.access_log = logging.getLogger("gunicorn.access")
-    access._access_log_enabled = True  # what gunicorn's setup computes for `--access-logfile -`
-    return access
+    return access, handler, buffer
 
 
 def best_us(work: Callable[[], object], lines: int, rounds: int, buffer: io.StringIO) -> float:
@@ -99,20 +96,17 @@ def main() -> None:
     if args.lines < 1 or args.rounds < 1:
         parser.error("--lines and --rounds must be at least 1")
 
-    handler, buffer = _configured()
-    access = _access_logger()
+    access, handler, buffer = _gunicorn_logger()
     duration = datetime.timedelta(microseconds=1234)
     logger = logging.getLogger("orders.orchestration")
 
     # One access record as the handler's filter leaves it, for the formatters alone.
-    captured: list[logging.LogRecord] = []
-    capture = logging.Handler()
-    capture.emit = captured.append  # type: ignore[method-assign]
+    capture = logging.handlers.BufferingHandler(capacity=10)
     capture.addFilter(handler.filters[0])
-    logging.getLogger("gunicorn.access").addHandler(capture)
+    access.access_log.addHandler(capture)
     access.access(_Response, None, ENVIRON, duration)
-    logging.getLogger("gunicorn.access").removeHandler(capture)
-    record = captured[0]
+    access.access_log.removeHandler(capture)
+    record = capture.buffer[0]
     ours, library = (
         EcsFormatter(exclude_fields=EXCLUDED),
         ecs_logging.StdlibFormatter(exclude_fields=EXCLUDED),
