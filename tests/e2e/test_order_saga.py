@@ -80,6 +80,30 @@ def test_out_of_stock_cancels_without_charging(platform: Platform, saga_mode: st
     _one_mail(platform, customer, placed["id"], "order_cancelled")
 
 
+def test_an_order_placed_at_a_kept_price_that_changed_is_cancelled_without_charging(
+    platform: Platform, saga_mode: str
+) -> None:
+    """order_service keeps quoted prices (ORDER_PRICE_CACHE_S); the reservation
+    checks them, so an order placed at a price changed since is never confirmed."""
+    customer = platform.new_customer(balance=Decimal("100.00"))
+    product = platform.new_product(stock=5, price=PRICE)
+    first = platform.place_order(customer, [(product, 1)])  # quoted: its prices are kept
+    assert platform.wait_terminal(customer, first["id"])["status"] == "CONFIRMED"
+    platform.check(
+        platform.http.patch(f"/api/products/{product}/", json={"price": "14.00"}, headers=platform.staff), 200
+    )
+
+    placed = platform.place_order(customer, [(product, 1)])
+    order = platform.wait_terminal(customer, placed["id"])
+
+    assert Decimal(placed["total"]) == PRICE  # the kept price (the devstack's web process is one)
+    assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "price_changed")
+    assert platform.stock(product) == 4
+    assert platform.balance(customer) == Decimal("100.00") - PRICE
+    assert [str(p["order_id"]) for p in _captured(platform, customer)] == [str(first["id"])]
+    _one_mail(platform, customer, placed["id"], "order_cancelled")
+
+
 def test_insufficient_funds_cancels_and_releases_stock(platform: Platform, saga_mode: str) -> None:
     customer = platform.new_customer(balance=Decimal("10.00"))
     product = platform.new_product(stock=4, price=PRICE)

@@ -37,6 +37,7 @@ REQUIRED_CONTEXT: dict[MailTemplate, tuple[str, ...]] = {
 # What a cancel reason code (order_service's) means to a customer.
 CANCEL_REASONS: dict[str, str] = {
     "insufficient_stock": "one or more items are no longer in stock",
+    "price_changed": "the price of an item changed before it could be reserved (nothing was charged)",
     "insufficient_funds": "the payment could not be completed (insufficient funds)",
     "payment_failed": "the payment could not be completed",
     "user_inactive": "your account could not be verified",

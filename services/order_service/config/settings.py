@@ -41,6 +41,21 @@ CHOREOGRAPHY_DEADLINE_S = env.float("CHOREOGRAPHY_DEADLINE_S", default=600.0)
 if not 0 < CHOREOGRAPHY_DEADLINE_S < SAGA_DEADLINE_S:
     raise ImproperlyConfigured("CHOREOGRAPHY_DEADLINE_S must be positive and below SAGA_DEADLINE_S")
 
+# --- Prices --------------------------------------------------------------------
+# A product's price, name and currency, as product_service's quote gave them, are
+# kept this long by each web process (0: every order asks for a quote). An order
+# placed from kept prices is still never confirmed at a price the catalogue no
+# longer asks: its reservation names each line's price and product_service holds
+# nothing if one changed (the order is cancelled, reason price_changed).
+ORDER_PRICE_CACHE_S = env.float("ORDER_PRICE_CACHE_S", default=30.0)
+if ORDER_PRICE_CACHE_S < 0:
+    raise ImproperlyConfigured("ORDER_PRICE_CACHE_S cannot be negative")
+CACHES["prices"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "order_service-prices",
+    "OPTIONS": {"MAX_ENTRIES": 10_000},
+}
+
 # --- The reconciliation auditor (orders.reconciliation) --------------------
 # Rows younger than this are still in flight and not judged (choreography
 # refunds and releases after the order is CANCELLED).

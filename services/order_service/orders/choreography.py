@@ -6,7 +6,7 @@ payment_service charges on `stock.reserved`) or, for an unknown or inactive
 user, cancels at once and publishes `order.cancelled`. From then on:
 
 - `stock.reserved` → timeline only (the payment decides);
-- `stock.rejected` → CANCELLED insufficient_stock + `order.cancelled`;
+- `stock.rejected` → CANCELLED insufficient_stock (price_changed when that is its reason) + `order.cancelled`;
 - `payment.failed` → CANCELLED insufficient_funds (or payment_failed) + `order.cancelled`;
 - `payment.succeeded` → CONFIRMED + `order.confirmed`;
 - `stock.released`, `payment.refunded` → timeline only (the compensations the
@@ -54,6 +54,7 @@ from .upstream import StepRefused, user_verify
 
 logger = logging.getLogger(__name__)
 
+STOCK_REFUSALS = {CancelReason.PRICE_CHANGED.value: CancelReason.PRICE_CHANGED}
 PAYMENT_REFUSALS = {CancelReason.INSUFFICIENT_FUNDS.value: CancelReason.INSUFFICIENT_FUNDS}
 EXPIRE_BATCH = 500
 DEADLINE_ERROR = "deadline passed"
@@ -117,14 +118,15 @@ def stock_rejected(*, order_id: str, reason: str) -> None:
     saga = _active_saga(order_id)
     if saga is None:
         return
+    cancel_reason = STOCK_REFUSALS.get(reason, CancelReason.INSUFFICIENT_STOCK)
     timeline_record(
         order_id=saga.order_id,
         step=SagaStep.RESERVE_STOCK,
         status=TimelineStatus.FAILED,
-        error=CancelReason.INSUFFICIENT_STOCK,
+        error=cancel_reason,
     )
     logger.info("stock rejected", extra={"order_id": saga.order_id, "reason": reason})
-    _cancel(saga, CancelReason.INSUFFICIENT_STOCK)
+    _cancel(saga, cancel_reason)
 
 
 @transaction.atomic(savepoint=False)

@@ -34,6 +34,7 @@ class CancelReason(models.TextChoices):
 
     USER_INACTIVE = "user_inactive", "User unknown or inactive"
     INSUFFICIENT_STOCK = "insufficient_stock", "Insufficient stock"
+    PRICE_CHANGED = "price_changed", "A price changed before the stock was reserved"
     INSUFFICIENT_FUNDS = "insufficient_funds", "Insufficient funds"
     PAYMENT_FAILED = "payment_failed", "Payment failed"
     SYSTEM_ERROR = "system_error", "A step failed for a technical reason"

@@ -246,8 +246,8 @@ def _verify_user(order: Order) -> dict[str, str | None]:
 
 
 def _reserve_stock(order: Order) -> dict[str, str | None]:
-    lines = [RequestedLine(line.product_id, line.quantity) for line in order.lines.all()]
-    return {"reservation_id": stock_reserve(order_id=order.pk, lines=lines)}
+    lines = [RequestedLine(line.product_id, line.quantity, line.unit_price) for line in order.lines.all()]
+    return {"reservation_id": stock_reserve(order_id=order.pk, lines=lines, currency=order.currency)}
 
 
 def _charge_payment(order: Order) -> dict[str, str | None]:

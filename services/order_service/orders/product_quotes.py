@@ -1,5 +1,7 @@
 """Prices for an order, from product_service's internal quote endpoint.
 
+Each web process keeps the prices a quote gave for ORDER_PRICE_CACHE_S (see
+`product_quote`); otherwise
 `POST /internal/products/quote/ {lines: [{product_id, quantity}]}` answers
 `{lines: [{product_id, name, quantity, unit_price, currency, line_total}], total,
 currency}`, or a 4xx with the standard error body for an unknown or inactive
@@ -19,6 +21,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from django.conf import settings
+from django.core.cache import caches
 
 from comptoir import ApplicationError, ErrorCode, UpstreamError, parse_error_body, response_json
 
@@ -35,6 +39,8 @@ PASSED_THROUGH_STATUSES = frozenset({400, 404, 409, 422})
 class RequestedLine:
     product_id: int
     quantity: int
+    # The price the order was placed at, sent with a reservation (None in a quote).
+    unit_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,65 @@ def _name(value: Any) -> str:
 
 
 def product_quote(*, lines: Sequence[RequestedLine]) -> Quote:
-    """Current prices of `lines` (one per product), in the order they were asked."""
+    """Prices of `lines` (one per product), in the order they were asked: kept
+    ones (ORDER_PRICE_CACHE_S) when every product has them, else a quote from
+    product_service, whose prices are then kept. Kept prices may be up to
+    ORDER_PRICE_CACHE_S old: the reservation checks them against the
+    catalogue's (`upstream.stock_reserve`), so no order is confirmed at a price
+    that changed; an unknown or inactive product is never kept (its refusal
+    comes from the quote, every time)."""
+    kept = _kept_quote(lines)
+    if kept is not None:
+        return kept
+    quote = _asked_quote(lines)
+    _keep(quote)
+    return quote
+
+
+_PRICES_KEY = "price:{}"
+
+
+def _keep(quote: Quote) -> None:
+    ttl = float(settings.ORDER_PRICE_CACHE_S)
+    if ttl > 0:
+        caches["prices"].set_many(
+            {
+                _PRICES_KEY.format(line.product_id): (line.name, line.unit_price, quote.currency)
+                for line in quote.lines
+            },
+            timeout=ttl,
+        )
+
+
+def _kept_quote(lines: Sequence[RequestedLine]) -> Quote | None:
+    """The quote from kept prices, or None if a product has none (or they differ in currency)."""
+    if float(settings.ORDER_PRICE_CACHE_S) <= 0:
+        return None
+    keys = [_PRICES_KEY.format(line.product_id) for line in lines]
+    kept = caches["prices"].get_many(keys)
+    if len(kept) != len(keys):
+        return None
+    quoted = []
+    currencies = set()
+    for line, key in zip(lines, keys, strict=True):
+        name, unit_price, currency = kept[key]
+        currencies.add(currency)
+        quoted.append(
+            QuotedLine(
+                product_id=line.product_id,
+                name=name,
+                quantity=line.quantity,
+                unit_price=unit_price,
+                line_total=unit_price * line.quantity,
+            )
+        )
+    if len(currencies) != 1:
+        return None
+    total = sum((line.line_total for line in quoted), Decimal("0.00"))
+    return Quote(lines=tuple(quoted), total=total, currency=currencies.pop())
+
+
+def _asked_quote(lines: Sequence[RequestedLine]) -> Quote:
     response = product_service_client().post(
         QUOTE_PATH,
         json={"lines": [{"product_id": line.product_id, "quantity": line.quantity} for line in lines]},

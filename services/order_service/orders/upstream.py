@@ -41,6 +41,13 @@ TRANSIENT_4XX = frozenset({408, 425, 429})
 ORDER_COMPENSATED = "order_compensated"
 
 
+# product_service's 409 codes that refuse a reservation for good, as cancel reasons.
+_STOCK_REFUSALS = {
+    CancelReason.INSUFFICIENT_STOCK.value: CancelReason.INSUFFICIENT_STOCK,
+    CancelReason.PRICE_CHANGED.value: CancelReason.PRICE_CHANGED,
+}
+
+
 class StepRefused(Exception):
     """Upstream's final no: the saga fails with `reason` and compensates."""
 
@@ -70,17 +77,24 @@ def _max_length(field: str) -> int:
     return max_length
 
 
-def stock_reserve(*, order_id: int, lines: Iterable[RequestedLine]) -> str | None:
-    """Holds every line or none; returns the reservation id when upstream names one."""
+def stock_reserve(*, order_id: int, lines: Iterable[RequestedLine], currency: str) -> str | None:
+    """Holds every line or none, each at the unit price the order was placed at
+    (a price changed since: `price_changed`); returns the reservation id when upstream names one."""
     response = product_service_client().post(
         RESERVATIONS_PATH,
         json={
             "order_id": str(order_id),
-            "lines": [{"product_id": line.product_id, "quantity": line.quantity} for line in lines],
+            "currency": currency,
+            "lines": [
+                {"product_id": line.product_id, "quantity": line.quantity}
+                | ({} if line.unit_price is None else {"unit_price": str(line.unit_price)})
+                for line in lines
+            ],
         },
     )
-    if response.status_code == 409 and _error_code(response) == CancelReason.INSUFFICIENT_STOCK:
-        raise StepRefused(CancelReason.INSUFFICIENT_STOCK, "insufficient_stock")
+    refusal = _STOCK_REFUSALS.get(_error_code(response) or "") if response.status_code == 409 else None
+    if refusal is not None:
+        raise StepRefused(refusal, refusal.value)
     _refuse_compensated(response, "product_service")
     _refuse_4xx(response, CancelReason.SYSTEM_ERROR, "product_service refused the reservation")
     body = _expect(response, (200, 201), "product_service")

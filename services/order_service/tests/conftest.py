@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.test import Client
 
@@ -51,6 +52,16 @@ INACTIVE_USER = 9
 
 
 # ------------------------------------------------------------- Celery
+
+
+@pytest.fixture(autouse=True)
+def prices_asked_every_time(settings: Any) -> Iterator[None]:
+    """Every order asks product_service for a quote (no prices kept between tests);
+    `tests/test_price_cache.py` turns the kept prices on where it tests them."""
+    settings.ORDER_PRICE_CACHE_S = 0
+    caches["prices"].clear()
+    yield
+    caches["prices"].clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -200,6 +200,9 @@ class ProductServiceStub(ServiceStub):
     stock: dict[int, int] = field(default_factory=dict)
     # order id -> {"status", "lines"}.
     reservations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # product id -> its price now, where it differs from CATALOGUE's (quotes and
+    # reservations both use it; a reservation naming another price is refused).
+    prices: dict[int, Decimal] = field(default_factory=dict)
 
     @property
     def quote_failures_left(self) -> int:
@@ -215,6 +218,10 @@ class ProductServiceStub(ServiceStub):
         self.quote_barrier = None
         self.stock = dict.fromkeys(CATALOGUE, 100)
         self.reservations = {}
+        self.prices = {}
+
+    def price_of(self, product_id: int) -> Decimal:
+        return self.prices.get(product_id, CATALOGUE[product_id].price)
 
     def quotes(self) -> list[RecordedRequest]:
         return self.calls("quote")
@@ -317,6 +324,14 @@ class ProductServiceStub(ServiceStub):
             ]
             if short:
                 return 409, error_body("insufficient_stock", "Not enough stock.", {"lines": short})
+            changed = [
+                line["product_id"]
+                for line in lines
+                if "unit_price" in line and Decimal(line["unit_price"]) != self.price_of(line["product_id"])
+            ]
+            if changed:
+                return 409, error_body("price_changed", "A price changed.", {"product_ids": changed})
+            lines = [{"product_id": line["product_id"], "quantity": line["quantity"]} for line in lines]
             for line in lines:
                 self.stock[line["product_id"]] -= line["quantity"]
             self.reservations[order_id] = {"status": "RESERVED", "lines": lines}
@@ -332,15 +347,15 @@ class ProductServiceStub(ServiceStub):
             return 400, error_body("product_inactive", "Product not for sale.", {"product_ids": inactive})
         lines = []
         for line in requested:
-            product = CATALOGUE[line["product_id"]]
+            product, price = CATALOGUE[line["product_id"]], self.price_of(line["product_id"])
             lines.append(
                 {
                     "product_id": line["product_id"],
                     "name": product.name,
                     "quantity": line["quantity"],
-                    "unit_price": str(product.price),
+                    "unit_price": str(price),
                     "currency": "EUR",
-                    "line_total": str(product.price * line["quantity"]),
+                    "line_total": str(price * line["quantity"]),
                 }
             )
         total = sum((Decimal(line["line_total"]) for line in lines), Decimal("0.00"))

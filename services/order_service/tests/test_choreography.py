@@ -74,12 +74,14 @@ def stock_reserved(order_id: int | str) -> Envelope:
     )
 
 
-def stock_rejected(order_id: int | str) -> Envelope:
+def stock_rejected(order_id: int | str, reason: str = "insufficient_stock") -> Envelope:
     return build_event(
         "stock.rejected",
         order_id,
-        reason="insufficient_stock",
-        unavailable=[{"product_id": "1", "requested": 2, "available": 1}],
+        reason=reason,
+        unavailable=[{"product_id": "1", "requested": 2, "available": 1}]
+        if reason == "insufficient_stock"
+        else [],
     )
 
 
@@ -210,17 +212,27 @@ def test_stock_reserved_only_records_the_step(pending: Order) -> None:
     assert event_summary() == [_created(pending)]
 
 
-def test_stock_rejected_cancels_for_insufficient_stock(pending: Order) -> None:
-    assert deliver(stock_rejected(pending.pk))
+@pytest.mark.parametrize(
+    ("reason", "cancel_reason"),
+    [
+        ("insufficient_stock", CancelReason.INSUFFICIENT_STOCK),
+        ("price_changed", CancelReason.PRICE_CHANGED),
+        ("a reason of a later version", CancelReason.INSUFFICIENT_STOCK),
+    ],
+)
+def test_stock_rejected_cancels_for_its_reason(
+    pending: Order, reason: str, cancel_reason: CancelReason
+) -> None:
+    assert deliver(stock_rejected(pending.pk, reason))
 
     pending.refresh_from_db()
-    assert (pending.status, pending.cancel_reason) == (OrderStatus.CANCELLED, CancelReason.INSUFFICIENT_STOCK)
+    assert (pending.status, pending.cancel_reason) == (OrderStatus.CANCELLED, cancel_reason)
     assert timeline(pending) == [
         ("verify_user", "succeeded", None),
-        ("reserve_stock", "failed", "insufficient_stock"),
+        ("reserve_stock", "failed", cancel_reason.value),
         ("cancel_order", "succeeded", None),
     ]
-    assert event_summary() == [_created(pending), _cancelled(pending, "insufficient_stock")]
+    assert event_summary() == [_created(pending), _cancelled(pending, cancel_reason.value)]
 
 
 @pytest.mark.parametrize(

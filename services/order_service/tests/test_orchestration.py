@@ -103,7 +103,11 @@ def test_happy_path_confirms_and_publishes_order_confirmed(settle: Settle, upstr
     assert upstreams.users.calls("user")[0].path == f"/internal/users/{ALICE}/"
     assert upstreams.products.calls("reserve")[0].body == {
         "order_id": str(order.pk),
-        "lines": [{"product_id": 1, "quantity": 2}, {"product_id": 3, "quantity": 1}],
+        "currency": "EUR",
+        "lines": [
+            {"product_id": 1, "quantity": 2, "unit_price": "12.50"},
+            {"product_id": 3, "quantity": 1, "unit_price": "0.10"},
+        ],
     }
     (charge,) = upstreams.payments.calls("charge")
     assert charge.body == {"order_id": str(order.pk), "user_id": ALICE, "amount": "25.10", "currency": "EUR"}
@@ -269,7 +273,7 @@ def test_a_forward_step_that_keeps_failing_gives_up_and_compensates_its_unknown_
     # A reservation still in flight when the saga gave up lands now: refused, nothing held.
     upstreams.products.failures.clear()
     with pytest.raises(StepRefused) as refused:
-        stock_reserve(order_id=order.pk, lines=[RequestedLine(1, 2)])
+        stock_reserve(order_id=order.pk, lines=[RequestedLine(1, 2)], currency="EUR")
     assert (refused.value.reason, str(refused.value)) == (
         CancelReason.SYSTEM_ERROR,
         "product_service: the order was compensated before this step (order_compensated)",

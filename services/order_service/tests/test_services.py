@@ -63,6 +63,7 @@ def test_a_cancellation_needs_a_known_reason_code(make_order: MakeOrder, reason:
     assert caught.value.details["allowed"] == [
         "user_inactive",
         "insufficient_stock",
+        "price_changed",
         "insufficient_funds",
         "payment_failed",
         "system_error",

@@ -221,7 +221,9 @@ class ReservationCreateApi(APIView):
         payload = ReservationInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         reservation = services.reservation_create(
-            order_id=payload.validated_data["order_id"], lines=payload.requested_lines()
+            order_id=payload.validated_data["order_id"],
+            lines=payload.requested_lines(),
+            currency=payload.validated_data.get("currency"),
         )
         # The reservation this call made or replayed: no need to read it again.
         return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)

@@ -19,9 +19,13 @@ class CatalogErrorCode(StrEnum):
     RESERVATION_RELEASED = "reservation_released"
     RESERVATION_COMMITTED = "reservation_committed"
     ORDER_COMPENSATED = "order_compensated"
+    # A reservation named the price (and currency) its order was placed at, and the
+    # catalogue's differs now: nothing is held, the order is cancelled.
+    PRICE_CHANGED = "price_changed"
 
 
 class StockRejectionReason(StrEnum):
     """The `reason` of `stock.rejected`: the order's cancel reason code."""
 
     INSUFFICIENT_STOCK = "insufficient_stock"
+    PRICE_CHANGED = "price_changed"

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from comptoir import ApplicationError
 from comptoir.events import Envelope, event_handler
 
-from .errors import CatalogErrorCode
+from .errors import CatalogErrorCode, StockRejectionReason
 from .publishing import publish_stock_rejected, publish_stock_released, publish_stock_reserved
 from .selectors import RequestedLine
 from .services import reservation_commit_if_held, reservation_hold, reservation_release_if_held
@@ -32,6 +33,7 @@ REJECTING_CODES = frozenset(
         CatalogErrorCode.INSUFFICIENT_STOCK,
         CatalogErrorCode.PRODUCT_NOT_FOUND,
         CatalogErrorCode.PRODUCT_INACTIVE,
+        CatalogErrorCode.PRICE_CHANGED,
     }
 )
 # The order already has a reservation that this event cannot be applied to: logged, nothing else.
@@ -46,15 +48,22 @@ STALE_CODES = frozenset(
 
 
 def _requested(lines: Sequence[Mapping[str, Any]]) -> list[RequestedLine] | None:
-    """The event's lines, one per product (repeated products summed); None if an id is not ours."""
+    """The event's lines, one per product (repeated products summed), each held at
+    the unit price the order was placed at; None if an id is not ours or a
+    product is repeated at two prices."""
     quantities: dict[int, int] = {}
+    prices: dict[int, Decimal] = {}
     for line in lines:
         product_id = str(line["product_id"])
         if not product_id.isdecimal():
             return None
-        quantities[int(product_id)] = quantities.get(int(product_id), 0) + int(line["quantity"])
+        key, price = int(product_id), Decimal(str(line["unit_price"]))
+        if prices.setdefault(key, price) != price:
+            return None
+        quantities[key] = quantities.get(key, 0) + int(line["quantity"])
     return [
-        RequestedLine(product_id=product_id, quantity=quantity) for product_id, quantity in quantities.items()
+        RequestedLine(product_id=product_id, quantity=quantity, unit_price=prices[product_id])
+        for product_id, quantity in quantities.items()
     ]
 
 
@@ -92,8 +101,16 @@ def reserve_stock_for_order(event: Envelope) -> None:
         # reservation_hold is atomic, so here a savepoint of its own: a refusal
         # undoes the claim on the order id and any lock it took, while the
         # handler's transaction (inbox row, the rejection below) goes on.
-        reservation, created = reservation_hold(order_id=order_id, lines=lines)
+        reservation, created = reservation_hold(
+            order_id=order_id, lines=lines, currency=str(order["currency"])
+        )
     except ApplicationError as error:
+        if error.code == CatalogErrorCode.PRICE_CHANGED:
+            logger.info("stock refused for order %s: %s", order_id, error.code)
+            publish_stock_rejected(
+                order_id=order_id, reason=StockRejectionReason.PRICE_CHANGED, unavailable=[]
+            )
+            return
         if error.code in REJECTING_CODES:
             logger.info("stock refused for order %s: %s", order_id, error.code)
             publish_stock_rejected(order_id=order_id, unavailable=_unavailable_from(error, order["lines"]))

@@ -36,16 +36,18 @@ def publish_stock_reserved(*, reservation: StockReservation, order: Mapping[str,
     )
 
 
-def publish_stock_rejected(*, order_id: str, unavailable: list[dict[str, Any]]) -> Envelope:
-    """Nothing is held; `unavailable` lists each refused line (product_id, requested, available)."""
+def publish_stock_rejected(
+    *,
+    order_id: str,
+    unavailable: list[dict[str, Any]],
+    reason: StockRejectionReason = StockRejectionReason.INSUFFICIENT_STOCK,
+) -> Envelope:
+    """Nothing is held; `unavailable` lists each refused line (product_id, requested,
+    available); `reason` is `price_changed` when the order's prices are no longer the catalogue's."""
     return publish_event(
         "stock.rejected",
         aggregate_id=order_id,
-        payload={
-            "order_id": order_id,
-            "reason": StockRejectionReason.INSUFFICIENT_STOCK.value,
-            "unavailable": unavailable,
-        },
+        payload={"order_id": order_id, "reason": reason.value, "unavailable": unavailable},
     )
 
 

@@ -48,10 +48,12 @@ class ProductFilters:
 
 @dataclass(frozen=True)
 class RequestedLine:
-    """One line of an order as another service sends it: a product and a quantity."""
+    """One line of an order as another service sends it: a product and a quantity,
+    and for a reservation the unit price the order was placed at (None: not checked)."""
 
     product_id: int
     quantity: int
+    unit_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ def category_get(*, category_id: int) -> Category:
 def products_for_lines(*, lines: Sequence[RequestedLine]) -> dict[int, Product]:
     """The products the lines name, by id; unknown or inactive ones are refused."""
     wanted = sorted({line.product_id for line in lines})
-    products = {product.pk: product for product in Product.objects.filter(pk__in=wanted)}
+    # No ORDER BY (the model's ordering): the rows land in a dict.
+    products = {product.pk: product for product in Product.objects.filter(pk__in=wanted).order_by()}
     unknown = [product_id for product_id in wanted if product_id not in products]
     if unknown:
         raise NotFoundError(

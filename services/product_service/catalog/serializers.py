@@ -144,8 +144,23 @@ class LinesInputSerializer(serializers.Serializer[Any]):
         return [RequestedLine(**line) for line in self.validated_data["lines"]]
 
 
+class ReservedLineSerializer(RequestedLineSerializer):
+    unit_price = _money(
+        min_value=Decimal("0.00"),
+        required=False,
+        help_text="The price the order was placed at: the line is held only if the catalogue's is the same.",
+    )
+
+
 class ReservationInputSerializer(LinesInputSerializer):
     order_id = serializers.CharField(max_length=ORDER_ID_MAX_LENGTH)
+    lines = ReservedLineSerializer(many=True, allow_empty=False)
+    currency = serializers.RegexField(
+        r"^[A-Z]{3}$",
+        max_length=3,
+        required=False,
+        help_text="The order's currency (ISO 4217): with `unit_price`, the products must be priced in it.",
+    )
 
 
 class QuoteLineSerializer(serializers.Serializer[Any]):

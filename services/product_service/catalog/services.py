@@ -222,20 +222,29 @@ def _replay(reservation: StockReservation, quantities: dict[int, int]) -> StockR
     return reservation
 
 
-def reservation_create(*, order_id: str, lines: Sequence[RequestedLine]) -> StockReservation:
+def reservation_create(
+    *, order_id: str, lines: Sequence[RequestedLine], currency: str | None = None
+) -> StockReservation:
     """Holds stock for every line of an order, or for none; idempotent per order id
     (`reservation_hold` is its transaction)."""
-    reservation, _created = reservation_hold(order_id=order_id, lines=lines)
+    reservation, _created = reservation_hold(order_id=order_id, lines=lines, currency=currency)
     return reservation
 
 
 @transaction.atomic
-def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[StockReservation, bool]:
+def reservation_hold(
+    *, order_id: str, lines: Sequence[RequestedLine], currency: str | None = None
+) -> tuple[StockReservation, bool]:
     """`reservation_create`, also telling whether this call made the reservation.
 
     False: an earlier call for the order did, and this one changed nothing (the
     saga's consumer publishes `stock.reserved` only for True). A refusal raises
     and, this function being atomic, rolls back only its own work.
+
+    A line that names its `unit_price` (and a `currency` for the order) is held
+    only at that price: if the catalogue's differs, nothing is held
+    (`price_changed`), so an order is never confirmed at a price the catalogue
+    no longer asks, whatever prices its placing read.
     """
     quantities = _quantities(lines)
     if not quantities:
@@ -247,7 +256,7 @@ def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[
         )
         return _replay(existing, quantities), False
 
-    products_for_lines(lines=lines)
+    _check_prices(products_for_lines(lines=lines), lines, currency)
     product_ids = sorted(quantities)
     short = [
         product_id
@@ -288,6 +297,29 @@ def reservation_hold(*, order_id: str, lines: Sequence[RequestedLine]) -> tuple[
         for product_id in product_ids
     )
     return reservation, True
+
+
+def _check_prices(products: dict[int, Product], lines: Sequence[RequestedLine], currency: str | None) -> None:
+    changed = [
+        {
+            "product_id": line.product_id,
+            "ordered_price": str(line.unit_price),
+            "price": str(products[line.product_id].price),
+            "currency": products[line.product_id].currency,
+        }
+        for line in lines
+        if line.unit_price is not None
+        and (
+            products[line.product_id].price != line.unit_price
+            or (currency is not None and products[line.product_id].currency != currency)
+        )
+    ]
+    if changed:
+        raise ConflictError(
+            CatalogErrorCode.PRICE_CHANGED,
+            "The price of some products changed since the order was placed; nothing was reserved.",
+            details={"product_ids": [item["product_id"] for item in changed], "changed": changed},
+        )
 
 
 _CLAIM_ORDER_ID = (

@@ -37,7 +37,7 @@ def test_consumer_process_reserves_refuses_and_releases_through_the_broker(
     make_product: ProductFactory,
     stock_of: Callable[[Product], int],
 ) -> None:
-    cup = make_product(stock=3)
+    cup = make_product(stock=3, price="5.00")  # the price the events' orders were placed at
     processes.start("outbox_relay")
     processes.start("consume_events", "--group-id", f"product_service.test-{uuid.uuid4().hex[:8]}")
 

@@ -120,6 +120,48 @@ def test_order_created_without_enough_stock_holds_nothing_and_publishes_stock_re
     ]
 
 
+def test_order_created_at_a_price_the_catalogue_no_longer_asks_holds_nothing_and_is_rejected(
+    make_product: ProductFactory, stock_of: StockOf, order_created: Callable[..., dict[str, Any]]
+) -> None:
+    cup, mug = make_product(stock=5, price="4.00"), make_product(stock=5, price="6.00")
+    payload = order_created([(cup, 2), (mug, 1)])  # placed at 4.00 and 6.00
+    Product.objects.filter(pk=mug.pk).update(price="6.50")
+
+    deliver(make_envelope("order.created", payload))
+
+    assert (stock_of(cup), stock_of(mug)) == (5, 5)
+    assert not StockReservation.objects.filter(order_id=payload["order_id"]).exists()
+    assert published() == [{"order_id": payload["order_id"], "reason": "price_changed", "unavailable": []}]
+
+
+def test_order_created_in_another_currency_than_the_products_is_rejected_as_a_price_change(
+    make_product: ProductFactory, stock_of: StockOf, order_created: Callable[..., dict[str, Any]]
+) -> None:
+    cup = make_product(stock=5, price="4.00")
+    payload = order_created([(cup, 1)]) | {"currency": "USD"}
+
+    deliver(make_envelope("order.created", payload))
+
+    assert stock_of(cup) == 5
+    assert published("stock.rejected")[0]["reason"] == "price_changed"
+
+
+def test_order_created_with_one_product_at_two_prices_is_rejected(
+    make_product: ProductFactory, stock_of: StockOf, order_created: Callable[..., dict[str, Any]]
+) -> None:
+    cup = make_product(stock=5, price="4.00")
+    payload = order_created([(cup, 1), (cup, 1)])
+    payload["lines"][1]["unit_price"] = "1.00"
+
+    deliver(make_envelope("order.created", payload))
+
+    assert stock_of(cup) == 5
+    assert published("stock.rejected")[0]["unavailable"] == [
+        {"product_id": str(cup.pk), "requested": 1, "available": 0},
+        {"product_id": str(cup.pk), "requested": 1, "available": 0},
+    ]
+
+
 def test_a_refusal_rolls_back_only_its_own_work_inside_the_handlers_transaction(
     make_product: ProductFactory, stock_of: StockOf, order_created: Callable[..., dict[str, Any]]
 ) -> None:

@@ -225,6 +225,47 @@ def test_insufficient_stock_reserves_nothing(
     assert not StockReservationLine.objects.exists()
 
 
+def test_reserve_at_the_catalogues_prices_holds_the_lines(
+    order_service: Api, beans: Product, kettle: Product, stock_of: StockOf
+) -> None:
+    body = {
+        "order_id": "order-p",
+        "currency": beans.currency,
+        "lines": [
+            {"product_id": beans.pk, "quantity": 1, "unit_price": str(beans.price)},
+            {"product_id": kettle.pk, "quantity": 1, "unit_price": str(kettle.price)},
+        ],
+    }
+    response = order_service.post(RESERVATIONS, body)
+    assert response.status_code == 201, response.json()
+    assert (stock_of(beans), stock_of(kettle)) == (4, 1)
+
+
+@pytest.mark.parametrize("change", ["price", "currency"])
+def test_reserve_at_a_price_the_catalogue_no_longer_asks_is_409_and_reserves_nothing(
+    order_service: Api, beans: Product, kettle: Product, stock_of: StockOf, change: str
+) -> None:
+    ordered_price = beans.price + (1 if change == "price" else 0)
+    currency = "USD" if change == "currency" else beans.currency
+    body = {
+        "order_id": "order-p",
+        "currency": currency,
+        "lines": [
+            {"product_id": kettle.pk, "quantity": 1, "unit_price": str(kettle.price)},
+            {"product_id": beans.pk, "quantity": 2, "unit_price": str(ordered_price)},
+        ],
+    }
+    response = order_service.post(RESERVATIONS, body)
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "price_changed"
+    changed = [item["product_id"] for item in error["details"]["changed"]]
+    assert changed == ([beans.pk] if change == "price" else [kettle.pk, beans.pk])
+    assert error["details"]["product_ids"] == changed
+    assert (stock_of(beans), stock_of(kettle)) == (5, 2)
+    assert not StockReservation.objects.exists()
+
+
 def test_after_a_refusal_the_same_order_may_try_again(
     order_service: Api, beans: Product, kettle: Product, stock_of: StockOf
 ) -> None:
@@ -265,6 +306,9 @@ def test_reserve_of_an_inactive_product_is_400(
         ({"order_id": "x" * 65, "lines": [{"product_id": 1, "quantity": 1}]}, "order_id"),
         ({"order_id": "o-1", "lines": []}, "lines"),
         ({"order_id": "o-1", "lines": [{"product_id": 1, "quantity": 0}]}, "lines"),
+        ({"order_id": "o-1", "lines": [{"product_id": 1, "quantity": 1, "unit_price": "ten"}]}, "lines"),
+        ({"order_id": "o-1", "lines": [{"product_id": 1, "quantity": 1, "unit_price": "-1.00"}]}, "lines"),
+        ({"order_id": "o-1", "currency": "euro", "lines": [{"product_id": 1, "quantity": 1}]}, "currency"),
     ],
 )
 def test_reserve_validation_errors(order_service: Api, db: None, body: dict[str, Any], field: str) -> None:

@@ -33,6 +33,8 @@ SORTS = {
 }
 CANCEL_REASONS = {
     "insufficient_stock": "Some items are out of stock: nothing was charged.",
+    "price_changed": "A price changed just before your order was reserved: nothing was charged. "
+    "Check the new price and order again.",
     "insufficient_funds": "Your wallet balance is too low for this order: nothing was charged.",
     "payment_failed": "The payment did not go through: nothing was charged.",
     "user_inactive": "This account is closed or unknown.",
