@@ -202,7 +202,11 @@ def test_user_service_down_refuses_the_order_and_writes_nothing(
 
 
 def test_stock_reserved_only_records_the_step(pending: Order) -> None:
-    assert deliver(stock_reserved(pending.pk))
+    with CaptureQueriesContext(connection) as queries:
+        assert deliver(stock_reserved(pending.pk))
+    # The saga's UPDATE and the timeline's INSERT are one statement.
+    on_orders = [q["sql"] for q in queries.captured_queries if "orders_" in q["sql"]]
+    assert [sql[:40] for sql in on_orders] == ["WITH saga AS (UPDATE orders_ordersaga s "]
 
     pending.refresh_from_db()
     assert pending.status == OrderStatus.PENDING
@@ -338,6 +342,7 @@ def test_events_about_orchestrated_or_unknown_orders_change_nothing(
 
     for event in (
         stock_rejected(orchestrated.pk),
+        stock_reserved(orchestrated.pk),
         payment_succeeded(orchestrated.pk),
         stock_reserved(999999),
         payment_failed("not-a-number"),
