@@ -1,7 +1,7 @@
 """Writes: open and credit wallets, charge and refund orders.
 
-Every write runs in one transaction that moves the balance with an `F()`
-expression and records the ledger entry explaining it. Rows are locked in one
+Every write runs in one transaction that moves the balance and records the
+ledger entry explaining it, both in one statement (`_move`). Rows are locked in one
 order everywhere — the wallet, then the payment — so a charge and a refund of
 the same order never wait on each other crosswise.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F
+from django.db.models import Exists
 from django.utils import timezone
 
 from comptoir import ApplicationError, ErrorCode
@@ -60,10 +60,27 @@ def _money(amount: Decimal) -> Decimal:
     return amount.quantize(CENT)
 
 
+_MOVE = (
+    f"WITH moved AS (UPDATE {Wallet._meta.db_table} SET balance = balance + %s, updated_at = %s "  # noqa: S608
+    f"WHERE id = %s RETURNING id) INSERT INTO {LedgerEntry._meta.db_table} "
+    "(wallet_id, amount, kind, payment_id, created_at) SELECT id, %s, %s, %s, %s FROM moved RETURNING id"
+)
+
+
 def _move(*, wallet: Wallet, amount: Decimal, kind: LedgerEntryKind, payment: Payment | None) -> LedgerEntry:
-    """Adds `amount` (signed) to the locked `wallet` and records why, in the caller's transaction."""
-    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount, updated_at=timezone.now())
-    return LedgerEntry.objects.create(wallet=wallet, amount=amount, kind=kind, payment=payment)
+    """Adds `amount` (signed) to the locked `wallet` and records why, in the caller's
+    transaction: the balance's UPDATE and the ledger's INSERT are one statement, so
+    neither lands without the other (a balance below zero refuses both)."""
+    now = timezone.now()
+    params: list[Any] = [amount, now, wallet.pk, amount, kind, payment.pk if payment else None, now]
+    with connection.cursor() as cursor:
+        cursor.execute(_MOVE, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise Wallet.DoesNotExist(f"no wallet {wallet.pk} to move money in")
+    entry = LedgerEntry(id=row[0], wallet=wallet, amount=amount, kind=kind, payment=payment, created_at=now)
+    entry._state.adding, entry._state.db = False, connection.alias
+    return entry
 
 
 def _lock_order(order_id: str) -> None:

@@ -96,11 +96,21 @@ class StockReservation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The lines `reservation_hold` has just written, so that answering with them
+    # (the API's body, `stock.reserved`) reads nothing back; None: read them.
+    held_lines: list[StockReservationLine] | None = None
+
     class Meta:
         ordering = ("-created_at", "-id")
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.status}"
+
+    def line_list(self) -> list[StockReservationLine]:
+        """The reservation's lines by product id (those just written, else read or prefetched)."""
+        if self.held_lines is not None:
+            return self.held_lines
+        return list(self.lines.all())
 
 
 class StockReservationLine(models.Model):

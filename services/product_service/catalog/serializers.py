@@ -188,7 +188,7 @@ class ReservationLineSerializer(ModelSerializer[StockReservationLine]):
 
 
 class ReservationSerializer(ModelSerializer[StockReservation]):
-    lines = ReservationLineSerializer(many=True, read_only=True)
+    lines = ReservationLineSerializer(many=True, read_only=True, source="line_list")
 
     class Meta:
         model = StockReservation

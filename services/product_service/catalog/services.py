@@ -283,7 +283,7 @@ def reservation_hold(
                 ]
             },
         )
-    StockReservationLine.objects.bulk_create(
+    reservation.held_lines = StockReservationLine.objects.bulk_create(
         StockReservationLine(reservation=reservation, product_id=product_id, quantity=quantities[product_id])
         for product_id in product_ids
     )

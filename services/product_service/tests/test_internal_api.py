@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Product, ReservationStatus, StockReservation, StockReservationLine
 
@@ -176,6 +178,23 @@ def test_reserve_takes_the_stock_of_every_line(
 ) -> None:
     assert reserved == {"order_id": "order-1", "status": "RESERVED", "lines": lines((beans, 2), (kettle, 1))}
     assert (stock_of(beans), stock_of(kettle)) == (3, 1)
+
+
+def test_reserve_answers_with_the_lines_it_wrote_without_reading_them_back(
+    order_service: Api, beans: Product, kettle: Product
+) -> None:
+    body = {"order_id": "order-2", "lines": lines((kettle, 1), (beans, 2))}
+    with CaptureQueriesContext(connection) as queries:
+        response = order_service.post(RESERVATIONS, body)
+
+    assert response.status_code == 201
+    # By product id, as a reservation read from the database answers.
+    assert response.json()["lines"] == sorted(
+        lines((kettle, 1), (beans, 2)), key=lambda line: line["product_id"]
+    )
+    assert response.json() == order_service.get(f"{RESERVATIONS}order-2/").json()
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in selects if "stockreservationline" in sql]
 
 
 def test_reserve_is_idempotent_per_order(
