@@ -25,7 +25,9 @@ late = {{
     "charge": lambda: payment_charge(
         order_id={order_id}, user_id={user_id}, amount=Decimal("{amount}"), currency="EUR"
     ),
-    "reserve": lambda: stock_reserve(order_id={order_id}, lines=[RequestedLine({product_id}, 1)]),
+    "reserve": lambda: stock_reserve(
+        order_id={order_id}, lines=[RequestedLine({product_id}, 1)], currency="EUR"
+    ),
 }}
 for name, call in late.items():
     try:
