@@ -51,11 +51,10 @@ from .models import (
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
 from .transitions import order_transition, timeline_record, timeline_record_many
-from .upstream import StepRefused, user_verify
+from .upstream import STOCK_REFUSALS, StepRefused, user_verify
 
 logger = logging.getLogger(__name__)
 
-STOCK_REFUSALS = {CancelReason.PRICE_CHANGED.value: CancelReason.PRICE_CHANGED}
 PAYMENT_REFUSALS = {CancelReason.INSUFFICIENT_FUNDS.value: CancelReason.INSUFFICIENT_FUNDS}
 EXPIRE_BATCH = 500
 DEADLINE_ERROR = "deadline passed"

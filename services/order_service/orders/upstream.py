@@ -41,8 +41,9 @@ TRANSIENT_4XX = frozenset({408, 425, 429})
 ORDER_COMPENSATED = "order_compensated"
 
 
-# product_service's 409 codes that refuse a reservation for good, as cancel reasons.
-_STOCK_REFUSALS = {
+# product_service's refusals of a reservation for good (409 codes, `stock.rejected`
+# reasons), as cancel reasons.
+STOCK_REFUSALS = {
     CancelReason.INSUFFICIENT_STOCK.value: CancelReason.INSUFFICIENT_STOCK,
     CancelReason.PRICE_CHANGED.value: CancelReason.PRICE_CHANGED,
 }
@@ -92,7 +93,7 @@ def stock_reserve(*, order_id: int, lines: Iterable[RequestedLine], currency: st
             ],
         },
     )
-    refusal = _STOCK_REFUSALS.get(_error_code(response) or "") if response.status_code == 409 else None
+    refusal = STOCK_REFUSALS.get(_error_code(response) or "") if response.status_code == 409 else None
     if refusal is not None:
         raise StepRefused(refusal, refusal.value)
     _refuse_compensated(response, "product_service")

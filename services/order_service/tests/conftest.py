@@ -245,6 +245,25 @@ def place_order(client: Client, alice_headers: dict[str, str]) -> Callable[..., 
 
 
 @pytest.fixture
+def settle(
+    place_order: Callable[..., Any],
+    tokens: TokenFactory,
+    celery_eager: None,
+    run_on_commit: Callable[[], Any],
+) -> Callable[..., Order]:
+    """Places an order through the API (orchestrated) and runs its whole saga in-process."""
+
+    def run(lines: list[tuple[int, int]] | None = None, *, user_id: int = ALICE) -> Order:
+        with run_on_commit():
+            response = place_order(lines or [(1, 2)], headers=tokens.header(tokens.user(user_id)))
+        assert response.status_code == 202, response.json()
+        assert (response.json()["status"], response.json()["saga_mode"]) == ("PENDING", "orchestration")
+        return Order.objects.get(pk=response.json()["id"])
+
+    return run
+
+
+@pytest.fixture
 def make_order() -> Callable[..., Order]:
     """Writes an order straight to the database (for reads and transitions)."""
 

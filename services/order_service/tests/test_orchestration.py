@@ -22,7 +22,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from comptoir.testing import TokenFactory
 from orders import orchestration
 from orders.models import (
     CancelReason,
@@ -50,25 +49,6 @@ HAPPY_TIMELINE = [
     ("charge_payment", "succeeded", None),
     ("confirm_order", "succeeded", None),
 ]
-
-
-@pytest.fixture
-def settle(
-    place_order: Callable[..., Any],
-    tokens: TokenFactory,
-    celery_eager: None,
-    run_on_commit: Callable[[], Any],
-) -> Settle:
-    """Places an order through the API and runs its whole saga in-process."""
-
-    def run(lines: list[tuple[int, int]] | None = None, *, user_id: int = ALICE) -> Order:
-        with run_on_commit():
-            response = place_order(lines or [(1, 2)], headers=tokens.header(tokens.user(user_id)))
-        assert response.status_code == 202, response.json()
-        assert (response.json()["status"], response.json()["saga_mode"]) == ("PENDING", "orchestration")
-        return Order.objects.get(pk=response.json()["id"])
-
-    return run
 
 
 @pytest.fixture

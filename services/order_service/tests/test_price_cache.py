@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from comptoir.testing import TokenFactory
 from orders.models import CancelReason, Order, OrderStatus
 
-from .conftest import ALICE, Upstreams
+from .conftest import Upstreams
 from .support import timeline
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("upstreams")]
@@ -24,24 +23,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("upstreams")]
 @pytest.fixture
 def kept_prices(settings: Any) -> None:
     settings.ORDER_PRICE_CACHE_S = 30
-
-
-@pytest.fixture
-def settle(
-    place_order: Callable[..., Any],
-    tokens: TokenFactory,
-    celery_eager: None,
-    run_on_commit: Callable[[], Any],
-) -> Callable[..., Order]:
-    """Places an order through the API and runs its whole orchestrated saga in-process."""
-
-    def run(lines: list[tuple[int, int]]) -> Order:
-        with run_on_commit():
-            response = place_order(lines, headers=tokens.header(tokens.user(ALICE)))
-        assert response.status_code == 202, response.json()
-        return Order.objects.get(pk=response.json()["id"])
-
-    return run
 
 
 def test_an_order_of_recently_quoted_products_asks_for_no_quote(

@@ -105,15 +105,16 @@ def reserve_stock_for_order(event: Envelope) -> None:
             order_id=order_id, lines=lines, currency=str(order["currency"])
         )
     except ApplicationError as error:
-        if error.code == CatalogErrorCode.PRICE_CHANGED:
-            logger.info("stock refused for order %s: %s", order_id, error.code)
-            publish_stock_rejected(
-                order_id=order_id, reason=StockRejectionReason.PRICE_CHANGED, unavailable=[]
-            )
-            return
         if error.code in REJECTING_CODES:
             logger.info("stock refused for order %s: %s", order_id, error.code)
-            publish_stock_rejected(order_id=order_id, unavailable=_unavailable_from(error, order["lines"]))
+            if error.code == CatalogErrorCode.PRICE_CHANGED:
+                publish_stock_rejected(
+                    order_id=order_id, reason=StockRejectionReason.PRICE_CHANGED, unavailable=[]
+                )
+            else:
+                publish_stock_rejected(
+                    order_id=order_id, unavailable=_unavailable_from(error, order["lines"])
+                )
             return
         if error.code in STALE_CODES:
             logger.warning("order.created for order %s ignored: %s", order_id, error.code)
