@@ -11,15 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from platform_client import (
     Customer,
     Platform,
+    close_account,
     deactivate_user,
     devstack,
     kill_hard,
     processes_of,
     wait_for,
 )
+
+from comptoir.ports import local_url
 
 PRICE = Decimal("12.50")
 OUTAGE_S = float(os.environ.get("E2E_OUTAGE_S", "30"))
@@ -133,6 +137,43 @@ def test_inactive_user_is_cancelled_with_nothing_reserved_or_charged(
     assert platform.stock(product) == 3
     assert platform.balance(customer) == Decimal("100.00")
     assert platform.payments(customer) == []
+
+
+def test_a_closed_account_places_no_more_orders_though_order_service_kept_its_customer(
+    platform: Platform, saga_mode: str
+) -> None:
+    customer = platform.new_customer(balance=Decimal("1000.00"))
+    product = platform.new_product(stock=50, price=PRICE)
+    first = platform.wait_terminal(customer, platform.place_order(customer, [(product, 1)])["id"])
+    assert first["status"] == "CONFIRMED"  # user_service found the user active: kept for 30 s
+
+    close_account(customer.user_id)  # user_deactivate: publishes user.deactivated
+    refused_at_gateway = platform.http.post(
+        "/api/orders/", json={"lines": [{"product_id": product, "quantity": 1}]}, headers=customer.headers
+    )
+    assert refused_at_gateway.status_code == 401
+
+    # Straight to order_service with the token still unexpired (a request already past
+    # the gateway): refused well within the 30 s the customer would have been kept, so
+    # it is user.deactivated that made order_service ask user_service again.
+    direct = httpx.Client(base_url=local_url("order_service"), headers=customer.headers, timeout=10)
+
+    def direct_order_refused() -> dict[str, Any] | None:
+        placed = direct.post("/api/orders/", json={"lines": [{"product_id": product, "quantity": 1}]})
+        assert placed.status_code == 202, placed.text
+
+        def terminal() -> dict[str, Any] | None:
+            order: dict[str, Any] = direct.get(f"/api/orders/{placed.json()['id']}/").json()
+            return order if order["status"] in {"CONFIRMED", "CANCELLED"} else None
+
+        order = wait_for(terminal, timeout_s=30, what="the direct order to finish")
+        return order if order["status"] == "CANCELLED" else None
+
+    with direct:
+        order = wait_for(
+            direct_order_refused, timeout_s=10, what="order_service to refuse the closed account"
+        )
+    assert order["cancel_reason"] == "user_inactive"
 
 
 def test_same_idempotency_key_makes_one_order(platform: Platform, saga_mode: str) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,7 +22,7 @@ from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from platform_client import GATEWAY_URL, REPO_ROOT, Customer, Platform, wait_for
+from platform_client import GATEWAY_URL, REPO_ROOT, Customer, Platform, close_account, wait_for
 
 ORDER_CANCELLED = "orders.order-cancelled"
 PRICE = Decimal("12.50")
@@ -276,14 +274,7 @@ def test_deactivating_an_account_revokes_its_tokens_at_once(platform: Platform) 
     customer = platform.new_customer(balance=Decimal("0"))
     assert platform.http.get("/api/users/me/", headers=customer.headers).status_code == 200
 
-    code = f"from users.services import user_deactivate; assert user_deactivate(user_id={customer.user_id})"
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=REPO_ROOT / "services" / "user_service",
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
+    close_account(customer.user_id)
 
     answers = [platform.http.get("/api/users/me/", headers=customer.headers) for _ in range(6)]
     assert [a.status_code for a in answers] == [401] * 6

@@ -82,6 +82,7 @@ def test_only_the_owner_of_an_event_type_may_write_its_topic() -> None:
         "stock.stock-rejected": ["User:product_service"],
         "stock.stock-released": ["User:product_service"],
         "stock.stock-reserved": ["User:product_service"],
+        "users.user-deactivated": ["User:user_service"],
         "users.user-registered": ["User:user_service"],
     }
     assert {rule.operation for rule in rules} == {"READ", "WRITE", "DELETE"}  # no CREATE, ALTER...

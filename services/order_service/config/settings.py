@@ -56,6 +56,22 @@ CACHES["prices"] = {
     "OPTIONS": {"MAX_ENTRIES": 10_000},
 }
 
+# --- Customers -----------------------------------------------------------------
+# A customer user_service found active (and their contact for the mails) is kept
+# this long in Redis, shared by the web and worker processes (0: every order asks
+# user_service). A closed account's `user.deactivated` sends its orders back to
+# user_service at once; they are refused no later than this after it closed.
+ORDER_CUSTOMER_CACHE_S = env.float("ORDER_CUSTOMER_CACHE_S", default=30.0)
+if ORDER_CUSTOMER_CACHE_S < 0:
+    raise ImproperlyConfigured("ORDER_CUSTOMER_CACHE_S cannot be negative")
+CACHES["customers"] = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": REDIS_URL,
+    "KEY_PREFIX": "order_service",
+    # An order asks user_service rather than wait on a Redis that does not answer.
+    "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+}
+
 # --- The reconciliation auditor (orders.reconciliation) --------------------
 # Rows younger than this are still in flight and not judged (choreography
 # refunds and releases after the order is CANCELLED).

@@ -36,6 +36,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .customers import customer_verify
 from .models import (
     CancelReason,
     Customer,
@@ -51,7 +52,7 @@ from .models import (
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
 from .transitions import order_transition, timeline_record, timeline_record_many
-from .upstream import STOCK_REFUSALS, StepRefused, user_verify
+from .upstream import STOCK_REFUSALS, StepRefused
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def user_can_order(*, user_id: int) -> Customer | None:
     """The user's contact if user_service says the user exists and is active;
     None if not (an outage raises UpstreamError)."""
     try:
-        return user_verify(user_id=user_id)
+        return customer_verify(user_id=user_id)
     except StepRefused:
         return None
 

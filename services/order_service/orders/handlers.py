@@ -7,6 +7,7 @@ from __future__ import annotations
 from comptoir.events import Envelope, event_handler
 
 from . import choreography
+from .customers import customer_forget
 from .models import SagaStep
 
 
@@ -40,3 +41,8 @@ def on_stock_released(event: Envelope) -> None:
 @event_handler("payment.refunded")
 def on_payment_refunded(event: Envelope) -> None:
     choreography.compensation_done(order_id=event.payload["order_id"], step=SagaStep.REFUND_PAYMENT)
+
+
+@event_handler("user.deactivated")
+def on_user_deactivated(event: Envelope) -> None:
+    customer_forget(user_id=int(event.payload["user_id"]))

@@ -64,6 +64,7 @@ from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from .customers import customer_verify
 from .models import (
     ACTIVE_SAGA_STATUSES,
     CancelReason,
@@ -86,7 +87,6 @@ from .upstream import (
     payment_refund,
     stock_release,
     stock_reserve,
-    user_verify,
 )
 
 logger = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def retry_delay(attempt: int) -> float:
 
 
 def _verify_user(order: Order) -> dict[str, str | None]:
-    customer = user_verify(user_id=order.user_id)
+    customer = customer_verify(user_id=order.user_id)
     # Stored with the step's success, for the mails' events (no second lookup).
     return {"customer_email": customer.email, "customer_name": customer.full_name}
 

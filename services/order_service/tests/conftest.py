@@ -64,6 +64,13 @@ def prices_asked_every_time(settings: Any) -> Iterator[None]:
     caches["prices"].clear()
 
 
+@pytest.fixture(autouse=True)
+def customers_asked_every_time(settings: Any) -> None:
+    """Every order asks user_service about its user (no customers kept between
+    tests); `tests/test_customer_cache.py` turns the kept customers on where it tests them."""
+    settings.ORDER_CUSTOMER_CACHE_S = 0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def celery_test_queue() -> Iterator[str]:
     """A queue of the session's own, so nothing a test enqueues can reach the

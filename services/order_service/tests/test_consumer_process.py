@@ -29,6 +29,7 @@ HANDLED = (
     "payment.failed",
     "stock.released",
     "payment.refunded",
+    "user.deactivated",
 )
 
 

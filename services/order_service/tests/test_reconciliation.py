@@ -97,7 +97,8 @@ def test_each_broken_invariant_is_reported_with_its_ids(
     upstreams.payments.wallets[BOB] -= cancelled.total  # the capture took the money
     upstreams.products.reservations[str(refunded.pk)]["lines"] = [{"product_id": 3, "quantity": 2}]
     upstreams.products.stock[3] -= 1  # and the unit it holds more
-    upstreams.products.reservations["404"] = {"status": "RESERVED", "lines": []}
+    # An order id no order has (the test database's ids keep growing across tests).
+    upstreams.products.reservations[str(stuck.pk + 10_000)] = {"status": "RESERVED", "lines": []}
     upstreams.products.stock[100] += 1
     upstreams.payments.wallets[ALICE] += Decimal("0.01")
 

@@ -11,6 +11,7 @@ import redis
 from django.test import Client
 
 from tests.conftest import Api
+from tests.test_user_deactivated_event import deactivations
 from users.models import RefreshToken, User
 from users.revocation import REVOKED_ACCESS_KEY
 from users.services import user_deactivate
@@ -141,3 +142,4 @@ def test_unticking_active_in_the_admin_deactivates_the_account(
     assert customer.is_active is False
     [member] = members(revocation_list)
     assert member.startswith(f"sub:{customer.pk}:")
+    assert deactivations() == [(str(customer.pk), {"user_id": str(customer.pk)})]

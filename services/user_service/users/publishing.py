@@ -26,3 +26,8 @@ def publish_user_registered(*, user: User) -> Envelope:
             "display_name": user.full_name[:USER_REGISTERED_DISPLAY_NAME_MAX],
         },
     )
+
+
+def publish_user_deactivated(*, user_id: int) -> Envelope:
+    """An account was closed: order_service forgets the customer it kept for it."""
+    return publish_event("user.deactivated", aggregate_id=user_id, payload={"user_id": str(user_id)})

@@ -23,7 +23,7 @@ from comptoir import ApplicationError, ConflictError, NotFoundError
 
 from .errors import AuthenticationError, UserErrorCode
 from .models import RefreshToken, ServiceClient, User
-from .publishing import publish_user_registered
+from .publishing import publish_user_deactivated, publish_user_registered
 from .revocation import access_token_revoke, session_access_revoke, user_access_revoke
 from .selectors import normalize_email, service_client_find, user_find_by_email
 from .tokens import IssuedToken, access_token_issue, service_token_issue
@@ -168,10 +168,14 @@ def auth_logout(*, refresh_token: str, access_claims: dict[str, Any] | None = No
 
 
 def user_deactivate(*, user_id: int) -> bool:
-    """Closes an account: it can no longer log in, its sessions end and its access
-    tokens are refused at the gateway at once. False when there was no active account."""
+    """Closes an account: it can no longer log in, its sessions end, its access
+    tokens are refused at the gateway at once and `user.deactivated` tells
+    order_service (which keeps the customers it verified). False when there was
+    no active account."""
     with transaction.atomic():
         changed = User.objects.filter(pk=user_id, is_active=True).update(is_active=False)
+        if changed:
+            publish_user_deactivated(user_id=user_id)
         live = RefreshToken.objects.filter(user_id=user_id, revoked_at__isnull=True)
         live.update(revoked_at=timezone.now())
     user_access_revoke(user_id=user_id)

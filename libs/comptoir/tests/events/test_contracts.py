@@ -22,6 +22,7 @@ SAGA_EVENTS = [
     "stock.rejected",
     "stock.released",
     "stock.reserved",
+    "user.deactivated",
     "user.registered",
 ]
 
