@@ -50,17 +50,18 @@ saga-stuck alert).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -70,6 +71,7 @@ from .models import (
     CancelReason,
     Customer,
     Order,
+    OrderLine,
     OrderSaga,
     OrderStatus,
     SagaMode,
@@ -101,6 +103,8 @@ class _Claim:
     then carried along with what each step stored (the customer's contact)."""
 
     order: Order
+    # The order's lines as the reservation names them (product, quantity, unit price).
+    lines: tuple[RequestedLine, ...]
     compensation_plan: tuple[str, ...]
     customer: Customer | None
 
@@ -161,7 +165,7 @@ def _run_one(order_id: int, step: str, claim: _Claim) -> tuple[str | None, _Clai
         _confirm(claim)
         return None, None
     try:
-        result = action(claim.order)
+        result = action(claim)
     except StepRefused as refusal:
         # Every step with an upstream call comes before the charge: a refusal fails the saga.
         return _fail(order_id, step, refusal.reason, str(refusal), outcome_unknown=False), None
@@ -239,18 +243,19 @@ def retry_delay(attempt: int) -> float:
 # ------------------------------------------------------------------ the steps' upstream calls
 
 
-def _verify_user(order: Order) -> dict[str, str | None]:
-    customer = customer_verify(user_id=order.user_id)
+def _verify_user(claim: _Claim) -> dict[str, str | None]:
+    customer = customer_verify(user_id=claim.order.user_id)
     # Stored with the step's success, for the mails' events (no second lookup).
     return {"customer_email": customer.email, "customer_name": customer.full_name}
 
 
-def _reserve_stock(order: Order) -> dict[str, str | None]:
-    lines = [RequestedLine(line.product_id, line.quantity, line.unit_price) for line in order.lines.all()]
-    return {"reservation_id": stock_reserve(order_id=order.pk, lines=lines, currency=order.currency)}
+def _reserve_stock(claim: _Claim) -> dict[str, str | None]:
+    order = claim.order
+    return {"reservation_id": stock_reserve(order_id=order.pk, lines=claim.lines, currency=order.currency)}
 
 
-def _charge_payment(order: Order) -> dict[str, str | None]:
+def _charge_payment(claim: _Claim) -> dict[str, str | None]:
+    order = claim.order
     payment_id = payment_charge(
         order_id=order.pk, user_id=order.user_id, amount=order.total, currency=order.currency
     )
@@ -265,7 +270,7 @@ class ForwardStep:
     confirmed), and whether it may fail the saga (False once the money is taken:
     it is retried until it succeeds)."""
 
-    action: Callable[[Order], dict[str, str | None]] | None
+    action: Callable[[_Claim], dict[str, str | None]] | None
     compensation: SagaStep | None
     next: SagaStep | None
     may_give_up: bool = True
@@ -297,24 +302,50 @@ STEP_TASK_NAME = "orders.saga.{step}"
 # ------------------------------------------------------------------ state moves
 
 
+_ORDER_TABLE, _LINE_TABLE = Order._meta.db_table, OrderLine._meta.db_table
+_ORDER_FIELDS = [field.attname for field in Order._meta.concrete_fields]
+# One statement: the attempt counted (the UPDATE takes the row lock and re-checks
+# the step and the attempts left under it), and what the steps need read with it.
+_CLAIM = (
+    f"WITH claimed AS (UPDATE {OrderSaga._meta.db_table} SET attempts = attempts + 1, "  # noqa: S608 - the models' own tables
+    "stall_deadline = %s, updated_at = %s "
+    "WHERE order_id = %s AND status = ANY(%s) AND current_step = %s AND attempts < %s "
+    "RETURNING order_id, compensation_plan, customer_email, customer_name) "
+    "SELECT c.compensation_plan::text, c.customer_email, c.customer_name, "
+    "(SELECT coalesce(json_agg(json_build_array(l.product_id, l.quantity, l.unit_price::text) "
+    f"ORDER BY l.id), '[]')::text FROM {_LINE_TABLE} l WHERE l.order_id = o.id), "
+    + ", ".join(f"o.{field.column}" for field in Order._meta.concrete_fields)
+    + f" FROM claimed c JOIN {_ORDER_TABLE} o ON o.id = c.order_id"
+)
+# Above any count of attempts: the bound of a step that never gives up.
+_NO_LIMIT = 2**31 - 1
+
+
 def _claim(order_id: int, step: str) -> _Claim | None:
     """Counts an attempt of `step` if it is current; None if it is not (a
     duplicate or stale task) or if a forward step has no attempts left.
 
-    The attempt is counted by one conditional UPDATE (it takes the row lock and
-    re-checks the step and the attempts left under it); when it changes nothing,
+    The attempt is counted by one conditional UPDATE that also reads the order,
+    its lines and the saga's plan and contact (`_CLAIM`); when it changes nothing,
     the locking path below finds out why (and fails a step out of attempts)."""
-    claimable = OrderSaga.objects.filter(pk=order_id, status__in=ACTIVE_SAGA_STATUSES, current_step=step)
-    if _limited(step):
-        claimable = claimable.filter(attempts__lt=settings.SAGA_STEP_MAX_ATTEMPTS)
-    counted = claimable.update(
-        attempts=F("attempts") + 1, stall_deadline=_stall_deadline(), updated_at=timezone.now()
-    )
-    if not counted:
+    limit = settings.SAGA_STEP_MAX_ATTEMPTS if _limited(step) else _NO_LIMIT
+    now = timezone.now()
+    params = [_stall_deadline(), now, order_id, [str(s) for s in ACTIVE_SAGA_STATUSES], step, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, params)
+        row = cursor.fetchone()
+    if row is None:
         return _claim_locked(order_id, step)
-    order = Order.objects.select_related("saga").prefetch_related("lines").get(pk=order_id)
-    saga = order.saga
-    return _Claim(order=order, compensation_plan=tuple(saga.compensation_plan), customer=saga.customer)
+    plan, email, name, lines, *order_values = row
+    order = Order.from_db(connection.alias, _ORDER_FIELDS, order_values)
+    return _Claim(
+        order=order,
+        lines=tuple(
+            RequestedLine(product, quantity, Decimal(price)) for product, quantity, price in json.loads(lines)
+        ),
+        compensation_plan=tuple(json.loads(plan)),
+        customer=Customer(email, name) if email else None,
+    )
 
 
 def _claim_locked(order_id: int, step: str) -> _Claim | None:
@@ -333,8 +364,14 @@ def _claim_locked(order_id: int, step: str) -> _Claim | None:
         saga.attempts += 1
         saga.stall_deadline = _stall_deadline()
         saga.save(update_fields=["attempts", "stall_deadline", "updated_at"])
-        order = Order.objects.prefetch_related("lines").get(pk=order_id)
-        return _Claim(order=order, compensation_plan=tuple(saga.compensation_plan), customer=saga.customer)
+        order = Order.objects.get(pk=order_id)
+        lines = tuple(
+            RequestedLine(line.product_id, line.quantity, line.unit_price)
+            for line in OrderLine.objects.filter(order_id=order_id).order_by("id")
+        )
+        return _Claim(
+            order=order, lines=lines, compensation_plan=tuple(saga.compensation_plan), customer=saga.customer
+        )
 
 
 def _limited(step: str) -> bool:

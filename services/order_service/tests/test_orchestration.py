@@ -25,6 +25,7 @@ from django.utils import timezone
 from orders import orchestration
 from orders.models import (
     CancelReason,
+    Customer,
     Order,
     OrderSaga,
     OrderStatus,
@@ -419,21 +420,32 @@ def test_a_retry_pushes_the_stall_deadline_past_its_countdown(placed: Order, set
     assert orchestration.saga_retry_delay(order_id=placed.pk, step=SagaStep.CHARGE_PAYMENT, error="x") is None
 
 
-def test_a_claim_counts_its_attempt_in_one_update_and_no_locking_read(placed: Order, settings: Any) -> None:
+def test_a_claim_counts_its_attempt_and_reads_what_the_steps_need_in_one_statement(
+    placed: Order, settings: Any
+) -> None:
     settings.SAGA_STEP_MAX_ATTEMPTS = 3
-    OrderSaga.objects.filter(pk=placed.pk).update(attempts=1, customer_email="alice@example.com")
+    OrderSaga.objects.filter(pk=placed.pk).update(
+        attempts=1,
+        customer_email="alice@example.com",
+        customer_name="Alice",
+        compensation_plan=["release_stock"],
+    )
 
     with CaptureQueriesContext(connection) as queries:
         claim = orchestration._claim(placed.pk, SagaStep.VERIFY_USER)
 
     assert claim is not None
-    assert [(line.product_id, line.quantity) for line in claim.order.lines.all()] == [(1, 2)]
-    assert claim.customer is not None
-    assert claim.customer.email == "alice@example.com"
+    assert claim.lines == (RequestedLine(1, 2, Decimal("12.50")),)
+    assert claim.customer == Customer("alice@example.com", "Alice")
+    assert claim.compensation_plan == ("release_stock",)
+    stored = Order.objects.get(pk=placed.pk)
+    assert [(getattr(claim.order, f.attname), f.attname) for f in Order._meta.concrete_fields] == [
+        (getattr(stored, f.attname), f.attname) for f in Order._meta.concrete_fields
+    ]
     statements = [query["sql"] for query in queries.captured_queries]
-    assert len(statements) == 3, statements
-    assert statements[0].startswith("UPDATE"), statements
-    assert not [sql for sql in statements if "FOR UPDATE" in sql], statements
+    assert len(statements) == 1, statements
+    assert statements[0].startswith("WITH claimed AS (UPDATE"), statements
+    assert "FOR UPDATE" not in statements[0]
     assert OrderSaga.objects.get(pk=placed.pk).attempts == 2
     # Not the current step: nothing counted.
     assert orchestration._claim(placed.pk, SagaStep.CHARGE_PAYMENT) is None
