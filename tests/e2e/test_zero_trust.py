@@ -243,8 +243,8 @@ def test_the_token_endpoint_is_not_reachable_through_the_gateway(platform: Platf
 
 # --- the gateway under hostile clients ------------------------------------------------
 
-# user_service's web process: 2 gunicorn workers of 8 threads (its Procfile).
-SLOW_CLIENTS = 2 * 8 + 4
+# user_service's web process: 1 gunicorn worker of 8 threads (its Procfile).
+SLOW_CLIENTS = 8 + 4
 
 
 def test_logout_revokes_the_access_token_at_once(platform: Platform) -> None:
