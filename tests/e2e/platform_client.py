@@ -79,27 +79,19 @@ def deactivate_user(user_id: int) -> None:
     stay valid (as when a deactivation races an order already on its way), so the saga's
     own user check is what is tested. Closing an account for real (admin, `user_deactivate`)
     also revokes the tokens: see test_zero_trust."""
-    _user_service_shell(
+    django_shell(
+        "user_service",
         "from users.models import User;"
-        f"assert User.objects.filter(pk={int(user_id)}).update(is_active=False) == 1"
+        f"assert User.objects.filter(pk={int(user_id)}).update(is_active=False) == 1",
     )
 
 
 def close_account(user_id: int) -> None:
     """Closes the account as staff do (`user_deactivate`): its tokens are refused at the
     gateway at once and `user.deactivated` goes out."""
-    _user_service_shell(
-        f"from users.services import user_deactivate; assert user_deactivate(user_id={int(user_id)})"
-    )
-
-
-def _user_service_shell(code: str) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=REPO_ROOT / "services" / "user_service",
-        check=True,
-        timeout=60,
-        capture_output=True,
+    django_shell(
+        "user_service",
+        f"from users.services import user_deactivate; assert user_deactivate(user_id={int(user_id)})",
     )
 
 

@@ -17,7 +17,6 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from comptoir import metrics
-from comptoir.testing import TokenFactory
 from orders.models import Order, OrderStatus, ReconciliationRun
 from orders.reconciliation import ReconciliationReport, ViolationKind, reconcile
 from orders.tasks import reconcile as reconcile_task
@@ -32,22 +31,13 @@ def found(report: ReconciliationReport) -> dict[str, int]:
 
 
 @pytest.fixture
-def settle(
-    place_order: Callable[..., Any],
-    tokens: TokenFactory,
-    celery_eager: None,
-    run_on_commit: Callable[[], Any],
-    upstreams: Upstreams,
-) -> Callable[..., Order]:
-    """Places an order through the API and runs its orchestrated saga in-process;
-    a confirmed order's stock is then committed, as product_service does on
-    `order.confirmed`."""
+def settle(settle: Callable[..., Order], upstreams: Upstreams) -> Callable[..., Order]:
+    """conftest's `settle` (the order placed through the API, its orchestrated saga
+    run in-process); a confirmed order's stock is then committed, as
+    product_service does on `order.confirmed`."""
 
     def run(lines: list[tuple[int, int]], *, user_id: int = ALICE) -> Order:
-        with run_on_commit():
-            response = place_order(lines, headers=tokens.header(tokens.user(user_id)))
-        assert response.status_code == 202, response.json()
-        order = Order.objects.get(pk=response.json()["id"])
+        order = settle(lines, user_id=user_id)
         if order.status == OrderStatus.CONFIRMED:
             upstreams.products.order_confirmed(str(order.pk))
         return order
