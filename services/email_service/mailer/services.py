@@ -1,11 +1,14 @@
 """Writes of email_service: queue a mail once per (template, object id), deliver it.
 
 A mail is recorded (QUEUED) in the transaction that asks for it, e.g. the
-consumer's with its inbox row; its delivery task is enqueued once that
-commits. Redis may be down at that moment: the mail then waits, and the sweep
-(`email_requeue_stalled`, a thread of the worker: `mailer.sweep`) enqueues every QUEUED mail whose
+consumer's with its inbox row; its delivery is enqueued once that commits, one
+task for every mail the transaction queued (`mailer.send_emails`: a consumer's
+batch of events is one Celery message, not one per mail). Redis may be down at
+that moment: the mail then waits, and the sweep (`email_requeue_stalled`, a
+thread of the worker: `mailer.sweep`) enqueues every QUEUED mail whose
 `requeue_at` has passed, so a mail is sent later, never dropped, and sent once
-(`email_deliver` locks the row and sends only a QUEUED mail).
+(`email_deliver` locks the row and sends only a QUEUED mail). A mail whose
+attempt failed is retried alone, with backoff (`mailer.send_email`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import smtplib
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from celery import current_app
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
@@ -38,19 +44,60 @@ DELIVERY_ERRORS: tuple[type[Exception], ...] = (smtplib.SMTPException, OSError)
 ERROR_TEXT_LIMIT = 2000
 SWEEP_BATCH = 500
 SEND_EMAIL_TASK = "mailer.send_email"
+SEND_EMAILS_TASK = "mailer.send_emails"
+# Mails per delivery task at most (the sweep's and the requeue's batches are split).
+DELIVERY_BATCH_MAX = 100
 
 
 def _requeue_at(*, extra_s: float = 0.0) -> datetime:
     return timezone.now() + timedelta(seconds=float(settings.EMAIL_REQUEUE_AFTER_S) + extra_s)
 
 
-def _enqueue_delivery(email_id: int) -> None:
-    try:
-        # By name: the task module imports this one (registered in MailerConfig.ready).
-        current_app.tasks[SEND_EMAIL_TASK].delay(email_id)
-    except (BrokerError, OSError):
-        # The broker is down: the mail stays QUEUED and the sweep enqueues it later.
-        logger.warning("could not enqueue a mail's delivery; the sweep will", extra={"email_id": email_id})
+def _enqueue_deliveries(email_ids: Iterable[int]) -> None:
+    """One delivery task per DELIVERY_BATCH_MAX mails (by name: the task module
+    imports this one; registered in MailerConfig.ready)."""
+    ids = list(email_ids)
+    for start in range(0, len(ids), DELIVERY_BATCH_MAX):
+        batch = ids[start : start + DELIVERY_BATCH_MAX]
+        try:
+            current_app.tasks[SEND_EMAILS_TASK].delay(batch)
+        except (BrokerError, OSError):
+            # The broker is down: the mails stay QUEUED and the sweep enqueues them later.
+            logger.warning(
+                "could not enqueue a mail's delivery; the sweep will", extra={"email_ids": batch[:20]}
+            )
+
+
+class _QueuedThisTransaction(threading.local):
+    """The mails this thread queued whose delivery is not enqueued yet.
+
+    Each queued mail adds its id and registers `enqueue` to run on commit; the
+    first of those callbacks to run enqueues every id gathered, the others find
+    nothing left. An id whose transaction (or savepoint) rolled back stays until
+    the next commit: the delivery skips it (no row). Ids older than
+    FORGET_AFTER_S are dropped when the next is added, so a thread that only
+    rolls back keeps no more than that: a mail among them that did commit is
+    sent by the sweep (every QUEUED mail past its `requeue_at`)."""
+
+    FORGET_AFTER_S = 3600.0
+
+    def __init__(self) -> None:
+        self.email_ids: list[tuple[float, int]] = []
+
+    def add(self, email_id: int) -> None:
+        now = time.monotonic()
+        if self.email_ids and self.email_ids[0][0] < now - self.FORGET_AFTER_S:
+            self.email_ids = [entry for entry in self.email_ids if entry[0] >= now - self.FORGET_AFTER_S]
+        self.email_ids.append((now, email_id))
+        transaction.on_commit(self.enqueue)
+
+    def enqueue(self) -> None:
+        queued, self.email_ids = self.email_ids, []
+        if queued:
+            _enqueue_deliveries(email_id for _, email_id in queued)
+
+
+_queued_this_transaction = _QueuedThisTransaction()
 
 
 def email_request(
@@ -63,11 +110,12 @@ def email_request(
     insert writes nothing (`ON CONFLICT DO NOTHING`) and the first row is read
     instead, so two concurrent requests still make one row and one delivery,
     and a first request (nearly every one) costs one statement and no read.
-    The task is enqueued after commit
+    The delivery is enqueued after commit
     (at once when called outside a transaction: the insert committed; at the
-    end of the caller's transaction otherwise, e.g. the consumer's): a worker
-    must find the row. If the broker is down at that moment the row stays
-    QUEUED and the sweep enqueues it after EMAIL_REQUEUE_AFTER_S. The insert is
+    end of the caller's transaction otherwise, e.g. the consumer's, in one task
+    with the transaction's other mails): a worker must find the row. If the
+    broker is down at that moment the row stays QUEUED and the sweep enqueues
+    it after EMAIL_REQUEUE_AFTER_S. The insert is
     the only write, so the function needs no transaction of its own around it.
     """
     mail_template = mail_template_get(name=template)
@@ -86,7 +134,7 @@ def email_request(
     )
     if email is None:
         return SentEmail.objects.get(template=mail_template.value, object_id=object_id), False
-    transaction.on_commit(partial(_enqueue_delivery, email.pk))
+    _queued_this_transaction.add(email.pk)
     return email, True
 
 
@@ -222,6 +270,49 @@ def email_deliver(*, email_id: int, final_attempt: bool) -> SentEmail:
     return email
 
 
+def email_deliver_each(*, email_ids: list[int]) -> dict[str, int]:
+    """Delivers the mails one after the other (`email_deliver`, the row locked
+    while its SMTP conversation runs), as the first attempt of each; returns how
+    many ended in each state: SENT, FAILED (refused for good), RETRYING, MISSING.
+
+    A mail whose attempt failed and may succeed later is handed to a task of
+    its own (`mailer.send_email`, counting this attempt as its first), which
+    retries it with backoff; if that task cannot be enqueued, the sweep sends
+    the mail. A mail already sent or failed is left alone; an id without a row
+    (its transaction rolled back) is skipped.
+    """
+    no_retries = int(settings.EMAIL_SEND_MAX_RETRIES) <= 0
+    outcomes = dict.fromkeys(("SENT", "FAILED", "RETRYING", "MISSING"), 0)
+    for email_id in email_ids:
+        try:
+            email = email_deliver(email_id=email_id, final_attempt=no_retries)
+        except SentEmail.DoesNotExist:
+            outcomes["MISSING"] += 1
+        except DELIVERY_ERRORS:
+            outcomes["RETRYING"] += 1
+            _enqueue_retry(email_id)
+        else:
+            outcomes[email.status] = outcomes.get(email.status, 0) + 1
+    return outcomes
+
+
+def _enqueue_retry(email_id: int) -> None:
+    """`mailer.send_email` for the mail, after the backoff of a first retry."""
+    countdown = get_exponential_backoff_interval(
+        factor=int(settings.EMAIL_RETRY_BACKOFF_S),
+        retries=0,
+        maximum=int(settings.EMAIL_RETRY_BACKOFF_MAX_S),
+        full_jitter=True,
+    )
+    try:
+        # `retries` goes into the message (the task's count starts there); the stubs omit it.
+        current_app.tasks[SEND_EMAIL_TASK].apply_async(  # type: ignore[call-arg]
+            (email_id,), countdown=countdown, retries=1
+        )
+    except (BrokerError, OSError):
+        logger.warning("could not enqueue a mail's retry; the sweep will", extra={"email_id": email_id})
+
+
 def email_requeue(*, email_ids: list[int]) -> list[int]:
     """Sends FAILED (or never-enqueued QUEUED) mails again; SENT ones are left alone."""
     with transaction.atomic():
@@ -235,7 +326,7 @@ def email_requeue(*, email_ids: list[int]) -> list[int]:
             email.status = SentEmail.Status.QUEUED
             email.requeue_at = _requeue_at()
             email.save(update_fields=["status", "requeue_at"])
-            transaction.on_commit(partial(_enqueue_delivery, email.pk))
+        transaction.on_commit(partial(_enqueue_deliveries, [email.pk for email in emails]))
     return [email.pk for email in emails]
 
 
@@ -254,7 +345,7 @@ def email_requeue_stalled() -> list[int]:
         for email in stalled:
             email.requeue_at = _requeue_at()
             email.save(update_fields=["requeue_at"])
-            transaction.on_commit(partial(_enqueue_delivery, email.pk))
+        transaction.on_commit(partial(_enqueue_deliveries, [email.pk for email in stalled]))
     if stalled:
         logger.warning(
             "mails whose delivery was lost enqueued again",

@@ -1,5 +1,6 @@
-"""Celery entry points: deliver one queued mail, retrying while SMTP is
-unavailable; and the sweep that enqueues the mails whose task was lost (run by
+"""Celery entry points: deliver the mails a transaction queued (one task for
+them all, each retried alone if its attempt fails); deliver one queued mail,
+retrying while SMTP is unavailable; and the sweep that enqueues the mails whose task was lost (run by
 the worker itself, `mailer.sweep`; the task stays for an operator's `call`)."""
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from .models import SentEmail
-from .services import DELIVERY_ERRORS, SEND_EMAIL_TASK, email_deliver, email_requeue_stalled
+from .services import (
+    DELIVERY_ERRORS,
+    SEND_EMAIL_TASK,
+    SEND_EMAILS_TASK,
+    email_deliver,
+    email_deliver_each,
+    email_requeue_stalled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +43,12 @@ def send_email(self: Task[[int], str], email_id: int) -> str:
         logger.warning("no such mail to deliver", extra={"email_id": email_id})
         return "MISSING"
     return email.status
+
+
+@shared_task(name=SEND_EMAILS_TASK, acks_late=True)
+def send_emails(email_ids: list[int]) -> dict[str, int]:
+    """First attempts of the mails, one after the other; how many ended in each state."""
+    return email_deliver_each(email_ids=[int(email_id) for email_id in email_ids])
 
 
 @shared_task(name="mailer.requeue_stalled_emails", acks_late=True, ignore_result=True)

@@ -55,6 +55,15 @@ def celery_test_queue() -> Iterator[str]:
         broker.close()
 
 
+@pytest.fixture(autouse=True)
+def no_mails_of_earlier_tests() -> None:
+    """A test's transaction rolls back: the mail ids it queued are no mail's, and
+    a later test's commit would otherwise enqueue them with its own."""
+    from mailer.services import _queued_this_transaction
+
+    _queued_this_transaction.email_ids.clear()
+
+
 @pytest.fixture
 def smtp_sink(settings: Any) -> Iterator[SmtpSink]:
     sink = SmtpSink()

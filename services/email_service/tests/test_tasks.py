@@ -1,14 +1,19 @@
-"""The Celery task, run in-process (eager): retries, backoff, final state."""
+"""The Celery tasks, run in-process (eager): one delivery task per transaction's
+mails, retries, backoff, final state."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from celery.signals import task_prerun
+from django.db import transaction
+from django.utils import timezone
 
 from config.celery import app as celery_app
 from mailer.models import SentEmail
-from mailer.services import email_request
-from mailer.tasks import send_email
+from mailer.services import email_request, email_requeue_stalled
+from mailer.tasks import send_email, send_emails
 
 from .smtp_sink import SmtpSink
 
@@ -90,3 +95,133 @@ def test_request_delivers_after_commit(smtp_sink: SmtpSink, django_capture_on_co
         )
     assert [mail.subject for mail in smtp_sink.mails()] == ["Welcome to Comptoir, Bob"]
     assert SentEmail.objects.get(pk=email.pk).status == "SENT"
+
+
+@pytest.fixture
+def tasks_run() -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
+    """(task name, args) of every task run, in order (eager: as they are enqueued)."""
+    runs: list[tuple[str, tuple[Any, ...]]] = []
+
+    def record(sender: Any = None, args: Any = None, **kwargs: Any) -> None:
+        runs.append((sender.name, tuple(args or ())))
+
+    task_prerun.connect(record, weak=False, dispatch_uid="test-tasks-run")
+    try:
+        yield runs
+    finally:
+        task_prerun.disconnect(dispatch_uid="test-tasks-run")
+
+
+def _welcome(object_id: str) -> SentEmail:
+    email, created = email_request(
+        template="welcome",
+        object_id=object_id,
+        to=f"user{object_id}@comptoir.dev",
+        context={"full_name": f"User {object_id}"},
+    )
+    assert created
+    return email
+
+
+class _HandlerFailedError(Exception):
+    pass
+
+
+def _queued_then_rolled_back(object_id: str) -> SentEmail:
+    """A mail queued in a transaction (or savepoint) that then rolls back, as a failing handler's."""
+    try:
+        with transaction.atomic():
+            email = _welcome(object_id)
+            raise _HandlerFailedError
+    except _HandlerFailedError:
+        assert not SentEmail.objects.filter(pk=email.pk).exists()
+        return email
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_mails_of_one_transaction_are_delivered_by_one_task(
+    smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    """As the consumer queues a batch's mails: one Celery message for them all."""
+    with transaction.atomic():
+        emails = [_welcome(str(n)) for n in (31, 32, 33)]
+        assert tasks_run == []  # nothing before the commit
+    assert tasks_run == [("mailer.send_emails", ([email.pk for email in emails],))]
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.mails()) == [
+        "user31@comptoir.dev",
+        "user32@comptoir.dev",
+        "user33@comptoir.dev",
+    ]
+    assert set(SentEmail.objects.values_list("status", "attempts")) == {("SENT", 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mail_of_a_rolled_back_savepoint_is_skipped_and_the_others_sent(
+    smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    """As the consumer's careful path: a handler's savepoint rolled back, the batch commits."""
+    with transaction.atomic():
+        lost = _queued_then_rolled_back("41")
+        kept = _welcome("42")
+    assert tasks_run == [("mailer.send_emails", ([lost.pk, kept.pk],))]
+    assert [m.rcpt_tos for m in smtp_sink.mails()] == [["user42@comptoir.dev"]]
+    assert list(SentEmail.objects.values_list("pk", "status")) == [(kept.pk, "SENT")]
+    assert send_emails.apply(args=([lost.pk, kept.pk],)).get() == {
+        "SENT": 1,
+        "FAILED": 0,
+        "RETRYING": 0,
+        "MISSING": 1,
+    }
+    assert len(smtp_sink.mails()) == 1  # the sent one is not sent again
+
+
+@pytest.mark.usefixtures("eager_retries")
+def test_a_failed_first_attempt_is_retried_alone_as_often_as_a_mail_of_its_own(
+    smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    with transaction.atomic():
+        first, second = _welcome("51"), _welcome("52")
+    smtp_sink.stop()
+    tasks_run.clear()
+    result = send_emails.apply(args=([first.pk, second.pk],))
+    assert result.get() == {"SENT": 0, "FAILED": 0, "RETRYING": 2, "MISSING": 0}
+    # Each handed to `send_email`, which counts the batch's attempt as its first:
+    # six attempts in all with five retries, as `test_smtp_down_retries_then_fails_without_raising`.
+    assert [name for name, _ in tasks_run][:2] == ["mailer.send_emails", "mailer.send_email"]
+    assert {args for name, args in tasks_run if name == "mailer.send_email"} == {(first.pk,), (second.pk,)}
+    stored = SentEmail.objects.order_by("pk")
+    assert list(stored.values_list("status", "attempts")) == [("FAILED", 6), ("FAILED", 6)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_enqueues_its_stalled_mails_in_one_task(
+    smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    emails = [
+        SentEmail.objects.create(
+            template="welcome",
+            object_id=str(n),
+            to=f"user{n}@comptoir.dev",
+            subject=f"Welcome {n}",
+            body="Hello",
+            requeue_at=timezone.now() - timedelta(seconds=1),
+        )
+        for n in (61, 62)
+    ]
+    assert email_requeue_stalled() == [email.pk for email in emails]
+    assert tasks_run == [("mailer.send_emails", ([email.pk for email in emails],))]
+    assert set(SentEmail.objects.values_list("status", flat=True)) == {"SENT"}
+    assert len(smtp_sink.mails()) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ids_of_rolled_back_mails_are_forgotten_after_a_while(
+    smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailer import services
+
+    _queued_then_rolled_back("71")
+    monkeypatch.setattr(services._QueuedThisTransaction, "FORGET_AFTER_S", 0.0)
+    kept = _welcome("72")  # outside a transaction: committed, enqueued at once
+    assert tasks_run == [("mailer.send_emails", ([kept.pk],))]
+    assert [m.rcpt_tos for m in smtp_sink.mails()] == [["user72@comptoir.dev"]]
