@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from comptoir import ApplicationError, ConflictError
 
 from . import choreography, orchestration
+from .customers import customer_kept
 from .errors import OrderErrorCode
 from .models import Customer, Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode, SagaTimelineEntry
 from .product_quotes import Quote, RequestedLine, product_quote
@@ -71,8 +72,9 @@ def order_create(
 ) -> PlacedOrder:
     """Places a PENDING order priced by product_service and starts its saga.
 
-    In choreography the user is verified too (user_service, beside the quote): an unknown or
-    inactive user's order is placed already CANCELLED (`user_inactive`).
+    In choreography the user is verified too (a customer kept from a recent
+    check, else user_service, beside the quote): an unknown or inactive user's
+    order is placed already CANCELLED (`user_inactive`).
     Not one transaction from end to end on purpose: the quote is an HTTP call,
     and no row lock or transaction is held while it runs. A retried request
     (same user, same idempotency key) gets the order the first one placed; two
@@ -87,11 +89,13 @@ def order_create(
         if earlier is not None:
             return _replayed(earlier, fingerprint)
     saga_mode = SagaMode(settings.SAGA_MODE)
-    # In choreography the user check runs while the quote is asked for: two
-    # independent calls, so the order waits for the slower one, not for both.
+    # Choreography checks the user here: a customer kept from a recent check is
+    # read in this thread; otherwise user_service is asked while the quote is
+    # (two independent calls: the order waits for the slower one, not for both).
+    kept = customer_kept(user_id=user_id) if saga_mode == SagaMode.CHOREOGRAPHY else None
     user_check = (
         _side_calls.submit(contextvars.copy_context().run, choreography.user_can_order, user_id=user_id)
-        if saga_mode == SagaMode.CHOREOGRAPHY
+        if saga_mode == SagaMode.CHOREOGRAPHY and kept is None
         else None
     )
     quote = product_quote(lines=lines)
@@ -102,7 +106,7 @@ def order_create(
             details={"total": str(quote.total), "currency": quote.currency},
         )
     # Choreography: the user's contact, None if the user cannot order.
-    customer = user_check.result() if user_check is not None else None
+    customer = user_check.result() if user_check is not None else kept
     try:
         order, detail = _order_insert(
             user_id=user_id,

@@ -9,6 +9,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,11 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from comptoir.events import Envelope, current_version, handlers_for, validate_payload
-from orders import handlers  # noqa: F401 - registers the handlers
+from orders import (
+    choreography,
+    handlers,  # noqa: F401 - registers the handlers
+    services,
+)
 from orders.customers import customer_forget, customer_verify
 from orders.models import CancelReason, Customer, Order, OrderStatus
 from orders.upstream import StepRefused
@@ -83,6 +88,34 @@ def test_choreographed_orders_of_a_recently_verified_user_do_not_ask_user_servic
 
     assert [(r.status_code, r.json()["status"]) for r in responses] == [(202, "PENDING")] * 3
     assert len(upstreams.users.calls("user")) == 1
+
+
+def test_a_kept_customer_is_read_in_the_request_thread_without_a_side_call(
+    kept_customers: None,
+    settings: Any,
+    place_order: Callable[..., Any],
+    upstreams: Upstreams,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only an unknown customer is verified beside the quote, on a thread of its
+    own (whose copied context would open a Redis connection of its own per order)."""
+    settings.SAGA_MODE = "choreography"
+    submitted: list[object] = []
+    executor = services._side_calls
+
+    def submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        submitted.append(args[0])
+        return executor.submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(services, "_side_calls", SimpleNamespace(submit=submit))
+    responses = [place_order([(1, 1)]) for _ in range(3)]
+
+    assert [(r.status_code, r.json()["status"]) for r in responses] == [(202, "PENDING")] * 3
+    assert submitted == [choreography.user_can_order]  # the first order only
+    assert len(upstreams.users.calls("user")) == 1
+    assert {Order.objects.get(pk=r.json()["id"]).saga.customer_email for r in responses} == {
+        f"user{ALICE}@comptoir.dev"
+    }
 
 
 def test_without_kept_customers_every_order_asks(settle: Callable[..., Order], upstreams: Upstreams) -> None:
