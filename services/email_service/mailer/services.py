@@ -47,6 +47,8 @@ SEND_EMAIL_TASK = "mailer.send_email"
 SEND_EMAILS_TASK = "mailer.send_emails"
 # Mails per delivery task at most (the sweep's and the requeue's batches are split).
 DELIVERY_BATCH_MAX = 100
+# Mails of a task locked, sent and recorded in one transaction.
+DELIVERY_LOCK_MAX = 10
 
 
 def _requeue_at(*, extra_s: float = 0.0) -> datetime:
@@ -236,63 +238,84 @@ def email_deliver(*, email_id: int, final_attempt: bool) -> SentEmail:
     the final attempt or a permanent refusal: then the mail is FAILED and
     nothing is raised.
     """
-    failure: Exception | None = None
     with transaction.atomic():
         email = SentEmail.objects.select_for_update().get(pk=email_id)
         if email.status != SentEmail.Status.QUEUED:
             return email
-        email.attempts += 1
-        try:
-            _send_over_smtp(email)
-        except DELIVERY_ERRORS as error:
-            email.last_error = f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
-            if final_attempt or _is_permanent(error):
-                email.status = SentEmail.Status.FAILED
-                logger.error(
-                    "mail delivery failed for good",
-                    extra={"email_id": email.pk, "attempts": email.attempts, "error": email.last_error},
-                )
-            else:
-                failure = error
-                # The retry comes within the backoff's cap; if it is lost, the sweep sends it.
-                email.requeue_at = _requeue_at(extra_s=float(settings.EMAIL_RETRY_BACKOFF_MAX_S))
-                logger.warning(
-                    "mail delivery failed, will retry",
-                    extra={"email_id": email.pk, "attempts": email.attempts, "error": email.last_error},
-                )
-        else:
-            email.status = SentEmail.Status.SENT
-            email.sent_at = timezone.now()
-            email.last_error = ""
-        email.save(update_fields=["status", "attempts", "last_error", "sent_at", "requeue_at"])
+        failure = _attempt(email, final_attempt=final_attempt)
+        email.save(update_fields=_ATTEMPT_FIELDS)
     if failure is not None:
         raise failure
     return email
 
 
-def email_deliver_each(*, email_ids: list[int]) -> dict[str, int]:
-    """Delivers the mails one after the other (`email_deliver`, the row locked
-    while its SMTP conversation runs), as the first attempt of each; returns how
-    many ended in each state: SENT, FAILED (refused for good), RETRYING, MISSING.
+_ATTEMPT_FIELDS = ["status", "attempts", "last_error", "sent_at", "requeue_at"]
 
-    A mail whose attempt failed and may succeed later is handed to a task of
-    its own (`mailer.send_email`, counting this attempt as its first), which
-    retries it with backoff; if that task cannot be enqueued, the sweep sends
-    the mail. A mail already sent or failed is left alone; an id without a row
-    (its transaction rolled back) is skipped.
+
+def _attempt(email: SentEmail, *, final_attempt: bool) -> Exception | None:
+    """Sends the locked QUEUED `email` and sets its fields (_ATTEMPT_FIELDS) to the
+    outcome; returns the error when the mail is worth another attempt later."""
+    email.attempts += 1
+    try:
+        _send_over_smtp(email)
+    except DELIVERY_ERRORS as error:
+        email.last_error = f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
+        if final_attempt or _is_permanent(error):
+            email.status = SentEmail.Status.FAILED
+            logger.error(
+                "mail delivery failed for good",
+                extra={"email_id": email.pk, "attempts": email.attempts, "error": email.last_error},
+            )
+            return None
+        # The retry comes within the backoff's cap; if it is lost, the sweep sends it.
+        email.requeue_at = _requeue_at(extra_s=float(settings.EMAIL_RETRY_BACKOFF_MAX_S))
+        logger.warning(
+            "mail delivery failed, will retry",
+            extra={"email_id": email.pk, "attempts": email.attempts, "error": email.last_error},
+        )
+        return error
+    email.status = SentEmail.Status.SENT
+    email.sent_at = timezone.now()
+    email.last_error = ""
+    return None
+
+
+def email_deliver_each(*, email_ids: list[int]) -> dict[str, int]:
+    """Delivers the mails as the first attempt of each, DELIVERY_LOCK_MAX at a
+    time: their rows locked together (one statement) while their SMTP
+    conversations run one after the other, their outcomes recorded together
+    (one statement), as `email_deliver` does for one. Returns how many ended in
+    each state: SENT, FAILED (refused for good), RETRYING, MISSING.
+
+    A mail whose attempt failed and may succeed later is handed, once the
+    outcomes commit, to a task of its own (`mailer.send_email`, counting this
+    attempt as its first), which retries it with backoff; if that task cannot
+    be enqueued, the sweep sends the mail. A mail already sent or failed is
+    left alone; an id without a row (its transaction rolled back) is skipped. A
+    crash while a group is being sent leaves its rows QUEUED: the redelivered
+    task (acks late) sends that group's mails again, at most DELIVERY_LOCK_MAX.
     """
     no_retries = int(settings.EMAIL_SEND_MAX_RETRIES) <= 0
     outcomes = dict.fromkeys(("SENT", "FAILED", "RETRYING", "MISSING"), 0)
-    for email_id in email_ids:
-        try:
-            email = email_deliver(email_id=email_id, final_attempt=no_retries)
-        except SentEmail.DoesNotExist:
-            outcomes["MISSING"] += 1
-        except DELIVERY_ERRORS:
-            outcomes["RETRYING"] += 1
-            _enqueue_retry(email_id)
-        else:
-            outcomes[email.status] = outcomes.get(email.status, 0) + 1
+    wanted = list(dict.fromkeys(email_ids))
+    for start in range(0, len(wanted), DELIVERY_LOCK_MAX):
+        group = wanted[start : start + DELIVERY_LOCK_MAX]
+        with transaction.atomic():
+            emails = list(SentEmail.objects.select_for_update().filter(pk__in=group).order_by("pk"))
+            outcomes["MISSING"] += len(group) - len(emails)
+            attempted: list[SentEmail] = []
+            for email in emails:
+                if email.status != SentEmail.Status.QUEUED:
+                    outcomes[email.status] += 1
+                    continue
+                attempted.append(email)
+                if _attempt(email, final_attempt=no_retries) is None:
+                    outcomes[email.status] += 1
+                else:
+                    outcomes["RETRYING"] += 1
+                    transaction.on_commit(partial(_enqueue_retry, email.pk))
+            if attempted:
+                SentEmail.objects.bulk_update(attempted, _ATTEMPT_FIELDS)
     return outcomes
 
 

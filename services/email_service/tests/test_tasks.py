@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from celery.signals import task_prerun
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -123,6 +124,18 @@ def _welcome(object_id: str) -> SentEmail:
     return email
 
 
+def _queued_row(n: int, *, requeue_in_s: float = 60) -> SentEmail:
+    """A QUEUED mail whose delivery nobody enqueued."""
+    return SentEmail.objects.create(
+        template="welcome",
+        object_id=str(n),
+        to=f"user{n}@comptoir.dev",
+        subject=f"Welcome {n}",
+        body="Hello",
+        requeue_at=timezone.now() + timedelta(seconds=requeue_in_s),
+    )
+
+
 class _HandlerFailedError(Exception):
     pass
 
@@ -175,14 +188,13 @@ def test_a_mail_of_a_rolled_back_savepoint_is_skipped_and_the_others_sent(
     assert len(smtp_sink.mails()) == 1  # the sent one is not sent again
 
 
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("eager_retries")
 def test_a_failed_first_attempt_is_retried_alone_as_often_as_a_mail_of_its_own(
     smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]]
 ) -> None:
-    with transaction.atomic():
-        first, second = _welcome("51"), _welcome("52")
+    first, second = _queued_row(51), _queued_row(52)
     smtp_sink.stop()
-    tasks_run.clear()
     result = send_emails.apply(args=([first.pk, second.pk],))
     assert result.get() == {"SENT": 0, "FAILED": 0, "RETRYING": 2, "MISSING": 0}
     # Each handed to `send_email`, which counts the batch's attempt as its first:
@@ -197,17 +209,7 @@ def test_a_failed_first_attempt_is_retried_alone_as_often_as_a_mail_of_its_own(
 def test_the_sweep_enqueues_its_stalled_mails_in_one_task(
     smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]]
 ) -> None:
-    emails = [
-        SentEmail.objects.create(
-            template="welcome",
-            object_id=str(n),
-            to=f"user{n}@comptoir.dev",
-            subject=f"Welcome {n}",
-            body="Hello",
-            requeue_at=timezone.now() - timedelta(seconds=1),
-        )
-        for n in (61, 62)
-    ]
+    emails = [_queued_row(n, requeue_in_s=-1) for n in (61, 62)]
     assert email_requeue_stalled() == [email.pk for email in emails]
     assert tasks_run == [("mailer.send_emails", ([email.pk for email in emails],))]
     assert set(SentEmail.objects.values_list("status", flat=True)) == {"SENT"}
@@ -225,3 +227,29 @@ def test_ids_of_rolled_back_mails_are_forgotten_after_a_while(
     kept = _welcome("72")  # outside a transaction: committed, enqueued at once
     assert tasks_run == [("mailer.send_emails", ([kept.pk],))]
     assert [m.rcpt_tos for m in smtp_sink.mails()] == [["user72@comptoir.dev"]]
+
+
+def test_a_task_locks_sends_and_records_its_mails_in_groups_of_two_statements(smtp_sink: SmtpSink) -> None:
+    """DELIVERY_LOCK_MAX mails to a transaction: their rows locked by one statement,
+    their outcomes (a permanent refusal among them) written by one."""
+    from mailer.services import DELIVERY_LOCK_MAX
+
+    smtp_sink.rejected_recipients.add("user83@comptoir.dev")
+    emails = [_queued_row(80 + n) for n in range(DELIVERY_LOCK_MAX + 2)]
+    sent_before = SentEmail.objects.filter(pk=emails[0].pk).update(status="SENT")
+    with CaptureQueriesContext(connection) as queries:
+        outcome = send_emails.apply(args=([e.pk for e in emails] + [987654321],)).get()
+
+    assert outcome == {"SENT": DELIVERY_LOCK_MAX + 1, "FAILED": 1, "RETRYING": 0, "MISSING": 1}
+    statements = [q["sql"].split(None, 1)[0] for q in queries.captured_queries]
+    # Two groups (inside the test's transaction each is a savepoint, not a transaction).
+    savepoints = {"SAVEPOINT", "RELEASE"}
+    assert [s for s in statements if s not in savepoints] == ["SELECT", "UPDATE", "SELECT", "UPDATE"]
+    assert sent_before == 1
+    assert len(smtp_sink.mails()) == DELIVERY_LOCK_MAX  # neither the sent one nor the refused one
+    stored = dict(SentEmail.objects.values_list("object_id", "status"))
+    assert stored.pop("80") == "SENT"
+    assert stored.pop("83") == "FAILED"
+    assert set(stored.values()) == {"SENT"}
+    assert SentEmail.objects.get(object_id="83").last_error.startswith("SMTPRecipientsRefused: ")
+    assert set(SentEmail.objects.exclude(object_id="80").values_list("attempts", flat=True)) == {1}
