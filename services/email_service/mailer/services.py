@@ -315,8 +315,26 @@ def email_deliver_each(*, email_ids: list[int]) -> dict[str, int]:
                     outcomes["RETRYING"] += 1
                     transaction.on_commit(partial(_enqueue_retry, email.pk))
             if attempted:
-                SentEmail.objects.bulk_update(attempted, _ATTEMPT_FIELDS)
+                _record_attempts(attempted)
     return outcomes
+
+
+_RECORD_ATTEMPTS = (
+    f"UPDATE {SentEmail._meta.db_table} AS mail SET status = v.status, attempts = v.attempts, "  # noqa: S608
+    "last_error = v.last_error, sent_at = v.sent_at, requeue_at = v.requeue_at "
+    "FROM (VALUES {rows}) AS v (id, status, attempts, last_error, sent_at, requeue_at) WHERE mail.id = v.id"
+)
+_ATTEMPT_ROW = "(%s::bigint, %s, %s::integer, %s, %s::timestamptz, %s::timestamptz)"
+
+
+def _record_attempts(emails: list[SentEmail]) -> None:
+    """Writes _ATTEMPT_FIELDS of the `emails` in one statement (Django's
+    `bulk_update` builds a CASE per field and row: twice the CPU of a `save` per row)."""
+    params: list[Any] = []
+    for email in emails:
+        params += [email.pk, email.status, email.attempts, email.last_error, email.sent_at, email.requeue_at]
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_ATTEMPTS.format(rows=", ".join([_ATTEMPT_ROW] * len(emails))), params)
 
 
 def _enqueue_retry(email_id: int) -> None:
