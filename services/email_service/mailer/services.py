@@ -254,7 +254,8 @@ _ATTEMPT_FIELDS = ["status", "attempts", "last_error", "sent_at", "requeue_at"]
 
 def _attempt(email: SentEmail, *, final_attempt: bool) -> Exception | None:
     """Sends the locked QUEUED `email` and sets its fields (_ATTEMPT_FIELDS) to the
-    outcome; returns the error when the mail is worth another attempt later."""
+    outcome; returns the error when the mail is worth another attempt later. A
+    mail that cannot be built or sent at all (not a delivery error) is FAILED."""
     email.attempts += 1
     try:
         _send_over_smtp(email)
@@ -274,6 +275,14 @@ def _attempt(email: SentEmail, *, final_attempt: bool) -> Exception | None:
             extra={"email_id": email.pk, "attempts": email.attempts, "error": email.last_error},
         )
         return error
+    except Exception as error:
+        # The message itself cannot go (e.g. an address SMTP cannot carry) and no
+        # later attempt builds it differently: FAILED, for the staff to see,
+        # instead of failing the task (and the group sent with it) at every sweep.
+        email.last_error = f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
+        email.status = SentEmail.Status.FAILED
+        logger.exception("mail cannot be sent", extra={"email_id": email.pk, "error": email.last_error})
+        return None
     email.status = SentEmail.Status.SENT
     email.sent_at = timezone.now()
     email.last_error = ""

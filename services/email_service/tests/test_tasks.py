@@ -253,3 +253,19 @@ def test_a_task_locks_sends_and_records_its_mails_in_groups_of_two_statements(sm
     assert set(stored.values()) == {"SENT"}
     assert SentEmail.objects.get(object_id="83").last_error.startswith("SMTPRecipientsRefused: ")
     assert set(SentEmail.objects.exclude(object_id="80").values_list("attempts", flat=True)) == {1}
+
+
+def test_a_mail_that_cannot_be_sent_fails_alone_and_its_group_is_sent(smtp_sink: SmtpSink) -> None:
+    """Not a delivery error (Django refuses an address with a newline): the mail is
+    FAILED with the reason, the others of its group go, and nothing is raised
+    (a failed task would leave the group QUEUED for the sweep to send again)."""
+    first, broken, last = _queued_row(91), _queued_row(92), _queued_row(93)
+    SentEmail.objects.filter(pk=broken.pk).update(to="user92@comptoir.dev\nBcc: someone@example.com")
+
+    outcome = send_emails.apply(args=([first.pk, broken.pk, last.pk],)).get()
+
+    assert outcome == {"SENT": 2, "FAILED": 1, "RETRYING": 0, "MISSING": 0}
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.mails()) == ["user91@comptoir.dev", "user93@comptoir.dev"]
+    stored = SentEmail.objects.get(pk=broken.pk)
+    assert (stored.status, stored.attempts) == ("FAILED", 1)
+    assert stored.last_error.startswith("ValueError: ")
