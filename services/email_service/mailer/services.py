@@ -243,19 +243,17 @@ def email_deliver(*, email_id: int, final_attempt: bool) -> SentEmail:
         if email.status != SentEmail.Status.QUEUED:
             return email
         failure = _attempt(email, final_attempt=final_attempt)
-        email.save(update_fields=_ATTEMPT_FIELDS)
+        _record_attempts([email])
     if failure is not None:
         raise failure
     return email
 
 
-_ATTEMPT_FIELDS = ["status", "attempts", "last_error", "sent_at", "requeue_at"]
-
-
 def _attempt(email: SentEmail, *, final_attempt: bool) -> Exception | None:
-    """Sends the locked QUEUED `email` and sets its fields (_ATTEMPT_FIELDS) to the
-    outcome; returns the error when the mail is worth another attempt later. A
-    mail that cannot be built or sent at all (not a delivery error) is FAILED."""
+    """Sends the locked QUEUED `email` and sets its status, attempts, last_error,
+    sent_at and requeue_at to the outcome (`_record_attempts` writes them);
+    returns the error when the mail is worth another attempt later. A mail that
+    cannot be built or sent at all (not a delivery error) is FAILED."""
     email.attempts += 1
     try:
         _send_over_smtp(email)
@@ -337,7 +335,7 @@ _ATTEMPT_ROW = "(%s::bigint, %s, %s::integer, %s, %s::timestamptz, %s::timestamp
 
 
 def _record_attempts(emails: list[SentEmail]) -> None:
-    """Writes _ATTEMPT_FIELDS of the `emails` in one statement (Django's
+    """Writes what `_attempt` set on the `emails` in one statement (Django's
     `bulk_update` builds a CASE per field and row: twice the CPU of a `save` per row)."""
     params: list[Any] = []
     for email in emails:

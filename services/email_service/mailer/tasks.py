@@ -1,7 +1,8 @@
 """Celery entry points: deliver the mails a transaction queued (one task for
 them all, each retried alone if its attempt fails); deliver one queued mail,
-retrying while SMTP is unavailable; and the sweep that enqueues the mails whose task was lost (run by
-the worker itself, `mailer.sweep`; the task stays for an operator's `call`)."""
+retrying while SMTP is unavailable; and the sweep that enqueues the mails whose
+task was lost (run by the worker itself, `mailer.sweep`; the task stays for an
+operator's `call`)."""
 
 from __future__ import annotations
 

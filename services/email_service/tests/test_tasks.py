@@ -1,7 +1,7 @@
 """The Celery tasks, run in-process (eager): one delivery task per transaction's
 mails, retries, backoff, final state."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -124,16 +124,14 @@ def _welcome(object_id: str) -> SentEmail:
     return email
 
 
-def _queued_row(n: int, *, requeue_in_s: float = 60) -> SentEmail:
-    """A QUEUED mail whose delivery nobody enqueued."""
-    return SentEmail.objects.create(
-        template="welcome",
-        object_id=str(n),
-        to=f"user{n}@comptoir.dev",
-        subject=f"Welcome {n}",
-        body="Hello",
-        requeue_at=timezone.now() + timedelta(seconds=requeue_in_s),
-    )
+@pytest.fixture
+def queued_mail(email_factory: Callable[..., SentEmail]) -> Callable[..., SentEmail]:
+    """A QUEUED mail to user<n>@comptoir.dev whose delivery nobody enqueued."""
+
+    def create(n: int, **fields: Any) -> SentEmail:
+        return email_factory(object_id=str(n), to=f"user{n}@comptoir.dev", **fields)
+
+    return create
 
 
 class _HandlerFailedError(Exception):
@@ -191,9 +189,11 @@ def test_a_mail_of_a_rolled_back_savepoint_is_skipped_and_the_others_sent(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("eager_retries")
 def test_a_failed_first_attempt_is_retried_alone_as_often_as_a_mail_of_its_own(
-    smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]]
+    smtp_sink: SmtpSink,
+    tasks_run: list[tuple[str, tuple[Any, ...]]],
+    queued_mail: Callable[..., SentEmail],
 ) -> None:
-    first, second = _queued_row(51), _queued_row(52)
+    first, second = queued_mail(51), queued_mail(52)
     smtp_sink.stop()
     result = send_emails.apply(args=([first.pk, second.pk],))
     assert result.get() == {"SENT": 0, "FAILED": 0, "RETRYING": 2, "MISSING": 0}
@@ -207,9 +207,11 @@ def test_a_failed_first_attempt_is_retried_alone_as_often_as_a_mail_of_its_own(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_sweep_enqueues_its_stalled_mails_in_one_task(
-    smtp_sink: SmtpSink, tasks_run: list[tuple[str, tuple[Any, ...]]]
+    smtp_sink: SmtpSink,
+    tasks_run: list[tuple[str, tuple[Any, ...]]],
+    queued_mail: Callable[..., SentEmail],
 ) -> None:
-    emails = [_queued_row(n, requeue_in_s=-1) for n in (61, 62)]
+    emails = [queued_mail(n, requeue_at=timezone.now() - timedelta(seconds=1)) for n in (61, 62)]
     assert email_requeue_stalled() == [email.pk for email in emails]
     assert tasks_run == [("mailer.send_emails", ([email.pk for email in emails],))]
     assert set(SentEmail.objects.values_list("status", flat=True)) == {"SENT"}
@@ -229,13 +231,15 @@ def test_ids_of_rolled_back_mails_are_forgotten_after_a_while(
     assert [m.rcpt_tos for m in smtp_sink.mails()] == [["user72@comptoir.dev"]]
 
 
-def test_a_task_locks_sends_and_records_its_mails_in_groups_of_two_statements(smtp_sink: SmtpSink) -> None:
+def test_a_task_locks_sends_and_records_its_mails_in_groups_of_two_statements(
+    smtp_sink: SmtpSink, queued_mail: Callable[..., SentEmail]
+) -> None:
     """DELIVERY_LOCK_MAX mails to a transaction: their rows locked by one statement,
     their outcomes (a permanent refusal among them) written by one."""
     from mailer.services import DELIVERY_LOCK_MAX
 
     smtp_sink.rejected_recipients.add("user83@comptoir.dev")
-    emails = [_queued_row(80 + n) for n in range(DELIVERY_LOCK_MAX + 2)]
+    emails = [queued_mail(80 + n) for n in range(DELIVERY_LOCK_MAX + 2)]
     sent_before = SentEmail.objects.filter(pk=emails[0].pk).update(status="SENT")
     with CaptureQueriesContext(connection) as queries:
         outcome = send_emails.apply(args=([e.pk for e in emails] + [987654321],)).get()
@@ -255,11 +259,13 @@ def test_a_task_locks_sends_and_records_its_mails_in_groups_of_two_statements(sm
     assert set(SentEmail.objects.exclude(object_id="80").values_list("attempts", flat=True)) == {1}
 
 
-def test_a_mail_that_cannot_be_sent_fails_alone_and_its_group_is_sent(smtp_sink: SmtpSink) -> None:
+def test_a_mail_that_cannot_be_sent_fails_alone_and_its_group_is_sent(
+    smtp_sink: SmtpSink, queued_mail: Callable[..., SentEmail]
+) -> None:
     """Not a delivery error (Django refuses an address with a newline): the mail is
     FAILED with the reason, the others of its group go, and nothing is raised
     (a failed task would leave the group QUEUED for the sweep to send again)."""
-    first, broken, last = _queued_row(91), _queued_row(92), _queued_row(93)
+    first, broken, last = queued_mail(91), queued_mail(92), queued_mail(93)
     SentEmail.objects.filter(pk=broken.pk).update(to="user92@comptoir.dev\nBcc: someone@example.com")
 
     outcome = send_emails.apply(args=([first.pk, broken.pk, last.pk],)).get()
