@@ -7,6 +7,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import eventsapp.handlers  # noqa: F401 - registers the handler
 import pytest
@@ -93,6 +95,35 @@ def test_a_batch_of_first_deliveries_shares_one_transaction_without_savepoints(
     # Polls may split the 30 messages, but not one transaction per message.
     assert writing_transactions() <= 5
     assert {e.event_id for e in envelopes} == set(HandledNote.objects.values_list("event_id", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunks_inbox_rows_are_one_statement_text_whatever_its_size(
+    notes_topic: str, group_id: str
+) -> None:
+    """psycopg caches its parse of a statement only up to 50 parameters: the inbox
+    write takes the chunk's rows as arrays, so its text never changes."""
+    publish_notes(3, keys=["a"])
+    relay_all()
+    written: list[tuple[str, int]] = []
+
+    def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "INSERT INTO" in sql and InboxMessage._meta.db_table in sql:
+            rows = len(params[1]) if isinstance(params[1], list) else len(params) // 6
+            written.append((sql, rows))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        consumer = EventConsumer(group_id=group_id)
+        consumer.run(max_seconds=60, until=lambda: consumer_done(consumer, 3))
+        publish_notes(20, keys=["b", "c"])
+        relay_all()
+        consumer.run(max_seconds=60, until=lambda: consumer_done(consumer, 23))
+
+    assert consumer.stats.handled == 23
+    assert sum(rows for _, rows in written) == 23
+    assert {sql for sql, _ in written} == {_consumer.INSERT_INBOX_ROWS}
+    assert max(rows for _, rows in written) > 8  # past the 50 parameters a row list would take
 
 
 @pytest.mark.django_db(transaction=True)
