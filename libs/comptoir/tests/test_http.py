@@ -13,14 +13,15 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
+from urllib3 import HTTPHeaderDict
 
 from comptoir import (
     ErrorBody,
     ServiceClient,
     ServiceTokenProvider,
     UpstreamError,
+    UpstreamResponse,
     logging_config,
     parse_error_body,
     request_id_var,
@@ -105,6 +106,24 @@ def test_get_is_retried_on_503_and_carries_token_and_request_id(upstream: Upstre
     assert json.loads(token_call["body"]) == {"client_id": "order_service", "client_secret": "s3cret"}
 
 
+def test_the_json_body_and_query_parameters_reach_the_upstream_as_sent(upstream: Upstream) -> None:
+    client = ServiceClient(
+        f"{upstream.url}/v1/",
+        token_provider=ServiceTokenProvider(f"{upstream.url}/token", "order_service", "s3cret"),
+    )
+    posted = client.post("/internal/charge", json={"amount": "1.00", "note": "café"})
+    listed = client.get("/internal/audit/", params={"order_id": ["a b", "c"], "limit": 2})
+    assert (posted.status_code, posted.json(), listed.headers["content-type"]) == (
+        200,
+        {"ok": True},
+        "application/json",
+    )
+    [charge] = upstream.calls("/v1/internal/charge")
+    assert charge["headers"]["Content-Type"] == "application/json"
+    assert json.loads(charge["body"]) == {"amount": "1.00", "note": "café"}
+    assert upstream.calls("/v1/internal/audit/?order_id=a+b&order_id=c&limit=2")
+
+
 def test_post_without_idempotency_key_is_not_retried(upstream: Upstream) -> None:
     upstream.script = [503]
     response = _client(upstream).post("/internal/charge", json={"amount": "1.00"})
@@ -161,8 +180,8 @@ def test_401_refreshes_the_service_token_once(upstream: Upstream) -> None:
     assert first["headers"]["Authorization"] != second["headers"]["Authorization"]
 
 
-def _answer(status: int, content: bytes) -> httpx.Response:
-    return httpx.Response(status, content=content)
+def _answer(status: int, content: bytes) -> UpstreamResponse:
+    return UpstreamResponse(status, HTTPHeaderDict({"Content-Type": "application/json"}), content)
 
 
 def test_the_standard_error_body_is_parsed_from_an_answer() -> None:
@@ -216,7 +235,7 @@ def test_a_call_is_logged_by_the_side_that_answers_it_and_a_failed_one_by_the_ca
     finally:
         logging.config.dictConfig(logging_config("comptoir_chassis", "WARNING"))
 
-    # No client line for an answered call (httpx logs each request at INFO): the
+    # No client line for an answered call: the
     # server's access line records it.
     assert answered == ""
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]

@@ -27,6 +27,7 @@ def test_public_api_is_exactly_the_documented_names() -> None:
         "ServiceTokenProvider",
         "TopicSpec",
         "UpstreamError",
+        "UpstreamResponse",
         "audit_next_after",
         "audit_page_query",
         "create_celery_app",

@@ -20,11 +20,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.core.cache import caches
 
-from comptoir import ApplicationError, ErrorCode, UpstreamError, parse_error_body, response_json
+from comptoir import (
+    ApplicationError,
+    ErrorCode,
+    UpstreamError,
+    UpstreamResponse,
+    parse_error_body,
+    response_json,
+)
 
 from .clients import product_service_client
 from .errors import OrderErrorCode
@@ -200,7 +206,7 @@ def _asked_quote(lines: Sequence[RequestedLine]) -> Quote:
     )
 
 
-def _refusal(response: httpx.Response) -> ApplicationError:
+def _refusal(response: UpstreamResponse) -> ApplicationError:
     error = parse_error_body(response)
     if error is not None and error.code:
         return ApplicationError(

@@ -32,13 +32,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from comptoir import ErrorCode, UpstreamError
+from comptoir import ErrorCode, UpstreamError, UpstreamResponse
 
 from .clients import payment_service_client, product_service_client
 from .models import Order, OrderStatus, ReconciliationRun
@@ -350,7 +349,7 @@ def _by_order(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _get(client: Callable[[], Any], path: str, params: dict[str, Any]) -> dict[str, Any]:
-    response: httpx.Response = client().get(path, params=params)
+    response: UpstreamResponse = client().get(path, params=params)
     if response.status_code != 200:
         raise UpstreamError(
             ErrorCode.UNAVAILABLE, f"{path} answered HTTP {response.status_code}: {response.text[:300]}"

@@ -12,7 +12,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import DatabaseError
@@ -27,8 +26,8 @@ from .orchestration import STEP_TASK_NAME
 logger = logging.getLogger(__name__)
 
 # Worth another try later: upstream unreachable, slow or 5xx (UpstreamError),
-# an HTTP failure the client did not map, or our own database blinking.
-TRANSIENT_ERRORS = (UpstreamError, httpx.HTTPError, DatabaseError)
+# or our own database blinking.
+TRANSIENT_ERRORS = (UpstreamError, DatabaseError)
 # Retries are counted by the saga (OrderSaga.attempts, which survives a lost
 # task), not by Celery; nobody reads a step's return value.
 STEP_TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "max_retries": None, "ignore_result": True}

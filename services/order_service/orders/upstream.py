@@ -23,9 +23,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
-from comptoir import ErrorCode, UpstreamError, parse_error_body, response_json
+from comptoir import ErrorCode, UpstreamError, UpstreamResponse, parse_error_body, response_json
 
 from .clients import payment_service_client, product_service_client, user_service_client
 from .models import CancelReason, Customer, OrderSaga
@@ -144,12 +142,12 @@ def payment_refund(*, order_id: int) -> None:
     _expect(response, 200, "payment_service")
 
 
-def _error_code(response: httpx.Response) -> str | None:
+def _error_code(response: UpstreamResponse) -> str | None:
     error = parse_error_body(response)
     return error.code if error is not None else None
 
 
-def _refuse_compensated(response: httpx.Response, service: str) -> None:
+def _refuse_compensated(response: UpstreamResponse, service: str) -> None:
     """The order was compensated before this call landed: nothing was taken."""
     if response.status_code == 409 and _error_code(response) == ORDER_COMPENSATED:
         raise StepRefused(
@@ -158,13 +156,13 @@ def _refuse_compensated(response: httpx.Response, service: str) -> None:
         )
 
 
-def _refuse_4xx(response: httpx.Response, reason: CancelReason, what: str) -> None:
+def _refuse_4xx(response: UpstreamResponse, reason: CancelReason, what: str) -> None:
     if 400 <= response.status_code < 500 and response.status_code not in TRANSIENT_4XX:
         code = _error_code(response) or "no error code"
         raise StepRefused(reason, f"{what}: HTTP {response.status_code} {code}"[:MAX_ERROR_LENGTH])
 
 
-def _expect(response: httpx.Response, statuses: int | tuple[int, ...], service: str) -> dict[str, Any]:
+def _expect(response: UpstreamResponse, statuses: int | tuple[int, ...], service: str) -> dict[str, Any]:
     wanted = (statuses,) if isinstance(statuses, int) else statuses
     if response.status_code not in wanted:
         raise UpstreamError(ErrorCode.UNAVAILABLE, f"{service} answered HTTP {response.status_code}")

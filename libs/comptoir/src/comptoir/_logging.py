@@ -256,7 +256,8 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
             "django.db.backends": {"level": "INFO"},
             # Python warnings, once `configure_logging` captured them.
             "py.warnings": {"level": "WARNING"},
-            # httpx logs every request it sends at INFO. A call between services is
+            # httpx (the storefront's client) logs every request it sends at INFO
+            # (urllib3, the ServiceClient's, at DEBUG). A call between services is
             # logged once, by the service that answers it (its access line, with the
             # same trace and request ids). A call that times out or finds nobody
             # is a warning of comptoir.http, which the answering side cannot log.
