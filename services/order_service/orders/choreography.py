@@ -36,7 +36,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from comptoir import ConflictError
+
 from .customers import customer_verify
+from .errors import OrderErrorCode
 from .models import (
     CancelReason,
     Customer,
@@ -44,6 +47,7 @@ from .models import (
     OrderLine,
     OrderSaga,
     OrderStatus,
+    OrderStatusChange,
     SagaMode,
     SagaStatus,
     SagaStep,
@@ -51,7 +55,7 @@ from .models import (
     TimelineStatus,
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
-from .transitions import order_transition, timeline_record, timeline_record_many
+from .transitions import count_saga_outcome, order_transition, timeline_record
 from .upstream import STOCK_REFUSALS, StepRefused
 
 logger = logging.getLogger(__name__)
@@ -166,25 +170,87 @@ def stock_rejected(*, order_id: str, reason: str) -> None:
     _cancel(saga, cancel_reason)
 
 
+_HISTORY_TABLE = OrderStatusChange._meta.db_table
+_CONFIRMED = (
+    f"WITH saga AS (UPDATE {_SAGA_TABLE} s SET payment_id = %s, status = %s, current_step = NULL, "  # noqa: S608
+    f"updated_at = %s FROM {_ORDER_TABLE} o WHERE s.order_id = %s AND s.status = %s "
+    "AND o.id = s.order_id AND o.saga_mode = %s AND o.status = %s "
+    "RETURNING s.order_id, s.customer_email, s.customer_name), "
+    f"moved AS (UPDATE {_ORDER_TABLE} o SET status = %s, updated_at = %s FROM saga "
+    "WHERE o.id = saga.order_id AND o.status = %s "
+    "RETURNING o.id, o.user_id, o.total, o.currency, o.saga_mode, o.created_at), "
+    f"history AS (INSERT INTO {_HISTORY_TABLE} (order_id, from_status, to_status, reason, at) "
+    "SELECT id, %s, %s, NULL, %s FROM moved), "
+    f"entry AS (INSERT INTO {_TIMELINE_TABLE} (order_id, step, status, error, at) "
+    "SELECT saga.order_id, step.name, %s, NULL, %s FROM saga, "
+    "unnest(%s::varchar[]) WITH ORDINALITY AS step(name, rank) ORDER BY step.rank ON CONFLICT DO NOTHING) "
+    "SELECT saga.order_id, saga.customer_email, saga.customer_name, "
+    "moved.id, moved.user_id, moved.total, moved.currency, moved.saga_mode, moved.created_at "
+    "FROM saga LEFT JOIN moved ON moved.id = saga.order_id"
+)
+# A charge means the stock was reserved, even if that event is still on its way.
+_CONFIRMED_STEPS = [SagaStep.RESERVE_STOCK, SagaStep.CHARGE_PAYMENT, SagaStep.CONFIRM_ORDER]
+
+
 @transaction.atomic(savepoint=False)
 def payment_succeeded(*, order_id: str, payment_id: str) -> None:
-    saga = _active_saga(order_id)
-    if saga is None:
+    """CONFIRMED, in one statement: the saga COMPLETED with its payment, the
+    order's move and its history row, the three steps on the timeline (those
+    there already skipped); then `order.confirmed`. The saga's row lock
+    serialises it with the order's other events, as in `stock_reserved`; an
+    order moved meanwhile by another hand (the saga's row updated, the order's
+    not) is refused, which rolls the statement back. Nothing is written for a
+    settled, orchestrated or unknown order."""
+    if not order_id.isdigit():
+        logger.warning("event for an order id this service never issued", extra={"order_id": order_id})
         return
-    saga.payment_id = payment_id
-    order = order_transition(
-        order_id=saga.order_id, to_status=OrderStatus.CONFIRMED, known=saga.order, savepoint=False
+    now = timezone.now()
+    params: list[Any] = [
+        payment_id,
+        SagaStatus.COMPLETED,
+        now,
+        int(order_id),
+        SagaStatus.RUNNING,
+        SagaMode.CHOREOGRAPHY,
+        OrderStatus.PENDING,
+        OrderStatus.CONFIRMED,
+        now,
+        OrderStatus.PENDING,
+        OrderStatus.PENDING,
+        OrderStatus.CONFIRMED,
+        now,
+        TimelineStatus.SUCCEEDED,
+        now,
+        [str(step) for step in _CONFIRMED_STEPS],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_CONFIRMED, params)
+        row = cursor.fetchone()
+    if row is None:
+        if not OrderSaga.objects.filter(pk=int(order_id)).exists():
+            logger.warning("event for an unknown order", extra={"order_id": order_id})
+        return
+    saga_order_id, email, full_name, moved_id, user_id, total, currency, saga_mode, created_at = row
+    if moved_id is None:
+        raise ConflictError(
+            OrderErrorCode.INVALID_STATUS_TRANSITION,
+            "The order left PENDING while its payment was being recorded.",
+            details={"order_id": saga_order_id, "to_status": OrderStatus.CONFIRMED},
+        )
+    order = Order(
+        id=moved_id,
+        user_id=user_id,
+        status=OrderStatus.CONFIRMED,
+        total=total,
+        currency=currency,
+        saga_mode=saga_mode,
+        created_at=created_at,
+        updated_at=now,
     )
-    logger.info("order confirmed", extra={"order_id": saga.order_id})
-    publish_order_confirmed(order=order, customer=saga.customer)
-    # A charge means the stock was reserved, even if that event is still on its way.
-    timeline_record_many(
-        order_id=saga.order_id,
-        steps=[SagaStep.RESERVE_STOCK, SagaStep.CHARGE_PAYMENT, SagaStep.CONFIRM_ORDER],
-        status=TimelineStatus.SUCCEEDED,
-    )
-    saga.status, saga.current_step = SagaStatus.COMPLETED, None
-    saga.save()
+    order._state.adding, order._state.db = False, connection.alias
+    count_saga_outcome(order)
+    logger.info("order confirmed", extra={"order_id": moved_id})
+    publish_order_confirmed(order=order, customer=Customer(email, full_name) if email else None)
 
 
 @transaction.atomic(savepoint=False)

@@ -115,11 +115,11 @@ def _recorded(order: Order, from_status: str, reason: str | None) -> Order:
     OrderStatusChange.objects.create(
         order=order, from_status=from_status, to_status=order.status, reason=reason
     )
-    _count_saga_outcome(order)
+    count_saga_outcome(order)
     return order
 
 
-def _count_saga_outcome(order: Order) -> None:
+def count_saga_outcome(order: Order) -> None:
     """Counts the finished saga once its final state is committed (a lost count is affordable)."""
     mode = order.saga_mode or "orchestration"
     status, reason = order.status, order.cancel_reason or ""

@@ -9,6 +9,7 @@ row, skipped when that row exists (tests/test_consumer_process.py runs the real
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,11 +17,13 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from comptoir import ConflictError
 from comptoir.events import Envelope, InboxMessage, current_version, handlers_for, validate_payload
+from orders import choreography as choreographed_saga
 from orders import handlers  # noqa: F401 - registers the handlers
 from orders.models import CancelReason, Order, OrderSaga, OrderStatus, SagaMode, SagaStatus
 from orders.tasks import expire_choreographed_orders
@@ -289,6 +292,37 @@ def test_payment_succeeded_confirms_and_publishes_order_confirmed(pending: Order
     assert event_summary() == [_created(pending), ("order.confirmed", str(pending.pk), confirmed)]
     saga = OrderSaga.objects.get(pk=pending.pk)
     assert (saga.status, saga.payment_id, saga.current_step) == (SagaStatus.COMPLETED, "p-7", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmation_meeting_an_order_moved_meanwhile_is_refused_whole(pending: Order) -> None:
+    """The payment's statement updates the saga's row, then waits on the order's,
+    which another transaction is cancelling; once that commits there is no
+    PENDING order to move: refused, and the saga, timeline and outbox untouched."""
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    other.set_autocommit(False)
+    with other.cursor() as cursor:
+        cursor.execute(
+            "UPDATE orders_order SET status = %s, cancel_reason = %s WHERE id = %s",
+            [OrderStatus.CANCELLED, CancelReason.SYSTEM_ERROR, pending.pk],
+        )
+    other.inc_thread_sharing()  # committed from the timer's thread
+    committer = threading.Timer(0.5, other.commit)
+    committer.start()
+    try:
+        with pytest.raises(ConflictError) as refused:
+            choreographed_saga.payment_succeeded(order_id=str(pending.pk), payment_id="p-7")
+    finally:
+        committer.join()
+        other.dec_thread_sharing()
+        other.close()
+
+    assert refused.value.code == "invalid_status_transition"
+    saga = OrderSaga.objects.get(pk=pending.pk)
+    assert (saga.status, saga.payment_id) == (SagaStatus.RUNNING, None)
+    assert timeline(pending) == [("verify_user", "succeeded", None)]
+    assert [e[0] for e in event_summary()] == ["order.created"]
+    assert list(pending.status_history.values_list("to_status", flat=True)) == [OrderStatus.PENDING]
 
 
 def test_a_payment_overtaking_its_stock_event_still_tells_the_whole_story(pending: Order) -> None:
