@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, ProtectedError
 from django.utils import timezone
 
@@ -258,13 +258,7 @@ def reservation_hold(
 
     _check_prices(products_for_lines(lines=lines), lines, currency)
     product_ids = sorted(quantities)
-    short = [
-        product_id
-        for product_id in product_ids
-        if not StockLevel.objects.filter(product_id=product_id, quantity__gte=quantities[product_id]).update(
-            quantity=F("quantity") - quantities[product_id]
-        )
-    ]
+    short = _take_stock(product_ids, quantities)
     if short:
         available = dict(
             StockLevel.objects.filter(product_id__in=short).values_list("product_id", "quantity")
@@ -283,19 +277,7 @@ def reservation_hold(
                 ]
             },
         )
-    reservation.held_lines = StockReservationLine.objects.bulk_create(
-        StockReservationLine(reservation=reservation, product_id=product_id, quantity=quantities[product_id])
-        for product_id in product_ids
-    )
-    StockMovement.objects.bulk_create(
-        StockMovement(
-            product_id=product_id,
-            kind=StockMovementKind.HOLD,
-            delta=-quantities[product_id],
-            reservation=reservation,
-        )
-        for product_id in product_ids
-    )
+    reservation.held_lines = _hold_lines(reservation, product_ids, quantities)
     return reservation, True
 
 
@@ -326,6 +308,67 @@ _CLAIM_ORDER_ID = (
     f"INSERT INTO {StockReservation._meta.db_table} (order_id, status, created_at, updated_at) "  # noqa: S608
     "VALUES (%s, %s, %s, %s) ON CONFLICT (order_id) DO NOTHING RETURNING id"
 )
+
+
+def _quoted(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+_TAKE_STOCK = (
+    f"UPDATE {_quoted(StockLevel)} SET quantity = quantity - %s "  # noqa: S608 - the model's own table
+    "WHERE product_id = %s AND quantity >= %s"
+)
+_HOLD_LINES = (
+    f"WITH held AS (INSERT INTO {_quoted(StockReservationLine)} "  # noqa: S608 - the models' own tables
+    "(reservation_id, product_id, quantity) SELECT %s, held.product_id, held.quantity "
+    "FROM unnest(%s::bigint[], %s::integer[]) WITH ORDINALITY AS held(product_id, quantity, rank) "
+    "ORDER BY held.rank RETURNING id, product_id, quantity), "
+    f"moved AS (INSERT INTO {_quoted(StockMovement)} "
+    "(product_id, kind, delta, reservation_id, created_at) "
+    "SELECT product_id, %s, -quantity, %s, %s FROM held) "
+    "SELECT id, product_id, quantity FROM held"
+)
+
+
+def _take_stock(product_ids: list[int], quantities: dict[int, int]) -> list[int]:
+    """Takes each product's quantity off its stock, one product after the other in
+    the order given (every reservation locks stock rows in id order: no deadlock
+    between two of them); returns the products that had too little (their stock
+    untouched, the others' taken: the caller's transaction must not commit then)."""
+    short = []
+    with connection.cursor() as cursor:
+        for product_id in product_ids:
+            cursor.execute(_TAKE_STOCK, [quantities[product_id], product_id, quantities[product_id]])
+            if cursor.rowcount != 1:
+                short.append(product_id)
+    return short
+
+
+def _hold_lines(
+    reservation: StockReservation, product_ids: list[int], quantities: dict[int, int]
+) -> list[StockReservationLine]:
+    """The reservation's lines and their HOLD movements, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _HOLD_LINES,
+            [
+                reservation.pk,
+                product_ids,
+                [quantities[product_id] for product_id in product_ids],
+                StockMovementKind.HOLD,
+                reservation.pk,
+                timezone.now(),
+            ],
+        )
+        rows = cursor.fetchall()
+    lines = []
+    for line_id, product_id, quantity in sorted(rows, key=lambda row: row[1]):
+        line = StockReservationLine(
+            id=line_id, reservation=reservation, product_id=product_id, quantity=quantity
+        )
+        line._state.adding, line._state.db = False, connection.alias
+        lines.append(line)
+    return lines
 
 
 def _claim_order_id(order_id: str) -> StockReservation | None:

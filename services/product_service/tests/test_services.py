@@ -48,12 +48,13 @@ def test_a_reservation_takes_each_lines_units_in_one_statement(make_product: Pro
     statements = [q["sql"] for q in queries.captured_queries]
     # The order id claimed with ON CONFLICT (no savepoint around it), the
     # products read, one conditional UPDATE per line in product-id order, the
-    # lines and the movements: no locking read of the stock.
+    # lines with their movements in one statement: no locking read of the stock.
     assert statements[0] == "BEGIN"
     assert "ON CONFLICT (order_id) DO NOTHING" in statements[1]
     assert not [sql for sql in statements if "SAVEPOINT" in sql or "FOR UPDATE" in sql]
     updates = [sql for sql in statements if sql.startswith('UPDATE "catalog_stocklevel"')]
     assert len(updates) == 2
+    assert len([sql for sql in statements if '"catalog_stockmovement"' in sql]) == 1
     assert [StockLevel.objects.get(product=p).quantity for p in (first, second)] == [4, 3]
     assert (
         services.reservation_hold(
