@@ -3,6 +3,9 @@ built once per class; each instance still gets its own fields, as DRF builds the
 
 from __future__ import annotations
 
+import copy
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -51,6 +54,78 @@ def test_it_answers_what_drf_answers_and_inspects_the_model_once(monkeypatch: py
     assert list(many) == expected[:2]
     assert built.count("ChassisNote") == 1  # for 6 instances (the list's child is one)
     assert built.count("DrfNote") == 5  # DRF's: once per instance
+
+
+def _shelf() -> Any:
+    """An object with a list of notes (what a nested serializer renders)."""
+    return SimpleNamespace(
+        id=3,
+        created_at=datetime(2026, 12, 7, 4, 0, tzinfo=UTC),
+        notes=[_note(), Note(id=8, title="Count", body="")],
+    )
+
+
+def test_output_is_drfs_without_building_fields_per_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendering reads the fields of one instance built once per class: no deep copy
+    per object, nested lists included, and the same data as DRF's."""
+    chassis_note, drf_note = _serializer_classes()
+
+    class ChassisShelf(ModelSerializer[Note]):
+        notes = chassis_note(many=True, read_only=True)
+
+        class Meta:
+            model = Note
+            fields = ("id", "created_at", "notes")
+
+    class DrfShelf(serializers.ModelSerializer[Note]):
+        notes = drf_note(many=True, read_only=True)
+
+        class Meta:
+            model = Note
+            fields = ("id", "created_at", "notes")
+
+    expected = DrfShelf(_shelf()).data
+    assert ChassisShelf(_shelf()).data == expected  # its rendering fields are built here
+    copies: list[object] = []
+    deepcopy = copy.deepcopy
+
+    def counting(value: Any, *args: Any) -> Any:
+        copies.append(value)
+        return deepcopy(value, *args)
+
+    monkeypatch.setattr(copy, "deepcopy", counting)
+    outputs = [ChassisShelf(_shelf()).data for _ in range(3)]
+
+    assert outputs == [expected] * 3
+    assert expected["created_at"] == "2026-12-07T04:00:00Z"
+    assert [note["id"] for note in expected["notes"]] == [7, 8]
+    assert copies == []
+
+
+def test_a_serializer_reading_its_context_renders_as_drf_does() -> None:
+    class WithShelf(ModelSerializer[Note]):
+        shelf = serializers.SerializerMethodField()
+
+        class Meta:
+            model = Note
+            fields = ("id", "shelf")
+
+        def get_shelf(self, note: Note) -> str:
+            return str(self.context["shelf"])
+
+    class Listing(ModelSerializer[Note]):
+        notes = WithShelf(many=True, read_only=True)
+
+        class Meta:
+            model = Note
+            fields = ("id", "notes")
+
+    assert WithShelf(_note(), context={"shelf": "A"}).data == {"id": 7, "shelf": "A"}
+    assert WithShelf(_note(), context={"shelf": "B"}).data == {"id": 7, "shelf": "B"}
+    assert Listing(_shelf(), context={"shelf": "C"}).data == {
+        "id": 3,
+        "notes": [{"id": 7, "shelf": "C"}, {"id": 8, "shelf": "C"}],
+    }
 
 
 def test_each_instance_has_fields_of_its_own_bound_to_it() -> None:
