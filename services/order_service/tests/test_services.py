@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -13,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
 from comptoir import ApplicationError, ConflictError, NotFoundError
-from orders.models import CancelReason, Order, OrderStatus, OrderStatusChange
+from orders import services
+from orders.models import CancelReason, Order, OrderLine, OrderStatus, OrderStatusChange
 from orders.product_quotes import RequestedLine
 from orders.selectors import saga_backlog
 from orders.services import order_create, order_transition
@@ -243,6 +245,19 @@ def test_order_create_reports_whether_it_placed_the_order(product_service: Produ
     assert (first.created, again.created) == (True, False)
     assert first.order.pk == again.order.pk
     assert first.order.total == Decimal("12.50")
+
+
+@pytest.mark.parametrize("model", [Order, OrderLine, OrderStatusChange], ids=lambda m: m.__name__)
+def test_the_placing_statement_writes_every_column(
+    model: type[Order | OrderLine | OrderStatusChange],
+) -> None:
+    """It names its columns: one added to the order, its lines or its history must be
+    written there too."""
+    table = re.escape(connection.ops.quote_name(model._meta.db_table))
+    written = re.search(rf"INSERT INTO {table} \(([^)]*)\)", services._PLACE)
+    assert written is not None
+    columns = [str(field.column) for field in model._meta.concrete_fields if not field.primary_key]
+    assert sorted(name.strip() for name in written.group(1).split(",")) == sorted(columns)
 
 
 def _saga_count(mode: str, status: str, reason: str) -> float:
