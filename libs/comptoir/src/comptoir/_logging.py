@@ -256,12 +256,11 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
             "django.db.backends": {"level": "INFO"},
             # Python warnings, once `configure_logging` captured them.
             "py.warnings": {"level": "WARNING"},
-            # httpx (the storefront's client) logs every request it sends at INFO
-            # (urllib3, the ServiceClient's, at DEBUG). A call between services is
-            # logged once, by the service that answers it (its access line, with the
-            # same trace and request ids). A call that times out or finds nobody
-            # is a warning of comptoir.http, which the answering side cannot log.
-            "httpx": {"level": "WARNING"},
+            # A call between services is logged once, by the service that answers
+            # it (its access line, with the same trace and request ids): urllib3,
+            # the ServiceClient's pool, writes its request lines at DEBUG only. A
+            # call that times out or finds nobody is a warning of comptoir.http,
+            # which the answering side cannot log.
             # Celery writes two lines per task at INFO ("received", "succeeded
             # in 0.01s") and one per retry: what comptoir_celery_tasks_total
             # (by outcome) and comptoir_celery_task_duration_seconds count,
