@@ -53,6 +53,7 @@ from .models import (
     SagaStep,
     SagaTimelineEntry,
     TimelineStatus,
+    as_stored,
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
 from .transitions import count_saga_outcome, order_transition, timeline_record
@@ -237,17 +238,18 @@ def payment_succeeded(*, order_id: str, payment_id: str) -> None:
             "The order left PENDING while its payment was being recorded.",
             details={"order_id": saga_order_id, "to_status": OrderStatus.CONFIRMED},
         )
-    order = Order(
-        id=moved_id,
-        user_id=user_id,
-        status=OrderStatus.CONFIRMED,
-        total=total,
-        currency=currency,
-        saga_mode=saga_mode,
-        created_at=created_at,
-        updated_at=now,
+    order = as_stored(
+        Order(
+            id=moved_id,
+            user_id=user_id,
+            status=OrderStatus.CONFIRMED,
+            total=total,
+            currency=currency,
+            saga_mode=saga_mode,
+            created_at=created_at,
+            updated_at=now,
+        )
     )
-    order._state.adding, order._state.db = False, connection.alias
     count_saga_outcome(order)
     logger.info("order confirmed", extra={"order_id": moved_id})
     publish_order_confirmed(order=order, customer=Customer(email, full_name) if email else None)

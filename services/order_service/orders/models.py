@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -269,3 +270,13 @@ class ReconciliationRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconciliation at {self.finished_at}: {self.total} violation(s)"
+
+
+_Row = TypeVar("_Row", bound=models.Model)
+
+
+def as_stored(row: _Row) -> _Row:
+    """`row` marked as read from the database: a written-out statement has just
+    stored it exactly as built."""
+    row._state.adding, row._state.db = False, connection.alias
+    return row

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
@@ -27,7 +26,16 @@ from comptoir import ApplicationError, ConflictError
 from . import choreography, orchestration
 from .customers import customer_kept
 from .errors import OrderErrorCode
-from .models import Customer, Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode, SagaTimelineEntry
+from .models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderStatusChange,
+    SagaMode,
+    SagaTimelineEntry,
+    as_stored,
+)
 from .product_quotes import Quote, RequestedLine, product_quote
 from .selectors import order_get_by_idempotency_key
 from .transitions import order_transition as order_transition
@@ -228,7 +236,7 @@ def _order_rows_insert(
             ],
         )
         order_id, history_id, line_ids, product_ids = cursor.fetchone()
-    order = _stored(
+    order = as_stored(
         Order(
             id=order_id,
             user_id=user_id,
@@ -245,7 +253,7 @@ def _order_rows_insert(
     # One line per product (duplicates are refused before): the ids by product.
     line_id = dict(zip(product_ids, line_ids, strict=True))
     lines = [
-        _stored(
+        as_stored(
             OrderLine(
                 id=line_id[line.product_id],
                 order=order,
@@ -258,19 +266,10 @@ def _order_rows_insert(
         )
         for line in quote.lines
     ]
-    placed = _stored(
+    placed = as_stored(
         OrderStatusChange(id=history_id, order=order, from_status=None, to_status=OrderStatus.PENDING, at=now)
     )
     return order, lines, placed
-
-
-_Row = TypeVar("_Row", Order, OrderLine, OrderStatusChange)
-
-
-def _stored(row: _Row) -> _Row:
-    """`row` marked as read from the database (it was just written as it is)."""
-    row._state.adding, row._state.db = False, connection.alias
-    return row
 
 
 def _reject_duplicate_products(lines: Sequence[RequestedLine]) -> None:
