@@ -74,6 +74,7 @@ from .models import (
     OrderLine,
     OrderSaga,
     OrderStatus,
+    OrderStatusChange,
     SagaMode,
     SagaStatus,
     SagaStep,
@@ -82,7 +83,7 @@ from .models import (
 )
 from .product_quotes import RequestedLine
 from .publishing import publish_order_cancelled, publish_order_confirmed
-from .transitions import order_transition, timeline_record, timeline_record_many
+from .transitions import count_saga_outcome, order_transition, timeline_record
 from .upstream import (
     StepRefused,
     payment_charge,
@@ -433,14 +434,11 @@ def _advance(claim: _Claim, step: str, result: dict[str, str | None]) -> str | N
     and a write."""
     order_id = claim.order.pk
     next_step = STEPS[step].next
-    assert next_step is not None  # the last forward step is local and ends in _confirmed
+    assert next_step is not None  # the last forward step is local and ends in _confirm
     recorded = {field: value for field, value in result.items() if value is not None}
     if STEPS[next_step].action is None:
         # A local step needs no call: it lands in this transaction.
-        with transaction.atomic():
-            if not _move_from(order_id, step, None, status=SagaStatus.COMPLETED, **recorded):
-                return None
-            _confirmed(claim, also_succeeded=step)
+        _confirm(claim, step, recorded)
         return None
     # Claimed here for the task that runs it next: its first attempt.
     if not _move_on(order_id, step, next_step, recorded):
@@ -461,16 +459,22 @@ _MOVE_ON = (
 )
 
 
-def _move_on(order_id: int, step: str, next_step: str, recorded: dict[str, str]) -> bool:
-    """`_move_from` to a successor claimed for this task (its first attempt) and
-    `step`'s success on the timeline, in one statement: the UPDATE and the
-    timeline's INSERT land together or not at all without a transaction around
-    them (three statements fewer than a transaction with a statement each).
-    False if `step` was no longer current (nothing written)."""
+def _stored_fields(recorded: dict[str, str]) -> list[str]:
+    """The saga's columns `recorded` (a step's result) sets, in a fixed order."""
     unknown = set(recorded) - set(_RECORDED_FIELDS)
     if unknown:
         raise ValueError(f"a step's result names fields the saga does not store: {sorted(unknown)}")
-    fields = [name for name in _RECORDED_FIELDS if name in recorded]
+    return [name for name in _RECORDED_FIELDS if name in recorded]
+
+
+def _move_on(order_id: int, step: str, next_step: str, recorded: dict[str, str]) -> bool:
+    """Makes `next_step` current if `step` still is, claimed for this task (its
+    first attempt), with what `step` stored and its success on the timeline, in
+    one statement: the UPDATE and the timeline's INSERT land together or not at
+    all without a transaction around them (three statements fewer than a
+    transaction with a statement each).
+    False if `step` was no longer current (nothing written)."""
+    fields = _stored_fields(recorded)
     now = timezone.now()
     statement = _MOVE_ON.format(recorded="".join(f"{name} = %s, " for name in fields))
     params: list[Any] = [
@@ -491,40 +495,68 @@ def _move_on(order_id: int, step: str, next_step: str, recorded: dict[str, str])
     return row is not None and row[0] == 1
 
 
-def _move_from(order_id: int, step: str, next_step: str | None, **fields: object) -> bool:
-    """Makes `next_step` current (None: the saga is over) if `step` still is;
-    `fields` are stored with it. False if `step` was no longer current."""
-    moved = OrderSaga.objects.filter(pk=order_id, status__in=ACTIVE_SAGA_STATUSES, current_step=step).update(
-        **{"attempts": 0, **fields},
-        current_step=next_step,
-        last_error="",
-        stall_deadline=_stall_deadline(),
-        updated_at=timezone.now(),
-    )
-    return moved == 1
+_ORDER_TABLE, _HISTORY_TABLE = Order._meta.db_table, OrderStatusChange._meta.db_table
+_CONFIRM = (
+    f"WITH saga AS (UPDATE {_SAGA_TABLE} SET {{recorded}}status = %s, current_step = NULL, "  # noqa: S608
+    "attempts = 0, last_error = '', stall_deadline = %s, updated_at = %s "
+    "WHERE order_id = %s AND status = ANY(%s) AND current_step = %s RETURNING order_id), "
+    f"moved AS (UPDATE {_ORDER_TABLE} o SET status = %s, updated_at = %s FROM saga "
+    "WHERE o.id = saga.order_id AND o.status = %s RETURNING o.id), "
+    f"history AS (INSERT INTO {_HISTORY_TABLE} (order_id, from_status, to_status, reason, at) "
+    "SELECT id, %s, %s, NULL, %s FROM moved), "
+    f"entry AS (INSERT INTO {_TIMELINE_TABLE} (order_id, step, status, error, at) "
+    "SELECT saga.order_id, step.name, %s, NULL, %s FROM saga, "
+    "unnest(%s::varchar[]) WITH ORDINALITY AS step(name, rank) ORDER BY step.rank ON CONFLICT DO NOTHING) "
+    "SELECT saga.order_id, moved.id FROM saga LEFT JOIN moved ON moved.id = saga.order_id"
+)
 
 
 @transaction.atomic
-def _confirm(claim: _Claim) -> None:
-    if _move_from(claim.order.pk, SagaStep.CONFIRM_ORDER, None, status=SagaStatus.COMPLETED):
-        _confirmed(claim)
-
-
-def _confirmed(claim: _Claim, *, also_succeeded: str | None = None) -> None:
+def _confirm(
+    claim: _Claim, step: str = SagaStep.CONFIRM_ORDER, recorded: dict[str, str] | None = None
+) -> None:
     """CONFIRMED and `order.confirmed` (product_service commits the stock on it),
-    in the caller's transaction, which has just ended the saga (its row is
-    locked). `also_succeeded`: the step whose success lands with it (the charge).
-    The claim's copy of the order and contact serve: nothing is read again."""
-    order_id = claim.order.pk
-    order = order_transition(
-        order_id=order_id, to_status=OrderStatus.CONFIRMED, known=claim.order, savepoint=False
-    )
+    if `step` is still current: the saga COMPLETED with what `step` stored, the
+    order's move and its history row, `step` and CONFIRM_ORDER on the timeline,
+    in one statement (was five), then the event in the same transaction. The
+    claim's copy of the order and contact serve: nothing is read again. An order
+    moved meanwhile by another hand (a cancellation) gets the refusal the status
+    machine gives, which rolls the statement back."""
+    recorded = recorded or {}
+    fields = _stored_fields(recorded)
+    order_id, now = claim.order.pk, timezone.now()
+    steps = list(dict.fromkeys([str(step), str(SagaStep.CONFIRM_ORDER)]))
+    params: list[Any] = [
+        *(recorded[name] for name in fields),
+        SagaStatus.COMPLETED,
+        _stall_deadline(),
+        now,
+        order_id,
+        [str(status) for status in ACTIVE_SAGA_STATUSES],
+        step,
+        OrderStatus.CONFIRMED,
+        now,
+        OrderStatus.PENDING,
+        OrderStatus.PENDING,
+        OrderStatus.CONFIRMED,
+        now,
+        TimelineStatus.SUCCEEDED,
+        now,
+        steps,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_CONFIRM.format(recorded="".join(f"{name} = %s, " for name in fields)), params)
+        row = cursor.fetchone()
+    if row is None:
+        return  # `step` was no longer current: nothing written
+    if row[1] is None:
+        # Not PENDING any more: the status machine's refusal, with the status it found.
+        order_transition(order_id=order_id, to_status=OrderStatus.CONFIRMED, savepoint=False)
+    order = claim.order
+    order.status, order.updated_at = OrderStatus.CONFIRMED, now
+    count_saga_outcome(order)
     logger.info("order confirmed", extra={"order_id": order_id})
     publish_order_confirmed(order=order, customer=claim.customer)
-    steps = [also_succeeded] if also_succeeded is not None else []
-    timeline_record_many(
-        order_id=order_id, steps=[*steps, SagaStep.CONFIRM_ORDER], status=TimelineStatus.SUCCEEDED
-    )
 
 
 @transaction.atomic

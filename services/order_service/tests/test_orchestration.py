@@ -22,6 +22,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from comptoir import ConflictError
 from orders import orchestration
 from orders.models import (
     CancelReason,
@@ -473,6 +474,72 @@ def test_a_forward_step_moves_on_and_records_its_success_in_one_statement(placed
     assert orchestration._advance(claim, SagaStep.VERIFY_USER, result) is None
     assert OrderSaga.objects.get(pk=placed.pk).current_step == SagaStep.RESERVE_STOCK
     assert timeline(placed) == [("verify_user", "succeeded", None)]
+
+
+def test_the_charge_confirms_the_order_in_one_statement_and_its_event(placed: Order) -> None:
+    OrderSaga.objects.filter(pk=placed.pk).update(current_step=SagaStep.CHARGE_PAYMENT, **_contact(ALICE))
+    claim = orchestration._claim(placed.pk, SagaStep.CHARGE_PAYMENT)
+    assert claim is not None
+
+    with CaptureQueriesContext(connection) as queries:
+        next_step = orchestration._advance(claim, SagaStep.CHARGE_PAYMENT, {"payment_id": "p-9"})
+
+    assert next_step is None
+    written = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(written) == 2, written  # the confirmation, then the outbox row
+    assert written[0].startswith("WITH saga AS (UPDATE"), written
+    saga = OrderSaga.objects.get(pk=placed.pk)
+    assert (saga.status, saga.current_step, saga.attempts, saga.last_error, saga.payment_id) == (
+        SagaStatus.COMPLETED,
+        None,
+        0,
+        "",
+        "p-9",
+    )
+    placed.refresh_from_db()
+    assert placed.status == OrderStatus.CONFIRMED
+    assert [(c.from_status, c.to_status) for c in placed.status_history.all()] == [
+        (None, "PENDING"),
+        ("PENDING", "CONFIRMED"),
+    ]
+    assert timeline(placed) == [("charge_payment", "succeeded", None), ("confirm_order", "succeeded", None)]
+    ((kind, key, payload),) = event_summary()
+    assert (kind, key, payload["customer_email"]) == (
+        "order.confirmed",
+        str(placed.pk),
+        _contact(ALICE)["customer_email"],
+    )
+    # The same success again (a duplicate task): the saga is over, nothing is written.
+    assert orchestration._advance(claim, SagaStep.CHARGE_PAYMENT, {"payment_id": "p-9"}) is None
+    assert len(event_summary()) == 1
+    assert placed.status_history.count() == 2
+
+
+def test_a_charge_for_an_order_cancelled_meanwhile_is_refused_and_writes_nothing(placed: Order) -> None:
+    OrderSaga.objects.filter(pk=placed.pk).update(current_step=SagaStep.CHARGE_PAYMENT)
+    claim = orchestration._claim(placed.pk, SagaStep.CHARGE_PAYMENT)
+    assert claim is not None
+    Order.objects.filter(pk=placed.pk).update(
+        status=OrderStatus.CANCELLED, cancel_reason=CancelReason.SYSTEM_ERROR
+    )
+
+    with pytest.raises(ConflictError) as refused:
+        orchestration._advance(claim, SagaStep.CHARGE_PAYMENT, {"payment_id": "p-9"})
+
+    assert refused.value.details == {
+        "order_id": placed.pk,
+        "from_status": OrderStatus.CANCELLED,
+        "to_status": OrderStatus.CONFIRMED,
+    }
+    saga = OrderSaga.objects.get(pk=placed.pk)
+    assert (saga.status, saga.current_step, saga.payment_id) == (
+        SagaStatus.RUNNING,
+        SagaStep.CHARGE_PAYMENT,
+        None,
+    )
+    assert timeline(placed) == []
+    assert event_summary() == []
+    assert placed.status_history.count() == 1
 
 
 def test_a_step_result_naming_a_field_the_saga_does_not_store_is_refused(placed: Order) -> None:
