@@ -209,6 +209,9 @@ KAFKA_BOOTSTRAP_SERVERS: str = _urls["KAFKA_BOOTSTRAP_SERVERS"]
 KAFKA_SECURITY: dict[str, str] = kafka_security_from_env()
 CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND: str = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+if CELERY_BROKER_URL.partition("://")[0] == "redis":
+    # kombu's Redis transport with one client per channel (comptoir._celery_redis).
+    CELERY_BROKER_TRANSPORT = "comptoir._celery_redis:Transport"
 # A task's outcome lives in its service's database (a saga's step, a mail's
 # status); nothing reads a task's return value back, so storing it in Redis on
 # every task is work for nobody. A task that needs its result says so itself
