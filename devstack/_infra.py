@@ -604,9 +604,9 @@ def kafka_processes(brokers: int = KAFKA_BROKERS) -> list[ManagedProcess]:
     # heap, and the serial collector, which keeps no remembered sets or card tables
     # beside it (G1's took 44 MiB of a 320 MiB heap) and puts no write barriers in
     # the broker's code; its young collections of a heap this size pause for
-    # milliseconds. Two malloc arenas bound the native
-    # memory the broker's threads keep after a burst. Each node of the cluster gets
-    # less heap (its three JVMs share the machine with the platform).
+    # milliseconds. Two malloc arenas bound the native memory the broker's threads
+    # keep after a burst. Each node of the cluster gets less heap (its three JVMs
+    # share the machine with the platform).
     heap = "-Xmx320m" if brokers == 1 else "-Xmx256m"
     return [
         ManagedProcess(

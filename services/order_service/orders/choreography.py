@@ -47,7 +47,6 @@ from .models import (
     OrderLine,
     OrderSaga,
     OrderStatus,
-    OrderStatusChange,
     SagaMode,
     SagaStatus,
     SagaStep,
@@ -56,7 +55,13 @@ from .models import (
     as_stored,
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
-from .transitions import count_saga_outcome, order_transition, timeline_record
+from .transitions import (
+    confirming_ctes,
+    confirming_params,
+    count_saga_outcome,
+    order_transition,
+    timeline_record,
+)
 from .upstream import STOCK_REFUSALS, StepRefused
 
 logger = logging.getLogger(__name__)
@@ -171,21 +176,13 @@ def stock_rejected(*, order_id: str, reason: str) -> None:
     _cancel(saga, cancel_reason)
 
 
-_HISTORY_TABLE = OrderStatusChange._meta.db_table
 _CONFIRMED = (
     f"WITH saga AS (UPDATE {_SAGA_TABLE} s SET payment_id = %s, status = %s, current_step = NULL, "  # noqa: S608
     f"updated_at = %s FROM {_ORDER_TABLE} o WHERE s.order_id = %s AND s.status = %s "
     "AND o.id = s.order_id AND o.saga_mode = %s AND o.status = %s "
     "RETURNING s.order_id, s.customer_email, s.customer_name), "
-    f"moved AS (UPDATE {_ORDER_TABLE} o SET status = %s, updated_at = %s FROM saga "
-    "WHERE o.id = saga.order_id AND o.status = %s "
-    "RETURNING o.id, o.user_id, o.total, o.currency, o.saga_mode, o.created_at), "
-    f"history AS (INSERT INTO {_HISTORY_TABLE} (order_id, from_status, to_status, reason, at) "
-    "SELECT id, %s, %s, NULL, %s FROM moved), "
-    f"entry AS (INSERT INTO {_TIMELINE_TABLE} (order_id, step, status, error, at) "
-    "SELECT saga.order_id, step.name, %s, NULL, %s FROM saga, "
-    "unnest(%s::varchar[]) WITH ORDINALITY AS step(name, rank) ORDER BY step.rank ON CONFLICT DO NOTHING) "
-    "SELECT saga.order_id, saga.customer_email, saga.customer_name, "
+    + confirming_ctes("o.id, o.user_id, o.total, o.currency, o.saga_mode, o.created_at")
+    + "SELECT saga.order_id, saga.customer_email, saga.customer_name, "
     "moved.id, moved.user_id, moved.total, moved.currency, moved.saga_mode, moved.created_at "
     "FROM saga LEFT JOIN moved ON moved.id = saga.order_id"
 )
@@ -214,15 +211,7 @@ def payment_succeeded(*, order_id: str, payment_id: str) -> None:
         SagaStatus.RUNNING,
         SagaMode.CHOREOGRAPHY,
         OrderStatus.PENDING,
-        OrderStatus.CONFIRMED,
-        now,
-        OrderStatus.PENDING,
-        OrderStatus.PENDING,
-        OrderStatus.CONFIRMED,
-        now,
-        TimelineStatus.SUCCEEDED,
-        now,
-        [str(step) for step in _CONFIRMED_STEPS],
+        *confirming_params(now=now, steps=_CONFIRMED_STEPS),
     ]
     with connection.cursor() as cursor:
         cursor.execute(_CONFIRMED, params)

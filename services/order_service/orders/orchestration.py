@@ -74,7 +74,6 @@ from .models import (
     OrderLine,
     OrderSaga,
     OrderStatus,
-    OrderStatusChange,
     SagaMode,
     SagaStatus,
     SagaStep,
@@ -83,7 +82,13 @@ from .models import (
 )
 from .product_quotes import RequestedLine
 from .publishing import publish_order_cancelled, publish_order_confirmed
-from .transitions import count_saga_outcome, order_transition, timeline_record
+from .transitions import (
+    confirming_ctes,
+    confirming_params,
+    count_saga_outcome,
+    order_transition,
+    timeline_record,
+)
 from .upstream import (
     StepRefused,
     payment_charge,
@@ -495,19 +500,12 @@ def _move_on(order_id: int, step: str, next_step: str, recorded: dict[str, str])
     return row is not None and row[0] == 1
 
 
-_ORDER_TABLE, _HISTORY_TABLE = Order._meta.db_table, OrderStatusChange._meta.db_table
 _CONFIRM = (
     f"WITH saga AS (UPDATE {_SAGA_TABLE} SET {{recorded}}status = %s, current_step = NULL, "  # noqa: S608
     "attempts = 0, last_error = '', stall_deadline = %s, updated_at = %s "
     "WHERE order_id = %s AND status = ANY(%s) AND current_step = %s RETURNING order_id), "
-    f"moved AS (UPDATE {_ORDER_TABLE} o SET status = %s, updated_at = %s FROM saga "
-    "WHERE o.id = saga.order_id AND o.status = %s RETURNING o.id), "
-    f"history AS (INSERT INTO {_HISTORY_TABLE} (order_id, from_status, to_status, reason, at) "
-    "SELECT id, %s, %s, NULL, %s FROM moved), "
-    f"entry AS (INSERT INTO {_TIMELINE_TABLE} (order_id, step, status, error, at) "
-    "SELECT saga.order_id, step.name, %s, NULL, %s FROM saga, "
-    "unnest(%s::varchar[]) WITH ORDINALITY AS step(name, rank) ORDER BY step.rank ON CONFLICT DO NOTHING) "
-    "SELECT saga.order_id, moved.id FROM saga LEFT JOIN moved ON moved.id = saga.order_id"
+    + confirming_ctes("o.id")
+    + "SELECT saga.order_id, moved.id FROM saga LEFT JOIN moved ON moved.id = saga.order_id"
 )
 
 
@@ -525,7 +523,7 @@ def _confirm(
     recorded = recorded or {}
     fields = _stored_fields(recorded)
     order_id, now = claim.order.pk, timezone.now()
-    steps = list(dict.fromkeys([str(step), str(SagaStep.CONFIRM_ORDER)]))
+    steps = list(dict.fromkeys([step, SagaStep.CONFIRM_ORDER]))
     params: list[Any] = [
         *(recorded[name] for name in fields),
         SagaStatus.COMPLETED,
@@ -534,15 +532,7 @@ def _confirm(
         order_id,
         [str(status) for status in ACTIVE_SAGA_STATUSES],
         step,
-        OrderStatus.CONFIRMED,
-        now,
-        OrderStatus.PENDING,
-        OrderStatus.PENDING,
-        OrderStatus.CONFIRMED,
-        now,
-        TimelineStatus.SUCCEEDED,
-        now,
-        steps,
+        *confirming_params(now=now, steps=steps),
     ]
     with connection.cursor() as cursor:
         cursor.execute(_CONFIRM.format(recorded="".join(f"{name} = %s, " for name in fields)), params)

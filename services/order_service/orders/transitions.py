@@ -9,6 +9,10 @@ event twice adds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +20,7 @@ from comptoir import ApplicationError, ConflictError, ErrorCode, NotFoundError
 
 from . import saga_metrics
 from .errors import OrderErrorCode
-from .models import CancelReason, Order, OrderStatus, OrderStatusChange, SagaTimelineEntry
+from .models import CancelReason, Order, OrderStatus, OrderStatusChange, SagaTimelineEntry, TimelineStatus
 from .selectors import MAX_ORDER_ID
 
 MAX_REASON_LENGTH = 64
@@ -157,3 +161,40 @@ def timeline_record_many(
         ],
         ignore_conflicts=True,
     )
+
+
+_ORDER_TABLE, _HISTORY_TABLE = Order._meta.db_table, OrderStatusChange._meta.db_table
+_TIMELINE_TABLE = SagaTimelineEntry._meta.db_table
+
+
+def confirming_ctes(returning: str) -> str:
+    """The part of a confirming statement (either saga's) after a CTE named `saga`
+    that updated the order's saga row (RETURNING its order_id): `moved`, the order
+    PENDING → CONFIRMED (RETURNING `returning`, its columns as `o.…`, `o.id`
+    first), its history row, and the steps on the timeline in the order given
+    (those there already skipped). Its parameters: `confirming_params`."""
+    return (
+        f"moved AS (UPDATE {_ORDER_TABLE} o SET status = %s, updated_at = %s FROM saga "  # noqa: S608
+        f"WHERE o.id = saga.order_id AND o.status = %s RETURNING {returning}), "
+        f"history AS (INSERT INTO {_HISTORY_TABLE} (order_id, from_status, to_status, reason, at) "
+        "SELECT id, %s, %s, NULL, %s FROM moved), "
+        f"entry AS (INSERT INTO {_TIMELINE_TABLE} (order_id, step, status, error, at) "
+        "SELECT saga.order_id, step.name, %s, NULL, %s FROM saga, "
+        "unnest(%s::varchar[]) WITH ORDINALITY AS step(name, rank) ORDER BY step.rank "
+        "ON CONFLICT DO NOTHING) "
+    )
+
+
+def confirming_params(*, now: datetime, steps: Sequence[str]) -> list[Any]:
+    """The parameters of `confirming_ctes`, in their order."""
+    return [
+        OrderStatus.CONFIRMED,
+        now,
+        OrderStatus.PENDING,
+        OrderStatus.PENDING,
+        OrderStatus.CONFIRMED,
+        now,
+        TimelineStatus.SUCCEEDED,
+        now,
+        [str(step) for step in steps],
+    ]

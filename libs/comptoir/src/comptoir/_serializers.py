@@ -82,11 +82,7 @@ class ModelSerializer(serializers.ModelSerializer[_MT]):
         return copy.deepcopy(prototype)
 
     def to_representation(self, instance: _MT) -> dict[str, Any]:
-        cls = type(self)
-        if _OUTPUT not in cls.__dict__:
-            # Two threads may both build it first: equal field lists either way.
-            setattr(cls, _OUTPUT, _output_fields(cls))
-        fields: tuple[tuple[str, _Field], ...] | None = cls.__dict__[_OUTPUT]
+        fields = _shared_output_fields(type(self))
         if fields is None:
             return super().to_representation(instance)
         # DRF's Serializer.to_representation, over the shared fields.
@@ -99,6 +95,15 @@ class ModelSerializer(serializers.ModelSerializer[_MT]):
             check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
             data[name] = None if check_for_none is None else field.to_representation(attribute)
         return data
+
+
+def _shared_output_fields(cls: type[ModelSerializer[Any]]) -> tuple[tuple[str, _Field], ...] | None:
+    """`_output_fields(cls)`, built on first use and kept on the class itself."""
+    if _OUTPUT not in cls.__dict__:
+        # Two threads may both build it first: equal field lists either way.
+        setattr(cls, _OUTPUT, _output_fields(cls))
+    fields: tuple[tuple[str, _Field], ...] | None = cls.__dict__[_OUTPUT]
+    return fields
 
 
 def _output_fields(cls: type[ModelSerializer[Any]]) -> tuple[tuple[str, _Field], ...] | None:
@@ -114,10 +119,7 @@ def _context_free(field: _Field | None) -> bool:
     if isinstance(field, serializers.ListSerializer):
         return _context_free(field.child)
     if isinstance(field, ModelSerializer):
-        cls = type(field)
-        if _OUTPUT not in cls.__dict__:
-            setattr(cls, _OUTPUT, _output_fields(cls))
-        return cls.__dict__[_OUTPUT] is not None
+        return _shared_output_fields(type(field)) is not None
     if isinstance(field, serializers.BaseSerializer):
         return False
     if isinstance(field, serializers.ListField | serializers.DictField):
