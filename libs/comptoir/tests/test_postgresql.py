@@ -87,3 +87,30 @@ def test_within_a_transaction_the_check_is_djangos_own(checked_calls: list[str])
     finally:
         if connection.connection is not None:
             connection.connection.execute("ROLLBACK")
+
+
+def test_a_statement_run_often_on_a_connection_is_prepared_by_the_server() -> None:
+    """Parameters are bound by PostgreSQL and a statement run DB_PREPARE_THRESHOLD
+    times (5) is prepared there: it is no longer parsed and planned per run."""
+    statement = "SELECT %s::int + 1 AS comptoir_prepared_probe"
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%comptoir_prepared_probe%"],
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    connection.close()
+    with connection.cursor() as cursor:
+        for n in range(4):
+            cursor.execute(statement, [n])
+            assert cursor.fetchone() == (n + 1,)
+    assert prepared() == []  # not yet: four runs
+    with connection.cursor() as cursor:
+        for n in range(4, 6):
+            cursor.execute(statement, [n])
+            assert cursor.fetchone() == (n + 1,)
+    # The server holds it with a placeholder: the value was never in the text.
+    assert prepared() == ["SELECT $1::int + 1 AS comptoir_prepared_probe"]
