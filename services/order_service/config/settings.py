@@ -65,7 +65,7 @@ ORDER_CUSTOMER_CACHE_S = env.float("ORDER_CUSTOMER_CACHE_S", default=30.0)
 if ORDER_CUSTOMER_CACHE_S < 0:
     raise ImproperlyConfigured("ORDER_CUSTOMER_CACHE_S cannot be negative")
 CACHES["customers"] = {
-    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "BACKEND": "comptoir._redis_cache.RedisCache",
     "LOCATION": REDIS_URL,
     "KEY_PREFIX": "order_service",
     # An order asks user_service rather than wait on a Redis that does not answer.

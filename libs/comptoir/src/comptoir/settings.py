@@ -160,7 +160,8 @@ TEMPLATES: list[dict[str, Any]] = [
 DATABASES: dict[str, dict[str, Any]] = {"default": dict(_database)}
 CACHES: dict[str, dict[str, Any]] = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's, with one Redis client per pool instead of one per operation.
+        "BACKEND": "comptoir._redis_cache.RedisCache",
         "LOCATION": _urls["REDIS_URL"],
         "KEY_PREFIX": SERVICE_NAME,
     }
