@@ -28,12 +28,18 @@ def built_clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return built
 
 
+def _cache() -> RedisCache:
+    """A cache on the default cache's Redis with keys of its own."""
+    default: Any = caches["default"]
+    return RedisCache(default._servers, {"KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}"})
+
+
 def test_the_default_cache_is_the_backend_with_one_client_per_pool() -> None:
     assert isinstance(caches["default"], RedisCache)
 
 
 def test_cache_operations_share_one_client(built_clients: list[Any]) -> None:
-    cache = RedisCache(caches["default"]._servers, {"KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}"})
+    cache = _cache()
     try:
         cache.set("a", 1)
         assert cache.add("a", 2) is False
@@ -50,7 +56,7 @@ def test_cache_operations_share_one_client(built_clients: list[Any]) -> None:
 
 
 def test_threads_share_the_client_and_see_each_others_writes(built_clients: list[Any]) -> None:
-    cache = RedisCache(caches["default"]._servers, {"KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}"})
+    cache = _cache()
     errors: list[BaseException] = []
 
     def write(n: int) -> None:
