@@ -12,13 +12,6 @@ failed messages are safely on their retry or dead-letter topic, are the offsets
 committed: a crash anywhere redelivers, and the inbox makes the redelivery
 harmless.
 
-Committing an offset is storing it in the client (`store_offsets`), which
-commits what is stored to the broker in the background every
-OFFSET_COMMIT_INTERVAL_MS and on leaving the group (a rebalance, SIGTERM): a
-synchronous commit per batch cost the broker a write and the consumer a round
-trip for every few messages. A crash between a store and the next background
-commit redelivers at most that interval's messages, which the inbox skips.
-
 Failures: a handler exception sends the message to the service's own
 `<service>.<topic>.retry.<n>` (n = the attempt that failed), read by the same
 process once RETRY_DELAYS[n-1] seconds have passed since it was written.
@@ -56,7 +49,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connections, transaction
 
@@ -115,8 +108,6 @@ BATCHED_CHUNK_MAX = 100
 TRANSACTION_MAX_S = 0.1
 # Seconds between tries while the database does not answer.
 DB_RETRY_S = 1.0
-# How often the client commits the offsets stored after each transaction.
-OFFSET_COMMIT_INTERVAL_MS = 1000
 
 
 class _Outcome(enum.Enum):
@@ -212,10 +203,7 @@ class EventConsumer:
             {
                 **kafka_client_config(self.config.bootstrap_servers),
                 "group.id": self.group,
-                # Only what `_store` stored (after its transaction committed) is committed.
-                "enable.auto.commit": True,
-                "enable.auto.offset.store": False,
-                "auto.commit.interval.ms": OFFSET_COMMIT_INTERVAL_MS,
+                "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 2000,
@@ -418,7 +406,10 @@ class EventConsumer:
                 self.stats.duplicates += 1
             else:
                 self.stats.skipped += 1
-        self._store(consumer, commits)
+        consumer.commit(
+            offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in commits.items()],
+            asynchronous=False,
+        )
 
     def _run_handler(self, item: _Ready) -> None:
         delivery, handler = item.delivery, item.handler
@@ -477,24 +468,12 @@ class EventConsumer:
                     continue
                 commits[partition] = int(message.offset() or 0) + 1
         self._send(outgoing)
-        self._store(consumer, commits)
+        if commits:
+            consumer.commit(
+                offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in commits.items()],
+                asynchronous=False,
+            )
         return index
-
-    def _store(self, consumer: Consumer, offsets: dict[tuple[str, int], int]) -> None:
-        """Marks the partitions' messages before `offsets` done, for the client to commit.
-
-        A partition revoked meanwhile refuses its offset: its messages go to the
-        partition's new owner, whose inbox skips what this one handled."""
-        if not offsets:
-            return
-        try:
-            consumer.store_offsets(
-                offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in offsets.items()]
-            )
-        except KafkaException as error:
-            logger.info(
-                "consumer %s: offsets not stored (%s); the inbox skips the redelivery", self.group, error
-            )
 
     def _send(self, outgoing: list[_Outgoing]) -> None:
         """Puts failed messages on their retry or dead-letter topic; raises unless all are acknowledged."""
