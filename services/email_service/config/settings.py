@@ -33,6 +33,10 @@ EMAIL_RETRY_BACKOFF_MAX_S = env.int("EMAIL_RETRY_BACKOFF_MAX_S", default=300)
 EMAIL_REQUEUE_AFTER_S = env.float("EMAIL_REQUEUE_AFTER_S", default=60.0)
 EMAIL_SWEEP_INTERVAL_S = env.float("EMAIL_SWEEP_INTERVAL_S", default=30.0)
 
+# The mails' events wait up to this long at the broker to come in batches (fewer,
+# larger transactions and delivery tasks); a mail leaves that much later.
+COMPTOIR_EVENTS = {**COMPTOIR_EVENTS, "CONSUMER_LINGER_MS": env.int("EMAIL_CONSUMER_LINGER_MS", default=200)}
+
 # The Celery queue mails are delivered through (the `worker` process reads
 # `email_service`; tests give the processes they start a queue of their own).
 CELERY_TASK_DEFAULT_QUEUE = env.str("EMAIL_TASK_QUEUE", default="email_service")

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections
 from eventsapp.handlers import connection_cuts
 from eventsapp.models import Breakage, HandledNote
 from pytest_django import Settings
@@ -389,3 +389,42 @@ def test_a_retry_paused_across_a_rebalance_is_resumed_when_its_partition_comes_b
     thread.join(timeout=5)
     assert consumer.stats.handled == 1, "the retry was never resumed after the rebalance"
     assert list(HandledNote.objects.values_list("event_id", "attempt")) == [(envelope.event_id, 2)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lingering_consumer_gets_what_came_during_its_linger_in_one_batch(
+    notes_topic: str, group_id: str, settings: Settings
+) -> None:
+    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "CONSUMER_LINGER_MS": 3000}
+    declare_topics([notes_topic], event_settings(), with_failure_topics=True)
+    consumer = EventConsumer(group_id=group_id)
+    handled_after_each_batch: list[int] = []
+
+    def after_batch() -> bool:
+        handled_after_each_batch.append(consumer.stats.handled)
+        return consumer.stats.handled >= 12
+
+    def consume() -> None:
+        try:
+            consumer.run(max_seconds=60, until=after_batch)
+        finally:
+            connections.close_all()  # this thread's own
+
+    running = threading.Thread(target=consume)
+    running.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (consumer._consumer and consumer._consumer.assignment()):
+            assert time.monotonic() < deadline, "the consumer was never assigned its partitions"
+            time.sleep(0.1)
+        # Twelve events relayed one by one over ~250 ms: without a linger each is a
+        # fetch (and a batch) of its own.
+        for _ in range(12):
+            publish_notes(1, keys=["a"])
+            assert relay_all() == 1
+            time.sleep(0.02)
+    finally:
+        running.join(timeout=60)
+    assert consumer.stats.handled == 12
+    batches = [n for n in handled_after_each_batch if n]
+    assert len(set(batches)) <= 2, handled_after_each_batch

@@ -6,7 +6,11 @@ TOPIC_REPLICATION_FACTOR (of the topics the service creates; at most the broker
 count), TOPIC_RETENTION_MS, DLQ_RETENTION_MS, RELAY_BATCH_SIZE, RELAY_POLL_INTERVAL,
 OUTBOX_RETENTION (seconds a sent row is kept), OUTBOX_MAX_ATTEMPTS (publishes the
 broker refuses for good before a row is quarantined), INBOX_RETENTION (seconds),
-CONSUMER_BATCH_SIZE, TOPICS (event type -> topic, overriding the catalogue),
+CONSUMER_BATCH_SIZE, CONSUMER_LINGER_MS (how long the broker may hold a fetch to
+gather more messages for the consumer: 0, the default, answers on the first
+message; a consumer whose events are on nobody's critical path, such as the
+mails, trades that delay for fewer, larger batches), TOPICS (event type ->
+topic, overriding the catalogue),
 PRODUCERS (event type -> the service its consumers accept it from, overriding
 the catalogue's owner).
 """
@@ -37,6 +41,7 @@ class EventSettings:
     outbox_max_attempts: int = 5
     inbox_retention: float = 30 * 24 * 3600.0
     consumer_batch_size: int = 500
+    consumer_linger_ms: int = 0
     topics: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,5 +76,6 @@ def event_settings() -> EventSettings:
         outbox_max_attempts=number("OUTBOX_MAX_ATTEMPTS", defaults.outbox_max_attempts),
         inbox_retention=number("INBOX_RETENTION", defaults.inbox_retention),
         consumer_batch_size=number("CONSUMER_BATCH_SIZE", defaults.consumer_batch_size),
+        consumer_linger_ms=number("CONSUMER_LINGER_MS", defaults.consumer_linger_ms),
         topics=dict(configured.get("TOPICS", {})),
     )
