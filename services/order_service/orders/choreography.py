@@ -56,6 +56,7 @@ from .models import (
 )
 from .publishing import publish_order_cancelled, publish_order_confirmed, publish_order_created
 from .transitions import (
+    SagaOpening,
     confirming_ctes,
     confirming_params,
     count_saga_outcome,
@@ -80,34 +81,30 @@ def user_can_order(*, user_id: int) -> Customer | None:
         return None
 
 
-def saga_start(
-    *, order: Order, lines: Sequence[OrderLine], customer: Customer | None
-) -> tuple[OrderSaga, list[SagaTimelineEntry]]:
-    """In the placing transaction: `order.created` (with the `lines` it wrote),
-    or the cancellation of an order whose user cannot order (`customer` None).
-    Returns the saga and the timeline entry the user check wrote."""
-    user_active = customer is not None
-    timeline = timeline_record(
-        order_id=order.pk,
-        step=SagaStep.VERIFY_USER,
-        status=TimelineStatus.SUCCEEDED if user_active else TimelineStatus.FAILED,
-        error=None if user_active else CancelReason.USER_INACTIVE,
-    )
-    if customer is not None:
-        publish_order_created(order=order, lines=lines)
-        saga = OrderSaga.objects.create(
-            order=order,
-            status=SagaStatus.RUNNING,
-            current_step=SagaStep.RESERVE_STOCK,
-            customer_email=customer.email,
-            customer_name=customer.full_name,
+def saga_opening(*, customer: Customer | None) -> SagaOpening:
+    """The saga of an order being placed, after the user check made beside its
+    quote: waiting on the stock (with the customer's contact), or failed when the
+    user cannot order (`customer` None); the check's outcome on the timeline."""
+    if customer is None:
+        return SagaOpening(
+            current_step=None,
+            failure_reason=CancelReason.USER_INACTIVE,
+            user_check=TimelineStatus.FAILED,
+            user_check_error=CancelReason.USER_INACTIVE,
         )
-        return saga, timeline
-    saga = OrderSaga.objects.create(
-        order=order, status=SagaStatus.RUNNING, failure_reason=CancelReason.USER_INACTIVE
+    return SagaOpening(
+        current_step=SagaStep.RESERVE_STOCK, customer=customer, user_check=TimelineStatus.SUCCEEDED
     )
+
+
+def saga_start(*, saga: OrderSaga, lines: Sequence[OrderLine]) -> None:
+    """In the placing transaction, once its statement wrote the order and `saga`
+    (`saga_opening`): `order.created` (with the `lines` it wrote), or the
+    cancellation of an order whose user cannot order."""
+    if saga.failure_reason is None:
+        publish_order_created(order=saga.order, lines=lines)
+        return
     _cancel(saga, CancelReason.USER_INACTIVE)
-    return saga, timeline
 
 
 _SAGA_TABLE, _ORDER_TABLE = OrderSaga._meta.db_table, Order._meta.db_table

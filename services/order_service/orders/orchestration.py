@@ -83,6 +83,7 @@ from .models import (
 from .product_quotes import RequestedLine
 from .publishing import publish_order_cancelled, publish_order_confirmed
 from .transitions import (
+    SagaOpening,
     confirming_ctes,
     confirming_params,
     count_saga_outcome,
@@ -118,18 +119,16 @@ class _Claim:
 # ------------------------------------------------------------------ entry points
 
 
-def saga_start(*, order: Order) -> tuple[OrderSaga, list[SagaTimelineEntry]]:
-    """Creates the saga of a just-placed order (inside its transaction) and
-    enqueues the first step once that commits. Returns the saga and the
-    timeline entries its start wrote: none (the first step writes the first)."""
-    saga = OrderSaga.objects.create(
-        order=order,
-        status=SagaStatus.RUNNING,
-        current_step=SagaStep.VERIFY_USER,
-        stall_deadline=_stall_deadline(),
-    )
-    _enqueue_on_commit(order.pk, SagaStep.VERIFY_USER)
-    return saga, []
+def saga_opening() -> SagaOpening:
+    """The saga of an order being placed: at its first step, verify_user (no
+    timeline entry yet: the step writes it)."""
+    return SagaOpening(current_step=SagaStep.VERIFY_USER, stall_deadline=_stall_deadline())
+
+
+def saga_start(*, saga: OrderSaga) -> None:
+    """In the placing transaction, once its statement wrote the order and `saga`
+    (`saga_opening`): the first step is enqueued when that commits."""
+    _enqueue_on_commit(saga.order_id, SagaStep.VERIFY_USER)
 
 
 def saga_run_step(*, order_id: int, step: str) -> None:

@@ -30,14 +30,18 @@ from .models import (
     Customer,
     Order,
     OrderLine,
+    OrderSaga,
     OrderStatus,
     OrderStatusChange,
     SagaMode,
+    SagaStatus,
+    SagaStep,
     SagaTimelineEntry,
     as_stored,
 )
 from .product_quotes import Quote, RequestedLine, product_quote
 from .selectors import order_get_by_idempotency_key
+from .transitions import SagaOpening
 from .transitions import order_transition as order_transition
 
 # Threads for the calls a request makes beside its own (carrying its context).
@@ -149,17 +153,20 @@ def _order_insert(
     """Writes the order, its lines, its first status and its saga; returns it with
     what was written, unless its saga already moved it on (a choreographed order
     whose user cannot order is cancelled here: read that one back)."""
-    order, lines, placed = _order_rows_insert(
+    choreographed = saga_mode == SagaMode.CHOREOGRAPHY
+    opening = choreography.saga_opening(customer=customer) if choreographed else orchestration.saga_opening()
+    order, lines, placed, saga, timeline = _order_rows_insert(
         user_id=user_id,
         quote=quote,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
         saga_mode=saga_mode,
+        opening=opening,
     )
-    if saga_mode == SagaMode.CHOREOGRAPHY:
-        saga, timeline = choreography.saga_start(order=order, lines=lines, customer=customer)
+    if choreographed:
+        choreography.saga_start(saga=saga, lines=lines)
     else:
-        saga, timeline = orchestration.saga_start(order=order)
+        orchestration.saga_start(saga=saga)
     if saga.failure_reason is not None:
         return order, None
     detail = PlacedOrderDetail(
@@ -183,8 +190,9 @@ def _quoted(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-# The order's row, its lines and its first status in one statement (a create, a
-# bulk create and a create through the ORM were three, compiled again per order).
+# The order's row, its lines, its first status, its saga and the saga's first
+# timeline entry (when its start checked the user) in one statement (creates
+# through the ORM were five, compiled again per order).
 _PLACE = (
     f"WITH placed AS (INSERT INTO {_quoted(Order)} "  # noqa: S608 - the models' own tables
     "(user_id, status, cancel_reason, total, currency, idempotency_key, idempotency_fingerprint, "
@@ -196,7 +204,13 @@ _PLACE = (
     "WITH ORDINALITY AS line(product_id, product_name, quantity, unit_price, line_total, rank) "
     "ORDER BY line.rank RETURNING id, product_id), "
     f"history AS (INSERT INTO {_quoted(OrderStatusChange)} (order_id, from_status, to_status, reason, at) "
-    "SELECT id, NULL, %s, NULL, %s FROM placed RETURNING id) "
+    "SELECT id, NULL, %s, NULL, %s FROM placed RETURNING id), "
+    f"saga AS (INSERT INTO {_quoted(OrderSaga)} (order_id, status, current_step, attempts, failure_reason, "
+    "compensation_plan, last_error, reservation_id, payment_id, customer_email, customer_name, "
+    "stall_deadline, created_at, updated_at) "
+    "SELECT id, %s, %s, 0, %s, '[]'::jsonb, '', NULL, NULL, %s, %s, %s, %s, %s FROM placed), "
+    f"entry AS (INSERT INTO {_quoted(SagaTimelineEntry)} (order_id, step, status, error, at) "
+    "SELECT id, %s, %s, %s, %s FROM placed WHERE %s::varchar IS NOT NULL) "
     "SELECT placed.id, history.id, (SELECT array_agg(line.id ORDER BY line.id) FROM line), "
     "(SELECT array_agg(line.product_id ORDER BY line.id) FROM line) FROM placed, history"
 )
@@ -209,10 +223,14 @@ def _order_rows_insert(
     idempotency_key: str | None,
     fingerprint: str | None,
     saga_mode: SagaMode,
-) -> tuple[Order, list[OrderLine], OrderStatusChange]:
-    """Writes the PENDING order, its lines and its first status; returns them as
-    written (a repeated idempotency key raises IntegrityError, as the ORM's insert did)."""
+    opening: SagaOpening,
+) -> tuple[Order, list[OrderLine], OrderStatusChange, OrderSaga, list[SagaTimelineEntry]]:
+    """Writes the PENDING order, its lines, its first status, its saga as `opening`
+    says and the user check's timeline entry if any; returns them as written (a
+    repeated idempotency key raises IntegrityError, as the ORM's insert did)."""
     now = timezone.now()
+    customer = opening.customer
+    stall_deadline = opening.stall_deadline or now
     with connection.cursor() as cursor:
         cursor.execute(
             _PLACE,
@@ -233,6 +251,19 @@ def _order_rows_insert(
                 [line.line_total for line in quote.lines],
                 OrderStatus.PENDING,
                 now,
+                SagaStatus.RUNNING,
+                opening.current_step,
+                opening.failure_reason,
+                customer.email if customer else "",
+                customer.full_name if customer else "",
+                stall_deadline,
+                now,
+                now,
+                SagaStep.VERIFY_USER,
+                opening.user_check,
+                opening.user_check_error,
+                now,
+                opening.user_check,
             ],
         )
         order_id, history_id, line_ids, product_ids = cursor.fetchone()
@@ -269,7 +300,37 @@ def _order_rows_insert(
     placed = as_stored(
         OrderStatusChange(id=history_id, order=order, from_status=None, to_status=OrderStatus.PENDING, at=now)
     )
-    return order, lines, placed
+    saga = as_stored(
+        OrderSaga(
+            order=order,
+            status=SagaStatus.RUNNING,
+            current_step=opening.current_step,
+            attempts=0,
+            failure_reason=opening.failure_reason,
+            compensation_plan=[],
+            last_error="",
+            customer_email=customer.email if customer else "",
+            customer_name=customer.full_name if customer else "",
+            stall_deadline=stall_deadline,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    # As `timeline_record` returns them: the entry as built, without its id.
+    timeline = (
+        [
+            SagaTimelineEntry(
+                order_id=order_id,
+                step=SagaStep.VERIFY_USER,
+                status=opening.user_check,
+                error=opening.user_check_error,
+                at=now,
+            )
+        ]
+        if opening.user_check is not None
+        else []
+    )
+    return order, lines, placed, saga, timeline
 
 
 def _reject_duplicate_products(lines: Sequence[RequestedLine]) -> None:

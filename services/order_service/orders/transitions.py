@@ -10,6 +10,7 @@ event twice adds nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,15 @@ from comptoir import ApplicationError, ConflictError, ErrorCode, NotFoundError
 
 from . import saga_metrics
 from .errors import OrderErrorCode
-from .models import CancelReason, Order, OrderStatus, OrderStatusChange, SagaTimelineEntry, TimelineStatus
+from .models import (
+    CancelReason,
+    Customer,
+    Order,
+    OrderStatus,
+    OrderStatusChange,
+    SagaTimelineEntry,
+    TimelineStatus,
+)
 from .selectors import MAX_ORDER_ID
 
 MAX_REASON_LENGTH = 64
@@ -131,6 +140,23 @@ def count_saga_outcome(order: Order) -> None:
     transaction.on_commit(
         lambda: saga_metrics.saga_finished(mode=mode, status=status, reason=reason, duration_s=duration_s)
     )
+
+
+@dataclass(frozen=True)
+class SagaOpening:
+    """How a mode's saga starts: its row's first state, written with the order by
+    the placing statement (`orders.services`), and the timeline entry of the user
+    check its start made, if any."""
+
+    current_step: str | None
+    failure_reason: str | None = None
+    # The contact the user check returned (carried by the order's later events).
+    customer: Customer | None = None
+    # When the saga counts as stalled; None: at once (nothing sweeps it).
+    stall_deadline: datetime | None = None
+    # The user check's outcome on the timeline (a TimelineStatus), None: no entry.
+    user_check: str | None = None
+    user_check_error: str | None = None
 
 
 def timeline_record(

@@ -13,7 +13,15 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from comptoir.testing import TokenFactory
-from orders.models import Order, OrderLine, OrderStatus, OrderStatusChange, SagaMode
+from orders.models import (
+    Order,
+    OrderLine,
+    OrderSaga,
+    OrderStatus,
+    OrderStatusChange,
+    SagaMode,
+    SagaTimelineEntry,
+)
 
 from .conftest import ALICE, BOB, STUB_SERVICE_TOKEN, ProductServiceStub
 
@@ -116,6 +124,42 @@ def test_the_answer_is_what_a_read_back_shows(
     # Choreography verified the user beside the quote: its first timeline entry.
     expected_timeline = [] if mode == "orchestration" else [("verify_user", "succeeded")]
     assert [(t["step"], t["status"]) for t in placed.json()["timeline"]] == expected_timeline
+
+
+@pytest.mark.parametrize("mode", ["orchestration", "choreography"])
+@pytest.mark.usefixtures("user_service")
+def test_the_order_and_its_saga_are_written_by_one_statement(
+    place_order: PlaceOrder, settings: Any, mode: str
+) -> None:
+    """The order, its lines, its first status, its saga and (choreography) the user
+    check's timeline entry: one statement of order_service's tables."""
+    settings.SAGA_MODE = mode
+    with CaptureQueriesContext(connection) as queries:
+        placed = place_order([(1, 2), (3, 3)])
+    assert placed.status_code == 202, placed.json()
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith(("INSERT", "UPDATE", "DELETE", "WITH")) and "orders_" in q["sql"]
+    ]
+    assert len(writes) == 1, writes
+    assert "orders_ordersaga" in writes[0]
+    assert "orders_sagatimelineentry" in writes[0]
+
+    saga = OrderSaga.objects.get(pk=placed.json()["id"])
+    timeline = list(SagaTimelineEntry.objects.filter(order_id=saga.pk).values_list("step", "status", "error"))
+    assert (saga.status, saga.attempts, saga.failure_reason, saga.compensation_plan) == (
+        "RUNNING",
+        0,
+        None,
+        [],
+    )
+    if mode == "orchestration":
+        assert (saga.current_step, saga.customer_email, timeline) == ("verify_user", "", [])
+        assert saga.stall_deadline > saga.created_at  # swept if its first step never runs
+    else:
+        assert (saga.current_step, timeline) == ("reserve_stock", [("verify_user", "succeeded", None)])
+        assert (saga.customer_email, saga.customer_name) == (f"user{ALICE}@comptoir.dev", f"User {ALICE}")
 
 
 def test_the_request_id_travels_to_product_service(
