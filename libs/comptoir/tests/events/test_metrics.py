@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import OFFSET_INVALID, Consumer, Producer, TopicPartition
 from django.db import connections
 from eventsapp.models import HandledNote
+from prometheus_client.parser import text_string_to_metric_families
 from testapp.models import Note
 
-from comptoir.events import OutboxMessage, declare_topics, event_settings
+from comptoir import _metrics, kafka_client_config
+from comptoir.events import OutboxMessage, _event_metrics, declare_topics, dlq_topic, event_settings
 from comptoir.events.testing import wait_for
 from events.metrics_support import free_port, scrape, value
 from events.support import TESTS_DIR, Spawner, own_retry, publish_notes
@@ -231,3 +234,56 @@ def test_a_service_s_own_collector_is_read_on_each_scrape(db: None) -> None:
     assert body.decode().count('comptoir_test_backlog{mode="choreography"} 2.0') == 1
     assert "comptoir_test_backlog" not in without_database.decode()
     assert "comptoir_test_backlog" not in metrics.render()[0].decode()
+
+
+def _rendered() -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample this process's metrics render."""
+    body, _ = _metrics.render(include_database=False)
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return samples
+
+
+def test_the_lag_report_reads_every_partitions_ends_and_the_dlq_sizes(
+    notes_topic: str, group_id: str, db: None
+) -> None:
+    settings = event_settings()
+    declare_topics([notes_topic], settings, with_failure_topics=True)
+    producer = Producer(kafka_client_config())
+    for partition, count in ((0, 5), (1, 2)):
+        for n in range(count):
+            producer.produce(notes_topic, value=b"{}", key=f"k{n}".encode(), partition=partition)
+    dlq = dlq_topic(notes_topic, settings.service)
+    for n in range(3):
+        producer.produce(dlq, value=b"{}", key=f"d{n}".encode())
+    assert producer.flush(30) == 0
+    probe = Consumer(
+        {**kafka_client_config(), "group.id": group_id, "enable.auto.commit": False, "log_level": 3}
+    )
+    try:
+        # The group committed 1 on partition 1; partition 0 was read up to 2; the rest never.
+        probe.commit(offsets=[TopicPartition(notes_topic, 1, 1)], asynchronous=False)
+        positions = [
+            TopicPartition(notes_topic, 0, 2),
+            TopicPartition(notes_topic, 1, OFFSET_INVALID),
+            TopicPartition(notes_topic, 2, OFFSET_INVALID),
+            TopicPartition(own_retry(notes_topic, 1), 0, OFFSET_INVALID),
+        ]
+        _event_metrics.report_lag(settings.service, group_id, [notes_topic], positions, probe)
+    finally:
+        probe.close()
+    samples = _rendered()
+    lags = {
+        (labels["topic"], labels["partition"]): lag
+        for labels, lag in samples["comptoir_consumer_lag"]
+        if labels["group"] == group_id
+    }
+    assert lags == {
+        (notes_topic, "0"): 3,  # 5 written, read up to 2
+        (notes_topic, "1"): 1,  # 2 written, 1 committed
+        (notes_topic, "2"): 0,  # empty
+        (own_retry(notes_topic, 1), "0"): 0,
+    }
+    assert value(samples, "comptoir_dlq_messages", group=group_id, topic=notes_topic) == 3

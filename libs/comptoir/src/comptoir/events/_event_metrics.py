@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from comptoir import _metrics
 
@@ -56,9 +56,9 @@ class LagReporter(threading.Thread):
     """Sets the lag of every assigned partition and the size of each DLQ the group
     feeds, off the consumer's loop.
 
-    Those figures take a broker round trip per partition (watermarks, committed
-    offsets); asked from the consuming thread they held every message behind them
-    for up to a second. The consuming thread only hands over its assignment and
+    Those figures take broker round trips (the partitions' ends, committed
+    offsets, the DLQs' partitions); asked from the consuming thread they held
+    every message behind them for up to a second. The consuming thread only hands over its assignment and
     positions (local to the client) every LAG_REPORT_EVERY_S with `offer()`; this
     thread asks the broker through a probe client of its own (same group id, never
     subscribed). The consuming client itself is never called from here: its calls
@@ -103,41 +103,62 @@ def report_lag(
     service: str, group: str, topics: Sequence[str], positions: list[TopicPartition], probe: Consumer
 ) -> None:
     """Sets the lag of each of the group's `positions` and the size of each DLQ it feeds,
-    asking the broker through `probe`."""
+    asking the broker through `probe`: the ends of every partition in one request
+    per end (a group reading seven topics with their retry topics has 84
+    partitions: asked one by one, 168 requests every report)."""
     try:
         # No message read from a partition since the assignment: no position yet, the
         # group's committed offset says where it stands (none at all: from the start).
         unread = [p for p in positions if p.offset < 0]
         stored = probe.committed(unread, timeout=2.0) if unread else []
         committed = {(p.topic, p.partition): p.offset for p in stored}
+        dlq_partitions = {topic: _partitions(probe, dlq_topic(topic, service)) for topic in topics}
+        asked = [TopicPartition(p.topic, p.partition) for p in positions]
+        asked += [p for partitions in dlq_partitions.values() for p in partitions]
+        low, high = _ends(probe, asked, LOWEST), _ends(probe, asked, HIGHEST)
         for partition in positions:
-            low, high = probe.get_watermark_offsets(partition, timeout=1.0, cached=False)
+            key = (partition.topic, partition.partition)
             position = partition.offset
             if position < 0:
-                position = committed.get((partition.topic, partition.partition), -1)
+                position = committed.get(key, -1)
             if position < 0:
-                position = low
+                position = low[key]
             _metrics.CONSUMER_LAG.labels(service, group, partition.topic, str(partition.partition)).set(
-                max(0, high - position)
+                max(0, high[key] - position)
             )
-        for topic in topics:
-            _metrics.DLQ_MESSAGES.labels(service, group, topic).set(
-                _dlq_size(probe, dlq_topic(topic, service))
-            )
+        for topic, partitions in dlq_partitions.items():
+            size = sum(max(0, high[(p.topic, p.partition)] - low[(p.topic, p.partition)]) for p in partitions)
+            _metrics.DLQ_MESSAGES.labels(service, group, topic).set(size)
     except Exception as error:  # noqa: BLE001 - metrics never stop consumption
         _log_once(f"lag report failed: {type(error).__name__}: {error}")
 
 
-def _dlq_size(consumer: Consumer, name: str) -> int:
-    metadata = consumer.list_topics(name, timeout=2.0)
+# The timestamps a ListOffsets request reads as "the partition's first / next offset".
+LOWEST, HIGHEST = -2, -1
+
+
+def _ends(probe: Consumer, partitions: list[TopicPartition], end: int) -> dict[tuple[str, int], int]:
+    """One end (LOWEST or HIGHEST) of each partition, in one request to the broker."""
+    if not partitions:
+        return {}
+    found = probe.offsets_for_times(
+        [TopicPartition(p.topic, p.partition, end) for p in partitions], timeout=2.0
+    )
+    ends: dict[tuple[str, int], int] = {}
+    for partition in found:
+        if partition.error is not None:
+            raise KafkaException(partition.error)
+        ends[(partition.topic, partition.partition)] = partition.offset
+    return ends
+
+
+def _partitions(probe: Consumer, name: str) -> list[TopicPartition]:
+    """The partitions of topic `name`; none when it does not exist."""
+    metadata = probe.list_topics(name, timeout=2.0)
     found = metadata.topics.get(name)
     if found is None or found.error is not None:
-        return 0
-    total = 0
-    for partition_id in found.partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(name, partition_id), timeout=1.0)
-        total += max(0, high - low)
-    return total
+        return []
+    return [TopicPartition(name, partition_id) for partition_id in sorted(found.partitions)]
 
 
 _logged: dict[str, float] = {}
