@@ -229,8 +229,8 @@ def _order_rows_insert(
     says and the user check's timeline entry if any; returns them as written (a
     repeated idempotency key raises IntegrityError, as the ORM's insert did)."""
     now = timezone.now()
-    customer = opening.customer
-    stall_deadline = opening.stall_deadline or now
+    saga, timeline = _opened(opening, now)
+    user_check = timeline[0] if timeline else None
     with connection.cursor() as cursor:
         cursor.execute(
             _PLACE,
@@ -251,19 +251,19 @@ def _order_rows_insert(
                 [line.line_total for line in quote.lines],
                 OrderStatus.PENDING,
                 now,
-                SagaStatus.RUNNING,
-                opening.current_step,
-                opening.failure_reason,
-                customer.email if customer else "",
-                customer.full_name if customer else "",
-                stall_deadline,
-                now,
-                now,
+                saga.status,
+                saga.current_step,
+                saga.failure_reason,
+                saga.customer_email,
+                saga.customer_name,
+                saga.stall_deadline,
+                saga.created_at,
+                saga.updated_at,
                 SagaStep.VERIFY_USER,
-                opening.user_check,
-                opening.user_check_error,
+                user_check.status if user_check else None,
+                user_check.error if user_check else None,
                 now,
-                opening.user_check,
+                user_check.status if user_check else None,
             ],
         )
         order_id, history_id, line_ids, product_ids = cursor.fetchone()
@@ -300,37 +300,36 @@ def _order_rows_insert(
     placed = as_stored(
         OrderStatusChange(id=history_id, order=order, from_status=None, to_status=OrderStatus.PENDING, at=now)
     )
-    saga = as_stored(
-        OrderSaga(
-            order=order,
-            status=SagaStatus.RUNNING,
-            current_step=opening.current_step,
-            attempts=0,
-            failure_reason=opening.failure_reason,
-            compensation_plan=[],
-            last_error="",
-            customer_email=customer.email if customer else "",
-            customer_name=customer.full_name if customer else "",
-            stall_deadline=stall_deadline,
-            created_at=now,
-            updated_at=now,
-        )
+    saga.order = order
+    for entry in timeline:
+        entry.order = order
+    return order, lines, placed, as_stored(saga), timeline
+
+
+def _opened(opening: SagaOpening, now: datetime) -> tuple[OrderSaga, list[SagaTimelineEntry]]:
+    """The saga row `opening` describes and the user check's timeline entry if any,
+    for the placing statement to write (their order set once it has an id; the
+    entry, as `timeline_record` returns them, without an id of its own)."""
+    customer = opening.customer
+    saga = OrderSaga(
+        status=SagaStatus.RUNNING,
+        current_step=opening.current_step,
+        attempts=0,
+        failure_reason=opening.failure_reason,
+        compensation_plan=[],
+        last_error="",
+        customer_email=customer.email if customer else "",
+        customer_name=customer.full_name if customer else "",
+        stall_deadline=opening.stall_deadline or now,
+        created_at=now,
+        updated_at=now,
     )
-    # As `timeline_record` returns them: the entry as built, without its id.
-    timeline = (
-        [
-            SagaTimelineEntry(
-                order_id=order_id,
-                step=SagaStep.VERIFY_USER,
-                status=opening.user_check,
-                error=opening.user_check_error,
-                at=now,
-            )
-        ]
-        if opening.user_check is not None
-        else []
+    if opening.user_check is None:
+        return saga, []
+    entry = SagaTimelineEntry(
+        step=SagaStep.VERIFY_USER, status=opening.user_check, error=opening.user_check_error, at=now
     )
-    return order, lines, placed, saga, timeline
+    return saga, [entry]
 
 
 def _reject_duplicate_products(lines: Sequence[RequestedLine]) -> None:

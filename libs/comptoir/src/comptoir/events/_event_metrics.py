@@ -8,10 +8,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from comptoir import _metrics
 
+from ._offsets import partition_ends, topic_sizes
 from ._topics import dlq_topic
 
 LAG_REPORT_EVERY_S = 5.0
@@ -58,8 +59,9 @@ class LagReporter(threading.Thread):
 
     Those figures take broker round trips (the partitions' ends, committed
     offsets, the DLQs' partitions); asked from the consuming thread they held
-    every message behind them for up to a second. The consuming thread only hands over its assignment and
-    positions (local to the client) every LAG_REPORT_EVERY_S with `offer()`; this
+    every message behind them for up to a second. The consuming thread only
+    hands over its assignment and positions (local to the client) every
+    LAG_REPORT_EVERY_S with `offer()`; this
     thread asks the broker through a probe client of its own (same group id, never
     subscribed). The consuming client itself is never called from here: its calls
     can block while another thread is inside poll().
@@ -103,19 +105,16 @@ def report_lag(
     service: str, group: str, topics: Sequence[str], positions: list[TopicPartition], probe: Consumer
 ) -> None:
     """Sets the lag of each of the group's `positions` and the size of each DLQ it feeds,
-    asking the broker through `probe`: the ends of every partition in one request
-    per end (a group reading seven topics with their retry topics has 84
-    partitions: asked one by one, 168 requests every report)."""
+    asking the broker through `probe` (the ends of every partition in one request per end)."""
     try:
         # No message read from a partition since the assignment: no position yet, the
         # group's committed offset says where it stands (none at all: from the start).
         unread = [p for p in positions if p.offset < 0]
         stored = probe.committed(unread, timeout=2.0) if unread else []
         committed = {(p.topic, p.partition): p.offset for p in stored}
-        dlq_partitions = {topic: _partitions(probe, dlq_topic(topic, service)) for topic in topics}
-        asked = [TopicPartition(p.topic, p.partition) for p in positions]
-        asked += [p for partitions in dlq_partitions.values() for p in partitions]
-        low, high = _ends(probe, asked, LOWEST), _ends(probe, asked, HIGHEST)
+        low, high = partition_ends(
+            probe, [TopicPartition(p.topic, p.partition) for p in positions], timeout_s=2.0
+        )
         for partition in positions:
             key = (partition.topic, partition.partition)
             position = partition.offset
@@ -126,39 +125,12 @@ def report_lag(
             _metrics.CONSUMER_LAG.labels(service, group, partition.topic, str(partition.partition)).set(
                 max(0, high[key] - position)
             )
-        for topic, partitions in dlq_partitions.items():
-            size = sum(max(0, high[(p.topic, p.partition)] - low[(p.topic, p.partition)]) for p in partitions)
-            _metrics.DLQ_MESSAGES.labels(service, group, topic).set(size)
+        dlqs = {topic: dlq_topic(topic, service) for topic in topics}
+        sizes = topic_sizes(probe, list(dlqs.values()), timeout_s=2.0)
+        for topic, dlq in dlqs.items():
+            _metrics.DLQ_MESSAGES.labels(service, group, topic).set(sizes[dlq])
     except Exception as error:  # noqa: BLE001 - metrics never stop consumption
         _log_once(f"lag report failed: {type(error).__name__}: {error}")
-
-
-# The timestamps a ListOffsets request reads as "the partition's first / next offset".
-LOWEST, HIGHEST = -2, -1
-
-
-def _ends(probe: Consumer, partitions: list[TopicPartition], end: int) -> dict[tuple[str, int], int]:
-    """One end (LOWEST or HIGHEST) of each partition, in one request to the broker."""
-    if not partitions:
-        return {}
-    found = probe.offsets_for_times(
-        [TopicPartition(p.topic, p.partition, end) for p in partitions], timeout=2.0
-    )
-    ends: dict[tuple[str, int], int] = {}
-    for partition in found:
-        if partition.error is not None:
-            raise KafkaException(partition.error)
-        ends[(partition.topic, partition.partition)] = partition.offset
-    return ends
-
-
-def _partitions(probe: Consumer, name: str) -> list[TopicPartition]:
-    """The partitions of topic `name`; none when it does not exist."""
-    metadata = probe.list_topics(name, timeout=2.0)
-    found = metadata.topics.get(name)
-    if found is None or found.error is not None:
-        return []
-    return [TopicPartition(name, partition_id) for partition_id in sorted(found.partitions)]
 
 
 _logged: dict[str, float] = {}

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
@@ -32,6 +32,7 @@ from comptoir._kafka_security import kafka_client_config
 from ._config import event_settings
 from ._contracts import topic_for
 from ._dlq import DeadLetter, get_dead_letter, list_dead_letters, parse_id, replay_dead_letter
+from ._offsets import partition_ends, topic_partitions, topic_sizes
 from ._registry import handlers_for, purposes
 from ._topics import dlq_topic, retry_topic
 from .models import OutboxMessage, ReplayedDeadLetter
@@ -114,13 +115,6 @@ def _probe(group: str) -> Consumer:
     )
 
 
-def _partitions(probe: Consumer, topic: str) -> list[int]:
-    metadata = probe.list_topics(topic, timeout=BROKER_TIMEOUT_S).topics.get(topic)
-    if metadata is None or metadata.error is not None:
-        return []
-    return sorted(metadata.partitions)
-
-
 def consumer_lag() -> list[dict[str, Any]]:
     """Per group, topic and partition: end offset minus the group's committed offset
     (the whole partition when the group committed nothing there yet)."""
@@ -129,25 +123,26 @@ def consumer_lag() -> list[dict[str, Any]]:
         probe = _probe(group.group)
         try:
             partitions = [
-                TopicPartition(topic, partition)
+                tp
                 for topic in group.topics
-                for partition in _partitions(probe, topic)
+                for tp in topic_partitions(probe, topic, timeout_s=BROKER_TIMEOUT_S)
             ]
             committed = {
                 (tp.topic, tp.partition): tp.offset
                 for tp in (probe.committed(partitions, timeout=BROKER_TIMEOUT_S) if partitions else [])
             }
+            low, high = partition_ends(probe, partitions, timeout_s=BROKER_TIMEOUT_S)
             for tp in partitions:
-                low, high = probe.get_watermark_offsets(tp, timeout=BROKER_TIMEOUT_S, cached=False)
-                position = committed.get((tp.topic, tp.partition), -1)
+                key = (tp.topic, tp.partition)
+                position = committed.get(key, -1)
                 if position < 0:
-                    position = low
+                    position = low[key]
                 rows.append(
                     {
                         "group": group.group,
                         "topic": tp.topic,
                         "partition": tp.partition,
-                        "lag": max(0, high - position),
+                        "lag": max(0, high[key] - position),
                     }
                 )
         except KafkaException as error:
@@ -164,16 +159,8 @@ def dead_letter_counts() -> list[dict[str, Any]]:
         return []
     probe = _probe(f"{_service()}.ops-{uuid.uuid4().hex[:8]}")
     try:
-        counts = []
-        for topic in topics:
-            count = 0
-            for partition in _partitions(probe, topic):
-                low, high = probe.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=BROKER_TIMEOUT_S, cached=False
-                )
-                count += max(0, high - low)
-            counts.append({"topic": topic, "count": count})
-        return counts
+        sizes = topic_sizes(probe, topics, timeout_s=BROKER_TIMEOUT_S)
+        return [{"topic": topic, "count": count} for topic, count in sizes.items()]
     except KafkaException as error:
         raise BrokerUnavailable(str(error)) from error
     finally:
