@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -271,7 +272,8 @@ def test_the_lag_report_reads_every_partitions_ends_and_the_dlq_sizes(
             TopicPartition(notes_topic, 2, OFFSET_INVALID),
             TopicPartition(own_retry(notes_topic, 1), 0, OFFSET_INVALID),
         ]
-        _event_metrics.report_lag(settings.service, group_id, [notes_topic], positions, probe)
+        asking = _CountingProbe(probe)
+        _event_metrics.report_lag(settings.service, group_id, [notes_topic], positions, asking)  # type: ignore[arg-type]
     finally:
         probe.close()
     samples = _rendered()
@@ -287,3 +289,20 @@ def test_the_lag_report_reads_every_partitions_ends_and_the_dlq_sizes(
         (own_retry(notes_topic, 1), "0"): 0,
     }
     assert value(samples, "comptoir_dlq_messages", group=group_id, topic=notes_topic) == 3
+    # Offsets asked of the broker: one request per end for the four partitions, one
+    # per end for the DLQ's (two per partition when asked one at a time).
+    assert asking.calls == {"committed": 1, "offsets_for_times": 4}, asking.calls
+
+
+class _CountingProbe:
+    """A real client whose offset queries are counted, by method."""
+
+    def __init__(self, client: Consumer) -> None:
+        self.client = client
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.client, name)
+        if name in {"committed", "offsets_for_times", "get_watermark_offsets"}:
+            self.calls[name] = self.calls.get(name, 0) + 1
+        return attribute
