@@ -1,9 +1,10 @@
 """Writes: open and credit wallets, charge and refund orders.
 
 Every write runs in one transaction that moves the balance and records the
-ledger entry explaining it, both in one statement (`_move`). Rows are locked in one
-order everywhere — the wallet, then the payment — so a charge and a refund of
-the same order never wait on each other crosswise.
+ledger entry explaining it, both in one statement (`_move`). A charge or refund
+takes the order's advisory lock first (below), then the wallet's and the
+payment's rows: only a holder of the order's lock ever locks its payment row,
+so a charge and a refund never wait on each other crosswise.
 
 Idempotency: `order_id` is unique on `Payment`; a repeated charge finds the
 row and answers with it, a repeated refund finds it REFUNDED and answers the
@@ -86,18 +87,26 @@ def _table(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _columns(model: type[models.Model], names: list[str]) -> str:
-    return ", ".join(f"{_table(model)}.{connection.ops.quote_name(name)}" for name in names)
+def _columns(table: type[models.Model] | str, names: list[str]) -> str:
+    """`names` as columns of a model's table or of an alias."""
+    prefix = table if isinstance(table, str) else _table(table)
+    return ", ".join(f"{prefix}.{connection.ops.quote_name(name)}" for name in names)
 
 
 _WALLET_FIELDS = [field.attname for field in Wallet._meta.concrete_fields]
 _PAYMENT_FIELDS = [field.attname for field in Payment._meta.concrete_fields]
-# The charge's two locking reads, written out: the ORM built them again on every
-# charge, most of the CPU the reads cost.
-_LOCK_WALLET = (
-    f"SELECT {_columns(Wallet, _WALLET_FIELDS)}, "  # noqa: S608 - the models' own tables and columns
-    f"EXISTS (SELECT 1 FROM {_table(ChargeTombstone)} WHERE order_id = %s) "
-    f"FROM {_table(Wallet)} WHERE user_id = %s FOR UPDATE"
+# The charge's locking read, written out (the ORM built it again on every charge,
+# most of the CPU a read costs): the user's wallet and the order's payment, each
+# locked, and whether a refund left the order a tombstone, in one statement. It
+# runs under the order's advisory lock (`_lock_order`, its own statement before
+# it, so this one's snapshot sees whatever the previous holder committed): the
+# payment and the tombstone of the order are written only under that lock, and
+# the wallet's row lock rereads the row's latest version.
+_LOCK_CHARGE_ROWS = (
+    f"SELECT {_columns('w', _WALLET_FIELDS)}, {_columns('p', _PAYMENT_FIELDS)}, "  # noqa: S608 - the models' own tables and columns
+    f"EXISTS (SELECT 1 FROM {_table(ChargeTombstone)} WHERE order_id = %s) FROM (SELECT) AS one "
+    f"LEFT JOIN LATERAL (SELECT * FROM {_table(Wallet)} WHERE user_id = %s FOR UPDATE) AS w ON true "
+    f"LEFT JOIN LATERAL (SELECT * FROM {_table(Payment)} WHERE order_id = %s FOR UPDATE) AS p ON true"
 )
 _LOCK_PAYMENT = (
     f"SELECT {_columns(Payment, _PAYMENT_FIELDS)} FROM {_table(Payment)} "  # noqa: S608
@@ -105,17 +114,30 @@ _LOCK_PAYMENT = (
 )
 
 
-def _locked_wallet(*, user_id: int, order_id: str) -> Wallet | None:
-    """The user's wallet, locked, with `order_compensated`: whether a refund left
-    `order_id` a tombstone."""
+@dataclass(frozen=True)
+class _ChargeRows:
+    """What a charge reads under the order's lock: the user's wallet and the
+    order's payment (None: none yet), both locked, and whether a refund left the
+    order a tombstone."""
+
+    wallet: Wallet | None
+    payment: Payment | None
+    compensated: bool
+
+
+def _locked_charge_rows(*, user_id: int, order_id: str) -> _ChargeRows:
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_WALLET, [order_id, user_id])
+        cursor.execute(_LOCK_CHARGE_ROWS, [order_id, user_id, order_id])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    wallet = Wallet.from_db(connection.alias, _WALLET_FIELDS, row[:-1])
-    wallet.order_compensated = row[-1]  # type: ignore[attr-defined]
-    return wallet
+    assert row is not None  # the statement always returns its one row
+    wallet_values = row[: len(_WALLET_FIELDS)]
+    payment_values = row[len(_WALLET_FIELDS) : -1]
+    wallet = payment = None
+    if wallet_values[0] is not None:  # its id: the user has a wallet
+        wallet = Wallet.from_db(connection.alias, _WALLET_FIELDS, wallet_values)
+    if payment_values[0] is not None:
+        payment = Payment.from_db(connection.alias, _PAYMENT_FIELDS, payment_values)
+    return _ChargeRows(wallet=wallet, payment=payment, compensated=bool(row[-1]))
 
 
 def _locked_payment(order_id: str) -> Payment | None:
@@ -243,17 +265,17 @@ def _charge_locked(
     _lock_order(order_id)
     # The wallet lock serialises every charge of one user: funds are checked and
     # debited by one transaction at a time, so concurrent charges cannot overdraw.
-    # Read with it: whether a refund left the order a tombstone (the wallet's
-    # lock does not extend to it; the order's lock above covers it).
-    wallet = _locked_wallet(user_id=user_id, order_id=order_id)
-    payment = _locked_payment(order_id)
+    # Read with it: the order's payment and whether a refund left the order a
+    # tombstone (the wallet's lock does not extend to them; the order's lock covers them).
+    rows = _locked_charge_rows(user_id=user_id, order_id=order_id)
+    wallet, payment = rows.wallet, rows.payment
     if payment is not None:
         conflict = _other_charge(payment=payment, user_id=user_id, amount=amount, currency=currency)
         if conflict is not None:
             return conflict
         if payment.status != PaymentStatus.FAILED or not retry_declined:
             return ChargeAttempt(payment=payment, declined=None, attempted=False)
-    if _compensated(wallet, order_id):
+    if rows.compensated:
         return OrderCompensated(order_id=order_id)
     if payment is None:
         payment = Payment(order_id=order_id, user_id=user_id, amount=amount, currency=currency)
@@ -277,14 +299,6 @@ def _charge_locked(
     if declined is None and wallet is not None:
         _move(wallet=wallet, amount=-amount, kind=LedgerEntryKind.CHARGE, payment=payment)
     return ChargeAttempt(payment=payment, declined=declined, attempted=True)
-
-
-def _compensated(wallet: Wallet | None, order_id: str) -> bool:
-    """A refund came first and left the order a tombstone (read with the wallet
-    when there is one; a user without a wallet costs one query more)."""
-    if wallet is not None:
-        return bool(wallet.order_compensated)  # type: ignore[attr-defined]  # read with the wallet
-    return ChargeTombstone.objects.filter(order_id=order_id).exists()
 
 
 def _other_charge(

@@ -66,20 +66,24 @@ def test_a_charge_inserts_its_payment_without_a_savepoint(make_wallet: Callable[
     assert statements[0] == "BEGIN"
     assert "pg_advisory_xact_lock" in statements[1]
     assert not [sql for sql in statements if "SAVEPOINT" in sql]
-    # The tombstone is read with the wallet: lock, wallet, payment, the payment's
-    # insert, the balance's move with its ledger entry (one statement).
-    assert [sql.split('"')[1] if '"' in sql else sql.split()[0] for sql in statements] == [
+    # The order's lock; the wallet, the payment and the tombstone read and locked
+    # by one statement; the payment's insert; the balance's move with its ledger
+    # entry (one statement).
+    assert [sql.split()[0] for sql in statements] == [
         "BEGIN",
         "SELECT",
-        "payments_wallet",
-        "payments_payment",
-        "payments_payment",
+        "SELECT",
+        "INSERT",
         "WITH",
         "COMMIT",
     ]
-    assert "UPDATE payments_wallet" in statements[5]
-    assert "INSERT INTO payments_ledgerentry" in statements[5]
-    assert "payments_chargetombstone" in statements[2]
+    assert statements[3].startswith('INSERT INTO "payments_payment"')
+    locking_read = statements[2]
+    for table in ("payments_wallet", "payments_payment", "payments_chargetombstone"):
+        assert table in locking_read
+    assert locking_read.count("FOR UPDATE") == 2
+    assert "UPDATE payments_wallet" in statements[4]
+    assert "INSERT INTO payments_ledgerentry" in statements[4]
     assert balance_of(ALICE) == Decimal("87.66")
 
 
