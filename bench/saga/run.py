@@ -26,8 +26,10 @@ Per mode, in that order:
    adds next to nothing to the platform's work.
    CPU ms per order: utime+stime (+ reaped children) of every process in
    .devstack/run/*.pid, its process group and its descendants (PostgreSQL's
-   backends), read from /proc before the first POST and once the last order is
-   terminal. SQL statements per order, by service: the chassis' statement
+   backends), read from /proc before the first POST and once what the orders set
+   off downstream is done too (each order's mail sent, its stock committed or
+   released: `wait_downstream`, count queries on those services' databases), so
+   the window holds each order's whole work. SQL statements per order, by service: the chassis' statement
    counter (`comptoir_db_queries_total`), read from every process's /metrics
    (the endpoints Prometheus scrapes) just outside that window: the exact
    measure of a change that removes queries, where CPU moves within the noise.
@@ -453,11 +455,26 @@ class Api:
         return result
 
 
-ORDER_DB_DSN = os.environ.get(
-    "COMPTOIR_BENCH_ORDER_DB",
-    f"postgresql://order_service:order_service@127.0.0.1:{os.environ.get('COMPTOIR_PG_PORT', '5433')}"
-    "/order_service",
-)
+def _service_db(service: str) -> str:
+    """A service's database on the devstack (its role's password is its name)."""
+    return os.environ.get(
+        f"COMPTOIR_BENCH_{service.split('_')[0].upper()}_DB",
+        f"postgresql://{service}:{service}@127.0.0.1:{os.environ.get('COMPTOIR_PG_PORT', '5433')}/{service}",
+    )
+
+
+ORDER_DB_DSN = _service_db("order_service")
+# What an order sets off once it is terminal: its mail (email_service) and the
+# commit or release of its stock (product_service).
+DOWNSTREAM_PENDING = {
+    "email_service": (
+        "SELECT %(orders)s::int - count(*) FROM mailer_sentemail WHERE object_id = ANY(%(ids)s) "
+        "AND template IN ('order_confirmed', 'order_cancelled') AND status <> 'QUEUED'"
+    ),
+    "product_service": (
+        "SELECT count(*) FROM catalog_stockreservation WHERE order_id = ANY(%(ids)s) AND status = 'RESERVED'"
+    ),
+}
 COUNT_NOT_TERMINAL = (
     "SELECT count(*) FROM orders_order WHERE id = ANY(%s) AND status NOT IN ('CONFIRMED', 'CANCELLED')"
 )
@@ -476,6 +493,34 @@ async def wait_terminal(placed: list[Placed], *, timeout_s: float, interval_s: f
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(interval_s)
+
+
+async def wait_downstream(placed: list[Placed], *, timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Waits until what the terminal orders set off is done too: every order's
+    mail sent (or failed for good) and no stock still held for one. The saturation
+    phase's CPU window ends here, so it holds each order's whole work, not only
+    what came before its confirmation."""
+    ids = [str(p.order_id) for p in placed]
+    deadline = time.monotonic() + timeout_s
+    connections = {
+        service: await psycopg.AsyncConnection.connect(_service_db(service), autocommit=True)
+        for service in DOWNSTREAM_PENDING
+    }
+    try:
+        while True:
+            pending = 0
+            for service, query in DOWNSTREAM_PENDING.items():
+                cursor = await connections[service].execute(query, {"orders": len(ids), "ids": ids})
+                row = await cursor.fetchone()
+                pending += row[0] if row is not None else len(ids)
+            if pending == 0:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(interval_s)
+    finally:
+        for connection in connections.values():
+            await connection.close()
 
 
 async def drain(
@@ -578,6 +623,7 @@ async def saturation(
     )
     backlog_at_end = len(placed)
     await wait_terminal(placed, timeout_s=drain_s)
+    settled = await wait_downstream(placed, timeout_s=drain_s)
     after = cpu_snapshot()
     counters_after = await asyncio.to_thread(counter_snapshot, endpoints)
     drained = await drain(api, setup.customers, placed, timeout_s=drain_s)
@@ -599,6 +645,7 @@ async def saturation(
         "cancelled": sum(p.status == "CANCELLED" for p in placed),
         "not_terminal": sum(p.status not in TERMINAL for p in placed),
         "drained": drained,
+        "downstream_settled": settled,
         "send_phase_s": round(last_answer - first_post, 2),
         "accepted_per_s": round(backlog_at_end / (last_answer - first_post), 1),
         "first_post_to_last_confirmed_s": round(span, 2),
