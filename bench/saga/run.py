@@ -42,7 +42,7 @@ Per mode, in that order:
 Before the modes, the floors of the hand-offs an order is made of, each measured
 now, the cheapest of FLOOR_ROUNDS rounds: a minimal Django request (`GET
 /api/users/me/` straight to user_service) and its caller's side (a synchronous
-httpx.Client, as the services call each other), the cheapest statement through
+httpx.Client; the services' urllib3 client costs less), the cheapest statement through
 Django's ORM (reads returning a model or a value, an UPDATE, in a user_service
 shell; the same read through a raw cursor for reference), a no-op Celery task
 (sender, Redis, worker). The saturation phase counts, per order, the Django
@@ -838,9 +838,10 @@ FLOOR_ROUNDS = 3
 
 def client_floor(customer: Customer, requests: int) -> list[float]:
     """CPU of the caller's side of a service-to-service request, measured now, per
-    round: a synchronous httpx.Client (what the services' ServiceClient is),
-    keep-alive, the same request one after another, answer parsed; the CPU of the
-    thread that runs it (an asyncio client costs about twice as much)."""
+    round: a synchronous httpx.Client, keep-alive, the same request one after
+    another, answer parsed; the CPU of the thread that runs it. The services'
+    ServiceClient is on urllib3, which costs less per call (241 against 435 µs,
+    bench/saga/REPORT.md): this floor errs high."""
     rounds: list[float] = []
     with httpx.Client(base_url=USER_SERVICE_URL, timeout=30.0) as client:
         for _ in range(min(200, requests)):  # warm-up
