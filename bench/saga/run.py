@@ -29,10 +29,11 @@ Per mode, in that order:
    backends), read from /proc before the first POST and once what the orders set
    off downstream is done too (each order's mail sent, its stock committed or
    released: `wait_downstream`, count queries on those services' databases), so
-   the window holds each order's whole work. SQL statements per order, by service: the chassis' statement
-   counter (`comptoir_db_queries_total`), read from every process's /metrics
-   (the endpoints Prometheus scrapes) just outside that window: the exact
-   measure of a change that removes queries, where CPU moves within the noise.
+   the window holds each order's whole work. SQL statements per order, by
+   service: the chassis' statement counter (`comptoir_db_queries_total`), read
+   from every process's /metrics (the endpoints Prometheus scrapes) just outside
+   that window: the exact measure of a change that removes queries, where CPU
+   moves within the noise.
 3. open loop: --rate orders/s for --open-seconds, each POST sent at its scheduled
    time on a clock (from whichever customer is next, round robin). Latency =
    CONFIRMED `at` in the order's `status_history` (order_service's wall clock, same
@@ -42,9 +43,9 @@ Per mode, in that order:
 Before the modes, the floors of the hand-offs an order is made of, each measured
 now, the cheapest of FLOOR_ROUNDS rounds: a minimal Django request (`GET
 /api/users/me/` straight to user_service) and its caller's side (a synchronous
-httpx.Client; the services' urllib3 client costs less), the cheapest statement through
-Django's ORM (reads returning a model or a value, an UPDATE, in a user_service
-shell; the same read through a raw cursor for reference), a no-op Celery task
+httpx.Client; the services' urllib3 client costs less), the cheapest statement
+through Django's ORM (reads returning a model or a value, an UPDATE, in a
+user_service shell; the same read through a raw cursor for reference), a no-op Celery task
 (sender, Redis, worker). The saturation phase counts, per order, the Django
 requests, statements (and writes), Celery tasks and events relayed and handled;
 the summary costs them at the floors (`handoff_floor`): what the order's

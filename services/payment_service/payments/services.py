@@ -95,6 +95,8 @@ def _columns(table: type[models.Model] | str, names: list[str]) -> str:
 
 _WALLET_FIELDS = [field.attname for field in Wallet._meta.concrete_fields]
 _PAYMENT_FIELDS = [field.attname for field in Payment._meta.concrete_fields]
+# Where each row's id sits among its columns: NULL there when the lateral read found no row.
+_WALLET_ID, _PAYMENT_ID = _WALLET_FIELDS.index("id"), _PAYMENT_FIELDS.index("id")
 # The charge's locking read, written out (the ORM built it again on every charge,
 # most of the CPU a read costs): the user's wallet and the order's payment, each
 # locked, and whether a refund left the order a tombstone, in one statement. It
@@ -133,9 +135,9 @@ def _locked_charge_rows(*, user_id: int, order_id: str) -> _ChargeRows:
     wallet_values = row[: len(_WALLET_FIELDS)]
     payment_values = row[len(_WALLET_FIELDS) : -1]
     wallet = payment = None
-    if wallet_values[0] is not None:  # its id: the user has a wallet
+    if wallet_values[_WALLET_ID] is not None:
         wallet = Wallet.from_db(connection.alias, _WALLET_FIELDS, wallet_values)
-    if payment_values[0] is not None:
+    if payment_values[_PAYMENT_ID] is not None:
         payment = Payment.from_db(connection.alias, _PAYMENT_FIELDS, payment_values)
     return _ChargeRows(wallet=wallet, payment=payment, compensated=bool(row[-1]))
 

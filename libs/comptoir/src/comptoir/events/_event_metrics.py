@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from comptoir import _metrics
 
-from ._offsets import partition_ends, topic_sizes
+from ._offsets import partition_lags, topic_sizes
 from ._topics import dlq_topic
 
 LAG_REPORT_EVERY_S = 5.0
@@ -61,10 +61,10 @@ class LagReporter(threading.Thread):
     offsets, the DLQs' partitions); asked from the consuming thread they held
     every message behind them for up to a second. The consuming thread only
     hands over its assignment and positions (local to the client) every
-    LAG_REPORT_EVERY_S with `offer()`; this
-    thread asks the broker through a probe client of its own (same group id, never
-    subscribed). The consuming client itself is never called from here: its calls
-    can block while another thread is inside poll().
+    LAG_REPORT_EVERY_S with `offer()`; this thread asks the broker through a
+    probe client of its own (same group id, never subscribed). The consuming
+    client itself is never called from here: its calls can block while another
+    thread is inside poll().
     """
 
     def __init__(self, service: str, group: str, topics: Sequence[str], probe: Consumer) -> None:
@@ -109,22 +109,8 @@ def report_lag(
     try:
         # No message read from a partition since the assignment: no position yet, the
         # group's committed offset says where it stands (none at all: from the start).
-        unread = [p for p in positions if p.offset < 0]
-        stored = probe.committed(unread, timeout=2.0) if unread else []
-        committed = {(p.topic, p.partition): p.offset for p in stored}
-        low, high = partition_ends(
-            probe, [TopicPartition(p.topic, p.partition) for p in positions], timeout_s=2.0
-        )
-        for partition in positions:
-            key = (partition.topic, partition.partition)
-            position = partition.offset
-            if position < 0:
-                position = committed.get(key, -1)
-            if position < 0:
-                position = low[key]
-            _metrics.CONSUMER_LAG.labels(service, group, partition.topic, str(partition.partition)).set(
-                max(0, high[key] - position)
-            )
+        for (topic, partition), lag in partition_lags(probe, positions, timeout_s=2.0).items():
+            _metrics.CONSUMER_LAG.labels(service, group, topic, str(partition)).set(lag)
         dlqs = {topic: dlq_topic(topic, service) for topic in topics}
         sizes = topic_sizes(probe, list(dlqs.values()), timeout_s=2.0)
         for topic, dlq in dlqs.items():

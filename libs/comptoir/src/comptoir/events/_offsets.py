@@ -39,6 +39,30 @@ def topic_sizes(probe: Consumer, topics: list[str], *, timeout_s: float) -> dict
     }
 
 
+def partition_lags(
+    probe: Consumer, positions: list[TopicPartition], *, timeout_s: float
+) -> dict[PartitionKey, int]:
+    """How far each partition's end lies past where its group stands: the position
+    given (a consumer's own, local to it), else the group's committed offset, else
+    the partition's start (nothing read nor committed there). The committed offsets
+    of the partitions without a position are asked in one request, the ends of all
+    in one request per end. Raises KafkaException when the broker cannot say."""
+    unread = [p for p in positions if p.offset < 0]
+    stored = probe.committed(unread, timeout=timeout_s) if unread else []
+    committed = {(p.topic, p.partition): p.offset for p in stored}
+    low, high = partition_ends(
+        probe, [TopicPartition(p.topic, p.partition) for p in positions], timeout_s=timeout_s
+    )
+    lags: dict[PartitionKey, int] = {}
+    for partition in positions:
+        key = (partition.topic, partition.partition)
+        position = partition.offset if partition.offset >= 0 else committed.get(key, -1)
+        if position < 0:
+            position = low[key]
+        lags[key] = max(0, high[key] - position)
+    return lags
+
+
 def _end(
     probe: Consumer, partitions: list[TopicPartition], end: int, timeout_s: float
 ) -> dict[PartitionKey, int]:

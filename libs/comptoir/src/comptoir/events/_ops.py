@@ -32,7 +32,7 @@ from comptoir._kafka_security import kafka_client_config
 from ._config import event_settings
 from ._contracts import topic_for
 from ._dlq import DeadLetter, get_dead_letter, list_dead_letters, parse_id, replay_dead_letter
-from ._offsets import partition_ends, topic_partitions, topic_sizes
+from ._offsets import partition_lags, topic_partitions, topic_sizes
 from ._registry import handlers_for, purposes
 from ._topics import dlq_topic, retry_topic
 from .models import OutboxMessage, ReplayedDeadLetter
@@ -127,24 +127,12 @@ def consumer_lag() -> list[dict[str, Any]]:
                 for topic in group.topics
                 for tp in topic_partitions(probe, topic, timeout_s=BROKER_TIMEOUT_S)
             ]
-            committed = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in (probe.committed(partitions, timeout=BROKER_TIMEOUT_S) if partitions else [])
-            }
-            low, high = partition_ends(probe, partitions, timeout_s=BROKER_TIMEOUT_S)
-            for tp in partitions:
-                key = (tp.topic, tp.partition)
-                position = committed.get(key, -1)
-                if position < 0:
-                    position = low[key]
-                rows.append(
-                    {
-                        "group": group.group,
-                        "topic": tp.topic,
-                        "partition": tp.partition,
-                        "lag": max(0, high[key] - position),
-                    }
-                )
+            # No position of our own: the group's committed offsets say where it stands.
+            lags = partition_lags(probe, partitions, timeout_s=BROKER_TIMEOUT_S)
+            rows.extend(
+                {"group": group.group, "topic": topic, "partition": partition, "lag": lag}
+                for (topic, partition), lag in lags.items()
+            )
         except KafkaException as error:
             raise BrokerUnavailable(str(error)) from error
         finally:
