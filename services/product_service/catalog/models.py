@@ -96,8 +96,9 @@ class StockReservation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # The lines `reservation_hold` has just written, so that answering with them
-    # (the API's body, `stock.reserved`) reads nothing back; None: read them.
+    # The lines already in hand: those `reservation_hold` has just written, so that
+    # answering with them (the API's body, `stock.reserved`) reads nothing back, or a
+    # page's lines read together (the auditor's pages); None: read them.
     held_lines: list[StockReservationLine] | None = None
 
     class Meta:
@@ -106,8 +107,12 @@ class StockReservation(models.Model):
     def __str__(self) -> str:
         return f"{self.order_id} {self.status}"
 
+    @property
     def line_list(self) -> list[StockReservationLine]:
-        """The reservation's lines by product id (those just written, else read or prefetched)."""
+        """The reservation's lines by product id (those in hand, else read or prefetched).
+
+        A property, not a method: a serializer field whose source is a method asks
+        `inspect.signature` about it for every object it renders."""
         if self.held_lines is not None:
             return self.held_lines
         return list(self.lines.all())

@@ -27,7 +27,7 @@ def publish_stock_reserved(*, reservation: StockReservation, order: Mapping[str,
             "reservation_id": str(reservation.pk),
             "lines": [
                 {"product_id": str(line.product_id), "quantity": line.quantity}
-                for line in reservation.line_list()
+                for line in reservation.line_list
             ],
             "user_id": str(order["user_id"]),
             "amount": str(order["amount"]),

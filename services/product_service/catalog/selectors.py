@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
 from comptoir import ApplicationError, NotFoundError
@@ -20,6 +20,7 @@ from .models import (
     Category,
     Product,
     ReservationStatus,
+    StockLevel,
     StockMovement,
     StockMovementKind,
     StockReservation,
@@ -216,10 +217,41 @@ class StockBalance:
     committed: int
 
 
-def _total(rows: QuerySet[Any], field: str) -> Coalesce:
-    """SUM(field) of `rows` (already filtered on the outer product) as a subquery, 0 when none."""
-    summed = rows.order_by().values("product").annotate(total=Sum(field)).values("total")
-    return Coalesce(Subquery(summed), Value(0))
+_TABLES = {
+    name: model._meta.db_table
+    for name, model in {
+        "product": Product,
+        "level": StockLevel,
+        "movement": StockMovement,
+        "line": StockReservationLine,
+        "reservation": StockReservation,
+    }.items()
+}
+# A page of products and each one's figures, aggregated in one pass over the page's
+# movements and reservation lines (each read once for the page, not once per product:
+# the cost follows the page's history, not its products times all of history).
+_STOCK_BALANCE_PAGE = f"""
+WITH page AS (
+    SELECT id FROM {_TABLES["product"]} WHERE id > %(after)s ORDER BY id LIMIT %(limit)s
+), movements AS (
+    SELECT product_id, SUM(delta) AS ledger, SUM(delta) FILTER (WHERE kind = %(adjust)s) AS adjusted
+    FROM {_TABLES["movement"]} WHERE product_id IN (SELECT id FROM page) GROUP BY product_id
+), holds AS (
+    SELECT line.product_id,
+           SUM(line.quantity) FILTER (WHERE reservation.status = %(reserved)s) AS held,
+           SUM(line.quantity) FILTER (WHERE reservation.status = %(committed)s) AS committed
+    FROM {_TABLES["line"]} line
+    JOIN {_TABLES["reservation"]} reservation ON reservation.id = line.reservation_id
+    WHERE line.product_id IN (SELECT id FROM page) GROUP BY line.product_id
+)
+SELECT page.id, COALESCE(level.quantity, 0), COALESCE(movements.ledger, 0),
+       COALESCE(movements.adjusted, 0), COALESCE(holds.held, 0), COALESCE(holds.committed, 0)
+FROM page
+LEFT JOIN {_TABLES["level"]} level ON level.product_id = page.id
+LEFT JOIN movements ON movements.product_id = page.id
+LEFT JOIN holds ON holds.product_id = page.id
+ORDER BY page.id
+"""  # noqa: S608 - the tables' names are the models'
 
 
 def stock_balance_page(*, after: int, limit: int) -> list[StockBalance]:
@@ -227,20 +259,18 @@ def stock_balance_page(*, after: int, limit: int) -> list[StockBalance]:
 
     One statement, so one snapshot: a reservation committing meanwhile cannot
     show its hold in one figure and not in another."""
-    movements = StockMovement.objects.filter(product=OuterRef("pk"))
-    lines = StockReservationLine.objects.filter(product=OuterRef("pk"))
-    rows = (
-        Product.objects.filter(pk__gt=after)
-        .annotate(
-            available=Coalesce(F("stock__quantity"), Value(0)),
-            ledger=_total(movements, "delta"),
-            adjusted=_total(movements.filter(kind=StockMovementKind.ADJUST), "delta"),
-            held=_total(lines.filter(reservation__status=ReservationStatus.RESERVED), "quantity"),
-            committed=_total(lines.filter(reservation__status=ReservationStatus.COMMITTED), "quantity"),
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STOCK_BALANCE_PAGE,
+            {
+                "after": after,
+                "limit": limit,
+                "adjust": StockMovementKind.ADJUST,
+                "reserved": ReservationStatus.RESERVED,
+                "committed": ReservationStatus.COMMITTED,
+            },
         )
-        .order_by("pk")
-        .values_list("pk", "available", "ledger", "adjusted", "held", "committed")[:limit]
-    )
+        rows = cursor.fetchall()
     return [
         StockBalance(
             product_id=pk,
@@ -271,4 +301,15 @@ def reservation_audit_page(
         reservations = reservations.filter(created_at__lt=until)
     if order_ids:
         reservations = reservations.filter(order_id__in=list(order_ids))
-    return list(reservations.order_by("pk").prefetch_related("lines")[:limit])
+    page = list(reservations.order_by("pk")[:limit])
+    # The page's lines in one read, handed to each reservation (`line_list`): a
+    # prefetch builds a related manager and a queryset per reservation, which cost
+    # more than the page's reads themselves.
+    lines: dict[int, list[StockReservationLine]] = {reservation.pk: [] for reservation in page}
+    for line in StockReservationLine.objects.filter(reservation_id__in=list(lines)).order_by(
+        "reservation_id", "product_id"
+    ):
+        lines[line.reservation_id].append(line)
+    for reservation in page:
+        reservation.held_lines = lines[reservation.pk]
+    return page

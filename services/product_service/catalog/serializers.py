@@ -216,7 +216,7 @@ class StockBalancePageSerializer(serializers.Serializer[Any]):
 
 
 class ReservationAuditSerializer(ModelSerializer[StockReservation]):
-    lines = ReservationLineSerializer(many=True, read_only=True)
+    lines = ReservationLineSerializer(many=True, read_only=True, source="line_list")
 
     class Meta:
         model = StockReservation

@@ -7,9 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from catalog import services
+from catalog import selectors, services
 from catalog.models import Product, StockLevel, StockMovement, StockReservation
 from catalog.selectors import RequestedLine
 
@@ -136,6 +138,31 @@ def test_a_quantity_changed_behind_the_ledger_shows(order_service: Api, beans: P
         0,
         0,
     )
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(child for sub in node.get("Plans", []) for child in _plan_nodes(sub))]
+
+
+def test_a_page_of_balances_reads_its_history_once_not_once_per_product(
+    beans: Product, kettle: Product
+) -> None:
+    """One statement (one snapshot), and no subquery run for each product: a page
+    reads its movements and reservation lines once, so a run of the auditor costs
+    what the history holds, not the products times all of it."""
+    hold("o-1", (beans, 3), (kettle, 1))
+    with CaptureQueriesContext(connection) as queries:
+        selectors.stock_balance_page(after=0, limit=10)
+    assert len(queries) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + queries[0]["sql"])
+        [[plan]] = cursor.fetchone()
+    correlated = [
+        node["Subplan Name"]
+        for node in _plan_nodes(plan["Plan"])
+        if str(node.get("Subplan Name", "")).startswith("SubPlan")
+    ]
+    assert correlated == []
 
 
 def test_stock_balances_come_in_keyset_pages(order_service: Api, make_product: ProductFactory) -> None:
