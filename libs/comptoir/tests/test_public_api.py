@@ -22,6 +22,7 @@ def test_public_api_is_exactly_the_documented_names() -> None:
         "Principal",
         "RequestContextFilter",
         "RequestIdMiddleware",
+        "Serializer",
         "ServiceClient",
         "ServiceScopeRequired",
         "ServiceTokenProvider",

@@ -12,6 +12,7 @@ import pytest
 from rest_framework import serializers
 from testapp.models import Note
 
+import comptoir
 from comptoir import ModelSerializer
 
 
@@ -168,3 +169,82 @@ def test_it_lends_no_description_to_the_serializers_built_on_it() -> None:
 
     chassis, drf = _serializer_classes()
     assert get_doc(chassis) == get_doc(drf) == ""
+
+
+# --- comptoir.Serializer: declared fields copied, not built again ---------------------
+
+
+def _input_classes() -> tuple[type[serializers.Serializer[Any]], type[serializers.Serializer[Any]]]:
+    """The same input serializer on the chassis' class and on DRF's (nothing built yet)."""
+
+    def declare(base: type[serializers.Serializer[Any]]) -> type[serializers.Serializer[Any]]:
+        class Line(base):  # type: ignore[valid-type,misc]  # a class made at run time
+            product_id = serializers.IntegerField(min_value=1)
+            quantity = serializers.IntegerField(min_value=1, max_value=50)
+            unit_price = serializers.DecimalField(max_digits=10, decimal_places=2, required=False)
+
+        class Order(base):  # type: ignore[valid-type,misc]
+            order_id = serializers.CharField(max_length=8)
+            currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
+            kind = serializers.ChoiceField(choices=["gift", "plain"], default="plain")
+            lines = Line(many=True, allow_empty=False)
+            tags = serializers.ListField(child=serializers.SlugField(), default=list)
+            notes = serializers.JSONField(default={})
+
+        return Order
+
+    return declare(comptoir.Serializer), declare(serializers.Serializer)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {
+            "order_id": "o-1",
+            "currency": "EUR",
+            "lines": [{"product_id": 1, "quantity": 2, "unit_price": "2.50"}],
+        },
+        {"order_id": "o-2", "lines": [{"product_id": "3", "quantity": "4"}], "kind": "gift", "tags": ["a-b"]},
+        {"order_id": "o-123456789", "currency": "euro", "lines": []},
+        {"order_id": "o-3", "lines": [{"product_id": 0, "quantity": 51, "unit_price": "x"}], "kind": "boxed"},
+        {"order_id": None, "lines": "no", "tags": ["not a slug"]},
+        {},
+    ],
+)
+def test_input_validates_as_drfs_does(data: dict[str, Any]) -> None:
+    chassis, drf = _input_classes()
+    ours, theirs = chassis(data=data), drf(data=data)
+
+    assert ours.is_valid() == theirs.is_valid()
+    assert ours.errors == theirs.errors
+    if not theirs.errors:
+        assert ours.validated_data == theirs.validated_data
+
+
+def test_each_input_instance_has_fields_of_its_own_and_the_declared_stay_unbound() -> None:
+    chassis, _ = _input_classes()
+    first, second = chassis(data={}), chassis(data={})
+
+    for name, declared in chassis._declared_fields.items():
+        assert first.fields[name] is not declared
+        assert first.fields[name] is not second.fields[name]
+        assert first.fields[name].parent is first
+        assert declared.field_name is None
+    lines, other_lines, tags = first.fields["lines"], second.fields["lines"], first.fields["tags"]
+    assert isinstance(lines, serializers.ListSerializer)
+    assert isinstance(other_lines, serializers.ListSerializer)
+    assert isinstance(tags, serializers.ListField)
+    assert lines.child is not None
+    assert lines.child is not other_lines.child
+    assert lines.child.parent is lines
+    tag: Any = tags.child
+    assert tag.parent is tags
+
+
+def test_a_mutable_default_is_not_shared_between_instances() -> None:
+    chassis, _ = _input_classes()
+    first, second = chassis(data={}), chassis(data={})
+
+    assert first.fields["notes"].default == second.fields["notes"].default == {}
+    assert first.fields["notes"].default is not second.fields["notes"].default
+    assert first.fields["notes"].default is not chassis._declared_fields["notes"].default

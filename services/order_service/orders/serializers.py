@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from comptoir import ModelSerializer
+from comptoir import ModelSerializer, Serializer
 
 from .models import Order, OrderLine, OrderStatusChange, SagaTimelineEntry
 from .services import MAX_LINES, MAX_QUANTITY
@@ -15,12 +15,12 @@ from .services import MAX_LINES, MAX_QUANTITY
 MAX_PRODUCT_ID = 2**63 - 1
 
 
-class OrderLineInputSerializer(serializers.Serializer[Any]):
+class OrderLineInputSerializer(Serializer[Any]):
     product_id = serializers.IntegerField(min_value=1, max_value=MAX_PRODUCT_ID)
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
 
 
-class OrderCreateInputSerializer(serializers.Serializer[Any]):
+class OrderCreateInputSerializer(Serializer[Any]):
     """1 to 50 lines, one per product (a repeated product id is refused:
     `duplicate_product`). Prices, totals, status and owner are not inputs:
     any such field in the body is ignored."""

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from comptoir import ModelSerializer
+from comptoir import ModelSerializer, Serializer
 
 from .models import MONEY_DIGITS, MONEY_PLACES, LedgerEntry, Payment, Wallet
 
@@ -56,11 +56,11 @@ class WalletSerializer(serializers.Serializer[Any]):
     recent_entries = LedgerEntrySerializer(many=True, read_only=True)
 
 
-class CreditRequestSerializer(serializers.Serializer[Any]):
+class CreditRequestSerializer(Serializer[Any]):
     amount = _amount_field()
 
 
-class ChargeRequestSerializer(serializers.Serializer[Any]):
+class ChargeRequestSerializer(Serializer[Any]):
     order_id = serializers.CharField(max_length=64)
     user_id = serializers.IntegerField(min_value=1)
     amount = _amount_field()
@@ -75,7 +75,7 @@ class ChargeRequestSerializer(serializers.Serializer[Any]):
         return value
 
 
-class RefundRequestSerializer(serializers.Serializer[Any]):
+class RefundRequestSerializer(Serializer[Any]):
     order_id = serializers.CharField(max_length=64)
 
 

@@ -10,7 +10,7 @@ from django.core.validators import slug_re
 from django.utils.encoding import smart_str
 from rest_framework import serializers
 
-from comptoir import ModelSerializer
+from comptoir import ModelSerializer, Serializer
 
 from .models import Category, Product, StockLevel, StockReservation, StockReservationLine
 from .selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, RequestedLine, StockBalance
@@ -123,12 +123,12 @@ class ProductListQuerySerializer(serializers.Serializer[Any]):
 # --- internal: quotes and reservations ----------------------------------------
 
 
-class RequestedLineSerializer(serializers.Serializer[Any]):
+class RequestedLineSerializer(Serializer[Any]):
     product_id = serializers.IntegerField(min_value=1)
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_LINE_QUANTITY)
 
 
-class LinesInputSerializer(serializers.Serializer[Any]):
+class LinesInputSerializer(Serializer[Any]):
     lines = RequestedLineSerializer(many=True, allow_empty=False)
 
     def validate_lines(self, lines: list[dict[str, int]]) -> list[dict[str, int]]:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ._middleware import RequestIdMiddleware
     from ._schema import AutoSchema, ErrorResponseSerializer
     from ._scopes import ServiceScopeRequired, requires_scope
-    from ._serializers import ModelSerializer
+    from ._serializers import ModelSerializer, Serializer
     from ._settings import infrastructure_urls, service_urls
 
 # Loaded on first use (PEP 562): the settings can import from the chassis before
@@ -77,6 +77,7 @@ _SOURCES = {
     "Principal": "._auth",
     "RequestContextFilter": "._logging",
     "RequestIdMiddleware": "._middleware",
+    "Serializer": "._serializers",
     "ServiceClient": "._http",
     "ServiceScopeRequired": "._scopes",
     "ServiceTokenProvider": "._http",
@@ -123,6 +124,7 @@ __all__ = [
     "Principal",
     "RequestContextFilter",
     "RequestIdMiddleware",
+    "Serializer",
     "ServiceClient",
     "ServiceScopeRequired",
     "ServiceTokenProvider",
