@@ -89,6 +89,11 @@ RECONCILE_INTERVAL_S = env.float("RECONCILE_INTERVAL_S", default=900.0)
 # so its cost follows the traffic, not the age of the database. Wallets and stock
 # are always checked whole.
 RECONCILE_WINDOW_S = env.float("RECONCILE_WINDOW_S", default=86400.0)
+# How far before the previous periodic run's cutoff the next one starts: a margin for
+# rows that run could not see yet (a transaction still open, a service's clock apart).
+# The cutoff is RECONCILE_SETTLE_S behind the run, so a margin of seconds is ample; a
+# margin of a whole interval judged every row twice.
+RECONCILE_OVERLAP_S = env.float("RECONCILE_OVERLAP_S", default=10.0)
 
 # acks_late and reject_on_worker_lost come from the chassis. A task whose
 # worker died with it stays unacknowledged in Redis until the visibility

@@ -145,8 +145,9 @@ def reconcile(
 
 def periodic_run_start() -> datetime | None:
     """Where the next periodic run starts judging: the previous periodic run's
-    `judged_until` less one RECONCILE_INTERVAL_S (rows whose transaction committed
-    late, runs that overran); None without a previous run (the whole window)."""
+    `judged_until` less RECONCILE_OVERLAP_S (rows whose transaction committed late,
+    clocks apart); None without a previous run (the whole window). A run that
+    overran or failed records nothing, so the next starts from the last recorded one."""
     previous = (
         ReconciliationRun.objects.filter(source="beat", judged_until__isnull=False)
         .values_list("judged_until", flat=True)
@@ -154,7 +155,7 @@ def periodic_run_start() -> datetime | None:
     )
     if previous is None:
         return None
-    return previous - timedelta(seconds=float(settings.RECONCILE_INTERVAL_S))
+    return previous - timedelta(seconds=float(settings.RECONCILE_OVERLAP_S))
 
 
 # Reports kept for the operations console (the newest first); older ones are deleted.

@@ -118,8 +118,8 @@ def reconcile() -> dict[str, int]:
     """Run by Celery beat every RECONCILE_INTERVAL_S: checks the cross-service
     invariants and exports what it found as comptoir_reconciliation_violations.
     Orders, payments and reservations: those created in the last RECONCILE_WINDOW_S
-    that settled since the previous periodic run could judge them (less one
-    interval of overlap), so a run reads what is new, not the whole window again;
+    that settled since the previous periodic run could judge them (less
+    RECONCILE_OVERLAP_S), so a run reads what is new, not the whole window again;
     orders PENDING past their deadline, wallets and stock: every run."""
     window_s = float(settings.RECONCILE_WINDOW_S)
     since = timezone.now() - timedelta(seconds=window_s) if window_s > 0 else None

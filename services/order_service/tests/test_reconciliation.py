@@ -242,3 +242,27 @@ def test_a_periodic_run_judges_what_settled_since_the_previous_one_could_judge(
 
     # The command still reads all of history.
     assert found(reconcile(settle_s=0, deadline_s=600))["confirmed_without_capture"] == 2
+
+
+def test_the_next_periodic_run_starts_the_overlap_before_the_previous_cutoff(
+    make_order: Callable[..., Order], settings: Any
+) -> None:
+    """Rows the previous run could not see yet (committed late, a clock apart) are
+    judged again within RECONCILE_OVERLAP_S of its cutoff; older ones are not."""
+    settings.RECONCILE_SETTLE_S = 0
+    settings.RECONCILE_INTERVAL_S = 60
+    settings.RECONCILE_OVERLAP_S = 30
+    settings.RECONCILE_WINDOW_S = 24 * 3600
+    reconcile_task()
+    first = ReconciliationRun.objects.first()
+    assert first is not None
+    assert first.judged_until is not None
+    within = make_order(status=OrderStatus.CONFIRMED)
+    before = make_order(status=OrderStatus.CONFIRMED)
+    Order.objects.filter(pk=within.pk).update(updated_at=first.judged_until - timedelta(seconds=20))
+    Order.objects.filter(pk=before.pk).update(updated_at=first.judged_until - timedelta(seconds=40))
+
+    assert reconcile_task()["confirmed_without_capture"] == 1
+    last = ReconciliationRun.objects.first()
+    assert last is not None
+    assert last.samples["confirmed_without_capture"] == [str(within.pk)]
