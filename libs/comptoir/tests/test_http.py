@@ -241,3 +241,56 @@ def test_a_call_is_logged_by_the_side_that_answers_it_and_a_failed_one_by_the_ca
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert (line["log.level"], line["message"]) == ("warning", "upstream unreachable")
     assert line["upstream"] == "nobody"
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The client spans the calls make, every one sampled."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from comptoir import _http
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(_http, "_tracer", provider.get_tracer("test"))
+    yield exporter
+    provider.shutdown()
+
+
+def test_each_attempt_is_a_client_span_whose_context_the_request_carries(
+    upstream: Upstream, spans: Any
+) -> None:
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    upstream.script = [503]
+    assert _client(upstream, retries=1).get("/internal/thing", params={"a": 1}).status_code == 200
+
+    calls = upstream.calls("/internal/thing?a=1")
+    made = [span for span in spans.get_finished_spans() if span.attributes["url.full"].endswith("?a=1")]
+    assert [(span.name, span.kind) for span in made] == [("GET", SpanKind.CLIENT)] * 2
+    assert [span.attributes["http.response.status_code"] for span in made] == [503, 200]
+    assert [span.status.status_code for span in made] == [StatusCode.ERROR, StatusCode.UNSET]
+    port = int(upstream.url.rsplit(":", 1)[1])
+    assert made[1].attributes["url.full"] == f"{upstream.url}/internal/thing?a=1"
+    assert (made[1].attributes["http.request.method"], made[1].attributes["server.port"]) == ("GET", port)
+    for call, span in zip(calls, made, strict=True):
+        assert call["headers"]["traceparent"].split("-")[2] == f"{span.context.span_id:016x}"
+    # The token's fetch is a client span of its own.
+    token_spans = [
+        span for span in spans.get_finished_spans() if span.attributes["url.full"].endswith("/token")
+    ]
+    assert [span.name for span in token_spans] == ["POST"]
+
+
+def test_a_call_that_gets_no_answer_is_an_error_span(spans: Any) -> None:
+    from opentelemetry.trace import StatusCode
+
+    with pytest.raises(UpstreamError):
+        ServiceClient("http://127.0.0.1:9", retries=0, authenticate=False).get("/x")
+    [span] = spans.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["error.type"] == "NewConnectionError"
+    assert "http.response.status_code" not in span.attributes

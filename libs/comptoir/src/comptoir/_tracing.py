@@ -16,7 +16,8 @@ of the caller's traceparent, so a trace is whole or absent. The standard
 `parentbased_always_on` to keep everything). Unsampled requests still carry trace
 ids into their logs and error bodies.
 
-Instrumented: incoming Django requests, outgoing urllib3 calls (the ServiceClient),
+Instrumented: incoming Django requests, calls to other services (the ServiceClient
+makes their CLIENT spans itself, `comptoir._http`),
 Celery publish and run, and Kafka through the outbox, the relay and the consumer
 (`comptoir.events._tracing`). SQL statements get a CLIENT span each only with
 COMPTOIR_TRACE_SQL=true: one span per statement is most of a trace's volume.
@@ -173,10 +174,10 @@ def configure_tracing(service: str) -> bool:
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
     celery = CeleryInstrumentor()  # type: ignore[no-untyped-call]
-    for instrumentor in (DjangoInstrumentor(), URLLib3Instrumentor(), celery):
+    # Calls between services make their client spans themselves (comptoir._http).
+    for instrumentor in (DjangoInstrumentor(), celery):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
     if tracing_sql():
