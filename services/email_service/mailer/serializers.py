@@ -1,12 +1,12 @@
 from rest_framework import serializers
 
-from comptoir import ModelSerializer
+from comptoir import ModelSerializer, Serializer
 
 from .mail_templates import MailTemplate
 from .models import SentEmail
 
 
-class EmailRequestInputSerializer(serializers.Serializer[None]):
+class EmailRequestInputSerializer(Serializer[None]):
     # A plain string, not a choice: an unknown name is answered with the
     # `unknown_template` code rather than a generic validation error.
     template = serializers.CharField(
@@ -24,12 +24,12 @@ class EmailRequestInputSerializer(serializers.Serializer[None]):
     )
 
 
-class EmailRequestOutputSerializer(serializers.Serializer[SentEmail]):
+class EmailRequestOutputSerializer(Serializer[SentEmail]):
     id = serializers.IntegerField(read_only=True)
     status = serializers.ChoiceField(choices=SentEmail.Status.choices, read_only=True)
 
 
-class EmailFilterSerializer(serializers.Serializer[None]):
+class EmailFilterSerializer(Serializer[None]):
     template = serializers.CharField(required=False, max_length=64)
     to = serializers.EmailField(required=False, max_length=254)
     status = serializers.ChoiceField(required=False, choices=SentEmail.Status.choices)
@@ -60,7 +60,7 @@ class EmailDetailSerializer(ModelSerializer[SentEmail]):
         read_only_fields = fields
 
 
-class MailLogSerializer(serializers.Serializer[None]):
+class MailLogSerializer(Serializer[None]):
     id = serializers.IntegerField()
     to = serializers.EmailField()
     subject = serializers.CharField()
@@ -70,5 +70,5 @@ class MailLogSerializer(serializers.Serializer[None]):
     order_id = serializers.IntegerField(allow_null=True, help_text="The order of an order mail.")
 
 
-class MailLogPageSerializer(serializers.Serializer[None]):
+class MailLogPageSerializer(Serializer[None]):
     results = MailLogSerializer(many=True)

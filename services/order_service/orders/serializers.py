@@ -80,7 +80,7 @@ class OrderDetailSerializer(OrderSerializer):
         read_only_fields = fields
 
 
-class PendingSagaSerializer(serializers.Serializer[Any]):
+class PendingSagaSerializer(Serializer[Any]):
     id = serializers.IntegerField()
     mode = serializers.CharField(allow_null=True, help_text="orchestration or choreography")
     status = serializers.CharField()
@@ -88,12 +88,12 @@ class PendingSagaSerializer(serializers.Serializer[Any]):
     user_id = serializers.IntegerField()
 
 
-class CancellationCountSerializer(serializers.Serializer[Any]):
+class CancellationCountSerializer(Serializer[Any]):
     reason = serializers.CharField()
     count = serializers.IntegerField()
 
 
-class ReconciliationReportSerializer(serializers.Serializer[Any]):
+class ReconciliationReportSerializer(Serializer[Any]):
     finished_at = serializers.DateTimeField()
     trigger = serializers.CharField(help_text="beat (the periodic auditor) or command (manage.py reconcile)")
     total = serializers.IntegerField()
@@ -104,7 +104,7 @@ class ReconciliationReportSerializer(serializers.Serializer[Any]):
     checked = serializers.DictField(child=serializers.IntegerField())
 
 
-class SagaOpsSerializer(serializers.Serializer[Any]):
+class SagaOpsSerializer(Serializer[Any]):
     pending_longest = PendingSagaSerializer(many=True)
     cancellations_by_reason = CancellationCountSerializer(many=True, help_text="The last 24 hours.")
     reconciliation = ReconciliationReportSerializer(allow_null=True)

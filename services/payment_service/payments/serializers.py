@@ -48,7 +48,7 @@ class LedgerEntrySerializer(ModelSerializer[LedgerEntry]):
         read_only_fields = fields
 
 
-class WalletSerializer(serializers.Serializer[Any]):
+class WalletSerializer(Serializer[Any]):
     user_id = serializers.IntegerField(read_only=True)
     balance = serializers.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, read_only=True)
     currency = serializers.CharField(read_only=True)
@@ -117,7 +117,7 @@ class PaymentAuditSerializer(ModelSerializer[Payment]):
         read_only_fields = fields
 
 
-class PaymentAuditPageSerializer(serializers.Serializer[Any]):
+class PaymentAuditPageSerializer(Serializer[Any]):
     results = PaymentAuditSerializer(many=True)
     next_after = serializers.IntegerField(
         allow_null=True, help_text="`after` of the next page; null: last page."
@@ -135,7 +135,7 @@ class WalletAuditSerializer(ModelSerializer[Wallet]):
         read_only_fields = fields
 
 
-class WalletAuditPageSerializer(serializers.Serializer[Any]):
+class WalletAuditPageSerializer(Serializer[Any]):
     results = WalletAuditSerializer(many=True)
     next_after = serializers.IntegerField(
         allow_null=True, help_text="`after` of the next page; null: last page."

@@ -35,7 +35,7 @@ class CategorySerializer(ModelSerializer[Category]):
         read_only_fields = fields
 
 
-class CategoryInputSerializer(serializers.Serializer[Any]):
+class CategoryInputSerializer(Serializer[Any]):
     name = serializers.CharField(max_length=100)
     slug = serializers.SlugField(max_length=100)
 
@@ -75,7 +75,7 @@ class CategorySlugField(serializers.SlugRelatedField[Category]):
         return category
 
 
-class ProductInputSerializer(serializers.Serializer[Any]):
+class ProductInputSerializer(Serializer[Any]):
     sku = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(allow_blank=True, required=False, default="")
@@ -87,7 +87,7 @@ class ProductInputSerializer(serializers.Serializer[Any]):
     is_active = serializers.BooleanField(required=False, default=True)
 
 
-class StockInputSerializer(serializers.Serializer[Any]):
+class StockInputSerializer(Serializer[Any]):
     quantity = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
 
 
@@ -100,7 +100,7 @@ class StockSerializer(ModelSerializer[StockLevel]):
         read_only_fields = fields
 
 
-class ProductListQuerySerializer(serializers.Serializer[Any]):
+class ProductListQuerySerializer(Serializer[Any]):
     """The catalogue's query parameters; a bad value is a 400, never a 500."""
 
     category = serializers.SlugField(required=False, help_text="Category slug.")
@@ -163,7 +163,7 @@ class ReservationInputSerializer(LinesInputSerializer):
     )
 
 
-class QuoteLineSerializer(serializers.Serializer[Any]):
+class QuoteLineSerializer(Serializer[Any]):
     product_id = serializers.IntegerField()
     name = serializers.CharField()
     quantity = serializers.IntegerField()
@@ -172,7 +172,7 @@ class QuoteLineSerializer(serializers.Serializer[Any]):
     line_total = _money(max_digits=None)
 
 
-class QuoteSerializer(serializers.Serializer[Any]):
+class QuoteSerializer(Serializer[Any]):
     lines = QuoteLineSerializer(many=True)
     total = _money(max_digits=None)
     currency = serializers.CharField()
@@ -199,7 +199,7 @@ class ReservationSerializer(ModelSerializer[StockReservation]):
 # --- internal: the reconciliation auditor's pages -----------------------------
 
 
-class StockBalanceSerializer(serializers.Serializer[StockBalance]):
+class StockBalanceSerializer(Serializer[StockBalance]):
     product_id = serializers.IntegerField()
     quantity = serializers.IntegerField(help_text="Available now.")
     ledger = serializers.IntegerField(help_text="Sum of the product's stock movements.")
@@ -208,7 +208,7 @@ class StockBalanceSerializer(serializers.Serializer[StockBalance]):
     committed = serializers.IntegerField(help_text="Units sold: COMMITTED reservations.")
 
 
-class StockBalancePageSerializer(serializers.Serializer[Any]):
+class StockBalancePageSerializer(Serializer[Any]):
     results = StockBalanceSerializer(many=True)
     next_after = serializers.IntegerField(
         allow_null=True, help_text="`after` of the next page; null: last page."
@@ -224,7 +224,7 @@ class ReservationAuditSerializer(ModelSerializer[StockReservation]):
         read_only_fields = fields
 
 
-class ReservationAuditPageSerializer(serializers.Serializer[Any]):
+class ReservationAuditPageSerializer(Serializer[Any]):
     results = ReservationAuditSerializer(many=True)
     next_after = serializers.IntegerField(
         allow_null=True, help_text="`after` of the next page; null: last page."

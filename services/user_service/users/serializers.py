@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from comptoir import ModelSerializer
+from comptoir import ModelSerializer, Serializer
 
 from .models import User
 
 
-class RegisterInputSerializer(serializers.Serializer[None]):
+class RegisterInputSerializer(Serializer[None]):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
     full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -22,16 +22,16 @@ class RegisteredUserSerializer(ModelSerializer[User]):
         read_only_fields = fields
 
 
-class LoginInputSerializer(serializers.Serializer[None]):
+class LoginInputSerializer(Serializer[None]):
     email = serializers.CharField(max_length=254)
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
 
 
-class RefreshInputSerializer(serializers.Serializer[None]):
+class RefreshInputSerializer(Serializer[None]):
     refresh = serializers.CharField(max_length=200)
 
 
-class TokenPairSerializer(serializers.Serializer[None]):
+class TokenPairSerializer(Serializer[None]):
     access = serializers.CharField()
     refresh = serializers.CharField()
     token_type = serializers.CharField(default="Bearer")
@@ -47,16 +47,16 @@ class ProfileSerializer(ModelSerializer[User]):
         read_only_fields = ("id", "email", "is_staff", "date_joined")
 
 
-class ProfileUpdateSerializer(serializers.Serializer[None]):
+class ProfileUpdateSerializer(Serializer[None]):
     full_name = serializers.CharField(max_length=200, allow_blank=True, required=False)
 
 
-class ServiceTokenInputSerializer(serializers.Serializer[None]):
+class ServiceTokenInputSerializer(Serializer[None]):
     client_id = serializers.CharField(max_length=100)
     client_secret = serializers.CharField(max_length=256, write_only=True, trim_whitespace=False)
 
 
-class ServiceTokenSerializer(serializers.Serializer[None]):
+class ServiceTokenSerializer(Serializer[None]):
     access_token = serializers.CharField()
     token_type = serializers.CharField(default="Bearer")
     expires_in = serializers.IntegerField(help_text="Lifetime of the token, in seconds.")
@@ -69,7 +69,7 @@ class InternalUserSerializer(ModelSerializer[User]):
         read_only_fields = fields
 
 
-class JWKSerializer(serializers.Serializer[None]):
+class JWKSerializer(Serializer[None]):
     kty = serializers.CharField()
     n = serializers.CharField()
     e = serializers.CharField()
@@ -78,5 +78,5 @@ class JWKSerializer(serializers.Serializer[None]):
     use = serializers.CharField()
 
 
-class JWKSSerializer(serializers.Serializer[None]):
+class JWKSSerializer(Serializer[None]):
     keys = JWKSerializer(many=True)
