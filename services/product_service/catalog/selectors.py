@@ -217,37 +217,27 @@ class StockBalance:
     committed: int
 
 
-_TABLES = {
-    name: model._meta.db_table
-    for name, model in {
-        "product": Product,
-        "level": StockLevel,
-        "movement": StockMovement,
-        "line": StockReservationLine,
-        "reservation": StockReservation,
-    }.items()
-}
 # A page of products and each one's figures, aggregated in one pass over the page's
 # movements and reservation lines (each read once for the page, not once per product:
 # the cost follows the page's history, not its products times all of history).
 _STOCK_BALANCE_PAGE = f"""
 WITH page AS (
-    SELECT id FROM {_TABLES["product"]} WHERE id > %(after)s ORDER BY id LIMIT %(limit)s
+    SELECT id FROM {Product._meta.db_table} WHERE id > %(after)s ORDER BY id LIMIT %(limit)s
 ), movements AS (
     SELECT product_id, SUM(delta) AS ledger, SUM(delta) FILTER (WHERE kind = %(adjust)s) AS adjusted
-    FROM {_TABLES["movement"]} WHERE product_id IN (SELECT id FROM page) GROUP BY product_id
+    FROM {StockMovement._meta.db_table} WHERE product_id IN (SELECT id FROM page) GROUP BY product_id
 ), holds AS (
     SELECT line.product_id,
            SUM(line.quantity) FILTER (WHERE reservation.status = %(reserved)s) AS held,
            SUM(line.quantity) FILTER (WHERE reservation.status = %(committed)s) AS committed
-    FROM {_TABLES["line"]} line
-    JOIN {_TABLES["reservation"]} reservation ON reservation.id = line.reservation_id
+    FROM {StockReservationLine._meta.db_table} line
+    JOIN {StockReservation._meta.db_table} reservation ON reservation.id = line.reservation_id
     WHERE line.product_id IN (SELECT id FROM page) GROUP BY line.product_id
 )
 SELECT page.id, COALESCE(level.quantity, 0), COALESCE(movements.ledger, 0),
        COALESCE(movements.adjusted, 0), COALESCE(holds.held, 0), COALESCE(holds.committed, 0)
 FROM page
-LEFT JOIN {_TABLES["level"]} level ON level.product_id = page.id
+LEFT JOIN {StockLevel._meta.db_table} level ON level.product_id = page.id
 LEFT JOIN movements ON movements.product_id = page.id
 LEFT JOIN holds ON holds.product_id = page.id
 ORDER BY page.id

@@ -84,6 +84,7 @@ class ServiceTokenProvider:
         self.token_url = token_url
         self.client_id = client_id
         self.client_secret = client_secret
+        self._server = _server(token_url)
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
@@ -101,7 +102,7 @@ class ServiceTokenProvider:
 
     def _fetch(self) -> tuple[str, float]:
         try:
-            with _client_span("POST", self.token_url) as span:
+            with _client_span("POST", self.token_url, self._server) as span:
                 headers: dict[str, str] = {}
                 propagate.inject(headers)
                 response = urllib3.request(
@@ -179,9 +180,9 @@ class ServiceClient:
             timeout=urllib3.Timeout(connect=min(timeout_s, 2.0), read=timeout_s),
             retries=False,
         )
-        parsed = urllib3.util.parse_url(self.base_url)
-        self._path_prefix = parsed.path or ""
+        self._path_prefix = urllib3.util.parse_url(self.base_url).path or ""
         self._origin = self.base_url[: len(self.base_url) - len(self._path_prefix)]
+        self._server = _server(self.base_url)
 
     def _headers(self, idempotency_key: str | None) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -240,7 +241,7 @@ class ServiceClient:
         self, method: str, url: str, body: bytes | None, idempotency_key: str | None
     ) -> urllib3.BaseHTTPResponse:
         """One attempt, in its client span."""
-        with _client_span(method, self._origin + url) as span:
+        with _client_span(method, self._origin + url, self._server) as span:
             headers = self._headers(idempotency_key)
             if body is not None:
                 headers["Content-Type"] = "application/json"
@@ -279,8 +280,14 @@ class ServiceClient:
         time.sleep(random.uniform(0, self.backoff_s * (2 ** (attempt - 1))))  # noqa: S311
 
 
+def _server(url: str) -> tuple[str, int]:
+    """The host and port a URL's calls go to (its spans' `server.address` and `server.port`)."""
+    parsed = urllib3.util.parse_url(url)
+    return parsed.host or "", parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
 @contextmanager
-def _client_span(method: str, url: str) -> Iterator[Span]:
+def _client_span(method: str, url: str, server: tuple[str, int]) -> Iterator[Span]:
     """A CLIENT span around one HTTP call (current while it runs, so the call's trace
     context is the span's); a call that fails without an answer marks it an error.
 
@@ -292,13 +299,12 @@ def _client_span(method: str, url: str) -> Iterator[Span]:
         method, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
     ) as span:
         if span.is_recording():
-            parsed = urllib3.util.parse_url(url)
             span.set_attributes(
                 {
                     "http.request.method": method,
                     "url.full": url,
-                    "server.address": parsed.host or "",
-                    "server.port": parsed.port or (443 if parsed.scheme == "https" else 80),
+                    "server.address": server[0],
+                    "server.port": server[1],
                 }
             )
         try:
