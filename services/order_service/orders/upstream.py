@@ -15,6 +15,12 @@ compensated itself.
 
 Every call here is idempotent upstream per order id (the contracts say so), so
 repeating one after a crash or a lost answer has no second effect.
+
+Reservations and charges asked by several of the worker's threads at once go
+together, as one request to the operation's batch route, while one is on its
+way (`comptoir.BatchedCalls`): each call still gets the answer its order alone
+would have had and reads it as above; a call with nothing in flight goes out
+alone, at once.
 """
 
 from __future__ import annotations
@@ -23,20 +29,33 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from comptoir import ErrorCode, UpstreamError, UpstreamResponse, parse_error_body, response_json
+from comptoir import (
+    BatchedCalls,
+    ErrorCode,
+    UpstreamError,
+    UpstreamResponse,
+    parse_error_body,
+    response_json,
+)
 
 from .clients import payment_service_client, product_service_client, user_service_client
 from .models import CancelReason, Customer, OrderSaga
 from .product_quotes import RequestedLine
 
 RESERVATIONS_PATH = "/internal/stock/reservations/"
+RESERVATIONS_BATCH_PATH = "/internal/stock/reservations/batch/"
 CHARGE_PATH = "/internal/payments/charge/"
+CHARGE_BATCH_PATH = "/internal/payments/charge/batch/"
 REFUND_PATH = "/internal/payments/refund/"
 MAX_ERROR_LENGTH = 500
 # 4xx answers that say "not now" rather than "no": retried like a 5xx.
 TRANSIENT_4XX = frozenset({408, 425, 429})
 # The code of payment_service's and product_service's 409 for an order already compensated.
 ORDER_COMPENSATED = "order_compensated"
+
+
+_RESERVATIONS = BatchedCalls(product_service_client, RESERVATIONS_PATH, RESERVATIONS_BATCH_PATH)
+_CHARGES = BatchedCalls(payment_service_client, CHARGE_PATH, CHARGE_BATCH_PATH)
 
 
 # product_service's refusals of a reservation for good (409 codes, `stock.rejected`
@@ -79,9 +98,8 @@ def _max_length(field: str) -> int:
 def stock_reserve(*, order_id: int, lines: Iterable[RequestedLine], currency: str) -> str | None:
     """Holds every line or none, each at the unit price the order was placed at
     (a price changed since: `price_changed`); returns the reservation id when upstream names one."""
-    response = product_service_client().post(
-        RESERVATIONS_PATH,
-        json={
+    response = _RESERVATIONS.post(
+        {
             "order_id": str(order_id),
             "currency": currency,
             "lines": [
@@ -89,7 +107,7 @@ def stock_reserve(*, order_id: int, lines: Iterable[RequestedLine], currency: st
                 | ({} if line.unit_price is None else {"unit_price": str(line.unit_price)})
                 for line in lines
             ],
-        },
+        }
     )
     refusal = STOCK_REFUSALS.get(_error_code(response) or "") if response.status_code == 409 else None
     if refusal is not None:
@@ -116,9 +134,8 @@ def payment_charge(*, order_id: int, user_id: int, amount: Decimal, currency: st
 
     The order id is the idempotency key: a repeat answers the same payment.
     """
-    response = payment_service_client().post(
-        CHARGE_PATH,
-        json={"order_id": str(order_id), "user_id": user_id, "amount": str(amount), "currency": currency},
+    response = _CHARGES.post(
+        {"order_id": str(order_id), "user_id": user_id, "amount": str(amount), "currency": currency},
         idempotency_key=str(order_id),
     )
     if response.status_code == 409 and _error_code(response) == CancelReason.INSUFFICIENT_FUNDS:

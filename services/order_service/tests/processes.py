@@ -58,14 +58,16 @@ class ProcessRunner:
         self.started.append(started)
         return started
 
-    def start_worker(self, queue: str, **extra_env: str) -> ServiceProcess:
+    def start_worker(self, queue: str, *, threads: int = 0, **extra_env: str) -> ServiceProcess:
+        """A worker of one process (`threads`: its pool of threads, as deployed; 0: solo)."""
+        pool = ["--pool=threads", f"--concurrency={threads}"] if threads else ["--pool=solo"]
         return self.start(
             "-m",
             "celery",
             "-A",
             "config",
             "worker",
-            "--pool=solo",
+            *pool,
             "--loglevel=INFO",
             "-Q",
             queue,

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 QUOTE_PATH = "/internal/products/quote/"
@@ -76,10 +76,15 @@ class ServiceStub:
     arrived: dict[str, threading.Event] = field(default_factory=dict)
     # Order ids a compensation found nothing for: a later charge/reservation is refused.
     tombstones: set[str] = field(default_factory=set)
+    # The size of each batch received (its items are recorded as calls of the single route).
+    batches: list[int] = field(default_factory=list)
+    # Batch route -> the single route whose calls it carries.
+    batch_routes: ClassVar[dict[str, str]] = {}
 
     def reset(self) -> None:
         with self.lock:
             self.requests = []
+            self.batches = []
             self.tombstones = set()
             self.failures = {}
             self.refusals = {}
@@ -116,6 +121,16 @@ class ServiceStub:
             release.set()
 
     def serve(self, method: str, path: str, headers: dict[str, str], body: Any) -> Answer:
+        single = self.batch_routes.get(path) if method == "POST" else None
+        if single is not None:
+            # A batch: each item answered as its own call of the single route would be.
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list) or not items:
+                return 400, error_body("validation_error", "The request is not valid; see details.", {})
+            with self.lock:
+                self.batches.append(len(items))
+            answers = [self.serve(method, single, headers, item) for item in items]
+            return 200, {"results": [{"status": status, "body": answer} for status, answer in answers]}
         if path == TOKEN_PATH:
             return 200, {"access_token": STUB_SERVICE_TOKEN, "token_type": "Bearer", "expires_in": 300}
         if method == "GET" and "?" in path:
@@ -192,6 +207,9 @@ class UserServiceStub(ServiceStub):
 
 @dataclass
 class ProductServiceStub(ServiceStub):
+    batch_routes: ClassVar[dict[str, str]] = {
+        "/internal/stock/reservations/batch/": "/internal/stock/reservations/"
+    }
     # (status, body) answered to every quote instead of the catalogue's answer.
     quote_override: Answer | None = None
     # Every quote waits here until this many quotes are in flight.
@@ -364,6 +382,9 @@ class ProductServiceStub(ServiceStub):
 
 @dataclass
 class PaymentServiceStub(ServiceStub):
+    batch_routes: ClassVar[dict[str, str]] = {
+        "/internal/payments/charge/batch/": "/internal/payments/charge/"
+    }
     # user id -> balance (EUR).
     wallets: dict[int, Decimal] = field(default_factory=dict)
     # order id -> {"payment_id", "status", "amount", "user_id"}.

@@ -4,6 +4,7 @@ charge is resumed by the sweeper without a second charge."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from comptoir.testing import TokenFactory
-from orders.models import Order, OrderSaga, OrderStatus
+from orders.models import Order, OrderSaga, OrderStatus, SagaStep
 from orders.orchestration import saga_sweep_stalled
 
 from .conftest import ALICE, BOB, Upstreams
@@ -27,7 +28,7 @@ HAPPY = ["verify_user", "reserve_stock", "charge_payment", "confirm_order"]
 
 
 @pytest.fixture
-def workers(processes: ProcessRunner, upstreams: Upstreams, celery_test_queue: str) -> Callable[[], Any]:
+def workers(processes: ProcessRunner, upstreams: Upstreams, celery_test_queue: str) -> Callable[..., Any]:
     """Starts a worker on the session's queue, calling the stand-ins, with short saga timings."""
     processes.env.update(
         {
@@ -41,7 +42,11 @@ def workers(processes: ProcessRunner, upstreams: Upstreams, celery_test_queue: s
             "CELERY_VISIBILITY_TIMEOUT_S": "20",
         }
     )
-    return lambda: processes.start_worker(celery_test_queue)
+
+    def start(threads: int = 0) -> Any:
+        return processes.start_worker(celery_test_queue, threads=threads)
+
+    return start
 
 
 def _place(
@@ -118,3 +123,38 @@ def test_a_worker_killed_mid_charge_is_resumed_by_the_sweeper_with_one_charge(
     assert upstreams.payments.wallets[ALICE] == Decimal("475.00")
     assert [step for step, _, _ in timeline(order_id)] == HAPPY
     assert [e[0] for e in event_summary()] == ["order.confirmed"]
+
+
+def test_the_reservations_of_sagas_running_together_go_in_one_batch_each_answered_alone(
+    workers: Callable[..., Any], place_order: Callable[..., Any], tokens: TokenFactory, upstreams: Upstreams
+) -> None:
+    worker = workers(threads=8)
+    with upstreams.products.hold("reserve") as reserve_arrived:
+        first = _place(place_order, tokens, ALICE, [(1, 1)])
+        assert reserve_arrived.wait(timeout=SETTLE_TIMEOUT_S), worker.log_tail()
+        others = [_place(place_order, tokens, ALICE, [(1, 1)]) for _ in range(4)]
+        # Each of the others claimed its reservation and waits behind the held one.
+        waiting = OrderSaga.objects.filter(pk__in=others, current_step=SagaStep.RESERVE_STOCK, attempts=1)
+        wait_for(
+            lambda: waiting.count() == len(others),
+            timeout_s=SETTLE_TIMEOUT_S,
+            what=f"the other sagas to reach their reservation\n{worker.log_tail()}",
+        )
+        time.sleep(0.5)  # from the claim to the call: no statement in between
+
+    orders = [first, *others]
+    wait_for(
+        lambda: all(_status(order_id) == OrderStatus.CONFIRMED for order_id in orders),
+        timeout_s=SETTLE_TIMEOUT_S,
+        what=f"every order to be confirmed\n{worker.log_tail()}",
+    )
+    # The held call went alone; the four behind it as one request.
+    assert upstreams.products.batches == [4]
+    # Each order reserved and charged once, as if every call had gone alone.
+    assert sorted(int(c.body["order_id"]) for c in upstreams.products.calls("reserve")) == sorted(orders)
+    assert sorted(int(c.body["order_id"]) for c in upstreams.payments.calls("charge")) == sorted(orders)
+    assert upstreams.payments.captured() == sorted(str(order_id) for order_id in orders)
+    assert upstreams.payments.wallets[ALICE] == Decimal("437.50")
+    assert upstreams.products.stock[1] == 95
+    for order_id in orders:
+        assert [step for step, _, _ in timeline(order_id)] == HAPPY

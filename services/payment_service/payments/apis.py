@@ -7,6 +7,8 @@ platform and needs a service token.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -20,18 +22,21 @@ from rest_framework.views import APIView
 from comptoir import (
     AuditPageQuerySerializer,
     AuditWindowQuerySerializer,
+    BatchResponseSerializer,
     ErrorResponseSerializer,
     IsEndUser,
     IsStaff,
     Principal,
     audit_next_after,
     audit_page_query,
+    batch_response,
     requires_scope,
 )
 
 from . import selectors, services
 from .models import Payment
 from .serializers import (
+    ChargeBatchRequestSerializer,
     ChargeRequestSerializer,
     CreditRequestSerializer,
     PaymentAuditPageSerializer,
@@ -152,10 +157,36 @@ class ChargeApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        body = ChargeRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        payment = services.payment_charge(**body.validated_data)
-        return Response(PaymentResultSerializer(payment).data, status=status.HTTP_201_CREATED)
+        return _charge(request.data)
+
+
+def _charge(data: Any) -> Response:
+    body = ChargeRequestSerializer(data=data)
+    body.is_valid(raise_exception=True)
+    payment = services.payment_charge(**body.validated_data)
+    return Response(PaymentResultSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+
+class ChargeBatchApi(APIView):
+    permission_classes = (requires_scope("payments:charge"),)
+
+    @extend_schema(
+        tags=["internal"],
+        summary="Charge several orders in one request",
+        description=(
+            "Each item is a charge request, validated and run on its own (its own transaction); its "
+            "result is the status and body `POST /internal/payments/charge/` would have answered for "
+            "it alone (201, or 400/409 with the error body). One item's refusal leaves the others "
+            "as they are."
+        ),
+        request=ChargeBatchRequestSerializer,
+        responses={
+            200: BatchResponseSerializer,
+            **_errors(**_AUTH_ERRORS, **{"400": "Not a batch: no items, too many, or not objects."}),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        return batch_response(request, self, _charge)
 
 
 class RefundApi(APIView):

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from comptoir import ModelSerializer, Serializer
+from comptoir import MAX_BATCH_ITEMS, ModelSerializer, Serializer
 
 from .models import MONEY_DIGITS, MONEY_PLACES, LedgerEntry, Payment, Wallet
 
@@ -73,6 +73,13 @@ class ChargeRequestSerializer(Serializer[Any]):
                 code="unsupported_currency",
             )
         return value
+
+
+class ChargeBatchRequestSerializer(Serializer[Any]):
+    """Several charge requests in one (at most 50): each item is validated and run
+    on its own, as a request of its own to `POST /internal/payments/charge/`."""
+
+    items = serializers.ListField(child=ChargeRequestSerializer(), min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 class RefundRequestSerializer(Serializer[Any]):

@@ -16,6 +16,7 @@ from .conftest import ALICE, CHARGE_URL, REFUND_URL, assert_ledger_explains_bala
 pytestmark = pytest.mark.django_db
 
 Post = Callable[..., Any]
+CHARGE_BATCH_URL = CHARGE_URL + "batch/"
 
 
 def test_charge_answers_201_with_the_captured_payment(
@@ -270,7 +271,67 @@ def test_refund_without_order_id_is_400(post_json: Post, service_headers: dict[s
     assert list(response.json()["error"]["details"]) == ["order_id"]
 
 
-@pytest.mark.parametrize("url", [CHARGE_URL, REFUND_URL])
+def test_a_batch_answers_each_charge_as_its_own_request_would(
+    make_wallet: Callable[..., Wallet],
+    post_json: Post,
+    service_headers: dict[str, str],
+    charge_body: Callable[..., dict[str, Any]],
+) -> None:
+    wallet = make_wallet(balance="50.00")
+    first = post_json(CHARGE_URL, charge_body(order_id="order-1", amount="10.00"), service_headers)
+    items = [
+        charge_body(order_id="order-2", amount="15.00"),
+        charge_body(order_id="order-3", amount="99.00"),  # more than is left
+        charge_body(order_id="order-4", amount="-1"),  # not a charge
+        charge_body(order_id="order-1", amount="10.00"),  # a repeat
+        charge_body(order_id="order-1", amount="11.00"),  # the same order, another amount
+        charge_body(order_id="order-5", amount="25.00"),
+    ]
+
+    response = post_json(CHARGE_BATCH_URL, {"items": items}, service_headers)
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [result["status"] for result in results] == [201, 409, 400, 201, 409, 201]
+    captured = {p.order_id: p.pk for p in Payment.objects.filter(status=PaymentStatus.CAPTURED)}
+    assert results[0]["body"] == {
+        "payment_id": captured["order-2"],
+        "order_id": "order-2",
+        "user_id": ALICE,
+        "status": "CAPTURED",
+        "amount": "15.00",
+        "currency": "EUR",
+    }
+    assert results[1]["body"]["error"]["code"] == "insufficient_funds"
+    assert results[1]["body"]["error"]["details"]["balance"] == "25.00"
+    assert results[2]["body"]["error"]["code"] == "validation_error"
+    assert "amount" in results[2]["body"]["error"]["details"]
+    assert results[3]["body"] == first.json()
+    assert results[4]["body"]["error"]["code"] == "idempotency_conflict"
+    assert results[5]["body"]["order_id"] == "order-5"
+    # Only what each item alone would have taken: 10 + 15 + 25.
+    assert sorted(captured) == ["order-1", "order-2", "order-5"]
+    assert balance_of(ALICE) == Decimal("0.00")
+    assert_ledger_explains_balance(wallet)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"items": []}, {"items": [1]}, {"items": [{"order_id": "x"}] * 51}],
+    ids=["no items", "empty", "not objects", "too many"],
+)
+def test_a_body_that_is_not_a_batch_is_400_and_charges_nothing(
+    make_wallet: Callable[..., Wallet], post_json: Post, service_headers: dict[str, str], body: dict[str, Any]
+) -> None:
+    make_wallet(balance="50.00")
+    response = post_json(CHARGE_BATCH_URL, body, service_headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "items" in response.json()["error"]["details"]
+    assert not Payment.objects.exists()
+
+
+@pytest.mark.parametrize("url", [CHARGE_URL, CHARGE_BATCH_URL, REFUND_URL])
 @pytest.mark.parametrize(
     ("caller", "status", "code"),
     [
@@ -310,7 +371,11 @@ def test_internal_routes_refuse_anyone_but_a_service_with_the_scope(
     }[caller]
 
     # A charge of a new order, or a refund of the captured one: either would move money.
-    body = charge_body(order_id="order-2") if url == CHARGE_URL else {"order_id": "order-1"}
+    body = {
+        CHARGE_URL: charge_body(order_id="order-2"),
+        CHARGE_BATCH_URL: {"items": [charge_body(order_id="order-2")]},
+        REFUND_URL: {"order_id": "order-1"},
+    }[url]
     response = post_json(url, body, headers)
 
     assert response.status_code == status

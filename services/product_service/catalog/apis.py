@@ -22,9 +22,11 @@ from comptoir import (
     ApplicationError,
     AuditPageQuerySerializer,
     AuditWindowQuerySerializer,
+    BatchResponseSerializer,
     IsStaff,
     audit_next_after,
     audit_page_query,
+    batch_response,
     requires_scope,
 )
 
@@ -40,6 +42,7 @@ from .serializers import (
     ProductSerializer,
     QuoteSerializer,
     ReservationAuditPageSerializer,
+    ReservationBatchInputSerializer,
     ReservationInputSerializer,
     ReservationSerializer,
     StockBalancePageSerializer,
@@ -218,15 +221,36 @@ class ReservationCreateApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        payload = ReservationInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        reservation = services.reservation_create(
-            order_id=payload.validated_data["order_id"],
-            lines=payload.requested_lines(),
-            currency=payload.validated_data.get("currency"),
-        )
-        # The reservation this call made or replayed: no need to read it again.
-        return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)
+        return _reserve(request.data)
+
+
+def _reserve(data: Any) -> Response:
+    payload = ReservationInputSerializer(data=data)
+    payload.is_valid(raise_exception=True)
+    reservation = services.reservation_create(
+        order_id=payload.validated_data["order_id"],
+        lines=payload.requested_lines(),
+        currency=payload.validated_data.get("currency"),
+    )
+    # The reservation this call made or replayed: no need to read it again.
+    return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)
+
+
+class ReservationBatchApi(APIView):
+    permission_classes = [requires_scope("stock:reserve")]
+
+    @extend_schema(
+        summary="Reserve stock for several orders in one request",
+        description=(
+            "Each item is a reservation request, validated and run on its own (its own transaction); "
+            "its result is the status and body `POST /internal/stock/reservations/` would have "
+            "answered for it alone. One item's refusal leaves the others as they are."
+        ),
+        request=ReservationBatchInputSerializer,
+        responses={200: BatchResponseSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        return batch_response(request, self, _reserve)
 
 
 def _reservation_response(order_id: str, code: int = status.HTTP_200_OK) -> Response:

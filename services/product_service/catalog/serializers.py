@@ -10,7 +10,7 @@ from django.core.validators import slug_re
 from django.utils.encoding import smart_str
 from rest_framework import serializers
 
-from comptoir import ModelSerializer, Serializer
+from comptoir import MAX_BATCH_ITEMS, ModelSerializer, Serializer
 
 from .models import Category, Product, StockLevel, StockReservation, StockReservationLine
 from .selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS, RequestedLine, StockBalance
@@ -161,6 +161,13 @@ class ReservationInputSerializer(LinesInputSerializer):
         required=False,
         help_text="The order's currency (ISO 4217): with `unit_price`, the products must be priced in it.",
     )
+
+
+class ReservationBatchInputSerializer(Serializer[Any]):
+    """Several reservation requests in one (at most 50): each item is validated and
+    run on its own, as a request of its own to `POST /internal/stock/reservations/`."""
+
+    items = serializers.ListField(child=ReservationInputSerializer(), min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 class QuoteLineSerializer(Serializer[Any]):

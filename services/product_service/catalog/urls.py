@@ -23,6 +23,11 @@ urlpatterns = [
         name="internal-reservation-create",
     ),
     path(
+        "internal/stock/reservations/batch/",
+        apis.ReservationBatchApi.as_view(),
+        name="internal-reservation-batch",
+    ),
+    path(
         "internal/stock/reservations/<str:order_id>/",
         apis.ReservationDetailApi.as_view(),
         name="internal-reservation-detail",

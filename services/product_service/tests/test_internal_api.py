@@ -49,6 +49,7 @@ def reserved(order_service: Api, beans: Product, kettle: Product) -> dict[str, A
 INTERNAL_CALLS = [
     ("post", QUOTE),
     ("post", RESERVATIONS),
+    ("post", RESERVATIONS + "batch/"),
     ("get", RESERVATIONS + "order-1/"),
     ("post", RESERVATIONS + "order-1/release/"),
     ("post", RESERVATIONS + "order-1/commit/"),
@@ -349,6 +350,59 @@ def test_get_a_reservation(order_service: Api, reserved: dict[str, Any]) -> None
     response = order_service.get(f"{RESERVATIONS}order-1/")
     assert response.status_code == 200
     assert response.json() == reserved
+
+
+# --- a batch of reservations ----------------------------------------------------
+
+
+def test_a_batch_answers_each_reservation_as_its_own_request_would(
+    order_service: Api, reserved: dict[str, Any], beans: Product, kettle: Product, stock_of: StockOf
+) -> None:
+    items = [
+        {"order_id": "order-2", "lines": lines((beans, 2))},
+        {"order_id": "order-3", "lines": lines((kettle, 5))},  # more than there is
+        {"order_id": "order-4", "lines": []},  # not a reservation
+        {"order_id": "order-1", "lines": lines((beans, 2), (kettle, 1))},  # a repeat
+        {"order_id": "order-5", "lines": lines((kettle, 1))},
+    ]
+    response = order_service.post(f"{RESERVATIONS}batch/", {"items": items})
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [result["status"] for result in results] == [201, 409, 400, 201, 201]
+    # Each as the routes answer it: what was held reads back the same, a repeat replays.
+    assert results[0]["body"] == order_service.get(f"{RESERVATIONS}order-2/").json()
+    assert results[0]["body"]["lines"] == [{"product_id": beans.pk, "quantity": 2}]
+    assert results[1]["body"]["error"]["code"] == "insufficient_stock"
+    assert results[1]["body"]["error"]["details"] == {
+        "unavailable": [{"product_id": kettle.pk, "requested": 5, "available": 1}]
+    }
+    assert results[2]["body"]["error"]["code"] == "validation_error"
+    assert "lines" in results[2]["body"]["error"]["details"]
+    assert results[3]["body"] == reserved
+    assert results[4]["body"] == order_service.get(f"{RESERVATIONS}order-5/").json()
+    # The refused items took nothing; the others took what they hold.
+    assert (stock_of(beans), stock_of(kettle)) == (1, 0)
+    assert sorted(StockReservation.objects.values_list("order_id", flat=True)) == [
+        "order-1",
+        "order-2",
+        "order-5",
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"items": []}, {"items": ["order-1"]}, {"items": [{"order_id": "x"}] * 51}],
+    ids=["no items", "empty", "not objects", "too many"],
+)
+def test_a_body_that_is_not_a_batch_is_400_and_reserves_nothing(
+    order_service: Api, beans: Product, body: dict[str, Any]
+) -> None:
+    response = order_service.post(f"{RESERVATIONS}batch/", body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "items" in response.json()["error"]["details"]
+    assert not StockReservation.objects.exists()
 
 
 # --- release -----------------------------------------------------------------

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
         Principal,
         decode_token,
     )
+    from ._batch import (
+        MAX_BATCH_ITEMS,
+        BatchedCalls,
+        BatchRequestSerializer,
+        BatchResponseSerializer,
+        batch_response,
+    )
     from ._celery import create_celery_app
     from ._errors import (
         ApplicationError,
@@ -63,6 +70,11 @@ _SOURCES = {
     "AuditPageQuerySerializer": "._audit",
     "AuditWindowQuerySerializer": "._audit",
     "AutoSchema": "._schema",
+    "BatchRequestSerializer": "._batch",
+    "BatchResponseSerializer": "._batch",
+    "BatchedCalls": "._batch",
+    "MAX_BATCH_ITEMS": "._batch",
+    "batch_response": "._batch",
     "ConflictError": "._errors",
     "ErrorBody": "._http",
     "ErrorCode": "._errors",
@@ -106,10 +118,14 @@ _SOURCES = {
 }
 
 __all__ = [
+    "MAX_BATCH_ITEMS",
     "ApplicationError",
     "AuditPageQuerySerializer",
     "AuditWindowQuerySerializer",
     "AutoSchema",
+    "BatchRequestSerializer",
+    "BatchResponseSerializer",
+    "BatchedCalls",
     "ConflictError",
     "ErrorBody",
     "ErrorCode",
@@ -133,6 +149,7 @@ __all__ = [
     "UpstreamResponse",
     "audit_next_after",
     "audit_page_query",
+    "batch_response",
     "create_celery_app",
     "decode_token",
     "ensure_topics",
