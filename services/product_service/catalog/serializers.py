@@ -167,7 +167,9 @@ class ReservationBatchInputSerializer(Serializer[Any]):
     """Several reservation requests in one (at most 50): each item is validated and
     run on its own, as a request of its own to `POST /internal/stock/reservations/`."""
 
-    items = serializers.ListField(child=ReservationInputSerializer(), min_length=1, max_length=MAX_BATCH_ITEMS)
+    items = serializers.ListField(
+        child=ReservationInputSerializer(), min_length=1, max_length=MAX_BATCH_ITEMS
+    )
 
 
 class QuoteLineSerializer(Serializer[Any]):
