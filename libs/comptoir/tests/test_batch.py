@@ -183,3 +183,21 @@ def test_a_batch_that_gets_no_answer_fails_every_call_in_it() -> None:
 
     assert error.value.status_code == 503
     assert calls.queued == 0
+
+
+def test_a_failure_while_answering_a_batch_leaves_no_call_waiting_and_the_next_goes(
+    provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _calls(provider)
+    monkeypatch.setattr(BatchedCalls, "_send", lambda self, batch: [])  # one answer short of each call
+
+    with pytest.raises(ValueError, match="zip"):
+        calls.post({"order_id": "1"})
+
+    assert calls.queued == 0
+    monkeypatch.undo()
+    answers: list[UpstreamResponse] = []
+    following = threading.Thread(target=lambda: answers.append(calls.post({"order_id": "2"})), daemon=True)
+    following.start()
+    following.join(timeout=10)  # it would wait for ever if the failed batch were still "in flight"
+    assert [_body(answer) for answer in answers] == [(201, {"payment_id": "pay-2"})]

@@ -153,23 +153,28 @@ class BatchedCalls:
             calls = self._waiting[: self.max_items]
             del self._waiting[: self.max_items]
         try:
-            answers = self._send(calls)
-        except BaseException as error:  # noqa: BLE001 - every call must hear about it
-            answers = [error, *(_as_upstream_error(error) for _ in calls[1:])]
-        for call, answer in zip(calls, answers, strict=True):
-            if isinstance(answer, BaseException):
-                call.error = answer
-            else:
-                call.answer = answer
-        with self._lock:
-            if self._waiting:
-                following = self._waiting[0]
-                following.leads = True
-                following.ready.set()
-            else:
-                self._in_flight = False
-        for call in calls[1:]:
-            call.ready.set()
+            try:
+                answers = self._send(calls)
+            except BaseException as error:  # noqa: BLE001 - every call must hear about it
+                answers = [error, *(_as_upstream_error(error) for _ in calls[1:])]
+            for call, answer in zip(calls, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    call.error = answer
+                else:
+                    call.answer = answer
+        finally:
+            # Whatever went wrong above, no call is left waiting and the next batch goes.
+            with self._lock:
+                if self._waiting:
+                    following = self._waiting[0]
+                    following.leads = True
+                    following.ready.set()
+                else:
+                    self._in_flight = False
+            for call in calls[1:]:
+                if call.answer is None and call.error is None:
+                    call.error = _as_upstream_error(RuntimeError("no answer for this call"))
+                call.ready.set()
 
     def _send(self, calls: list[_Call]) -> list[UpstreamResponse | BaseException]:
         client = self._client()
