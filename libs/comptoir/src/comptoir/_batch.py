@@ -173,7 +173,7 @@ class BatchedCalls:
                     self._in_flight = False
             for call in calls[1:]:
                 if call.answer is None and call.error is None:
-                    call.error = _as_upstream_error(RuntimeError("no answer for this call"))
+                    call.error = UpstreamError(ErrorCode.UNAVAILABLE, "the batch this call was in failed")
                 call.ready.set()
 
     def _send(self, calls: list[_Call]) -> list[UpstreamResponse | BaseException]:
