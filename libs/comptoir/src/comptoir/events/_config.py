@@ -6,7 +6,9 @@ TOPIC_REPLICATION_FACTOR (of the topics the service creates; at most the broker
 count), TOPIC_RETENTION_MS, DLQ_RETENTION_MS, RELAY_BATCH_SIZE, RELAY_POLL_INTERVAL,
 OUTBOX_RETENTION (seconds a sent row is kept), OUTBOX_MAX_ATTEMPTS (publishes the
 broker refuses for good before a row is quarantined), INBOX_RETENTION (seconds),
-CONSUMER_BATCH_SIZE, CONSUMER_LINGER_MS (how long the broker may hold a fetch to
+CONSUMER_BATCH_SIZE, CONSUMER_COMMIT_INTERVAL_MS (how often the consumer commits the
+offsets it has handled to the broker; a crash redelivers at most that much, which
+the inbox skips), CONSUMER_LINGER_MS (how long the broker may hold a fetch to
 gather more messages for the consumer: 0, the default, answers on the first
 message; a consumer whose events are on nobody's critical path, such as the
 mails, trades that delay for fewer, larger batches), TOPICS (event type ->
@@ -42,6 +44,7 @@ class EventSettings:
     inbox_retention: float = 30 * 24 * 3600.0
     consumer_batch_size: int = 500
     consumer_linger_ms: int = 0
+    consumer_commit_interval_ms: int = 1000
     topics: dict[str, str] = field(default_factory=dict)
 
 
@@ -77,5 +80,8 @@ def event_settings() -> EventSettings:
         inbox_retention=number("INBOX_RETENTION", defaults.inbox_retention),
         consumer_batch_size=number("CONSUMER_BATCH_SIZE", defaults.consumer_batch_size),
         consumer_linger_ms=number("CONSUMER_LINGER_MS", defaults.consumer_linger_ms),
+        consumer_commit_interval_ms=number(
+            "CONSUMER_COMMIT_INTERVAL_MS", defaults.consumer_commit_interval_ms
+        ),
         topics=dict(configured.get("TOPICS", {})),
     )

@@ -9,8 +9,11 @@ When a handler fails, or the chunk holds anything but valid first deliveries
 handled again message by message, each in a savepoint of its own, so one failure
 costs only its own message. Only after the transaction commits, and after the
 failed messages are safely on their retry or dead-letter topic, are the offsets
-committed: a crash anywhere redelivers, and the inbox makes the redelivery
-harmless.
+stored for commit; the client commits what is stored every
+CONSUMER_COMMIT_INTERVAL_MS, on a rebalance and when the consumer closes (one
+commit request per interval, not a blocking one per batch). A crash anywhere
+redelivers at most what was handled since the last commit, and the inbox makes
+the redelivery harmless.
 
 Failures: a handler exception sends the message to the service's own
 `<service>.<topic>.retry.<n>` (n = the attempt that failed), read by the same
@@ -33,7 +36,7 @@ and polls again after DB_RETRY_S, until the database answers. It does not exit,
 so a database restart needs no consumer restart, and nothing is skipped.
 
 SIGTERM (`stop()`): the message in progress finishes, the batch commits, the
-offsets are committed and the consumer leaves its group.
+stored offsets are committed and the consumer leaves its group.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connections, transaction
 
@@ -210,7 +213,11 @@ class EventConsumer:
             {
                 **kafka_client_config(self.config.bootstrap_servers),
                 "group.id": self.group,
-                "enable.auto.commit": False,
+                # Offsets are stored once handled (store_offsets) and committed by
+                # the client in the background, on rebalance and on close.
+                "enable.auto.commit": True,
+                "enable.auto.offset.store": False,
+                "auto.commit.interval.ms": self.config.consumer_commit_interval_ms,
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 2000,
@@ -418,10 +425,21 @@ class EventConsumer:
                 self.stats.duplicates += 1
             else:
                 self.stats.skipped += 1
-        consumer.commit(
-            offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in commits.items()],
-            asynchronous=False,
-        )
+        self._store_offsets(consumer, commits)
+
+    def _store_offsets(self, consumer: Consumer, handled: dict[tuple[str, int], int]) -> None:
+        """Marks `handled` (partition -> next offset) for the client's next commit.
+
+        A partition taken away by a rebalance meanwhile cannot be stored: its new
+        owner reads those messages again and the inbox skips them."""
+        if not handled:
+            return
+        try:
+            consumer.store_offsets(
+                offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in handled.items()]
+            )
+        except KafkaException as error:
+            logger.warning("consumer %s: offsets not stored (%s); they will be read again", self.group, error)
 
     def _run_handler(self, item: _Ready) -> None:
         delivery, handler = item.delivery, item.handler
@@ -480,11 +498,7 @@ class EventConsumer:
                     continue
                 commits[partition] = int(message.offset() or 0) + 1
         self._send(outgoing)
-        if commits:
-            consumer.commit(
-                offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in commits.items()],
-                asynchronous=False,
-            )
+        self._store_offsets(consumer, commits)
         return index
 
     def _send(self, outgoing: list[_Outgoing]) -> None:
