@@ -226,10 +226,9 @@ def redis_process() -> ManagedProcess:
 
 
 def smtp_process() -> ManagedProcess:
-    """An SMTP sink (aiosmtpd) that keeps every mail in a Maildir to read later."""
+    """An SMTP sink (aiosmtpd) that keeps every mail in a Maildir to read later
+    (`devstack.smtp_sink`: the mails as received, no parsing, no fsync)."""
     maildir = STATE_DIR / "mail"
-    for sub in ("tmp", "new", "cur"):  # the Maildir layout the sink's handler writes into
-        (maildir / sub).mkdir(parents=True, exist_ok=True)
     return ManagedProcess(
         name="smtp",
         argv=[
@@ -240,9 +239,10 @@ def smtp_process() -> ManagedProcess:
             "-l",
             f"{HOST}:{PORTS.smtp}",
             "-c",
-            "aiosmtpd.handlers.Mailbox",
+            "devstack.smtp_sink.MaildirSink",
             str(maildir),
         ],
+        cwd=ROOT,  # where aiosmtpd imports the handler from
         ready=lambda: _port_open(PORTS.smtp),
         ready_deadline_s=20,
     )
