@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import os
 from typing import Any
 
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]  # gunicorn ships no types
@@ -46,12 +47,22 @@ def gunicorn_settings(service: str, level: str = "INFO") -> dict[str, Any]:
             "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
         }
     )
-    return {
+    settings: dict[str, Any] = {
         "logger_class": EcsAccessLogger,
         "logconfig_dict": config,
         "loglevel": level.lower(),
         "pre_fork": _freeze_loaded_objects,
     }
+    if os.path.isdir(SHARED_MEMORY_DIR):
+        settings["worker_tmp_dir"] = SHARED_MEMORY_DIR
+    return settings
+
+
+# A worker touches its heartbeat file (gunicorn's worker_tmp_dir) on every turn of
+# its loop: kept in memory, as the images' command lines have it, so the devstack
+# runs its web processes as they are shipped (on this project's disks the touch
+# measured no CPU difference either way).
+SHARED_MEMORY_DIR = "/dev/shm"
 
 
 def _freeze_loaded_objects(server: Any, worker: Any) -> None:
