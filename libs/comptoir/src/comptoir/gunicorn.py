@@ -62,7 +62,7 @@ def gunicorn_settings(service: str, level: str = "INFO") -> dict[str, Any]:
 # its loop: kept in memory, as the images' command lines have it, so the devstack
 # runs its web processes as they are shipped (on this project's disks the touch
 # measured no CPU difference either way).
-SHARED_MEMORY_DIR = "/dev/shm"
+SHARED_MEMORY_DIR = "/dev/shm"  # noqa: S108 - a folder in memory, not a temporary file name
 
 
 def _freeze_loaded_objects(server: Any, worker: Any) -> None:
