@@ -35,6 +35,12 @@ ENVIRON_FIELDS = {
     "comptoir.user_id": "user.id",
 }
 
+# A worker touches its heartbeat file (gunicorn's worker_tmp_dir) on every turn of
+# its loop: kept in memory, as the images' command lines have it, so the devstack
+# runs its web processes as they are shipped (on this project's disks the touch
+# measured no CPU difference either way).
+SHARED_MEMORY_DIR = "/dev/shm"  # noqa: S108 - a folder in memory, not a temporary file name
+
 
 def gunicorn_settings(service: str, level: str = "INFO") -> dict[str, Any]:
     """gunicorn settings (a `-c` file's globals) that log ECS JSON to stdout as `service`."""
@@ -56,13 +62,6 @@ def gunicorn_settings(service: str, level: str = "INFO") -> dict[str, Any]:
     if os.path.isdir(SHARED_MEMORY_DIR):
         settings["worker_tmp_dir"] = SHARED_MEMORY_DIR
     return settings
-
-
-# A worker touches its heartbeat file (gunicorn's worker_tmp_dir) on every turn of
-# its loop: kept in memory, as the images' command lines have it, so the devstack
-# runs its web processes as they are shipped (on this project's disks the touch
-# measured no CPU difference either way).
-SHARED_MEMORY_DIR = "/dev/shm"  # noqa: S108 - a folder in memory, not a temporary file name
 
 
 def _freeze_loaded_objects(server: Any, worker: Any) -> None:

@@ -415,9 +415,9 @@ class EventConsumer:
                 new.discard(event.event_id)  # a second copy in the same chunk is a duplicate
                 self._run_handler(item)
                 outcomes.append(_Outcome.HANDLED)
-        commits: dict[tuple[str, int], int] = {}
+        handled: dict[tuple[str, int], int] = {}
         for item, outcome in zip(ready, outcomes, strict=True):
-            commits[item.partition] = item.delivery.offset + 1
+            handled[item.partition] = item.delivery.offset + 1
             _event_metrics.consumed(self.config.service, self.group, str(item.message.topic()), outcome.value)
             if outcome is _Outcome.HANDLED:
                 self.stats.handled += 1
@@ -425,7 +425,7 @@ class EventConsumer:
                 self.stats.duplicates += 1
             else:
                 self.stats.skipped += 1
-        self._store_offsets(consumer, commits)
+        self._store_offsets(consumer, handled)
 
     def _store_offsets(self, consumer: Consumer, handled: dict[tuple[str, int], int]) -> None:
         """Marks `handled` (partition -> next offset) for the client's next commit.
@@ -473,7 +473,7 @@ class EventConsumer:
             return {row[0] for row in cursor.fetchall()}
 
     def _process_one_by_one(self, consumer: Consumer, messages: list[Message], start: int) -> int:
-        commits: dict[tuple[str, int], int] = {}
+        handled: dict[tuple[str, int], int] = {}
         outgoing: list[_Outgoing] = []
         deferred: set[tuple[str, int]] = set()
         began = time.monotonic()
@@ -496,9 +496,9 @@ class EventConsumer:
                 if outcome is _Outcome.DEFERRED:
                     deferred.add(partition)
                     continue
-                commits[partition] = int(message.offset() or 0) + 1
+                handled[partition] = int(message.offset() or 0) + 1
         self._send(outgoing)
-        self._store_offsets(consumer, commits)
+        self._store_offsets(consumer, handled)
         return index
 
     def _send(self, outgoing: list[_Outgoing]) -> None:
