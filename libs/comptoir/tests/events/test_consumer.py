@@ -31,7 +31,7 @@ from comptoir.events import (
     list_dead_letters,
 )
 from comptoir.events.testing import read_topic
-from events.support import headers_of, own_dlq, own_retry, publish_notes
+from events.support import committed_total, headers_of, own_dlq, own_retry, publish_notes
 
 
 def relay_all() -> int:
@@ -428,3 +428,27 @@ def test_a_lingering_consumer_gets_what_came_during_its_linger_in_one_batch(
     assert consumer.stats.handled == 12
     batches = [n for n in handled_after_each_batch if n]
     assert len(set(batches)) <= 2, handled_after_each_batch
+
+
+@pytest.mark.django_db(transaction=True)
+def test_handled_offsets_are_committed_in_the_background_and_all_of_them_on_close(
+    notes_topic: str, group_id: str, settings: Settings
+) -> None:
+    # An interval longer than the test: whatever is committed while the consumer
+    # runs was committed by a batch, not by the client's background commit.
+    settings.COMPTOIR_EVENTS = {**settings.COMPTOIR_EVENTS, "CONSUMER_COMMIT_INTERVAL_MS": 600_000}
+    publish_notes(5, keys=["a", "b"])
+    assert relay_all() == 5
+    consumer = EventConsumer(group_id=group_id)
+    committed_once_all_were_handled: list[int] = []
+
+    def all_handled() -> bool:
+        if not consumer_done(consumer, 5):
+            return False
+        committed_once_all_were_handled.append(committed_total(group_id, notes_topic))
+        return True
+
+    consumer.run(max_seconds=60, until=all_handled)
+    assert consumer.stats.handled == 5
+    assert committed_once_all_were_handled == [0]  # handled and stored, not yet committed
+    assert committed_total(group_id, notes_topic) == 5  # committed as the consumer closed
