@@ -92,7 +92,8 @@ class LedgerEntryKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """An immutable movement of money in a wallet: positive in, negative out."""
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: the (wallet, -created_at) index serves lookups by wallet.
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries", db_index=False)
     amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
     kind = models.CharField(max_length=16, choices=LedgerEntryKind.choices)
     payment = models.ForeignKey(

@@ -119,7 +119,10 @@ class StockReservation(models.Model):
 
 
 class StockReservationLine(models.Model):
-    reservation = models.ForeignKey(StockReservation, on_delete=models.CASCADE, related_name="lines")
+    # No index of its own: the unique (reservation, product) index serves lookups by reservation.
+    reservation = models.ForeignKey(
+        StockReservation, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="reservation_lines")
     quantity = models.PositiveIntegerField()
 
@@ -147,11 +150,20 @@ class StockMovementKind(models.TextChoices):
 class StockMovement(models.Model):
     """An immutable change of a product's available quantity: positive in, negative out."""
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="stock_movements")
+    # Neither key has an index of its own: the (product, kind) index and the unique
+    # (reservation, product, kind) one serve the lookups by product and by reservation.
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="stock_movements", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=StockMovementKind.choices)
     delta = models.IntegerField()
     reservation = models.ForeignKey(
-        StockReservation, on_delete=models.PROTECT, related_name="movements", null=True, blank=True
+        StockReservation,
+        on_delete=models.PROTECT,
+        related_name="movements",
+        null=True,
+        blank=True,
+        db_index=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
