@@ -201,8 +201,8 @@ class OrderSaga(models.Model):
     class Meta:
         # The active sagas, for the sweeper (which then reads their stall deadlines):
         # an index on nothing a step changes, so the updates of a running saga (its
-        # step, attempts, deadline) are HOT (no index written), with the room the
-        # table's fill factor leaves on each page (migration 0008).
+        # step, attempts, deadline) can be HOT (no index written) where its page
+        # has room.
         indexes = (
             models.Index(
                 fields=("order",),

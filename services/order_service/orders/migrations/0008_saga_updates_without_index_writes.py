@@ -29,10 +29,4 @@ class Migration(migrations.Migration):
             model_name='ordersaga',
             index=models.Index(condition=models.Q(('status__in', ('RUNNING', 'COMPENSATING'))), fields=['order'], name='orders_saga_active'),
         ),
-        # Room on every page for the new versions of a running saga's row: its
-        # updates touch no indexed column, so with room they are HOT.
-        migrations.RunSQL(
-            'ALTER TABLE orders_ordersaga SET (fillfactor = 50)',
-            reverse_sql='ALTER TABLE orders_ordersaga RESET (fillfactor)',
-        ),
     ]
